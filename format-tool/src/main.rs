@@ -1,0 +1,2 @@
+//! The `cowfat` command (filled by the format-tool work).
+fn main() {}
