@@ -1,2 +1,4 @@
-//! The `cowfat` command (filled by the format-tool work).
+//! The `cowfat` command.
+#![forbid(unsafe_code)]
+
 fn main() {}
