@@ -1,6 +1,17 @@
-//! The `cowfat` command as a library: the image layer (VHD, raw, partition tables) and the
-//! commands, with `main.rs` a thin shell. Tests use the image layer directly.
+//! The `cowfat` command as a library: the image layer (VHD, raw, partition tables), the
+//! fs-core adapter and the commands, with `main.rs` a thin shell. Tests use the image layer
+//! directly.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+#[cfg(feature = "volume-api")]
+pub mod commands;
+#[cfg(feature = "volume-api")]
+pub mod error;
 pub mod image;
+#[cfg(feature = "volume-api")]
+pub mod output;
+pub mod progress;
 pub mod size;
+#[cfg(feature = "volume-api")]
+pub mod volume;

@@ -1,4 +1,27 @@
-//! The `cowfat` command.
+//! The `cowfat` command: parse, run, print the failure sentence, exit with its code.
 #![forbid(unsafe_code)]
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use format_tool::cli::Cli;
+
+#[cfg(feature = "volume-api")]
+fn main() -> ExitCode {
+    // clap prints usage errors itself and exits with 2.
+    let cli = Cli::parse();
+    match format_tool::commands::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("cowfat: {failure}.");
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+#[cfg(not(feature = "volume-api"))]
+fn main() -> ExitCode {
+    let _ = Cli::parse();
+    eprintln!("cowfat: this build has no volume support yet (fs-core's API is landing).");
+    ExitCode::from(1)
+}

@@ -1,0 +1,182 @@
+//! The command line: one subcommand per job, in the style of `git` and `btrfs`.
+//!
+//! Adding a subcommand (the FUSE `mount` is next): a variant here, a module under
+//! `commands/`, one arm in `commands::run`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::image::partition::Scheme;
+use crate::image::ImageFormat;
+use crate::size::parse_size;
+
+#[derive(Debug, Parser)]
+#[command(name = "cowfat", version, about = "Make, inspect and change cowfat disk images")]
+pub struct Cli {
+    /// Use partition N (1-based) instead of the first cowfat partition.
+    #[arg(long, global = true, value_name = "N")]
+    pub partition_index: Option<u32>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an image and format a cowfat volume in it.
+    Create(CreateArgs),
+    /// Show the image, its partition and the volume.
+    Info(InfoArgs),
+    /// List a directory (or show one file).
+    Ls(LsArgs),
+    /// Write a file's contents to standard output.
+    Cat(ImagePath),
+    /// Copy a host file into the image.
+    Put(PutArgs),
+    /// Copy a file out of the image.
+    Get(GetArgs),
+    /// Make a directory.
+    Mkdir(MkdirArgs),
+    /// Remove a file or (with -r) a directory tree.
+    Rm(RmArgs),
+    /// Rename or move a file or directory.
+    Mv(MvArgs),
+    /// Copy a host directory tree into the image.
+    Import(ImportArgs),
+    /// Copy a directory tree out of the image.
+    Export(ExportArgs),
+    /// Copy-on-write overlay: seal, commit, discard, status (volume or one file).
+    Overlay(OverlayArgs),
+    /// Check the volume and optionally repair it.
+    Fsck(FsckArgs),
+    // Slot: `Mount(MountArgs)` (Linux, FUSE) goes here with `commands/mount.rs`.
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    pub image: PathBuf,
+    /// Disk size: bytes or with a binary suffix (64M, 2G, 1T).
+    #[arg(long, value_parser = parse_size)]
+    pub size: u64,
+    #[arg(long, value_enum, default_value = "vhd")]
+    pub format: ImageFormat,
+    #[arg(long, value_enum, default_value = "gpt")]
+    pub partition: Scheme,
+    /// Cluster size, 512 to 64K, a power of two.
+    #[arg(long, value_parser = parse_size, default_value = "4096")]
+    pub cluster_size: u64,
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Overwrite IMAGE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    pub image: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    pub image: PathBuf,
+    #[arg(default_value = "/")]
+    pub path: String,
+    /// Long listing: kind, size, modification time, attributes.
+    #[arg(short = 'l')]
+    pub long: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePath {
+    pub image: PathBuf,
+    pub path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    pub image: PathBuf,
+    pub host_file: PathBuf,
+    pub path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    pub image: PathBuf,
+    pub path: String,
+    pub host_file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MkdirArgs {
+    pub image: PathBuf,
+    pub path: String,
+    /// Make missing parents too; an existing directory is not an error.
+    #[arg(short = 'p', long)]
+    pub parents: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    pub image: PathBuf,
+    pub path: String,
+    /// Remove directories and their contents.
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MvArgs {
+    pub image: PathBuf,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    pub image: PathBuf,
+    pub host_dir: PathBuf,
+    /// Directory in the image that receives HOSTDIR's contents.
+    #[arg(default_value = "/")]
+    pub path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    pub image: PathBuf,
+    pub path: String,
+    /// Receives PATH's contents (created if missing).
+    pub host_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct OverlayArgs {
+    #[arg(value_enum)]
+    pub action: OverlayAction,
+    pub image: PathBuf,
+    /// One file or directory (commit, discard, status); the whole volume if absent.
+    pub path: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OverlayAction {
+    Seal,
+    Commit,
+    Discard,
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    pub image: PathBuf,
+    #[arg(long)]
+    pub repair: bool,
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,98 @@
+//! create: a new image file, its partition table and a freshly formatted cowfat volume.
+
+use std::path::Path;
+
+use fs_core::time::NtTime;
+use fs_core::types::FormatOptions;
+
+use super::Outcome;
+use crate::cli::CreateArgs;
+use crate::error::{Cause, Failure};
+use crate::image::device::{BlockDevice, DeviceError};
+use crate::image::{self, guid::Guid};
+use crate::progress::Progress;
+use crate::size::human;
+
+pub fn run(a: &CreateArgs) -> Outcome {
+    let fail = |cause| Failure::new(&a.image, "create", None, cause);
+    let cluster_size = check_cluster_size(a.cluster_size).map_err(|why| fail(Cause::Usage(why)))?;
+    let (dev, part) = image::create(&a.image, a.size, a.format, a.partition, a.force).map_err(|e| fail(e.into()))?;
+    if let Err(cause) = format_volume(dev, cluster_size, &a.label) {
+        // A half-made image is worse than none: remove what this command created.
+        let _ = std::fs::remove_file(&a.image);
+        return Err(fail(cause));
+    }
+    report(&a.image, a, part.start, part.len);
+    Ok(None)
+}
+
+fn check_cluster_size(n: u64) -> Result<u32, String> {
+    match u32::try_from(n) {
+        Ok(c) if c.is_power_of_two() && (512..=65536).contains(&c) => Ok(c),
+        _ => Err(format!("the cluster size must be a power of two from 512 to 64K, not {n}")),
+    }
+}
+
+fn format_volume(dev: image::PartitionDevice<image::Disk>, cluster_size: u32, label: &str) -> Result<(), Cause> {
+    let mut dev = Counted::new(dev, Progress::spinner("formatting"));
+    let options = FormatOptions {
+        cluster_size,
+        label: label.to_owned(),
+        serial: u64::from_le_bytes(Guid::random().0[..8].try_into().unwrap_or([0; 8])),
+        time: now(),
+        ..FormatOptions::default()
+    };
+    fs_core::format(&mut dev, &options)?;
+    dev.flush().map_err(|e| Cause::Image(e.into()))?;
+    Ok(())
+}
+
+fn now() -> NtTime {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    NtTime::from_unix(i64::try_from(d.as_secs()).unwrap_or(0), d.subsec_nanos())
+}
+
+fn report(path: &Path, a: &CreateArgs, start: u64, len: u64) {
+    println!(
+        "created {}: {:?} disk of {}, {:?} partition at {start} of {}, cowfat volume with {}-byte clusters",
+        path.display(),
+        a.format,
+        human(a.size),
+        a.partition,
+        human(len),
+        a.cluster_size
+    );
+}
+
+/// A device that moves a progress display with every byte written or zeroed (formatting a
+/// large fixed image can take a while on hosts without sparse files).
+struct Counted<D> {
+    inner: D,
+    progress: Progress,
+}
+
+impl<D> Counted<D> {
+    fn new(inner: D, progress: Progress) -> Self {
+        Self { inner, progress }
+    }
+}
+
+impl<D: BlockDevice> BlockDevice for Counted<D> {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+        self.inner.read_at(offset, buf)
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), DeviceError> {
+        self.progress.inc(buf.len() as u64);
+        self.inner.write_at(offset, buf)
+    }
+    fn flush(&mut self) -> Result<(), DeviceError> {
+        self.inner.flush()
+    }
+    fn write_zeroes(&mut self, offset: u64, len: u64) -> Result<(), DeviceError> {
+        self.progress.inc(len);
+        self.inner.write_zeroes(offset, len)
+    }
+}

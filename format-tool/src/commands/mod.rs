@@ -1,0 +1,35 @@
+//! One module per subcommand; `run` dispatches and returns the exit code.
+
+mod create;
+mod files;
+mod fsck;
+mod info;
+mod overlay;
+mod transfer;
+// Slot: `mod mount;` (FUSE, Linux) joins here with its `Command::Mount` arm below.
+
+use crate::cli::{Cli, Command};
+use crate::error::Failure;
+
+pub fn run(cli: Cli) -> Result<u8, Failure> {
+    let index = cli.partition_index;
+    match cli.command {
+        Command::Create(a) => create::run(&a),
+        Command::Info(a) => info::run(&a, index),
+        Command::Ls(a) => files::ls(&a, index),
+        Command::Cat(a) => files::cat(&a, index),
+        Command::Put(a) => files::put(&a, index),
+        Command::Get(a) => files::get(&a, index),
+        Command::Mkdir(a) => files::mkdir(&a, index),
+        Command::Rm(a) => files::rm(&a, index),
+        Command::Mv(a) => files::mv(&a, index),
+        Command::Import(a) => transfer::import(&a, index),
+        Command::Export(a) => transfer::export(&a, index),
+        Command::Overlay(a) => overlay::run(&a, index),
+        Command::Fsck(a) => return Ok(fsck::run(&a, index)),
+    }
+    .map(|code| code.unwrap_or(0))
+}
+
+/// Commands return `Ok(None)` for "exit 0" or `Ok(Some(code))` for another success code.
+pub type Outcome = Result<Option<u8>, Failure>;
