@@ -336,14 +336,21 @@ fn create_file(path: &Path, force: bool) -> Result<File, ImageError> {
 
 /// Recognising a cowfat volume by its own signature.
 pub mod probe {
-    use super::BlockDevice;
+    use super::device::{BlockDevice, SECTOR};
+    use super::to_usize;
 
-    /// `Some(true)` if the device starts with a cowfat boot sector, `Some(false)` if it
-    /// certainly does not, `None` while the signature check is unavailable (callers then
-    /// fall back to the partition type).
-    // TODO(fs-core): read sector 0 and check fs-core's signature once it is published.
-    pub fn is_cowfat(_dev: &mut dyn BlockDevice) -> Option<bool> {
-        None
+    /// fs-core's boot block signature and where it sits (byte 3, where NTFS and exFAT keep
+    /// theirs).
+    // TODO(fs-core): use fs-core's exported constant once its modules are public.
+    pub const SIGNATURE: &[u8; 8] = b"COWFAT  ";
+    const SIGNATURE_AT: usize = 3;
+
+    /// `Some(true)` if the device starts with a cowfat boot block, `Some(false)` if it does
+    /// not; `None` when it could not be read (callers fall back to the partition type).
+    pub fn is_cowfat(dev: &mut dyn BlockDevice) -> Option<bool> {
+        let mut sector = vec![0u8; to_usize(SECTOR)];
+        dev.read_at(0, &mut sector).ok()?;
+        Some(&sector[SIGNATURE_AT..SIGNATURE_AT + SIGNATURE.len()] == SIGNATURE)
     }
 }
 

@@ -1,5 +1,13 @@
 use super::*;
 
+/// A sector that carries the cowfat signature, as a formatted volume's first sector does.
+fn boot_sector() -> Vec<u8> {
+    let mut s = vec![0u8; 512];
+    s[3..11].copy_from_slice(probe::SIGNATURE);
+    s[510..].copy_from_slice(&[0x55, 0xAA]);
+    s
+}
+
 fn make(
     dir: &tempfile::TempDir,
     name: &str,
@@ -8,7 +16,8 @@ fn make(
 ) -> std::path::PathBuf {
     let path = dir.path().join(name);
     let (mut dev, _) = create(&path, 16 << 20, format, scheme, false).unwrap();
-    dev.write_at(0, &[0xC0; 4096]).unwrap();
+    dev.write_at(0, &boot_sector()).unwrap();
+    dev.write_at(4096, &[0xC0; 4096]).unwrap();
     dev.flush().unwrap();
     path
 }
@@ -26,7 +35,7 @@ fn every_format_and_scheme_opens_to_its_partition() {
             let start = if scheme == Scheme::None { 0 } else { 1 << 20 };
             assert_eq!(img.partition.start, start, "{name}");
             let mut buf = [0u8; 4096];
-            img.dev.read_at(0, &mut buf).unwrap();
+            img.dev.read_at(4096, &mut buf).unwrap();
             assert!(buf.iter().all(|&b| b == 0xC0), "{name}");
         }
     }
@@ -83,6 +92,7 @@ fn non_cowfat_partition_is_reported() {
     let path = make(&dir, "linux.img", ImageFormat::Raw, Scheme::Mbr);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[446 + 4] = 0x83;
+    bytes[(1 << 20)..(1 << 20) + 512].fill(0); // an ext4-like partition: no cowfat signature
     std::fs::write(&path, bytes).unwrap();
     let err = open(&path, false, None).unwrap_err();
     assert!(matches!(err, ImageError::NoCowfatPartition { .. }));
@@ -104,4 +114,25 @@ fn tiny_files_are_not_images() {
         open(&path, false, None),
         Err(ImageError::TooShort(100))
     ));
+}
+
+#[test]
+fn the_first_partition_with_the_signature_is_chosen() {
+    let dir = tempfile::tempdir().unwrap();
+    // A basic data partition without the signature (another file system's) is passed over.
+    let path = dir.path().join("other.img");
+    let (mut dev, _) = create(&path, 16 << 20, ImageFormat::Raw, Scheme::Gpt, false).unwrap();
+    dev.write_at(0, &[0u8; 512]).unwrap();
+    dev.flush().unwrap();
+    let err = open(&path, false, None).unwrap_err();
+    assert!(matches!(err, ImageError::NoCowfatPartition { .. }), "{err}");
+    assert!(err.to_string().contains("basic data"), "{err}");
+}
+
+#[test]
+fn a_whole_disk_volume_with_a_boot_signature_is_not_taken_for_an_mbr() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = make(&dir, "whole.img", ImageFormat::Raw, Scheme::None);
+    let img = open(&path, false, None).unwrap();
+    assert_eq!((img.table.scheme, img.partition.start), (Scheme::None, 0));
 }
