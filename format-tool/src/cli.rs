@@ -12,7 +12,11 @@ use crate::image::ImageFormat;
 use crate::size::parse_size;
 
 #[derive(Debug, Parser)]
-#[command(name = "cowfat", version, about = "Make, inspect and change cowfat disk images")]
+#[command(
+    name = "cowfat",
+    version,
+    about = "Make, inspect and change cowfat disk images"
+)]
 pub struct Cli {
     /// Use partition N (1-based) instead of the first cowfat partition.
     #[arg(long, global = true, value_name = "N")]

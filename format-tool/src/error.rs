@@ -73,14 +73,18 @@ pub fn fs_cause(e: &fs_core::Error) -> String {
         E::AlreadyExists => "a file or directory of that name already exists".into(),
         E::NotADirectory => "a component of the path is not a directory".into(),
         E::IsADirectory => "it is a directory".into(),
-        E::DirectoryNotEmpty => "the directory is not empty (use -r to remove it with its contents)".into(),
+        E::DirectoryNotEmpty => {
+            "the directory is not empty (use -r to remove it with its contents)".into()
+        }
         E::NoSpace => "the volume is full".into(),
         E::Corrupt { what, at } => {
             format!("the volume is corrupt ({what} at byte {at:#x}); run `cowfat fsck`")
         }
         E::NotCowfat(why) => format!("it holds no cowfat volume ({why})"),
         E::NotSealed => "the volume is not sealed, so there is no overlay".into(),
-        E::NoBaseVersion => "the file was created after the seal, so it has no base version to return to".into(),
+        E::NoBaseVersion => {
+            "the file was created after the seal, so it has no base version to return to".into()
+        }
         other => other.to_string(),
     }
 }
@@ -112,10 +116,23 @@ mod tests {
 
     #[test]
     fn sentence_names_image_path_and_cause() {
-        let f = Failure::new(Path::new("d.vhd"), "read", Some("/a/b"), Cause::Fs(fs_core::Error::NotFound));
-        assert_eq!(f.to_string(), "cannot read /a/b in d.vhd: no such file or directory");
+        let f = Failure::new(
+            Path::new("d.vhd"),
+            "read",
+            Some("/a/b"),
+            Cause::Fs(fs_core::Error::NotFound),
+        );
+        assert_eq!(
+            f.to_string(),
+            "cannot read /a/b in d.vhd: no such file or directory"
+        );
         assert_eq!(f.exit_code(), EXIT_FAILURE);
-        let u = Failure::new(Path::new("d.vhd"), "seal", Some("/x"), Cause::Usage("seal takes no path".into()));
+        let u = Failure::new(
+            Path::new("d.vhd"),
+            "seal",
+            Some("/x"),
+            Cause::Usage("seal takes no path".into()),
+        );
         assert_eq!(u.exit_code(), EXIT_USAGE);
     }
 }

@@ -27,7 +27,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     // d is 1..=31 and m 1..=12 by construction.
-    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
 }
 
 /// "dr-ahs" style letters: directory, read-only, archive, hidden, system.
@@ -66,7 +70,13 @@ mod tests {
     #[test]
     fn times_print_as_utc_dates() {
         assert_eq!(format_time(NtTime::from_unix(0, 0)), "1970-01-01 00:00:00");
-        assert_eq!(format_time(NtTime::from_unix(951_782_400 + 3661, 0)), "2000-02-29 01:01:01");
-        assert_eq!(format_time(NtTime::from_unix(1_700_000_000, 0)), "2023-11-14 22:13:20");
+        assert_eq!(
+            format_time(NtTime::from_unix(951_782_400 + 3661, 0)),
+            "2000-02-29 01:01:01"
+        );
+        assert_eq!(
+            format_time(NtTime::from_unix(1_700_000_000, 0)),
+            "2023-11-14 22:13:20"
+        );
     }
 }

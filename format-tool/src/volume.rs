@@ -39,7 +39,11 @@ pub fn open(image: &Path, writable: bool, index: Option<u32>) -> Result<Session,
         dev,
     } = image::open(image, writable, index).map_err(|e| fail(e.into()))?;
     let options = MountOptions::default();
-    let options = if writable { options } else { options.read_only() };
+    let options = if writable {
+        options
+    } else {
+        options.read_only()
+    };
     let vol = Volume::mount(dev, options).map_err(|e| fail(e.into()))?;
     let facts = ImageFacts {
         format,
@@ -93,7 +97,9 @@ impl Session {
     pub fn parent_and_name(&mut self, path: &str) -> Result<(FileId, Name), Cause> {
         let parts = components(path).map_err(Cause::Usage)?;
         let Some((last, dirs)) = parts.split_last() else {
-            return Err(Cause::Usage("the root directory cannot be the target".into()));
+            return Err(Cause::Usage(
+                "the root directory cannot be the target".into(),
+            ));
         };
         let mut id = self.root();
         for part in dirs {

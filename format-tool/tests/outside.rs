@@ -138,7 +138,7 @@ fn assert_qemu_convert_matches(format: ImageFormat, name: &str) {
         first_diff, None,
         "qemu-img and cowfat disagree from byte {first_diff:?}"
     );
-    assert!(ours.iter().any(|&b| b == 4), "the scattered data is there");
+    assert!(ours.contains(&4), "the scattered data is there");
 }
 
 #[test]

@@ -16,7 +16,8 @@ use crate::size::human;
 pub fn run(a: &CreateArgs) -> Outcome {
     let fail = |cause| Failure::new(&a.image, "create", None, cause);
     let cluster_size = check_cluster_size(a.cluster_size).map_err(|why| fail(Cause::Usage(why)))?;
-    let (dev, part) = image::create(&a.image, a.size, a.format, a.partition, a.force).map_err(|e| fail(e.into()))?;
+    let (dev, part) = image::create(&a.image, a.size, a.format, a.partition, a.force)
+        .map_err(|e| fail(e.into()))?;
     if let Err(cause) = format_volume(dev, cluster_size, &a.label) {
         // A half-made image is worse than none: remove what this command created.
         let _ = std::fs::remove_file(&a.image);
@@ -29,11 +30,17 @@ pub fn run(a: &CreateArgs) -> Outcome {
 fn check_cluster_size(n: u64) -> Result<u32, String> {
     match u32::try_from(n) {
         Ok(c) if c.is_power_of_two() && (512..=65536).contains(&c) => Ok(c),
-        _ => Err(format!("the cluster size must be a power of two from 512 to 64K, not {n}")),
+        _ => Err(format!(
+            "the cluster size must be a power of two from 512 to 64K, not {n}"
+        )),
     }
 }
 
-fn format_volume(dev: image::PartitionDevice<image::Disk>, cluster_size: u32, label: &str) -> Result<(), Cause> {
+fn format_volume(
+    dev: image::PartitionDevice<image::Disk>,
+    cluster_size: u32,
+    label: &str,
+) -> Result<(), Cause> {
     let mut dev = Counted::new(dev, Progress::spinner("formatting"));
     let options = FormatOptions {
         cluster_size,
@@ -48,7 +55,9 @@ fn format_volume(dev: image::PartitionDevice<image::Disk>, cluster_size: u32, la
 }
 
 fn now() -> NtTime {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     NtTime::from_unix(i64::try_from(d.as_secs()).unwrap_or(0), d.subsec_nanos())
 }
 

@@ -62,7 +62,9 @@ pub fn ls(a: &LsArgs, index: Option<u32>) -> Outcome {
     } else {
         print_rows(&rows, a.long)
     };
-    print.or_else(ignore_broken_pipe).map_err(|e| s.fail("list", &a.path, Cause::Other(e.to_string())))?;
+    print
+        .or_else(ignore_broken_pipe)
+        .map_err(|e| s.fail("list", &a.path, Cause::Other(e.to_string())))?;
     Ok(None)
 }
 
@@ -70,11 +72,17 @@ fn ls_rows(s: &mut Session, path: &str) -> Result<Vec<Row>, Cause> {
     let id = s.resolve(path)?;
     let info = s.info(id)?;
     if info.kind == FileKind::File {
-        let name = volume::components(path).map_err(Cause::Usage)?.last().map_or(String::new(), |n| (*n).to_owned());
+        let name = volume::components(path)
+            .map_err(Cause::Usage)?
+            .last()
+            .map_or(String::new(), |n| (*n).to_owned());
         return Ok(vec![row(name, &info)]);
     }
     let entries = list_dir(s, id)?;
-    Ok(entries.iter().map(|e| row(e.name.to_string_lossy(), &e.info)).collect())
+    Ok(entries
+        .iter()
+        .map(|e| row(e.name.to_string_lossy(), &e.info))
+        .collect())
 }
 
 fn print_rows(rows: &[Row], long: bool) -> std::io::Result<()> {
@@ -83,7 +91,11 @@ fn print_rows(rows: &[Row], long: bool) -> std::io::Result<()> {
         if long {
             let dir = if r.kind == "directory" { "/" } else { "" };
             let letters = attribute_letters_from(r);
-            writeln!(out, "{letters} {:>14} {} {}{dir}", r.size, r.modified, r.name)?;
+            writeln!(
+                out,
+                "{letters} {:>14} {} {}{dir}",
+                r.size, r.modified, r.name
+            )?;
         } else {
             writeln!(out, "{}", r.name)?;
         }
@@ -93,7 +105,11 @@ fn print_rows(rows: &[Row], long: bool) -> std::io::Result<()> {
 
 fn attribute_letters_from(r: &Row) -> String {
     let attrs = FileAttributes::from_bits_truncate(r.attributes);
-    let kind = if r.kind == "directory" { FileKind::Directory } else { FileKind::File };
+    let kind = if r.kind == "directory" {
+        FileKind::Directory
+    } else {
+        FileKind::File
+    };
     let info = FileInfo {
         id: FileId(0),
         kind,
@@ -120,7 +136,8 @@ pub fn cat(a: &ImagePath, index: Option<u32>) -> Outcome {
     let mut s = volume::open(&a.image, false, index)?;
     let id = open_file(&mut s, &a.path).map_err(|c| s.fail("read", &a.path, c))?;
     let mut out = std::io::stdout().lock();
-    copy_out(&mut s, id, &mut out, &Progress::spinner("")).map_err(|c| s.fail("read", &a.path, c))?;
+    copy_out(&mut s, id, &mut out, &Progress::spinner(""))
+        .map_err(|c| s.fail("read", &a.path, c))?;
     Ok(None)
 }
 
@@ -134,7 +151,12 @@ fn open_file(s: &mut Session, path: &str) -> Result<FileId, Cause> {
 }
 
 /// Copies a file's bytes to a host writer. A closed pipe ends the copy quietly.
-pub fn copy_out(s: &mut Session, id: FileId, out: &mut dyn Write, progress: &Progress) -> Result<u64, Cause> {
+pub fn copy_out(
+    s: &mut Session,
+    id: FileId,
+    out: &mut dyn Write,
+    progress: &Progress,
+) -> Result<u64, Cause> {
     let size = s.info(id)?.file_size;
     let mut buf = vec![0u8; CHUNK];
     let mut offset = 0u64;
@@ -154,10 +176,18 @@ pub fn copy_out(s: &mut Session, id: FileId, out: &mut dyn Write, progress: &Pro
 }
 
 pub fn put(a: &PutArgs, index: Option<u32>) -> Outcome {
-    let host = File::open(&a.host_file).map_err(|e| Failure::new(&a.image, "write", Some(&a.path), Cause::Host(a.host_file.clone(), e)))?;
+    let host = File::open(&a.host_file).map_err(|e| {
+        Failure::new(
+            &a.image,
+            "write",
+            Some(&a.path),
+            Cause::Host(a.host_file.clone(), e),
+        )
+    })?;
     let len = host.metadata().map(|m| m.len()).unwrap_or(0);
     let mut s = volume::open(&a.image, true, index)?;
-    let target = put_target(&mut s, &a.path, &a.host_file).map_err(|c| s.fail("write", &a.path, c))?;
+    let target =
+        put_target(&mut s, &a.path, &a.host_file).map_err(|c| s.fail("write", &a.path, c))?;
     let progress = Progress::bytes(len, "put");
     put_file(&mut s, &target, host, len, &progress).map_err(|c| s.fail("write", &a.path, c))?;
     s.close()?;
@@ -174,20 +204,35 @@ fn put_target(s: &mut Session, path: &str, host: &Path) -> Result<String, Cause>
     if !is_dir {
         return Ok(path.to_owned());
     }
-    let name = host.file_name().and_then(|n| n.to_str()).ok_or_else(|| Cause::Usage("the host file has no usable name".into()))?;
+    let name = host
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Cause::Usage("the host file has no usable name".into()))?;
     Ok(format!("{}/{name}", path.trim_end_matches(['/', '\\'])))
 }
 
 /// Writes a host stream as the file at `path`: an existing file is overwritten in place (so
 /// after a seal it stays the same file, with the base version kept for discard); a new file
 /// is removed again if the copy fails, so a failed put leaves the image as it was.
-pub fn put_file(s: &mut Session, path: &str, mut host: impl Read, len: u64, progress: &Progress) -> Result<(), Cause> {
+pub fn put_file(
+    s: &mut Session,
+    path: &str,
+    mut host: impl Read,
+    len: u64,
+    progress: &Progress,
+) -> Result<(), Cause> {
     let (dir, name) = s.parent_and_name(path)?;
     ensure_space(s, len)?;
     let (id, created) = match s.vol.lookup(dir, &name) {
-        Ok(id) if s.info(id)?.kind == FileKind::Directory => return Err(fs_core::Error::IsADirectory.into()),
+        Ok(id) if s.info(id)?.kind == FileKind::Directory => {
+            return Err(fs_core::Error::IsADirectory.into())
+        }
         Ok(id) => (id, false),
-        Err(fs_core::Error::NotFound) => (s.vol.create(dir, &name, FileKind::File, FileAttributes::ARCHIVE)?, true),
+        Err(fs_core::Error::NotFound) => (
+            s.vol
+                .create(dir, &name, FileKind::File, FileAttributes::ARCHIVE)?,
+            true,
+        ),
         Err(e) => return Err(e.into()),
     };
     let result = write_stream(s, id, &mut host, progress);
@@ -212,7 +257,12 @@ fn ensure_space(s: &mut Session, len: u64) -> Result<(), Cause> {
     Ok(())
 }
 
-fn write_stream(s: &mut Session, id: FileId, host: &mut dyn Read, progress: &Progress) -> Result<(), Cause> {
+fn write_stream(
+    s: &mut Session,
+    id: FileId,
+    host: &mut dyn Read,
+    progress: &Progress,
+) -> Result<(), Cause> {
     let mut buf = vec![0u8; CHUNK];
     let mut offset = 0u64;
     loop {
@@ -246,16 +296,24 @@ pub fn get(a: &GetArgs, index: Option<u32>) -> Outcome {
     let mut s = volume::open(&a.image, false, index)?;
     let id = open_file(&mut s, &a.path).map_err(|c| s.fail("read", &a.path, c))?;
     let dest = host_target(&a.host_file, &a.path);
-    let mut out = File::create(&dest).map_err(|e| s.fail("read", &a.path, Cause::Host(dest.clone(), e)))?;
-    let size = s.info(id).map_err(|c| s.fail("read", &a.path, c))?.file_size;
-    copy_out(&mut s, id, &mut out, &Progress::bytes(size, "get")).map_err(|c| s.fail("read", &a.path, c))?;
-    out.sync_all().map_err(|e| s.fail("read", &a.path, Cause::Host(dest.clone(), e)))?;
+    let mut out =
+        File::create(&dest).map_err(|e| s.fail("read", &a.path, Cause::Host(dest.clone(), e)))?;
+    let size = s
+        .info(id)
+        .map_err(|c| s.fail("read", &a.path, c))?
+        .file_size;
+    copy_out(&mut s, id, &mut out, &Progress::bytes(size, "get"))
+        .map_err(|c| s.fail("read", &a.path, c))?;
+    out.sync_all()
+        .map_err(|e| s.fail("read", &a.path, Cause::Host(dest.clone(), e)))?;
     Ok(None)
 }
 
 /// A host directory receives the file under its own name.
 fn host_target(host: &Path, path: &str) -> std::path::PathBuf {
-    let last = volume::components(path).ok().and_then(|c| c.last().map(|n| (*n).to_owned()));
+    let last = volume::components(path)
+        .ok()
+        .and_then(|c| c.last().map(|n| (*n).to_owned()));
     match last {
         Some(name) if host.is_dir() => host.join(name),
         _ => host.to_path_buf(),
@@ -273,7 +331,9 @@ pub fn mkdir(a: &MkdirArgs, index: Option<u32>) -> Outcome {
 pub fn make_dir(s: &mut Session, path: &str, parents: bool) -> Result<FileId, Cause> {
     if !parents {
         let (dir, name) = s.parent_and_name(path)?;
-        return Ok(s.vol.create(dir, &name, FileKind::Directory, FileAttributes::empty())?);
+        return Ok(s
+            .vol
+            .create(dir, &name, FileKind::Directory, FileAttributes::empty())?);
     }
     let mut id = s.root();
     for part in volume::components(path).map_err(Cause::Usage)? {
@@ -281,7 +341,10 @@ pub fn make_dir(s: &mut Session, path: &str, parents: bool) -> Result<FileId, Ca
         id = match s.vol.lookup(id, &name) {
             Ok(found) if s.info(found)?.kind == FileKind::Directory => found,
             Ok(_) => return Err(fs_core::Error::NotADirectory.into()),
-            Err(fs_core::Error::NotFound) => s.vol.create(id, &name, FileKind::Directory, FileAttributes::empty())?,
+            Err(fs_core::Error::NotFound) => {
+                s.vol
+                    .create(id, &name, FileKind::Directory, FileAttributes::empty())?
+            }
             Err(e) => return Err(e.into()),
         };
     }
@@ -333,5 +396,6 @@ fn move_path(s: &mut Session, from: &str, to: &str) -> Result<(), Cause> {
         Some(id) => (id, src_name.clone()),
         None => s.parent_and_name(to)?,
     };
-    Ok(s.vol.rename(src_dir, &src_name, dst_dir, &dst_name, false)?)
+    Ok(s.vol
+        .rename(src_dir, &src_name, dst_dir, &dst_name, false)?)
 }

@@ -88,7 +88,10 @@ fn print_report(r: &Report, json: bool) -> std::io::Result<()> {
     match r.exit_code {
         CLEAN => println!("{}: clean", r.image),
         CORRECTED => println!("{}: {} problems corrected", r.image, r.corrected),
-        _ => println!("{}: {} problems left uncorrected (run with --repair?)", r.image, r.uncorrected),
+        _ => println!(
+            "{}: {} problems left uncorrected (run with --repair?)",
+            r.image, r.uncorrected
+        ),
     }
     Ok(())
 }

@@ -77,7 +77,11 @@ pub fn run(a: &InfoArgs, index: Option<u32>) -> Outcome {
         },
         volume: volume_json(&s.vol.volume_info()),
     };
-    let printed = if a.json { print_json(&info) } else { print_text(&info) };
+    let printed = if a.json {
+        print_json(&info)
+    } else {
+        print_text(&info)
+    };
     printed.map_err(|e| s.fail("describe", "/", Cause::Other(e.to_string())))?;
     Ok(None)
 }
@@ -87,14 +91,39 @@ fn print_text(i: &Info) -> std::io::Result<()> {
     let v = &i.volume;
     let cs = u64::from(v.cluster_size);
     let mut out = std::io::stdout().lock();
-    writeln!(out, "image:        {} ({:?}, {})", i.image, i.format, human(i.disk_size))?;
-    writeln!(out, "partition:    {:?} #{} at {} ({}), type {}", i.partition_table, i.partition.index, i.partition.start, human(i.partition.size), i.partition.kind)?;
+    writeln!(
+        out,
+        "image:        {} ({:?}, {})",
+        i.image,
+        i.format,
+        human(i.disk_size)
+    )?;
+    writeln!(
+        out,
+        "partition:    {:?} #{} at {} ({}), type {}",
+        i.partition_table,
+        i.partition.index,
+        i.partition.start,
+        human(i.partition.size),
+        i.partition.kind
+    )?;
     writeln!(out, "label:        {}", v.label)?;
     writeln!(out, "serial:       {}", v.serial)?;
-    writeln!(out, "clusters:     {} of {} bytes, {} free ({})", v.total_clusters, cs, v.free_clusters, human(v.free_clusters * cs))?;
+    writeln!(
+        out,
+        "clusters:     {} of {} bytes, {} free ({})",
+        v.total_clusters,
+        cs,
+        v.free_clusters,
+        human(v.free_clusters * cs)
+    )?;
     writeln!(out, "formatted:    {}", v.formatted)?;
     match &v.sealed_at {
-        Some(t) => writeln!(out, "sealed:       {t}; overlay {} clusters, base-only {}", v.overlay_clusters, v.base_only_clusters),
+        Some(t) => writeln!(
+            out,
+            "sealed:       {t}; overlay {} clusters, base-only {}",
+            v.overlay_clusters, v.base_only_clusters
+        ),
         None => writeln!(out, "sealed:       no"),
     }
 }

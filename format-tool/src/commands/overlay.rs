@@ -27,7 +27,8 @@ pub fn run(a: &OverlayArgs, index: Option<u32>) -> Outcome {
         (OverlayAction::Status, None) => volume_status(&s, a.json)?,
         (OverlayAction::Status, Some(p)) => file_status(&mut s, p, a.json)?,
         (action, path) => {
-            change(&mut s, action, path).map_err(|c| s.fail(verb(action), path.unwrap_or("/"), c))?;
+            change(&mut s, action, path)
+                .map_err(|c| s.fail(verb(action), path.unwrap_or("/"), c))?;
             s.close()?;
         }
     }
@@ -98,6 +99,9 @@ fn file_status(s: &mut Session, path: &str, json: bool) -> Result<(), Failure> {
         (true, true) => "modified",
         (true, false) => "unchanged",
     };
-    println!("{path}: {state}; {} overlay clusters, {} shared with the base", out.overlay_clusters, out.base_clusters);
+    println!(
+        "{path}: {state}; {} overlay clusters, {} shared with the base",
+        out.overlay_clusters, out.base_clusters
+    );
     Ok(())
 }

@@ -14,7 +14,14 @@ use crate::progress::Progress;
 use crate::volume::{self, Session};
 
 pub fn import(a: &ImportArgs, index: Option<u32>) -> Outcome {
-    let host_fail = |p: &Path, e| Failure::new(&a.image, "import into", Some(&a.path), Cause::Host(p.to_path_buf(), e));
+    let host_fail = |p: &Path, e| {
+        Failure::new(
+            &a.image,
+            "import into",
+            Some(&a.path),
+            Cause::Host(p.to_path_buf(), e),
+        )
+    };
     let total = tree_bytes(&a.host_dir).map_err(|(p, e)| host_fail(&p, e))?;
     let mut s = volume::open(&a.image, true, index)?;
     make_dir(&mut s, &a.path, true).map_err(|c| s.fail("import into", &a.path, c))?;
@@ -32,25 +39,40 @@ fn tree_bytes(dir: &Path) -> Result<u64, (PathBuf, std::io::Error)> {
     for entry in fs::read_dir(dir).map_err(|e| (dir.to_path_buf(), e))? {
         let entry = entry.map_err(|e| (dir.to_path_buf(), e))?;
         let meta = entry.metadata().map_err(|e| (entry.path(), e))?;
-        total += if meta.is_dir() { tree_bytes(&entry.path())? } else { meta.len() };
+        total += if meta.is_dir() {
+            tree_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
     }
     Ok(total)
 }
 
-fn import_dir(s: &mut Session, host: &Path, dest: &str, progress: &Progress) -> Result<(), Failure> {
-    let entries = fs::read_dir(host).map_err(|e| s.fail("import into", dest, Cause::Host(host.to_path_buf(), e)))?;
+fn import_dir(
+    s: &mut Session,
+    host: &Path,
+    dest: &str,
+    progress: &Progress,
+) -> Result<(), Failure> {
+    let entries = fs::read_dir(host)
+        .map_err(|e| s.fail("import into", dest, Cause::Host(host.to_path_buf(), e)))?;
     for entry in entries {
-        let entry = entry.map_err(|e| s.fail("import into", dest, Cause::Host(host.to_path_buf(), e)))?;
+        let entry =
+            entry.map_err(|e| s.fail("import into", dest, Cause::Host(host.to_path_buf(), e)))?;
         let host_path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         let target = format!("{dest}/{name}");
-        let meta = entry.metadata().map_err(|e| s.fail("import", &target, Cause::Host(host_path.clone(), e)))?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| s.fail("import", &target, Cause::Host(host_path.clone(), e)))?;
         if meta.is_dir() {
             make_dir(s, &target, true).map_err(|c| s.fail("import", &target, c))?;
             import_dir(s, &host_path, &target, progress)?;
         } else if meta.is_file() {
-            let file = fs::File::open(&host_path).map_err(|e| s.fail("import", &target, Cause::Host(host_path.clone(), e)))?;
-            put_file(s, &target, file, meta.len(), progress).map_err(|c| s.fail("import", &target, c))?;
+            let file = fs::File::open(&host_path)
+                .map_err(|e| s.fail("import", &target, Cause::Host(host_path.clone(), e)))?;
+            put_file(s, &target, file, meta.len(), progress)
+                .map_err(|c| s.fail("import", &target, c))?;
         }
         // Symlinks and special files have no cowfat counterpart; they are skipped.
     }
@@ -60,7 +82,8 @@ fn import_dir(s: &mut Session, host: &Path, dest: &str, progress: &Progress) -> 
 pub fn export(a: &ExportArgs, index: Option<u32>) -> Outcome {
     let mut s = volume::open(&a.image, false, index)?;
     let dir = export_root(&mut s, &a.path).map_err(|c| s.fail("export", &a.path, c))?;
-    fs::create_dir_all(&a.host_dir).map_err(|e| s.fail("export", &a.path, Cause::Host(a.host_dir.clone(), e)))?;
+    fs::create_dir_all(&a.host_dir)
+        .map_err(|e| s.fail("export", &a.path, Cause::Host(a.host_dir.clone(), e)))?;
     let total = tree_size(&mut s, dir).map_err(|c| s.fail("export", &a.path, c))?;
     let progress = Progress::bytes(total, "export");
     let base = a.path.trim_end_matches(['/', '\\']).to_owned();
@@ -87,12 +110,19 @@ fn tree_size(s: &mut Session, dir: FileId) -> Result<u64, Cause> {
     Ok(total)
 }
 
-fn export_dir(s: &mut Session, dir: FileId, path: &str, host: &Path, progress: &Progress) -> Result<(), Failure> {
+fn export_dir(
+    s: &mut Session,
+    dir: FileId,
+    path: &str,
+    host: &Path,
+    progress: &Progress,
+) -> Result<(), Failure> {
     let entries = list_dir(s, dir).map_err(|c| s.fail("export", path, c))?;
     for e in entries {
         let name = e.name.to_string_lossy();
         let (child, host_child) = (format!("{path}/{name}"), host.join(&name));
-        let host_err = |s: &Session, err| s.fail("export", &child, Cause::Host(host_child.clone(), err));
+        let host_err =
+            |s: &Session, err| s.fail("export", &child, Cause::Host(host_child.clone(), err));
         if e.info.kind == FileKind::Directory {
             fs::create_dir_all(&host_child).map_err(|err| host_err(s, err))?;
             export_dir(s, e.info.id, &child, &host_child, progress)?;

@@ -17,7 +17,7 @@ impl HostFile {
         Self { file, writable }
     }
 
-    pub fn len(&self) -> std::io::Result<u64> {
+    pub fn file_len(&self) -> std::io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
 

@@ -78,7 +78,8 @@ pub fn describe_device_error(e: &DeviceError, f: &mut std::fmt::Formatter<'_>) -
 #[derive(Debug)]
 pub enum Disk {
     Raw(RawDisk),
-    Vhd(VhdDisk),
+    // Boxed: the VHD state (footer, BAT) is much larger than a raw file handle.
+    Vhd(Box<VhdDisk>),
 }
 
 impl Disk {
@@ -93,7 +94,7 @@ impl Disk {
     fn dev(&mut self) -> &mut dyn BlockDevice {
         match self {
             Self::Raw(d) => d,
-            Self::Vhd(d) => d,
+            Self::Vhd(d) => &mut **d,
         }
     }
 
@@ -182,14 +183,14 @@ pub fn open_disk(path: &Path, writable: bool) -> Result<Disk, ImageError> {
         .open(path)
         .map_err(ImageError::Open)?;
     let mut host = HostFile::new(file, writable);
-    let len = host.len().map_err(ImageError::Open)?;
+    let len = host.file_len().map_err(ImageError::Open)?;
     if len < 2 * SECTOR {
         return Err(ImageError::TooShort(len));
     }
     let mut last = [0u8; 512];
     host.read_exact_at(len - SECTOR, &mut last)?;
     if vhd::has_footer_cookie(&last) {
-        return Ok(Disk::Vhd(VhdDisk::open(host, len)?));
+        return Ok(Disk::Vhd(Box::new(VhdDisk::open(host, len)?)));
     }
     let mut first = [0u8; 512];
     host.read_exact_at(0, &mut first)?;
@@ -309,8 +310,8 @@ pub fn create(
 ) -> Result<(PartitionDevice<Disk>, Partition), ImageError> {
     let file = create_file(path, force)?;
     let mut disk = match format {
-        ImageFormat::Vhd => Disk::Vhd(VhdDisk::create_fixed(file, size)?),
-        ImageFormat::VhdDynamic => Disk::Vhd(VhdDisk::create_dynamic(file, size)?),
+        ImageFormat::Vhd => Disk::Vhd(Box::new(VhdDisk::create_fixed(file, size)?)),
+        ImageFormat::VhdDynamic => Disk::Vhd(Box::new(VhdDisk::create_dynamic(file, size)?)),
         ImageFormat::Raw => {
             file.set_len(size).map_err(ImageError::Create)?;
             Disk::Raw(RawDisk::new(HostFile::new(file, true), size))
