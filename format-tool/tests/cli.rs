@@ -1,0 +1,462 @@
+//! The `cowfat` binary, run as a user runs it: round trips, overlay semantics, and bad input
+//! with its exact exit code and message (and nothing lost in the image afterwards).
+#![cfg(feature = "volume-api")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cowfat");
+
+struct Run {
+    code: i32,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+fn cowfat<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(BIN).args(args).output().expect("cowfat runs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Runs and insists on exit 0.
+fn ok<I, S>(args: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let r = cowfat(args);
+    assert_eq!(r.code, 0, "cowfat failed: {}", r.stderr);
+    r.stdout
+}
+
+/// A scratch directory with one image in it.
+struct Scratch {
+    dir: tempfile::TempDir,
+    image: PathBuf,
+}
+
+impl Scratch {
+    fn new(name: &str, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join(name);
+        let mut args = vec![
+            "create".as_ref(),
+            image.as_os_str(),
+            "--size".as_ref(),
+            "64M".as_ref(),
+        ];
+        args.extend(extra.iter().map(|s| s.as_ref()));
+        ok(args);
+        Self { dir, image }
+    }
+    fn img(&self) -> &str {
+        self.image.to_str().unwrap()
+    }
+    fn host(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+    fn put(&self, bytes: &[u8], path: &str) {
+        let host = self.host("put.tmp", bytes);
+        ok(["put", self.img(), host.to_str().unwrap(), path]);
+    }
+    fn cat(&self, path: &str) -> Vec<u8> {
+        ok(["cat", self.img(), path])
+    }
+}
+
+/// Deterministic, non-repeating test data.
+fn data(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+#[test]
+fn put_ls_cat_get_round_trip_is_byte_exact_on_every_image_kind() {
+    let kinds: [&[&str]; 4] = [
+        &[],
+        &["--format", "vhd-dynamic", "--partition", "mbr"],
+        &["--format", "raw", "--partition", "none"],
+        &[
+            "--format",
+            "raw",
+            "--partition",
+            "gpt",
+            "--cluster-size",
+            "16K",
+        ],
+    ];
+    for (i, extra) in kinds.into_iter().enumerate() {
+        let s = Scratch::new(&format!("k{i}.vhd"), extra);
+        let content = data(3 << 20 | 123, 7);
+        ok(["mkdir", s.img(), "/docs"]);
+        s.put(&content, "/docs/big.bin");
+        let listing = String::from_utf8(ok(["ls", s.img(), "/docs"])).unwrap();
+        assert_eq!(listing.trim(), "big.bin", "{extra:?}");
+        assert!(s.cat("/docs/big.bin") == content, "{extra:?}: cat differs");
+        let out = s.dir.path().join("back.bin");
+        ok(["get", s.img(), "\\docs\\big.bin", out.to_str().unwrap()]);
+        assert!(
+            std::fs::read(&out).unwrap() == content,
+            "{extra:?}: get differs"
+        );
+    }
+}
+
+fn write_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    std::fs::write(root.join("top.txt"), b"top level\n").unwrap();
+    std::fs::write(root.join("a/one.bin"), data(70_000, 1)).unwrap();
+    std::fs::write(root.join("a/b/two.bin"), data(2 << 20, 2)).unwrap();
+    std::fs::write(root.join("a/b/c/zero.bin"), b"").unwrap();
+}
+
+fn assert_same_tree(a: &Path, b: &Path) {
+    let mut names: Vec<_> = std::fs::read_dir(a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    let mut other: Vec<_> = std::fs::read_dir(b)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    other.sort();
+    assert_eq!(names, other, "{} vs {}", a.display(), b.display());
+    for n in names {
+        let (x, y) = (a.join(&n), b.join(&n));
+        if x.is_dir() {
+            assert_same_tree(&x, &y);
+        } else {
+            assert!(
+                std::fs::read(&x).unwrap() == std::fs::read(&y).unwrap(),
+                "{} differs",
+                x.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn import_then_export_round_trips_a_tree() {
+    let s = Scratch::new("tree.vhd", &[]);
+    let src = s.dir.path().join("src");
+    write_tree(&src);
+    ok(["import", s.img(), src.to_str().unwrap(), "/in"]);
+    assert_eq!(s.cat("/in/top.txt"), b"top level\n");
+    let dst = s.dir.path().join("dst");
+    ok(["export", s.img(), "/in", dst.to_str().unwrap()]);
+    assert_same_tree(&src, &dst);
+}
+
+#[test]
+fn ls_long_and_json_describe_files() {
+    let s = Scratch::new("ls.vhd", &["--label", "DATA"]);
+    s.put(b"hello", "/h.txt");
+    ok(["mkdir", s.img(), "/d"]);
+    let long = String::from_utf8(ok(["ls", s.img(), "-l"])).unwrap();
+    assert!(
+        long.lines()
+            .any(|l| l.contains(" 5 ") && l.ends_with("h.txt")),
+        "{long}"
+    );
+    assert!(
+        long.lines()
+            .any(|l| l.starts_with('d') && l.ends_with("d/")),
+        "{long}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&ok(["ls", s.img(), "/", "--json"])).unwrap();
+    let h = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "h.txt")
+        .unwrap();
+    assert_eq!(
+        (h["kind"].as_str(), h["size"].as_u64()),
+        (Some("file"), Some(5))
+    );
+    let info: serde_json::Value = serde_json::from_slice(&ok(["info", s.img(), "--json"])).unwrap();
+    assert_eq!(info["format"], "vhd");
+    assert_eq!(info["partition_table"], "gpt");
+    assert_eq!(info["partition"]["start"], 1 << 20);
+    assert_eq!(info["volume"]["label"], "DATA");
+    assert_eq!(info["volume"]["cluster_size"], 4096);
+}
+
+#[test]
+fn mv_and_rm_change_the_tree() {
+    let s = Scratch::new("mv.vhd", &[]);
+    ok(["mkdir", s.img(), "-p", "/x/y"]);
+    s.put(b"1", "/x/y/f");
+    ok(["mv", s.img(), "/x/y/f", "/x/g"]);
+    assert_eq!(s.cat("/x/g"), b"1");
+    let r = cowfat(["rm", s.img(), "/x"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("not empty"), "{}", r.stderr);
+    ok(["rm", s.img(), "-r", "/x"]);
+    assert_eq!(ok(["ls", s.img()]), b"");
+}
+
+#[test]
+fn discard_after_seal_brings_back_the_original() {
+    let s = Scratch::new("seal.vhd", &[]);
+    s.put(b"original", "/f.txt");
+    ok(["overlay", "seal", s.img()]);
+    s.put(b"changed!", "/f.txt");
+    assert_eq!(s.cat("/f.txt"), b"changed!");
+    let st: serde_json::Value =
+        serde_json::from_slice(&ok(["overlay", "status", s.img(), "/f.txt", "--json"])).unwrap();
+    assert_eq!(st["modified"], true, "{st}");
+    ok(["overlay", "discard", s.img()]);
+    assert_eq!(s.cat("/f.txt"), b"original");
+}
+
+#[test]
+fn commit_then_discard_changes_nothing() {
+    let s = Scratch::new("commit.vhd", &[]);
+    s.put(b"v1", "/f.txt");
+    ok(["overlay", "seal", s.img()]);
+    s.put(b"version two", "/f.txt");
+    s.put(b"new file", "/n.txt");
+    ok(["overlay", "commit", s.img()]);
+    ok(["overlay", "discard", s.img()]);
+    assert_eq!(s.cat("/f.txt"), b"version two");
+    assert_eq!(s.cat("/n.txt"), b"new file");
+}
+
+#[test]
+fn per_file_discard_leaves_other_files_changes_in_place() {
+    let s = Scratch::new("perfile.vhd", &[]);
+    s.put(b"a-base", "/a.txt");
+    s.put(b"b-base", "/b.txt");
+    ok(["overlay", "seal", s.img()]);
+    s.put(b"a-changed", "/a.txt");
+    s.put(b"b-changed", "/b.txt");
+    ok(["overlay", "discard", s.img(), "/a.txt"]);
+    assert_eq!(s.cat("/a.txt"), b"a-base");
+    assert_eq!(s.cat("/b.txt"), b"b-changed");
+}
+
+#[test]
+fn fsck_of_a_fresh_volume_is_clean() {
+    let s = Scratch::new("fsck.vhd", &[]);
+    s.put(&data(100_000, 3), "/f");
+    let r = cowfat(["fsck", s.img(), "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let report: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(report["problems"].as_array().map(Vec::len), Some(0));
+}
+
+// ---- bad input: message, exit code, and nothing already in the image lost ----
+
+/// An image with one known file, to check after each failure.
+fn with_keeper(name: &str, extra: &[&str]) -> (Scratch, Vec<u8>) {
+    let s = Scratch::new(name, extra);
+    let keep = data(50_000, 9);
+    s.put(&keep, "/keep.bin");
+    (s, keep)
+}
+
+#[test]
+fn missing_path_names_image_path_and_cause() {
+    let (s, keep) = with_keeper("missing.vhd", &[]);
+    let r = cowfat(["cat", s.img(), "/no/such.txt"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr.trim(),
+        format!(
+            "cowfat: cannot read /no/such.txt in {}: no such file or directory.",
+            s.img()
+        )
+    );
+    assert_eq!(s.cat("/keep.bin"), keep);
+}
+
+#[test]
+fn full_volume_is_refused_and_loses_nothing() {
+    let (s, keep) = with_keeper("full.vhd", &[]);
+    let huge = s.host("huge.bin", &data(80 << 20, 4));
+    let r = cowfat(["put", s.img(), huge.to_str().unwrap(), "/huge.bin"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "cannot write /huge.bin in {}: the volume is full",
+            s.img()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.cat("/keep.bin"), keep);
+    let ls = String::from_utf8(ok(["ls", s.img()])).unwrap();
+    assert_eq!(ls.trim(), "keep.bin", "no partial file is left");
+}
+
+#[test]
+fn truncated_vhd_is_reported() {
+    let (s, _) = with_keeper("trunc.vhd", &["--format", "vhd-dynamic"]);
+    let len = std::fs::metadata(&s.image).unwrap().len();
+    std::fs::File::options()
+        .write(true)
+        .open(&s.image)
+        .unwrap()
+        .set_len(len - 1024)
+        .unwrap();
+    let r = cowfat(["ls", s.img()]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "cowfat: cannot open {}: the VHD is truncated",
+            s.img()
+        )),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn wrong_footer_checksum_is_reported_and_the_file_is_untouched() {
+    let (s, _) = with_keeper("sum.vhd", &[]);
+    let mut bytes = std::fs::read(&s.image).unwrap();
+    let n = bytes.len();
+    bytes[n - 512 + 64] ^= 0xFF; // the checksum field itself
+    std::fs::write(&s.image, &bytes).unwrap();
+    for cmd in ["ls", "info"] {
+        let r = cowfat([cmd, s.img()]);
+        assert_eq!(r.code, 1);
+        assert!(r.stderr.contains("VHD footer checksum"), "{}", r.stderr);
+        assert!(r.stderr.contains(s.img()), "{}", r.stderr);
+    }
+    let r = cowfat(["put", s.img(), s.host("x", b"x").to_str().unwrap(), "/x"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        std::fs::read(&s.image).unwrap() == bytes,
+        "a failed open wrote to the image"
+    );
+}
+
+#[test]
+fn non_cowfat_partition_is_reported() {
+    let (s, _) = with_keeper("other.img", &["--format", "raw", "--partition", "mbr"]);
+    let mut bytes = std::fs::read(&s.image).unwrap();
+    bytes[446 + 4] = 0x83;
+    bytes[(1 << 20) + 3..(1 << 20) + 11].copy_from_slice(b"EXT4SIGN");
+    std::fs::write(&s.image, &bytes).unwrap();
+    let r = cowfat(["ls", s.img()]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr.trim(),
+        format!("cowfat: cannot open {}: it has a MBR partition table but no cowfat partition (found: 1 of type 0x83).", s.img())
+    );
+}
+
+#[test]
+fn corrupt_directory_is_reported_with_fsck_advice() {
+    let (s, _) = with_keeper("corrupt.img", &["--format", "raw"]);
+    s.put(b"x", "/MARKERNAMEXYZ.txt");
+    let mut bytes = std::fs::read(&s.image).unwrap();
+    let marker: Vec<u8> = "MARKERNAMEXYZ"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("the directory entry is on disk");
+    bytes[at] ^= 0x01;
+    std::fs::write(&s.image, &bytes).unwrap();
+    let r = cowfat(["ls", s.img(), "/"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("the volume is corrupt"), "{}", r.stderr);
+    assert!(r.stderr.contains("cowfat fsck"), "{}", r.stderr);
+    let f = cowfat(["fsck", s.img()]);
+    assert!(
+        f.code == 4 || f.code == 1,
+        "fsck exit {}: {}",
+        f.code,
+        f.stderr
+    );
+}
+
+#[test]
+fn fsck_of_something_that_is_no_image_is_an_operational_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = cowfat(["fsck", dir.path().join("absent.vhd").to_str().unwrap()]);
+    assert_eq!(r.code, 8, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot check"), "{}", r.stderr);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(cowfat(["frobnicate"]).code, 2);
+    assert_eq!(cowfat(["create", "x.vhd"]).code, 2, "missing --size");
+    assert_eq!(cowfat(["create", "x.vhd", "--size", "12Q"]).code, 2);
+    let s = Scratch::new("u.vhd", &[]);
+    let r = cowfat(["overlay", "seal", s.img(), "/f"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("takes no path"), "{}", r.stderr);
+}
+
+#[test]
+fn create_refuses_to_overwrite() {
+    let s = Scratch::new("exists.vhd", &[]);
+    let r = cowfat(["create", s.img(), "--size", "64M"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+}
+
+// ---- outside programs on images the command made ----
+
+#[test]
+fn qemu_img_convert_of_a_cowfat_vhd_holds_the_same_files() {
+    let (s, keep) = with_keeper("conv.vhd", &["--format", "vhd-dynamic"]);
+    let raw = s.dir.path().join("conv.raw");
+    let st = Command::new("qemu-img")
+        .args([
+            "convert",
+            "-f",
+            "vpc",
+            "-O",
+            "raw",
+            s.img(),
+            raw.to_str().unwrap(),
+        ])
+        .status()
+        .expect("qemu-img is installed (apt-get install qemu-utils)");
+    assert!(st.success());
+    assert_eq!(ok(["cat", raw.to_str().unwrap(), "/keep.bin"]), keep);
+}
+
+#[test]
+fn sfdisk_finds_the_partition_create_made() {
+    let s = Scratch::new("sf.img", &["--format", "raw", "--partition", "mbr"]);
+    let out = Command::new("sfdisk")
+        .args(["--json", s.img()])
+        .output()
+        .expect("sfdisk is installed (apt-get install fdisk)");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["partitiontable"]["partitions"][0]["start"], 2048);
+    assert_eq!(json["partitiontable"]["partitions"][0]["type"], "7");
+}
