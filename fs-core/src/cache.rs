@@ -1,0 +1,147 @@
+//! The metadata cache and the running transaction. Metadata is read through here and changed
+//! only here; changed blocks stay in memory until `commit` writes them to the journal, flushes,
+//! and then writes them home. Nothing reaches a metadata block's home before its journal copy is
+//! durable, so a crash leaves either the old or the new state of a whole transaction.
+
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::device::BlockDevice;
+use crate::error::{Error, Result};
+use crate::ondisk::{block_is_valid, journal, seal_block};
+
+/// `Some(what)` for a checked block (CRC verified on read, named `what` in errors).
+pub type Check = Option<&'static str>;
+
+#[derive(Debug)]
+struct Cached {
+    data: Vec<u8>,
+    dirty: bool,
+    /// A checked block: its CRC is verified when read and refreshed when committed.
+    checked: bool,
+}
+
+/// Cached metadata blocks keyed by their byte offset on the volume.
+#[derive(Debug, Default)]
+pub struct MetaCache {
+    blocks: BTreeMap<u64, Cached>,
+    dirty_bytes: usize,
+    clean_bytes: usize,
+}
+
+/// Clean blocks kept at most; beyond it clean blocks are dropped (they can be read again).
+const CLEAN_LIMIT: usize = 64 << 20;
+
+impl MetaCache {
+    /// Bytes waiting for the next commit.
+    pub fn dirty_bytes(&self) -> usize {
+        self.dirty_bytes
+    }
+
+    pub fn has_dirty(&self) -> bool {
+        self.dirty_bytes > 0
+    }
+
+    fn load<D: BlockDevice>(&mut self, dev: &mut D, offset: u64, len: usize, check: Check) -> Result<&mut Cached> {
+        if !self.blocks.contains_key(&offset) {
+            if self.clean_bytes > CLEAN_LIMIT {
+                self.drop_clean();
+            }
+            let mut data = vec![0u8; len];
+            dev.read_at(offset, &mut data)?;
+            if let Some(what) = check {
+                if !block_is_valid(&data) {
+                    return Err(Error::Corrupt { what, at: offset });
+                }
+            }
+            self.clean_bytes += len;
+            self.blocks.insert(offset, Cached { data, dirty: false, checked: check.is_some() });
+        }
+        match self.blocks.get_mut(&offset) {
+            Some(block) if block.data.len() == len => Ok(block),
+            _ => Err(Error::Corrupt { what: "metadata block read with two sizes", at: offset }),
+        }
+    }
+
+    /// The block at `offset` (read from the device on first use). With `check`, the block is
+    /// a checked block whose CRC must match; `check` names it in the error.
+    pub fn get<D: BlockDevice>(&mut self, dev: &mut D, offset: u64, len: usize, check: Check) -> Result<&[u8]> {
+        Ok(&self.load(dev, offset, len, check)?.data)
+    }
+
+    /// The block at `offset` for changing; it joins the running transaction.
+    pub fn modify<D: BlockDevice>(&mut self, dev: &mut D, offset: u64, len: usize, check: Check) -> Result<&mut [u8]> {
+        let was_dirty = self.load(dev, offset, len, check)?.dirty;
+        if !was_dirty {
+            self.dirty_bytes += len;
+            self.clean_bytes -= len;
+        }
+        let block = self.blocks.get_mut(&offset).expect("loaded above");
+        block.dirty = true;
+        Ok(&mut block.data)
+    }
+
+    /// Puts a whole new block in the running transaction without reading the old one.
+    pub fn put(&mut self, offset: u64, data: Vec<u8>, checked: bool) {
+        let len = data.len();
+        match self.blocks.insert(offset, Cached { data, dirty: true, checked }) {
+            Some(old) if old.dirty => self.dirty_bytes -= old.data.len(),
+            Some(old) => self.clean_bytes -= old.data.len(),
+            None => {}
+        }
+        self.dirty_bytes += len;
+    }
+
+    /// Forgets blocks in `[offset, offset + len)`, dirty or not: the space was freed.
+    pub fn forget(&mut self, offset: u64, len: u64) {
+        let keys: Vec<u64> = self.blocks.range(offset..offset + len).map(|(&k, _)| k).collect();
+        for k in keys {
+            if let Some(old) = self.blocks.remove(&k) {
+                if old.dirty {
+                    self.dirty_bytes -= old.data.len();
+                } else {
+                    self.clean_bytes -= old.data.len();
+                }
+            }
+        }
+    }
+
+    /// Forgets everything (after a volume discard or commit rewrote tables behind the cache).
+    pub fn clear(&mut self) {
+        self.blocks.clear();
+        self.dirty_bytes = 0;
+        self.clean_bytes = 0;
+    }
+
+    fn drop_clean(&mut self) {
+        self.blocks.retain(|_, b| b.dirty);
+        self.clean_bytes = 0;
+    }
+
+    /// Commits the running transaction: journal, flush, home locations. The caller flushed
+    /// data first. Returns false when there was nothing to commit.
+    pub fn commit<D: BlockDevice>(&mut self, dev: &mut D, journal_offset: u64, journal_size: u64, seq: u64) -> Result<bool> {
+        if self.dirty_bytes == 0 {
+            return Ok(false);
+        }
+        for block in self.blocks.values_mut().filter(|b| b.dirty && b.checked) {
+            seal_block(&mut block.data);
+        }
+        let dirty: Vec<(u64, &[u8])> =
+            self.blocks.iter().filter(|(_, b)| b.dirty).map(|(&k, b)| (k, b.data.as_slice())).collect();
+        let bytes = journal::encode(seq, &dirty);
+        if bytes.len() as u64 > journal_size {
+            return Err(Error::Unsupported("a metadata transaction larger than the journal"));
+        }
+        dev.write_at(journal_offset, &bytes)?;
+        dev.flush()?;
+        for (&offset, block) in self.blocks.iter_mut().filter(|(_, b)| b.dirty) {
+            dev.write_at(offset, &block.data)?;
+            block.dirty = false;
+        }
+        self.clean_bytes += self.dirty_bytes;
+        self.dirty_bytes = 0;
+        Ok(true)
+    }
+}

@@ -1,0 +1,357 @@
+//! Streams: cluster chains seen as arrays of clusters. A file's data, a directory's entries
+//! and the record table are all streams. Each stream's chain is walked once into an extent
+//! map (runs of contiguous clusters, like fastfat's MCB) and kept in memory. Writing to a
+//! cluster the base still uses first moves it: a new cluster is allocated, relinked into the
+//! live chain in its place, and the base cluster is left as it was (copy-on-write).
+
+use alloc::vec::Vec;
+
+use crate::device::BlockDevice;
+use crate::error::{Error, Result};
+use crate::ondisk::record::RECORD_SIZE;
+use crate::ondisk::table::{END, FREE};
+use crate::volume::{Tree, Volume};
+
+/// Names a stream: the record table of a tree, or a file's data in a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StreamKey {
+    RecordTable(Tree),
+    File(Tree, u32),
+}
+
+impl StreamKey {
+    pub fn tree(self) -> Tree {
+        match self {
+            StreamKey::RecordTable(t) | StreamKey::File(t, _) => t,
+        }
+    }
+}
+
+/// Contiguous clusters `lcn..lcn+len` holding stream clusters `vcn..vcn+len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub vcn: u64,
+    pub lcn: u32,
+    pub len: u32,
+}
+
+/// A stream's clusters in order, as runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtentMap {
+    runs: Vec<Run>,
+    count: u64,
+}
+
+impl ExtentMap {
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn runs(&self) -> &[Run] {
+        &self.runs
+    }
+
+    pub fn first(&self) -> u32 {
+        self.runs.first().map_or(0, |r| r.lcn)
+    }
+
+    pub fn last(&self) -> Option<u32> {
+        self.runs.last().map(|r| r.lcn + r.len - 1)
+    }
+
+    /// The cluster holding stream cluster `vcn`.
+    pub fn lookup(&self, vcn: u64) -> Option<u32> {
+        if vcn >= self.count {
+            return None;
+        }
+        let i = self.runs.partition_point(|r| r.vcn + u64::from(r.len) <= vcn);
+        let r = self.runs.get(i)?;
+        Some(r.lcn + (vcn - r.vcn) as u32)
+    }
+
+    /// The run containing `vcn`, cut to start at `vcn`.
+    pub fn run_at(&self, vcn: u64) -> Option<Run> {
+        let lcn = self.lookup(vcn)?;
+        let i = self.runs.partition_point(|r| r.vcn + u64::from(r.len) <= vcn);
+        let r = self.runs[i];
+        Some(Run { vcn, lcn, len: r.len - (vcn - r.vcn) as u32 })
+    }
+
+    /// Appends `lcn` as the next cluster.
+    pub fn push(&mut self, lcn: u32) {
+        match self.runs.last_mut() {
+            Some(r) if r.lcn.checked_add(r.len) == Some(lcn) && r.len < u32::MAX => r.len += 1,
+            _ => self.runs.push(Run { vcn: self.count, lcn, len: 1 }),
+        }
+        self.count += 1;
+    }
+
+    /// Keeps the first `count` clusters.
+    pub fn truncate(&mut self, count: u64) {
+        self.runs.retain(|r| r.vcn < count);
+        if let Some(r) = self.runs.last_mut() {
+            r.len = r.len.min((count - r.vcn) as u32);
+        }
+        self.count = self.count.min(count);
+    }
+
+    /// Replaces the cluster at `vcn` with `lcn` (after a copy-on-write move), splitting its
+    /// run and merging with the run before when the new cluster continues it.
+    pub fn replace(&mut self, vcn: u64, lcn: u32) {
+        if vcn >= self.count {
+            return;
+        }
+        let i = self.runs.partition_point(|r| r.vcn + u64::from(r.len) <= vcn);
+        let r = self.runs[i];
+        let off = (vcn - r.vcn) as u32;
+        let mut pieces = Vec::with_capacity(3);
+        if off > 0 {
+            pieces.push(Run { vcn: r.vcn, lcn: r.lcn, len: off });
+        }
+        pieces.push(Run { vcn, lcn, len: 1 });
+        if off + 1 < r.len {
+            pieces.push(Run { vcn: vcn + 1, lcn: r.lcn + off + 1, len: r.len - off - 1 });
+        }
+        let new_at = i + usize::from(off > 0);
+        self.runs.splice(i..=i, pieces);
+        if new_at > 0 {
+            let (prev, cur) = (self.runs[new_at - 1], self.runs[new_at]);
+            if prev.lcn.checked_add(prev.len) == Some(cur.lcn) && prev.len < u32::MAX {
+                self.runs[new_at - 1].len += 1;
+                self.runs.remove(new_at);
+            }
+        }
+    }
+}
+
+impl<D: BlockDevice> Volume<D> {
+    /// First cluster and cluster count of a stream, as its owner records them.
+    fn chain_head(&mut self, key: StreamKey) -> Result<(u32, u64)> {
+        let s = &self.state;
+        Ok(match key {
+            StreamKey::RecordTable(Tree::Live) => (s.live_records_first.get(), u64::from(s.live_records_clusters.get())),
+            StreamKey::RecordTable(Tree::Base) => (s.base_records_first.get(), u64::from(s.base_records_clusters.get())),
+            StreamKey::File(tree, record) => {
+                let raw = self.record(tree, record)?;
+                (raw.first_cluster.get(), raw.cluster_count.get())
+            }
+        })
+    }
+
+    /// Walks a chain in `tree`'s table, checking bounds and length so a damaged or cyclic
+    /// chain ends in an error, never a loop.
+    pub(crate) fn walk_chain(&mut self, tree: Tree, first: u32, count: u64) -> Result<ExtentMap> {
+        let at = self.table_offset(tree);
+        let mut map = ExtentMap::default();
+        if count == 0 {
+            return if first == 0 { Ok(map) } else { Err(Error::Corrupt { what: "empty file with a first cluster", at }) };
+        }
+        if count > u64::from(self.geo.cluster_count) {
+            return Err(Error::Corrupt { what: "file record claims more clusters than the volume has", at });
+        }
+        let mut c = first;
+        loop {
+            if !self.geo.is_cluster(c) {
+                return Err(Error::Corrupt { what: "cluster chain points outside the volume", at });
+            }
+            map.push(c);
+            let next = self.entry(tree, c)?;
+            if map.count == count {
+                if next != END {
+                    return Err(Error::Corrupt { what: "cluster chain longer than its file record says", at });
+                }
+                return Ok(map);
+            }
+            if next == END || next == FREE {
+                return Err(Error::Corrupt { what: "cluster chain shorter than its file record says", at });
+            }
+            c = next;
+        }
+    }
+
+    /// The stream's extent map, walked on first use.
+    pub(crate) fn extent_map(&mut self, key: StreamKey) -> Result<&ExtentMap> {
+        if !self.extents.contains_key(&key) {
+            let (first, count) = self.chain_head(key)?;
+            let map = self.walk_chain(key.tree(), first, count)?;
+            self.extents.insert(key, map);
+        }
+        Ok(&self.extents[&key])
+    }
+
+    /// The cluster holding stream cluster `vcn`.
+    pub(crate) fn stream_lcn(&mut self, key: StreamKey, vcn: u64) -> Result<u32> {
+        self.extent_map(key)?.lookup(vcn).ok_or(Error::Corrupt { what: "stream read past its clusters", at: 0 })
+    }
+
+    /// Records a live stream's new first cluster and count with its owner.
+    fn set_chain_head(&mut self, key: StreamKey, first: u32, count: u64) -> Result<()> {
+        match key {
+            StreamKey::RecordTable(Tree::Live) => {
+                self.state.live_records_first.set(first);
+                self.state.live_records_clusters.set(count as u32);
+                self.state_dirty = true;
+                Ok(())
+            }
+            StreamKey::File(Tree::Live, record) => {
+                let mut raw = self.record(Tree::Live, record)?;
+                raw.first_cluster.set(first);
+                raw.cluster_count.set(count);
+                self.put_record(record, &raw)
+            }
+            _ => Err(Error::Unsupported("changing a base stream")),
+        }
+    }
+
+    /// Appends `n` clusters to a live stream. Metadata streams get zeroed clusters (in the
+    /// running transaction); data clusters are left as they are: beyond ValidDataLength
+    /// nothing reads them. Commits early between batches when the journal fills.
+    pub(crate) fn append_clusters(&mut self, key: StreamKey, n: u64, metadata: bool) -> Result<()> {
+        const BATCH: u64 = 8192;
+        let mut left = n;
+        while left > 0 {
+            let batch = left.min(BATCH);
+            let new = self.allocate(batch, 0)?;
+            let map = self.extent_map(key)?.clone();
+            for pair in new.windows(2) {
+                self.set_live(pair[0], pair[1])?;
+            }
+            match map.last() {
+                Some(last) => self.set_live(last, new[0])?,
+                None => {}
+            }
+            let mut map = map;
+            for &c in &new {
+                map.push(c);
+                if metadata {
+                    self.zero_meta_cluster(c);
+                }
+            }
+            let (first, count) = (map.first(), map.count());
+            self.extents.insert(key, map);
+            self.set_chain_head(key, first, count)?;
+            left -= batch;
+            self.make_room()?;
+        }
+        Ok(())
+    }
+
+    /// Shrinks a live stream to `keep` clusters, freeing from the end in batches so each
+    /// intermediate commit leaves a consistent chain.
+    pub(crate) fn truncate_clusters(&mut self, key: StreamKey, keep: u64) -> Result<()> {
+        const BATCH: u64 = 8192;
+        loop {
+            let map = self.extent_map(key)?.clone();
+            let count = map.count();
+            if count <= keep {
+                return Ok(());
+            }
+            let new_count = count.saturating_sub(BATCH).max(keep);
+            let doomed: Vec<u32> = (new_count..count).filter_map(|v| map.lookup(v)).collect();
+            if new_count > 0 {
+                let last = map.lookup(new_count - 1).ok_or(Error::Corrupt { what: "extent map", at: 0 })?;
+                self.set_live(last, END)?;
+            }
+            let mut map = map;
+            map.truncate(new_count);
+            let first = if new_count == 0 { 0 } else { map.first() };
+            self.extents.insert(key, map);
+            self.set_chain_head(key, first, new_count)?;
+            for c in doomed {
+                self.free_live(c)?;
+            }
+            self.make_room()?;
+        }
+    }
+
+    /// Makes stream cluster `vcn` writable: when the base uses it, moves it to a new cluster
+    /// (copy-on-write) and returns `(new, Some(old))`; else `(cluster, None)`. The caller
+    /// copies what the old cluster held where its write does not cover it.
+    pub(crate) fn make_writable(&mut self, key: StreamKey, vcn: u64) -> Result<(u32, Option<u32>)> {
+        let lcn = self.stream_lcn(key, vcn)?;
+        if !self.is_base_cluster(lcn)? {
+            return Ok((lcn, None));
+        }
+        let from_reservation = self.take_reserved(key, vcn);
+        let new = self.allocate(1, u64::from(from_reservation))?[0];
+        let next = self.entry(Tree::Live, lcn)?;
+        self.set_live(new, next)?;
+        if vcn == 0 {
+            let count = self.extent_map(key)?.count();
+            self.extents.get_mut(&key).expect("mapped above").replace(0, new);
+            self.set_chain_head(key, new, count)?;
+        } else {
+            let prev = self.stream_lcn(key, vcn - 1)?;
+            self.set_live(prev, new)?;
+            self.extents.get_mut(&key).expect("mapped above").replace(vcn, new);
+        }
+        // The base keeps `lcn`; live no longer uses it.
+        self.set_live(lcn, FREE)?;
+        Ok((new, Some(lcn)))
+    }
+
+    fn zero_meta_cluster(&mut self, c: u32) {
+        let mb = self.geo.meta_block_size() as usize;
+        let base = self.geo.cluster_offset(c);
+        for i in 0..(self.geo.cluster_size() as usize / mb) {
+            self.cache.put(base + (i * mb) as u64, crate::volume::zeroed(mb), false);
+        }
+    }
+
+    /// Reads bytes of a metadata stream through the cache. Returns the volume offset of the
+    /// first byte (for error messages).
+    pub(crate) fn meta_read(&mut self, key: StreamKey, pos: u64, buf: &mut [u8]) -> Result<u64> {
+        let (cs, mb) = (u64::from(self.geo.cluster_size()), u64::from(self.geo.meta_block_size()));
+        let mut first_offset = None;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let p = pos + done as u64;
+            let lcn = self.stream_lcn(key, p / cs)?;
+            let within = p % cs;
+            let block = self.geo.cluster_offset(lcn) + within / mb * mb;
+            let in_block = (within % mb) as usize;
+            let n = (buf.len() - done).min(mb as usize - in_block);
+            let data = self.cache.get(&mut self.dev, block, mb as usize, None)?;
+            buf[done..done + n].copy_from_slice(&data[in_block..in_block + n]);
+            first_offset.get_or_insert(block + in_block as u64);
+            done += n;
+        }
+        Ok(first_offset.unwrap_or(0))
+    }
+
+    /// Writes bytes of a live metadata stream through the cache, moving base clusters first.
+    pub(crate) fn meta_write(&mut self, key: StreamKey, pos: u64, data: &[u8]) -> Result<()> {
+        let (cs, mb) = (u64::from(self.geo.cluster_size()), u64::from(self.geo.meta_block_size()));
+        let mut done = 0usize;
+        while done < data.len() {
+            let p = pos + done as u64;
+            let (lcn, moved_from) = self.make_writable(key, p / cs)?;
+            if let Some(old) = moved_from {
+                self.copy_meta_cluster(old, lcn)?;
+            }
+            let within = p % cs;
+            let block = self.geo.cluster_offset(lcn) + within / mb * mb;
+            let in_block = (within % mb) as usize;
+            let n = (data.len() - done).min(mb as usize - in_block);
+            let target = self.cache.modify(&mut self.dev, block, mb as usize, None)?;
+            target[in_block..in_block + n].copy_from_slice(&data[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn copy_meta_cluster(&mut self, from: u32, to: u32) -> Result<()> {
+        let mb = self.geo.meta_block_size() as usize;
+        let (src, dst) = (self.geo.cluster_offset(from), self.geo.cluster_offset(to));
+        for i in 0..(self.geo.cluster_size() as usize / mb) {
+            let data = self.cache.get(&mut self.dev, src + (i * mb) as u64, mb, None)?.to_vec();
+            self.cache.put(dst + (i * mb) as u64, data, false);
+        }
+        Ok(())
+    }
+
+    /// Records per cluster of the record table.
+    pub(crate) fn records_per_cluster(&self) -> u32 {
+        self.geo.cluster_size() / RECORD_SIZE as u32
+    }
+}

@@ -1,0 +1,280 @@
+//! A mounted volume: the state every operation shares, mount, sync and unmount. The
+//! operations themselves live in one module per job (`alloc`, `stream`, `records`, `dir`,
+//! `file`, `namespace`, `overlay`) as further `impl Volume` blocks.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::cache::MetaCache;
+use crate::device::BlockDevice;
+use crate::dir::DirIndex;
+use crate::error::{Error, Result};
+use crate::layout::{Geometry, UPCASE_BYTES};
+use crate::name::UpcaseTable;
+use crate::ondisk::boot::RawBoot;
+use crate::ondisk::journal;
+use crate::ondisk::state::{RawState, StateFlags};
+use crate::ondisk::{crc32c, BLOCK_SIZE};
+use crate::overlay::Reservations;
+use crate::stream::{ExtentMap, StreamKey};
+use crate::time::{Clock, NtTime};
+use crate::types::MountOptions;
+
+/// Which allocation table (and which tree of files) an operation looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tree {
+    Live,
+    Base,
+}
+
+/// A mounted cowfat volume on a block device.
+pub struct Volume<D: BlockDevice> {
+    pub(crate) dev: D,
+    pub(crate) geo: Geometry,
+    pub(crate) boot: RawBoot,
+    pub(crate) state: RawState,
+    pub(crate) state_dirty: bool,
+    pub(crate) cache: MetaCache,
+    pub(crate) upcase: UpcaseTable,
+    pub(crate) read_only: bool,
+    pub(crate) clock: Box<dyn Clock>,
+    pub(crate) extents: BTreeMap<StreamKey, ExtentMap>,
+    pub(crate) dirs: BTreeMap<u32, DirIndex>,
+    pub(crate) free_records: BTreeSet<u32>,
+    /// Clusters freed in the running transaction: the committed metadata may still point at
+    /// them, so no data may be written into them before the next commit.
+    pub(crate) pending_free: BTreeSet<u32>,
+    pub(crate) reservations: Reservations,
+}
+
+impl<D: BlockDevice> core::fmt::Debug for Volume<D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Volume").field("geometry", &self.geo).field("read_only", &self.read_only).finish_non_exhaustive()
+    }
+}
+
+/// Reads the boot block, or its backup in the last 4 KiB of the device when the first is bad.
+pub(crate) fn read_boot<D: BlockDevice>(dev: &mut D) -> Result<(RawBoot, Geometry)> {
+    if dev.size() < BLOCK_SIZE as u64 * 2 {
+        return Err(Error::NotCowfat("the device is too small to hold a cowfat volume"));
+    }
+    let mut block = vec![0u8; BLOCK_SIZE];
+    dev.read_at(0, &mut block)?;
+    let primary = RawBoot::parse(&block, 0).and_then(|raw| Geometry::from_boot(&raw, dev.size()).map(|g| (raw, g)));
+    match primary {
+        Ok(found) => Ok(found),
+        Err(first_error @ Error::Corrupt { .. }) => {
+            let at = dev.size() - dev.size() % BLOCK_SIZE as u64 - BLOCK_SIZE as u64;
+            dev.read_at(at, &mut block)?;
+            match RawBoot::parse(&block, at).and_then(|raw| Geometry::from_boot(&raw, dev.size()).map(|g| (raw, g))) {
+                Ok(found) if found.1.backup_boot_offset == at => Ok(found),
+                _ => Err(first_error),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl<D: BlockDevice> Volume<D> {
+    /// Mounts the volume on `dev`: checks the boot block, replays a committed journal
+    /// transaction, finishes an interrupted volume commit or discard, frees orphaned files.
+    pub fn mount(mut dev: D, options: MountOptions) -> Result<Volume<D>> {
+        let (boot, geo) = read_boot(&mut dev)?;
+        let mut cache = MetaCache::default();
+        replay_journal(&mut dev, &geo, &mut cache, options.read_only)?;
+        let state_block = cache.get(&mut dev, geo.state_offset, BLOCK_SIZE, None)?.to_vec();
+        let state = RawState::parse(&state_block, geo.state_offset)?;
+        let upcase = read_upcase(&mut dev, &geo, &boot)?;
+        let mut volume = Volume {
+            dev,
+            geo,
+            boot,
+            state,
+            state_dirty: false,
+            cache,
+            upcase,
+            read_only: options.read_only,
+            clock: options.clock,
+            extents: BTreeMap::new(),
+            dirs: BTreeMap::new(),
+            free_records: BTreeSet::new(),
+            pending_free: BTreeSet::new(),
+            reservations: Reservations::default(),
+        };
+        volume.check_state()?;
+        let pending = volume.state.flags() & (StateFlags::COMMIT_PENDING | StateFlags::DISCARD_PENDING);
+        if !pending.is_empty() {
+            if volume.read_only {
+                return Err(Error::Unsupported("mounting read-only a volume whose overlay commit or discard was interrupted; mount it read-write once"));
+            }
+            volume.finish_pending_overlay_op()?;
+        }
+        let orphans = volume.load_records()?;
+        volume.check_root()?;
+        if !volume.read_only {
+            for record in orphans {
+                volume.purge_record(record)?;
+            }
+            volume.sync()?;
+        }
+        Ok(volume)
+    }
+
+    fn check_state(&self) -> Result<()> {
+        let s = &self.state;
+        let at = self.geo.state_offset;
+        let total = u64::from(self.geo.cluster_count);
+        let sealed = s.flags().contains(StateFlags::SEALED);
+        let counters_ok = s.live_used.get() <= total
+            && s.base_used.get() <= total
+            && s.both_used.get() <= s.live_used.get().min(s.base_used.get())
+            && (sealed || s.base_used.get() == 0);
+        if !counters_ok {
+            return Err(Error::Corrupt { what: "state block cluster counters", at });
+        }
+        if !self.geo.is_cluster(s.live_records_first.get()) || s.live_records_clusters.get() == 0 {
+            return Err(Error::Corrupt { what: "state block record table", at });
+        }
+        if sealed && (!self.geo.is_cluster(s.base_records_first.get()) || s.base_records_clusters.get() == 0) {
+            return Err(Error::Corrupt { what: "state block base record table", at });
+        }
+        Ok(())
+    }
+
+    /// Makes everything done so far durable: data first, then the metadata transaction.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.dev.flush()?;
+        if self.state_dirty || self.cache.has_dirty() {
+            let seq = self.state.journal_seq.get();
+            self.state.journal_seq.set(seq + 1);
+            self.cache.put(self.geo.state_offset, self.state.to_block().to_vec(), false);
+            self.cache.commit(&mut self.dev, self.geo.journal_offset, self.geo.journal_size, seq)?;
+            self.state_dirty = false;
+        }
+        self.pending_free.clear();
+        Ok(())
+    }
+
+    /// Commits early when the running transaction nears what the journal can hold. Called
+    /// between steps that each leave the volume consistent.
+    pub(crate) fn make_room(&mut self) -> Result<()> {
+        if self.cache.dirty_bytes() as u64 > self.geo.journal_size / 2 - 64 * 1024 {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Syncs and hands the device back.
+    pub fn unmount(mut self) -> Result<D> {
+        self.sync()?;
+        if !self.read_only {
+            // The last commit's home writes were not flushed by it (the next commit's data
+            // flush would have): flush them now so nothing needs replay.
+            self.dev.flush()?;
+        }
+        Ok(self.dev)
+    }
+
+    pub(crate) fn now(&self) -> NtTime {
+        self.clock.now()
+    }
+
+    pub(crate) fn writable(&self) -> Result<()> {
+        if self.read_only {
+            Err(Error::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.state.flags().contains(StateFlags::SEALED)
+    }
+
+    pub fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+
+    /// The device, for tests and tools that inspect what was written.
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.dev
+    }
+
+    pub fn upcase(&self) -> &UpcaseTable {
+        &self.upcase
+    }
+
+    /// Drops every in-memory structure derived from metadata, after a volume-wide change
+    /// rewrote the tables behind them.
+    pub(crate) fn forget_derived_state(&mut self) -> Result<()> {
+        self.cache.clear();
+        self.extents.clear();
+        self.dirs.clear();
+        self.free_records.clear();
+        self.reservations = Reservations::default();
+        let orphans = self.load_records()?;
+        for record in orphans {
+            self.purge_record(record)?;
+        }
+        Ok(())
+    }
+}
+
+fn replay_journal<D: BlockDevice>(dev: &mut D, geo: &Geometry, cache: &mut MetaCache, read_only: bool) -> Result<()> {
+    let (start, size) = (geo.journal_offset, geo.journal_size);
+    let found = journal::decode(|off, len| {
+        if off + len as u64 > size {
+            return None;
+        }
+        let mut buf = vec![0u8; len];
+        dev.read_at(start + off, &mut buf).ok()?;
+        Some(buf)
+    });
+    let Some(tx) = found else { return Ok(()) };
+    for (offset, data) in &tx.blocks {
+        let end = offset.checked_add(data.len() as u64);
+        let inside_metadata = *offset >= geo.state_offset && end.is_some_and(|e| e <= geo.backup_boot_offset);
+        let overlaps_journal = *offset < start + size && end.is_some_and(|e| e > start);
+        if !inside_metadata || overlaps_journal || offset % 512 != 0 {
+            return Err(Error::Corrupt { what: "journal entry points outside the metadata", at: start });
+        }
+    }
+    for (offset, data) in tx.blocks {
+        if read_only {
+            cache.put(offset, data, false);
+        } else {
+            dev.write_at(offset, &data)?;
+        }
+    }
+    if !read_only {
+        dev.flush()?;
+    }
+    Ok(())
+}
+
+fn read_upcase<D: BlockDevice>(dev: &mut D, geo: &Geometry, boot: &RawBoot) -> Result<UpcaseTable> {
+    let mut bytes = vec![0u8; UPCASE_BYTES as usize];
+    dev.read_at(geo.upcase_offset, &mut bytes)?;
+    if crc32c(&bytes) != boot.upcase_crc.get() {
+        return Err(Error::Corrupt { what: "up-case table checksum", at: geo.upcase_offset });
+    }
+    UpcaseTable::from_bytes(&bytes).ok_or(Error::Corrupt { what: "up-case table size", at: geo.upcase_offset })
+}
+
+/// Shorthand for code that builds owned byte buffers.
+pub(crate) fn zeroed(len: usize) -> Vec<u8> {
+    vec![0u8; len]
+}
