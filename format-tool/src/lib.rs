@@ -4,14 +4,10 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
-#[cfg(feature = "volume-api")]
 pub mod commands;
-#[cfg(feature = "volume-api")]
 pub mod error;
 pub mod image;
-#[cfg(feature = "volume-api")]
 pub mod output;
 pub mod progress;
 pub mod size;
-#[cfg(feature = "volume-api")]
 pub mod volume;

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use format_tool::cli::Cli;
 
-#[cfg(feature = "volume-api")]
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits with 2.
     let cli = Cli::parse();
@@ -17,11 +16,4 @@ fn main() -> ExitCode {
             ExitCode::from(failure.exit_code())
         }
     }
-}
-
-#[cfg(not(feature = "volume-api"))]
-fn main() -> ExitCode {
-    let _ = Cli::parse();
-    eprintln!("cowfat: this build has no volume support yet (fs-core's API is landing).");
-    ExitCode::from(1)
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use fs_core::time::NtTime;
-use fs_core::types::{FileAttributes, FileInfo, FileKind};
+use fs_core::{FileAttributes, FileInfo, FileKind};
 
 /// "YYYY-MM-DD HH:MM:SS" in UTC.
 pub fn format_time(t: NtTime) -> String {

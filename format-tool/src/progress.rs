@@ -51,6 +51,14 @@ impl Progress {
         }
     }
 
+    /// For work that reports "done of total" (its units, not bytes).
+    pub fn set_position(&self, done: u64, total: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    }
+
     pub fn set_message(&self, message: String) {
         if let Some(bar) = &self.0 {
             bar.set_message(message);

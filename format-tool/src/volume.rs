@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use fs_core::name::Name;
-use fs_core::types::{FileId, FileInfo, MountOptions};
-use fs_core::volume::Volume;
+use fs_core::Name;
+use fs_core::Volume;
+use fs_core::{FileId, FileInfo, MountOptions};
 
 use crate::error::{Cause, Failure};
 use crate::image::{self, Disk, OpenImage, PartitionDevice};
@@ -77,12 +77,12 @@ impl Session {
         Failure::new(&self.image, action, Some(path), cause.into())
     }
 
-    pub fn root(&self) -> FileId {
-        self.vol.root()
+    pub fn root(&mut self) -> Result<FileId, Cause> {
+        Ok(self.vol.root()?)
     }
 
     pub fn resolve(&mut self, path: &str) -> Result<FileId, Cause> {
-        let mut id = self.root();
+        let mut id = self.root()?;
         for part in components(path).map_err(Cause::Usage)? {
             id = self.vol.lookup(id, &name(part)?)?;
         }
@@ -101,7 +101,7 @@ impl Session {
                 "the root directory cannot be the target".into(),
             ));
         };
-        let mut id = self.root();
+        let mut id = self.root()?;
         for part in dirs {
             id = self.vol.lookup(id, &name(part)?)?;
         }

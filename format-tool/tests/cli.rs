@@ -1,6 +1,5 @@
 //! The `cowfat` binary, run as a user runs it: round trips, overlay semantics, and bad input
 //! with its exact exit code and message (and nothing lost in the image afterwards).
-#![cfg(feature = "volume-api")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -51,13 +50,13 @@ impl Scratch {
     fn new(name: &str, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let image = dir.path().join(name);
-        let mut args = vec![
+        let mut args: Vec<&std::ffi::OsStr> = vec![
             "create".as_ref(),
             image.as_os_str(),
             "--size".as_ref(),
             "64M".as_ref(),
         ];
-        args.extend(extra.iter().map(|s| s.as_ref()));
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
         ok(args);
         Self { dir, image }
     }
@@ -107,7 +106,7 @@ fn put_ls_cat_get_round_trip_is_byte_exact_on_every_image_kind() {
         ],
     ];
     for (i, extra) in kinds.into_iter().enumerate() {
-        let s = Scratch::new(&format!("k{i}.vhd"), extra);
+        let s = Scratch::new(&format!("k{i}.img"), extra);
         let content = data(3 << 20 | 123, 7);
         ok(["mkdir", s.img(), "/docs"]);
         s.put(&content, "/docs/big.bin");
@@ -377,15 +376,19 @@ fn corrupt_directory_is_reported_with_fsck_advice() {
     let (s, _) = with_keeper("corrupt.img", &["--format", "raw"]);
     s.put(b"x", "/MARKERNAMEXYZ.txt");
     let mut bytes = std::fs::read(&s.image).unwrap();
-    let marker: Vec<u8> = "MARKERNAMEXYZ"
+    // The entry's primary slot holds the name's first 7 UTF-16 units; flipping one breaks the
+    // entry set's CRC-32C (every copy, in case the journal holds one too).
+    let marker: Vec<u8> = "MARKERN"
         .encode_utf16()
         .flat_map(u16::to_le_bytes)
         .collect();
-    let at = bytes
-        .windows(marker.len())
-        .position(|w| w == marker)
-        .expect("the directory entry is on disk");
-    bytes[at] ^= 0x01;
+    let hits: Vec<usize> = (0..bytes.len() - marker.len())
+        .filter(|&i| bytes[i..].starts_with(&marker))
+        .collect();
+    assert!(!hits.is_empty(), "the directory entry is on disk");
+    for at in hits {
+        bytes[at] ^= 0x01;
+    }
     std::fs::write(&s.image, &bytes).unwrap();
     let r = cowfat(["ls", s.img(), "/"]);
     assert_eq!(r.code, 1, "{}", r.stderr);

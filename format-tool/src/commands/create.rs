@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use fs_core::time::NtTime;
-use fs_core::types::FormatOptions;
+use fs_core::FormatOptions;
 
 use super::Outcome;
 use crate::cli::CreateArgs;

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::path::Path;
 
-use fs_core::types::{DirCursor, DirEntry, FileAttributes, FileId, FileInfo, FileKind};
+use fs_core::{DirCursor, DirEntry, FileAttributes, FileId, FileInfo, FileKind};
 
 use super::Outcome;
 use crate::cli::{GetArgs, ImagePath, LsArgs, MkdirArgs, MvArgs, PutArgs, RmArgs};
@@ -12,6 +12,9 @@ use crate::error::{Cause, Failure};
 use crate::output::{attribute_letters, format_time, kind_name, print_json};
 use crate::progress::Progress;
 use crate::volume::{self, Session};
+
+/// Directory entries fetched per call while listing.
+const DIR_BATCH: usize = 1024;
 
 /// Reads and writes move this much at a time.
 pub const CHUNK: usize = 1 << 20;
@@ -45,7 +48,7 @@ pub fn list_dir(s: &mut Session, dir: FileId) -> Result<Vec<DirEntry>, Cause> {
     let mut all = Vec::new();
     let mut cursor = DirCursor::start();
     loop {
-        let (entries, next) = s.vol.read_dir(dir, &cursor)?;
+        let (entries, next) = s.vol.read_dir(dir, &cursor, DIR_BATCH)?;
         all.extend(entries);
         match next {
             Some(c) => cursor = c,
@@ -335,7 +338,7 @@ pub fn make_dir(s: &mut Session, path: &str, parents: bool) -> Result<FileId, Ca
             .vol
             .create(dir, &name, FileKind::Directory, FileAttributes::empty())?);
     }
-    let mut id = s.root();
+    let mut id = s.root()?;
     for part in volume::components(path).map_err(Cause::Usage)? {
         let name = volume::name(part)?;
         id = match s.vol.lookup(id, &name) {

@@ -43,17 +43,12 @@ fn check(a: &FsckArgs, index: Option<u32>) -> Result<u8, Failure> {
     let fail = |cause| Failure::new(&a.image, "check", None, cause);
     let opened = image::open(&a.image, a.repair, index).map_err(|e| fail(e.into()))?;
     let mut dev = opened.dev;
-    let spinner = Progress::spinner("checking");
-    let found = fs_core::fsck::check(&mut dev, a.repair).map_err(|e| fail(Cause::Fs(e)))?;
-    spinner.finish();
-    let problems: Vec<Problem> = found
-        .problems
-        .iter()
-        .map(|p| Problem {
-            description: p.to_string(),
-            corrected: p.repaired,
-        })
-        .collect();
+    let bar = Progress::bytes(0, "checking");
+    let mut tick = |done: u64, total: u64| bar.set_position(done, total);
+    let (found, _) =
+        fs_core::fsck::check(&mut dev, a.repair, &mut tick).map_err(|e| fail(Cause::Fs(e)))?;
+    bar.finish();
+    let problems: Vec<Problem> = found.problems.iter().map(problem).collect();
     let corrected = problems.iter().filter(|p| p.corrected).count();
     let uncorrected = problems.len() - corrected;
     let exit_code = verdict(corrected, uncorrected);
@@ -67,6 +62,17 @@ fn check(a: &FsckArgs, index: Option<u32>) -> Result<u8, Failure> {
     };
     print_report(&report, a.json).map_err(|e| fail(Cause::Other(e.to_string())))?;
     Ok(exit_code)
+}
+
+fn problem(p: &fs_core::fsck::Problem) -> Problem {
+    let description = match p.at {
+        Some(at) => format!("{} at byte {at:#x}", p.what),
+        None => p.what.clone(),
+    };
+    Problem {
+        description,
+        corrected: p.repaired,
+    }
 }
 
 fn verdict(corrected: usize, uncorrected: usize) -> u8 {

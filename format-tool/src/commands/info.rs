@@ -44,7 +44,7 @@ pub struct VolumeJson {
     pub sealed_at: Option<String>,
 }
 
-pub fn volume_json(v: &fs_core::types::VolumeInfo) -> VolumeJson {
+pub fn volume_json(v: &fs_core::VolumeInfo) -> VolumeJson {
     VolumeJson {
         label: v.label.clone(),
         serial: format!("{:016X}", v.serial),

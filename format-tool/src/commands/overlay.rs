@@ -46,17 +46,19 @@ fn verb(action: OverlayAction) -> &'static str {
 
 fn change(s: &mut Session, action: OverlayAction, path: Option<&str>) -> Result<(), Cause> {
     let Some(path) = path else {
-        return Ok(match action {
-            OverlayAction::Seal => s.vol.seal()?,
-            OverlayAction::Commit => s.vol.commit()?,
-            _ => s.vol.discard()?,
-        });
+        let done = match action {
+            OverlayAction::Seal => s.vol.seal(),
+            OverlayAction::Commit => s.vol.commit(),
+            _ => s.vol.discard(),
+        };
+        return Ok(done?);
     };
     let id = s.resolve(path)?;
-    Ok(match action {
-        OverlayAction::Commit => s.vol.commit_file(id)?,
-        _ => s.vol.discard_file(id)?,
-    })
+    let done = match action {
+        OverlayAction::Commit => s.vol.commit_file(id),
+        _ => s.vol.discard_file(id),
+    };
+    Ok(done?)
 }
 
 fn volume_status(s: &Session, json: bool) -> Result<(), Failure> {

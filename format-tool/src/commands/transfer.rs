@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use fs_core::types::{FileId, FileKind};
+use fs_core::{FileId, FileKind};
 
 use super::files::{copy_out, list_dir, make_dir, put_file};
 use super::Outcome;

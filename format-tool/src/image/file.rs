@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 
-use super::device::{to_usize, DeviceError, ZERO_CHUNK};
+use super::device::{io_error, to_usize, DeviceError, ZERO_CHUNK};
 
 /// The image file with positioned reads and writes that report `DeviceError`s.
 #[derive(Debug)]
@@ -26,7 +26,7 @@ impl HostFile {
     }
 
     pub fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
-        let io = |e: std::io::Error| DeviceError::io(&e, offset);
+        let io = |e: std::io::Error| io_error(&e, offset);
         self.file.seek(SeekFrom::Start(offset)).map_err(io)?;
         self.file.read_exact(buf).map_err(io)
     }
@@ -38,7 +38,7 @@ impl HostFile {
                 offset,
             ));
         }
-        let io = |e: std::io::Error| DeviceError::io(&e, offset);
+        let io = |e: std::io::Error| io_error(&e, offset);
         self.file.seek(SeekFrom::Start(offset)).map_err(io)?;
         self.file.write_all(buf).map_err(io)
     }
@@ -47,11 +47,11 @@ impl HostFile {
         if !self.writable {
             return Ok(());
         }
-        self.file.sync_data().map_err(|e| DeviceError::io(&e, 0))
+        self.file.sync_data().map_err(|e| io_error(&e, 0))
     }
 
     pub fn set_len(&mut self, len: u64) -> Result<(), DeviceError> {
-        self.file.set_len(len).map_err(|e| DeviceError::io(&e, len))
+        self.file.set_len(len).map_err(|e| io_error(&e, len))
     }
 
     /// Makes a range of the host file read as zeros without allocating space for ranges that

@@ -71,6 +71,7 @@ pub fn describe_device_error(e: &DeviceError, f: &mut std::fmt::Formatter<'_>) -
             write!(f, "I/O error at byte {at}: {os}")
         }
         DeviceErrorKind::Io { .. } => write!(f, "I/O error at byte {at} (the file ended early?)"),
+        _ => write!(f, "device error at byte {at}"),
     }
 }
 
@@ -340,10 +341,8 @@ pub mod probe {
     use super::device::{BlockDevice, SECTOR};
     use super::to_usize;
 
-    /// fs-core's boot block signature and where it sits (byte 3, where NTFS and exFAT keep
-    /// theirs).
-    // TODO(fs-core): use fs-core's exported constant once its modules are public.
-    pub const SIGNATURE: &[u8; 8] = b"COWFAT  ";
+    /// fs-core's boot block signature, at byte 3 (where NTFS and exFAT keep theirs).
+    pub const SIGNATURE: &[u8; 8] = &fs_core::ondisk::boot::SIGNATURE;
     const SIGNATURE_AT: usize = 3;
 
     /// `Some(true)` if the device starts with a cowfat boot block, `Some(false)` if it does
