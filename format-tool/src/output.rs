@@ -63,6 +63,12 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> std::io::Result<()> {
     writeln!(out)
 }
 
+/// The command-line spelling of an option value ("vhd-dynamic", "gpt") for messages.
+pub fn value_name(v: &impl clap::ValueEnum) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,20 @@ impl Progress {
         Self(Some(bar))
     }
 
+    /// A bar over units of work whose total the worker reports as it goes (fsck).
+    pub fn units(message: &str) -> Self {
+        if !Self::enabled() {
+            return Self(None);
+        }
+        let bar = ProgressBar::new(0);
+        let style = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(message.to_owned());
+        Self(Some(bar))
+    }
+
     /// A spinner counting bytes, for work whose total is not known ahead.
     pub fn spinner(message: &str) -> Self {
         if !Self::enabled() {

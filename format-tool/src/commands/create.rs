@@ -10,6 +10,7 @@ use crate::cli::CreateArgs;
 use crate::error::{Cause, Failure};
 use crate::image::device::{BlockDevice, DeviceError};
 use crate::image::{self, guid::Guid};
+use crate::output::value_name;
 use crate::progress::Progress;
 use crate::size::human;
 
@@ -63,11 +64,11 @@ fn now() -> NtTime {
 
 fn report(path: &Path, a: &CreateArgs, start: u64, len: u64) {
     println!(
-        "created {}: {:?} disk of {}, {:?} partition at {start} of {}, cowfat volume with {}-byte clusters",
+        "created {}: {} disk of {}, {} partition at {start} of {}, cowfat volume with {}-byte clusters",
         path.display(),
-        a.format,
+        value_name(&a.format),
         human(a.size),
-        a.partition,
+        value_name(&a.partition),
         human(len),
         a.cluster_size
     );

@@ -43,7 +43,7 @@ fn check(a: &FsckArgs, index: Option<u32>) -> Result<u8, Failure> {
     let fail = |cause| Failure::new(&a.image, "check", None, cause);
     let opened = image::open(&a.image, a.repair, index).map_err(|e| fail(e.into()))?;
     let mut dev = opened.dev;
-    let bar = Progress::bytes(0, "checking");
+    let bar = Progress::units("checking");
     let mut tick = |done: u64, total: u64| bar.set_position(done, total);
     let (found, _) =
         fs_core::fsck::check(&mut dev, a.repair, &mut tick).map_err(|e| fail(Cause::Fs(e)))?;

@@ -5,7 +5,7 @@ use crate::cli::InfoArgs;
 use crate::error::Cause;
 use crate::image::partition::Scheme;
 use crate::image::ImageFormat;
-use crate::output::{format_time, print_json};
+use crate::output::{format_time, print_json, value_name};
 use crate::size::human;
 use crate::volume;
 
@@ -100,8 +100,8 @@ fn print_text(i: &Info) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "partition:    {:?} #{} at {} ({}), type {}",
-        i.partition_table,
+        "partition:    {} #{} at {} ({}), type {}",
+        value_name(&i.partition_table),
         i.partition.index,
         i.partition.start,
         human(i.partition.size),
