@@ -107,14 +107,9 @@ impl MetaCache {
         }
     }
 
-    /// Forgets everything (after a volume discard or commit rewrote tables behind the cache).
-    pub fn clear(&mut self) {
-        self.blocks.clear();
-        self.dirty_bytes = 0;
-        self.clean_bytes = 0;
-    }
-
-    fn drop_clean(&mut self) {
+    /// Forgets every clean block (after a volume discard or commit rewrote tables behind the
+    /// cache). Dirty blocks stay: on a read-only mount they are the only copy of a replay.
+    pub fn drop_clean(&mut self) {
         self.blocks.retain(|_, b| b.dirty);
         self.clean_bytes = 0;
     }

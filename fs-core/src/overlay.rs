@@ -223,10 +223,16 @@ impl<D: BlockDevice> Volume<D> {
             let src = self.table_block_offset(from, block);
             let dst = self.table_block_offset(to, block);
             let data = self.cache.get(&mut self.dev, src, BLOCK_SIZE, Some("allocation table block checksum"))?.to_vec();
-            self.dev.write_at(dst, &data)?;
-            self.cache.forget(dst, BLOCK_SIZE as u64);
+            if self.read_only {
+                self.cache.put(dst, data, false);
+            } else {
+                self.dev.write_at(dst, &data)?;
+                self.cache.forget(dst, BLOCK_SIZE as u64);
+            }
         }
-        self.dev.flush()?;
+        if !self.read_only {
+            self.dev.flush()?;
+        }
         Ok(())
     }
 

@@ -106,9 +106,7 @@ impl<D: BlockDevice> Volume<D> {
         volume.check_state()?;
         let pending = volume.state.flags() & (StateFlags::COMMIT_PENDING | StateFlags::DISCARD_PENDING);
         if !pending.is_empty() {
-            if volume.read_only {
-                return Err(Error::Unsupported("mounting read-only a volume whose overlay commit or discard was interrupted; mount it read-write once"));
-            }
+            // Read-only, this finishes the operation in memory only.
             volume.finish_pending_overlay_op()?;
         }
         let orphans = volume.load_records()?;
@@ -220,7 +218,7 @@ impl<D: BlockDevice> Volume<D> {
     /// Drops every in-memory structure derived from metadata, after a volume-wide change
     /// rewrote the tables behind them.
     pub(crate) fn forget_derived_state(&mut self) -> Result<()> {
-        self.cache.clear();
+        self.cache.drop_clean();
         self.extents.clear();
         self.dirs.clear();
         self.free_records.clear();
