@@ -1,0 +1,322 @@
+//! Resource callbacks the kernel calls around its own I/O (fastfat's `resrcsup.c`).
+//!
+//! Two sets, both registered in DriverEntry and both keyed on the FCB prefix in [`crate::fcb`]:
+//! - the Cache Manager callbacks handed to `CcInitializeCacheMap` (lazy writer and read ahead
+//!   acquire the FCB before they issue paging I/O; NT-14, NT-18);
+//! - the FsRtl file system filter callbacks (`FsRtlRegisterFileSystemFilterCallbacks`):
+//!   section synchronisation (NT-06, the only time the FS hears about section creation), the
+//!   modified page writer (NT-14) and `CcFlushCache`.
+//!
+//! Lock order (NT-18): main resource before paging I/O resource; the lazy writer and the
+//! modified page writer take only the paging I/O resource.
+
+use core::ffi::c_void;
+use core::ptr;
+
+use crate::fcb::{self, Fcb};
+use crate::nt::{
+    self, top_level, CACHE_MANAGER_CALLBACKS, ERESOURCE, FSRTL_COMMON_FCB_HEADER,
+    FS_FILTER_CALLBACKS, FS_FILTER_CALLBACK_DATA, IRP, NTSTATUS,
+};
+use crate::wdk_inline::{fsrtl_enter_file_system, fsrtl_exit_file_system};
+
+/// Cc callbacks; the lazy-write context we pass with them is the FCB itself.
+pub static CACHE_MANAGER_CALLBACKS: CACHE_MANAGER_CALLBACKS = CACHE_MANAGER_CALLBACKS {
+    AcquireForLazyWrite: Some(acquire_fcb_for_lazy_write),
+    ReleaseFromLazyWrite: Some(release_fcb_from_lazy_write),
+    AcquireForReadAhead: Some(acquire_fcb_for_read_ahead),
+    ReleaseFromReadAhead: Some(release_fcb_from_read_ahead),
+};
+
+/// FsRtl filter callbacks (the FS registers them for itself, seed 000).
+pub static FS_FILTER_CALLBACKS: FS_FILTER_CALLBACKS = FS_FILTER_CALLBACKS {
+    SizeOfFsFilterCallbacks: size_of_u32::<FS_FILTER_CALLBACKS>(),
+    Reserved: 0,
+    PreAcquireForSectionSynchronization: Some(filter_acquire_for_section_sync),
+    PostAcquireForSectionSynchronization: None,
+    PreReleaseForSectionSynchronization: Some(filter_release_for_section_sync),
+    PostReleaseForSectionSynchronization: None,
+    PreAcquireForCcFlush: Some(filter_acquire_for_cc_flush),
+    PostAcquireForCcFlush: None,
+    PreReleaseForCcFlush: Some(filter_release_for_cc_flush),
+    PostReleaseForCcFlush: None,
+    PreAcquireForModifiedPageWriter: Some(filter_acquire_for_mod_write),
+    PostAcquireForModifiedPageWriter: None,
+    PreReleaseForModifiedPageWriter: Some(filter_release_for_mod_write),
+    PostReleaseForModifiedPageWriter: None,
+    PreQueryOpen: None,
+    PostQueryOpen: None,
+};
+
+/// `sizeof` for the `Size*` fields of kernel tables (all far below 4 GiB).
+pub(crate) const fn size_of_u32<T>() -> u32 {
+    let size = core::mem::size_of::<T>();
+    assert!(size <= u32::MAX as usize);
+    size as u32
+}
+
+fn top_level_marker(marker: usize) -> *const IRP {
+    ptr::without_provenance(marker)
+}
+
+/// Marks the thread as inside Cc (so our write path knows the request is the lazy writer's)
+/// unless some other top-level request is already recorded.
+fn set_cache_top_level() {
+    // SAFETY: no preconditions.
+    if unsafe { nt::IoGetTopLevelIrp() }.is_null() {
+        let marker = top_level_marker(top_level::FSRTL_CACHE_TOP_LEVEL_IRP);
+        // SAFETY: the marker values are the documented non-IRP top-level values.
+        unsafe { nt::IoSetTopLevelIrp(marker) };
+    }
+}
+
+fn clear_cache_top_level() {
+    let marker = top_level_marker(top_level::FSRTL_CACHE_TOP_LEVEL_IRP);
+    // SAFETY: no preconditions.
+    if ptr::eq(unsafe { nt::IoGetTopLevelIrp() }, marker) {
+        // SAFETY: NULL clears the thread's top-level field.
+        unsafe { nt::IoSetTopLevelIrp(ptr::null()) };
+    }
+}
+
+/// Acquires `resource` shared if there is one; true when held (or nothing to hold).
+///
+/// # Safety
+/// `resource` is NULL or an initialised ERESOURCE.
+unsafe fn acquire_shared(resource: *mut ERESOURCE, wait: bool) -> bool {
+    if resource.is_null() {
+        return true;
+    }
+    // SAFETY: initialised resource per the caller.
+    unsafe { nt::ExAcquireResourceSharedLite(resource, wait) }
+}
+
+/// Releases `resource` if there is one.
+///
+/// # Safety
+/// `resource` is NULL or held by this thread.
+unsafe fn release(resource: *mut ERESOURCE) {
+    if !resource.is_null() {
+        // SAFETY: held by this thread per the caller.
+        unsafe { nt::ExReleaseResourceLite(resource) };
+    }
+}
+
+/// The FCB header behind a callback's file object, if it is ours.
+///
+/// # Safety
+/// `data` is the valid callback data FsRtl passes.
+unsafe fn header_of(data: *const FS_FILTER_CALLBACK_DATA) -> Option<*mut FSRTL_COMMON_FCB_HEADER> {
+    // SAFETY: valid callback data per the caller.
+    let file_object = unsafe { (*data).FileObject };
+    // SAFETY: FsRtl hands us file objects of our own volumes.
+    let fcb = unsafe { fcb::fcb_of_file_object(file_object) }?;
+    Some(fcb.cast())
+}
+
+// ---- Cache Manager callbacks ---------------------------------------------------------------
+
+/// `AcquireForLazyWrite`: the lazy writer is about to write dirty cached pages of the stream.
+/// Paging I/O resource shared only (NT-14/NT-18), and the thread is marked as Cc's.
+unsafe extern "system" fn acquire_fcb_for_lazy_write(context: *const c_void, wait: bool) -> bool {
+    // SAFETY: the lazy-write context we give CcInitializeCacheMap is always the FCB.
+    let Some(header) = (unsafe { fcb::fcb_header(context) }) else {
+        return false;
+    };
+    // SAFETY: `header` is a live FCB header.
+    let paging = unsafe { fcb::paging_io_resource(header) };
+    // SAFETY: FCB resources are initialised when the FCB is.
+    if !unsafe { acquire_shared(paging, wait) } {
+        return false;
+    }
+    set_cache_top_level();
+    true
+}
+
+/// `ReleaseFromLazyWrite`: undoes [`acquire_fcb_for_lazy_write`].
+unsafe extern "system" fn release_fcb_from_lazy_write(context: *const c_void) {
+    // SAFETY: as in the acquire.
+    let Some(header) = (unsafe { fcb::fcb_header(context) }) else {
+        return;
+    };
+    clear_cache_top_level();
+    // SAFETY: live FCB header.
+    let paging = unsafe { fcb::paging_io_resource(header) };
+    // SAFETY: acquired by the matching acquire on this thread.
+    unsafe { release(paging) };
+}
+
+/// `AcquireForReadAhead`: read ahead is about to issue paging reads. The main resource shared,
+/// as fastfat does, so read ahead cannot race a truncation.
+unsafe extern "system" fn acquire_fcb_for_read_ahead(context: *const c_void, wait: bool) -> bool {
+    // SAFETY: the lazy-write context is always the FCB.
+    let Some(header) = (unsafe { fcb::fcb_header(context) }) else {
+        return false;
+    };
+    // SAFETY: live FCB header.
+    let main = unsafe { fcb::main_resource(header) };
+    // SAFETY: initialised with the FCB.
+    if !unsafe { acquire_shared(main, wait) } {
+        return false;
+    }
+    set_cache_top_level();
+    true
+}
+
+/// `ReleaseFromReadAhead`: undoes [`acquire_fcb_for_read_ahead`].
+unsafe extern "system" fn release_fcb_from_read_ahead(context: *const c_void) {
+    // SAFETY: as in the acquire.
+    let Some(header) = (unsafe { fcb::fcb_header(context) }) else {
+        return;
+    };
+    clear_cache_top_level();
+    // SAFETY: live FCB header.
+    let main = unsafe { fcb::main_resource(header) };
+    // SAFETY: acquired by the matching acquire on this thread.
+    unsafe { release(main) };
+}
+
+// ---- FsRtl filter callbacks ----------------------------------------------------------------
+
+/// Section synchronisation (NT-06): `NtCreateSection` and a few other Mm paths serialise
+/// with the FS here. Main resource exclusive; for `SyncTypeCreateSection` the answer says
+/// whether the stream has writers in its share access, which Mm uses to decide on
+/// write-through section semantics. (Reserving overlay space for a writable section, NT-15,
+/// comes with the overlay work and will fail the acquire with `STATUS_DISK_FULL`.)
+unsafe extern "system" fn filter_acquire_for_section_sync(
+    data: *const FS_FILTER_CALLBACK_DATA,
+    _completion_context: *mut *mut c_void,
+) -> NTSTATUS {
+    // SAFETY: FsRtl passes valid callback data.
+    let Some(header) = (unsafe { header_of(data) }) else {
+        // Not one of our streams: nothing here can be mapped.
+        return nt::STATUS_INVALID_DEVICE_REQUEST;
+    };
+    fsrtl_enter_file_system();
+    // SAFETY: live FCB header.
+    let main = unsafe { fcb::main_resource(header) };
+    if !main.is_null() {
+        // SAFETY: initialised with the FCB; waiting is allowed at PASSIVE_LEVEL here.
+        unsafe { nt::ExAcquireResourceExclusiveLite(main, true) };
+    }
+    // SAFETY: FsRtl passes valid callback data.
+    let params = unsafe { (*data).Parameters };
+    // SAFETY: the union member that matches this operation.
+    let sync_type = unsafe { params.AcquireForSectionSynchronization.SyncType };
+    if sync_type != nt::SyncTypeCreateSection {
+        return nt::STATUS_FSFILTER_OP_COMPLETED_SUCCESSFULLY;
+    }
+    let fcb = header.cast::<Fcb>();
+    // SAFETY: `header` is the first member of an FCB (checked by node type in header_of).
+    let writers = unsafe { (*fcb).share_access.Writers };
+    if writers == 0 {
+        nt::STATUS_FILE_LOCKED_WITH_ONLY_READERS
+    } else {
+        nt::STATUS_FILE_LOCKED_WITH_WRITERS
+    }
+}
+
+/// Release after section synchronisation.
+unsafe extern "system" fn filter_release_for_section_sync(
+    data: *const FS_FILTER_CALLBACK_DATA,
+    _completion_context: *mut *mut c_void,
+) -> NTSTATUS {
+    // SAFETY: FsRtl passes valid callback data.
+    let Some(header) = (unsafe { header_of(data) }) else {
+        return nt::STATUS_INVALID_DEVICE_REQUEST;
+    };
+    // SAFETY: live FCB header.
+    let main = unsafe { fcb::main_resource(header) };
+    // SAFETY: acquired exclusive by the matching acquire on this thread.
+    unsafe { release(main) };
+    fsrtl_exit_file_system();
+    nt::STATUS_FSFILTER_OP_COMPLETED_SUCCESSFULLY
+}
+
+/// Before `CcFlushCache` writes a range: main resource then paging I/O resource, both shared
+/// (recursive if the thread already holds them, e.g. a flush from our own write path).
+unsafe extern "system" fn filter_acquire_for_cc_flush(
+    data: *const FS_FILTER_CALLBACK_DATA,
+    _completion_context: *mut *mut c_void,
+) -> NTSTATUS {
+    // SAFETY: FsRtl passes valid callback data.
+    let Some(header) = (unsafe { header_of(data) }) else {
+        return nt::STATUS_FSFILTER_OP_COMPLETED_SUCCESSFULLY;
+    };
+    fsrtl_enter_file_system();
+    // SAFETY: live FCB header.
+    let main = unsafe { fcb::main_resource(header) };
+    // SAFETY: live FCB header.
+    let paging = unsafe { fcb::paging_io_resource(header) };
+    // SAFETY: initialised resources; waiting allowed (CcFlushCache callers are PASSIVE_LEVEL).
+    unsafe { acquire_shared(main, true) };
+    // SAFETY: as above.
+    unsafe { acquire_shared(paging, true) };
+    set_cache_top_level();
+    nt::STATUS_FSFILTER_OP_COMPLETED_SUCCESSFULLY
+}
+
+/// After `CcFlushCache`: undoes [`filter_acquire_for_cc_flush`] in reverse order.
+unsafe extern "system" fn filter_release_for_cc_flush(
+    data: *const FS_FILTER_CALLBACK_DATA,
+    _completion_context: *mut *mut c_void,
+) -> NTSTATUS {
+    // SAFETY: FsRtl passes valid callback data.
+    let Some(header) = (unsafe { header_of(data) }) else {
+        return nt::STATUS_FSFILTER_OP_COMPLETED_SUCCESSFULLY;
+    };
+    clear_cache_top_level();
+    // SAFETY: live FCB header.
+    let paging = unsafe { fcb::paging_io_resource(header) };
+    // SAFETY: live FCB header.
+    let main = unsafe { fcb::main_resource(header) };
+    // SAFETY: both acquired by the matching acquire on this thread.
+    unsafe { release(paging) };
+    // SAFETY: as above.
+    unsafe { release(main) };
+    fsrtl_exit_file_system();
+    nt::STATUS_FSFILTER_OP_COMPLETED_SUCCESSFULLY
+}
+
+/// Before the modified page writer writes dirty mapped pages (NT-14): paging I/O resource
+/// shared, never waiting — the writer may be what frees the memory the holder waits for, so
+/// it must back off (`STATUS_CANT_WAIT`, it retries later) instead of blocking.
+unsafe extern "system" fn filter_acquire_for_mod_write(
+    data: *const FS_FILTER_CALLBACK_DATA,
+    _completion_context: *mut *mut c_void,
+) -> NTSTATUS {
+    // SAFETY: FsRtl passes valid callback data.
+    let params = unsafe { (*data).Parameters };
+    // SAFETY: the union member that matches this operation.
+    let out = unsafe { params.AcquireForModifiedPageWriter.ResourceToRelease };
+    // SAFETY: FsRtl passes valid callback data.
+    let resource = match unsafe { header_of(data) } {
+        // SAFETY: live FCB header.
+        Some(header) => unsafe { fcb::paging_io_resource(header) },
+        None => ptr::null_mut(),
+    };
+    // SAFETY: initialised resource or NULL.
+    if !unsafe { acquire_shared(resource, false) } {
+        return nt::STATUS_CANT_WAIT;
+    }
+    if !out.is_null() {
+        // SAFETY: FsRtl gives us the slot where the resource to release is returned.
+        unsafe { *out = resource };
+    }
+    nt::STATUS_FSFILTER_OP_COMPLETED_SUCCESSFULLY
+}
+
+/// After the modified page writer: releases what [`filter_acquire_for_mod_write`] returned.
+/// Runs at APC_LEVEL, possibly in a special kernel APC: it only releases, never waits.
+unsafe extern "system" fn filter_release_for_mod_write(
+    data: *const FS_FILTER_CALLBACK_DATA,
+    _completion_context: *mut *mut c_void,
+) -> NTSTATUS {
+    // SAFETY: FsRtl passes valid callback data.
+    let params = unsafe { (*data).Parameters };
+    // SAFETY: the union member that matches this operation.
+    let resource = unsafe { params.ReleaseForModifiedPageWriter.ResourceToRelease };
+    // SAFETY: the resource (or NULL) our acquire returned, held shared for this write.
+    unsafe { release(resource) };
+    nt::STATUS_FSFILTER_OP_COMPLETED_SUCCESSFULLY
+}

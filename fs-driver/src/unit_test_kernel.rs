@@ -1,0 +1,102 @@
+//! Stand-ins for the ntoskrnl exports, for fs-driver's own unit tests only.
+//!
+//! The unit tests check decision logic and the inline helpers; they never run a real request.
+//! The test binary must still link, so every routine in [`crate::nt`] gets a definition here:
+//! the few the tests exercise (pool, top-level IRP, critical regions) are modelled minimally,
+//! the rest panic. Scenario tests link the real dispatch code with `ntsim` instead, which
+//! defines all of them faithfully (this module is not compiled there).
+#![allow(non_snake_case, clippy::missing_safety_doc)]
+
+extern crate std;
+
+use core::ffi::c_void;
+use std::alloc::{alloc, dealloc, Layout};
+use std::cell::Cell;
+
+use crate::nt::{
+    DEVICE_OBJECT, DRIVER_OBJECT, ERESOURCE, FS_FILTER_CALLBACKS, IRP, NTSTATUS, UNICODE_STRING,
+};
+use windows_sys::Wdk::Foundation::KEVENT;
+use windows_sys::Win32::System::Kernel::EVENT_TYPE;
+
+std::thread_local! {
+    static TOP_LEVEL_IRP: Cell<*mut IRP> = const { Cell::new(core::ptr::null_mut()) };
+    static CRITICAL_REGION_DEPTH: Cell<i32> = const { Cell::new(0) };
+}
+
+/// Depth of KeEnterCriticalRegion nesting on this thread.
+pub fn critical_region_depth() -> i32 {
+    CRITICAL_REGION_DEPTH.with(Cell::get)
+}
+
+const POOL_HEADER: usize = 16;
+
+#[no_mangle]
+unsafe extern "system" fn ExAllocatePool2(_flags: u64, size: usize, tag: u32) -> *mut c_void {
+    let Ok(layout) = Layout::from_size_align(size + POOL_HEADER, 16) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: non-zero size (header included).
+    let base = unsafe { alloc(layout) };
+    if base.is_null() {
+        return base.cast();
+    }
+    // SAFETY: the header fits in the allocation and is 16-byte aligned.
+    unsafe { base.cast::<[usize; 2]>().write([size, tag as usize]) };
+    base.wrapping_add(POOL_HEADER).cast()
+}
+
+#[no_mangle]
+unsafe extern "system" fn ExFreePoolWithTag(p: *mut c_void, tag: u32) {
+    let base = p.cast::<u8>().wrapping_sub(POOL_HEADER);
+    // SAFETY: `p` came from ExAllocatePool2 above, which wrote the header.
+    let [size, allocated_tag] = unsafe { base.cast::<[usize; 2]>().read() };
+    assert_eq!(allocated_tag, tag as usize, "pool freed with the wrong tag");
+    let Ok(layout) = Layout::from_size_align(size + POOL_HEADER, 16) else {
+        panic!("corrupt pool header");
+    };
+    // SAFETY: same layout as the allocation.
+    unsafe { dealloc(base, layout) };
+}
+
+#[no_mangle]
+extern "system" fn IoGetTopLevelIrp() -> *mut IRP {
+    TOP_LEVEL_IRP.with(Cell::get)
+}
+
+#[no_mangle]
+extern "system" fn IoSetTopLevelIrp(irp: *const IRP) {
+    TOP_LEVEL_IRP.with(|t| t.set(irp.cast_mut()));
+}
+
+#[no_mangle]
+extern "system" fn KeEnterCriticalRegion() {
+    CRITICAL_REGION_DEPTH.with(|d| d.set(d.get() + 1));
+}
+
+#[no_mangle]
+extern "system" fn KeLeaveCriticalRegion() {
+    CRITICAL_REGION_DEPTH.with(|d| d.set(d.get() - 1));
+}
+
+macro_rules! not_in_unit_tests {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {$(
+        #[no_mangle]
+        extern "system" fn $name($(_: $ty),*) $(-> $ret)? {
+            panic!(concat!(stringify!($name), " is not available in unit tests; use ntsim"))
+        }
+    )*};
+}
+
+not_in_unit_tests! {
+    fn ExAcquireResourceExclusiveLite(r: *mut ERESOURCE, w: bool) -> bool;
+    fn ExAcquireResourceSharedLite(r: *mut ERESOURCE, w: bool) -> bool;
+    fn ExReleaseResourceLite(r: *mut ERESOURCE);
+    fn FsRtlRegisterFileSystemFilterCallbacks(d: *const DRIVER_OBJECT, c: *const FS_FILTER_CALLBACKS) -> NTSTATUS;
+    fn IoCreateDevice(d: *const DRIVER_OBJECT, e: u32, n: *const UNICODE_STRING, t: u32, c: u32, x: bool, o: *mut *mut DEVICE_OBJECT) -> NTSTATUS;
+    fn IoDeleteDevice(d: *const DEVICE_OBJECT);
+    fn IoRegisterFileSystem(d: *const DEVICE_OBJECT);
+    fn IoUnregisterFileSystem(d: *const DEVICE_OBJECT);
+    fn IofCompleteRequest(i: *const IRP, b: i8);
+    fn KeInitializeEvent(e: *mut KEVENT, t: EVENT_TYPE, s: bool);
+}
