@@ -29,8 +29,15 @@ impl<D: BlockDevice> Volume<D> {
     pub(crate) fn entry(&mut self, tree: Tree, c: u32) -> Result<u32> {
         let (block, at) = entry_position(c);
         let offset = self.table_block_offset(tree, block);
-        let data = self.cache.get(&mut self.dev, offset, BLOCK_SIZE, Some(TABLE_BLOCK))?;
-        Ok(u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]))
+        let data = self
+            .cache
+            .get(&mut self.dev, offset, BLOCK_SIZE, Some(TABLE_BLOCK))?;
+        Ok(u32::from_le_bytes([
+            data[at],
+            data[at + 1],
+            data[at + 2],
+            data[at + 3],
+        ]))
     }
 
     /// Whether the base uses cluster `c`: such a cluster is never written (NT-20).
@@ -44,7 +51,9 @@ impl<D: BlockDevice> Volume<D> {
     fn write_entry(&mut self, tree: Tree, c: u32, value: u32) -> Result<()> {
         let (block, at) = entry_position(c);
         let offset = self.table_block_offset(tree, block);
-        let data = self.cache.modify(&mut self.dev, offset, BLOCK_SIZE, Some(TABLE_BLOCK))?;
+        let data = self
+            .cache
+            .modify(&mut self.dev, offset, BLOCK_SIZE, Some(TABLE_BLOCK))?;
         data[at..at + 4].copy_from_slice(&value.to_le_bytes());
         Ok(())
     }
@@ -86,9 +95,13 @@ impl<D: BlockDevice> Volume<D> {
         let (diff_block, bit) = (block / DIFF_BITS_PER_BLOCK, block % DIFF_BITS_PER_BLOCK);
         let offset = self.geo.diff_offset + u64::from(diff_block) * BLOCK_SIZE as u64;
         let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
-        let data = self.cache.get(&mut self.dev, offset, BLOCK_SIZE, Some(DIFF_BLOCK))?;
+        let data = self
+            .cache
+            .get(&mut self.dev, offset, BLOCK_SIZE, Some(DIFF_BLOCK))?;
         if data[byte] & mask == 0 {
-            let data = self.cache.modify(&mut self.dev, offset, BLOCK_SIZE, Some(DIFF_BLOCK))?;
+            let data = self
+                .cache
+                .modify(&mut self.dev, offset, BLOCK_SIZE, Some(DIFF_BLOCK))?;
             data[byte] |= mask;
         }
         Ok(())
@@ -99,7 +112,9 @@ impl<D: BlockDevice> Volume<D> {
         let mut changed = Vec::new();
         for diff_block in 0..self.geo.diff_blocks {
             let offset = self.geo.diff_offset + u64::from(diff_block) * BLOCK_SIZE as u64;
-            let data = self.cache.get(&mut self.dev, offset, BLOCK_SIZE, Some(DIFF_BLOCK))?;
+            let data = self
+                .cache
+                .get(&mut self.dev, offset, BLOCK_SIZE, Some(DIFF_BLOCK))?;
             let mut any = false;
             for (byte, &bits) in data[..BLOCK_SIZE - 4].iter().enumerate() {
                 for bit in 0..8 {
@@ -113,7 +128,8 @@ impl<D: BlockDevice> Volume<D> {
                 }
             }
             if any {
-                self.cache.put(offset, crate::volume::zeroed(BLOCK_SIZE), true);
+                self.cache
+                    .put(offset, crate::volume::zeroed(BLOCK_SIZE), true);
             }
         }
         Ok(changed)
@@ -128,11 +144,14 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Free clusters not promised to a reservation.
     pub fn available_clusters(&self) -> u64 {
-        self.free_clusters().saturating_sub(self.reservations.total())
+        self.free_clusters()
+            .saturating_sub(self.reservations.total())
     }
 
     fn cluster_is_free(&mut self, c: u32) -> Result<bool> {
-        Ok(self.entry(Tree::Live, c)? == FREE && !self.is_base_cluster(c)? && !self.pending_free.contains(&c))
+        Ok(self.entry(Tree::Live, c)? == FREE
+            && !self.is_base_cluster(c)?
+            && !self.pending_free.contains(&c))
     }
 
     /// Allocates `n` clusters, as contiguous as the free space allows, each marked as the end
@@ -149,7 +168,10 @@ impl<D: BlockDevice> Volume<D> {
         let mut scanned = 0u64;
         while (found.len() as u64) < n {
             if scanned > u64::from(self.geo.cluster_count) {
-                return Err(Error::Corrupt { what: "cluster counters disagree with the allocation table", at: self.geo.state_offset });
+                return Err(Error::Corrupt {
+                    what: "cluster counters disagree with the allocation table",
+                    at: self.geo.state_offset,
+                });
             }
             if self.cluster_is_free(c)? {
                 self.set_live(c, END)?;
@@ -170,7 +192,8 @@ impl<D: BlockDevice> Volume<D> {
             self.pending_free.insert(c);
         }
         let offset = self.geo.cluster_offset(c);
-        self.cache.forget(offset, u64::from(self.geo.cluster_size()));
+        self.cache
+            .forget(offset, u64::from(self.geo.cluster_size()));
         Ok(())
     }
 }

@@ -43,7 +43,13 @@ impl MetaCache {
         self.dirty_bytes > 0
     }
 
-    fn load<D: BlockDevice>(&mut self, dev: &mut D, offset: u64, len: usize, check: Check) -> Result<&mut Cached> {
+    fn load<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        offset: u64,
+        len: usize,
+        check: Check,
+    ) -> Result<&mut Cached> {
         if !self.blocks.contains_key(&offset) {
             if self.clean_bytes > CLEAN_LIMIT {
                 self.drop_clean();
@@ -56,22 +62,44 @@ impl MetaCache {
                 }
             }
             self.clean_bytes += len;
-            self.blocks.insert(offset, Cached { data, dirty: false, checked: check.is_some() });
+            self.blocks.insert(
+                offset,
+                Cached {
+                    data,
+                    dirty: false,
+                    checked: check.is_some(),
+                },
+            );
         }
         match self.blocks.get_mut(&offset) {
             Some(block) if block.data.len() == len => Ok(block),
-            _ => Err(Error::Corrupt { what: "metadata block read with two sizes", at: offset }),
+            _ => Err(Error::Corrupt {
+                what: "metadata block read with two sizes",
+                at: offset,
+            }),
         }
     }
 
     /// The block at `offset` (read from the device on first use). With `check`, the block is
     /// a checked block whose CRC must match; `check` names it in the error.
-    pub fn get<D: BlockDevice>(&mut self, dev: &mut D, offset: u64, len: usize, check: Check) -> Result<&[u8]> {
+    pub fn get<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        offset: u64,
+        len: usize,
+        check: Check,
+    ) -> Result<&[u8]> {
         Ok(&self.load(dev, offset, len, check)?.data)
     }
 
     /// The block at `offset` for changing; it joins the running transaction.
-    pub fn modify<D: BlockDevice>(&mut self, dev: &mut D, offset: u64, len: usize, check: Check) -> Result<&mut [u8]> {
+    pub fn modify<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        offset: u64,
+        len: usize,
+        check: Check,
+    ) -> Result<&mut [u8]> {
         let was_dirty = self.load(dev, offset, len, check)?.dirty;
         if !was_dirty {
             self.dirty_bytes += len;
@@ -85,7 +113,14 @@ impl MetaCache {
     /// Puts a whole new block in the running transaction without reading the old one.
     pub fn put(&mut self, offset: u64, data: Vec<u8>, checked: bool) {
         let len = data.len();
-        match self.blocks.insert(offset, Cached { data, dirty: true, checked }) {
+        match self.blocks.insert(
+            offset,
+            Cached {
+                data,
+                dirty: true,
+                checked,
+            },
+        ) {
             Some(old) if old.dirty => self.dirty_bytes -= old.data.len(),
             Some(old) => self.clean_bytes -= old.data.len(),
             None => {}
@@ -95,7 +130,11 @@ impl MetaCache {
 
     /// Forgets blocks in `[offset, offset + len)`, dirty or not: the space was freed.
     pub fn forget(&mut self, offset: u64, len: u64) {
-        let keys: Vec<u64> = self.blocks.range(offset..offset + len).map(|(&k, _)| k).collect();
+        let keys: Vec<u64> = self
+            .blocks
+            .range(offset..offset + len)
+            .map(|(&k, _)| k)
+            .collect();
         for k in keys {
             if let Some(old) = self.blocks.remove(&k) {
                 if old.dirty {
@@ -116,18 +155,30 @@ impl MetaCache {
 
     /// Commits the running transaction: journal, flush, home locations. The caller flushed
     /// data first. Returns false when there was nothing to commit.
-    pub fn commit<D: BlockDevice>(&mut self, dev: &mut D, journal_offset: u64, journal_size: u64, seq: u64) -> Result<bool> {
+    pub fn commit<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        journal_offset: u64,
+        journal_size: u64,
+        seq: u64,
+    ) -> Result<bool> {
         if self.dirty_bytes == 0 {
             return Ok(false);
         }
         for block in self.blocks.values_mut().filter(|b| b.dirty && b.checked) {
             seal_block(&mut block.data);
         }
-        let dirty: Vec<(u64, &[u8])> =
-            self.blocks.iter().filter(|(_, b)| b.dirty).map(|(&k, b)| (k, b.data.as_slice())).collect();
+        let dirty: Vec<(u64, &[u8])> = self
+            .blocks
+            .iter()
+            .filter(|(_, b)| b.dirty)
+            .map(|(&k, b)| (k, b.data.as_slice()))
+            .collect();
         let bytes = journal::encode(seq, &dirty);
         if bytes.len() as u64 > journal_size {
-            return Err(Error::Unsupported("a metadata transaction larger than the journal"));
+            return Err(Error::Unsupported(
+                "a metadata transaction larger than the journal",
+            ));
         }
         dev.write_at(journal_offset, &bytes)?;
         dev.flush()?;

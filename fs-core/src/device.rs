@@ -32,10 +32,20 @@ pub struct DeviceError {
 impl fmt::Display for DeviceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            DeviceErrorKind::OutOfRange => write!(f, "access at byte {:#x} is past the end of the device", self.offset),
-            DeviceErrorKind::Misaligned => write!(f, "access at byte {:#x} is not sector aligned", self.offset),
-            DeviceErrorKind::Io { code } => write!(f, "I/O error {code} at byte {:#x}", self.offset),
-            DeviceErrorKind::ReadOnly => write!(f, "write at byte {:#x} to a read-only device", self.offset),
+            DeviceErrorKind::OutOfRange => write!(
+                f,
+                "access at byte {:#x} is past the end of the device",
+                self.offset
+            ),
+            DeviceErrorKind::Misaligned => {
+                write!(f, "access at byte {:#x} is not sector aligned", self.offset)
+            }
+            DeviceErrorKind::Io { code } => {
+                write!(f, "I/O error {code} at byte {:#x}", self.offset)
+            }
+            DeviceErrorKind::ReadOnly => {
+                write!(f, "write at byte {:#x} to a read-only device", self.offset)
+            }
         }
     }
 }
@@ -140,14 +150,22 @@ const MEM_CHUNK: u64 = 64 * 1024;
 
 impl fmt::Debug for MemDevice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MemDevice({} bytes, {} chunks)", self.size, self.chunks.len())
+        write!(
+            f,
+            "MemDevice({} bytes, {} chunks)",
+            self.size,
+            self.chunks.len()
+        )
     }
 }
 
 impl MemDevice {
     /// A zero-filled device of `size` bytes (rounded down to 512).
     pub fn new(size: u64) -> MemDevice {
-        MemDevice { size: size - size % 512, chunks: BTreeMap::new() }
+        MemDevice {
+            size: size - size % 512,
+            chunks: BTreeMap::new(),
+        }
     }
 
     /// A device holding exactly these bytes.
@@ -270,7 +288,10 @@ pub struct CountingDevice<D> {
 
 impl<D: BlockDevice> CountingDevice<D> {
     pub fn new(inner: D) -> Self {
-        CountingDevice { inner, counts: IoCounts::default() }
+        CountingDevice {
+            inner,
+            counts: IoCounts::default(),
+        }
     }
     pub fn reset(&mut self) {
         self.counts = IoCounts::default();
@@ -332,12 +353,19 @@ pub struct CrashRecorder {
 impl CrashRecorder {
     /// Starts recording on top of `start` (its content is the image before any recorded write).
     pub fn new(start: MemDevice) -> Self {
-        CrashRecorder { current: start.clone(), start, ops: Vec::new() }
+        CrashRecorder {
+            current: start.clone(),
+            start,
+            ops: Vec::new(),
+        }
     }
 
     /// Number of recorded writes.
     pub fn write_count(&self) -> usize {
-        self.ops.iter().filter(|op| matches!(op, RecordedOp::Write { .. })).count()
+        self.ops
+            .iter()
+            .filter(|op| matches!(op, RecordedOp::Write { .. }))
+            .count()
     }
 
     /// The device as it is now (all writes applied).
@@ -351,7 +379,9 @@ impl CrashRecorder {
         let mut dev = self.start.clone();
         let mut applied = 0usize;
         for op in &self.ops {
-            let RecordedOp::Write { offset, data } = op else { continue };
+            let RecordedOp::Write { offset, data } = op else {
+                continue;
+            };
             if applied == writes {
                 if let Some(sectors) = torn_sectors {
                     let n = (sectors * 512).min(data.len());
@@ -375,7 +405,10 @@ impl BlockDevice for CrashRecorder {
     }
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), DeviceError> {
         self.current.write_at(offset, buf)?;
-        self.ops.push(RecordedOp::Write { offset, data: buf.to_vec() });
+        self.ops.push(RecordedOp::Write {
+            offset,
+            data: buf.to_vec(),
+        });
         Ok(())
     }
     fn flush(&mut self) -> Result<(), DeviceError> {
@@ -401,19 +434,35 @@ pub struct FileDevice {
 impl FileDevice {
     /// Opens `path`; its size is the device size (rounded down to 512).
     pub fn open(path: &std::path::Path, read_only: bool) -> std::io::Result<FileDevice> {
-        let file = std::fs::OpenOptions::new().read(true).write(!read_only).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(!read_only)
+            .open(path)?;
         let len = file.metadata()?.len();
-        Ok(FileDevice { file, size: len - len % 512, read_only })
+        Ok(FileDevice {
+            file,
+            size: len - len % 512,
+            read_only,
+        })
     }
 
     /// Wraps an open file.
     pub fn from_file(file: std::fs::File, read_only: bool) -> std::io::Result<FileDevice> {
         let len = file.metadata()?.len();
-        Ok(FileDevice { file, size: len - len % 512, read_only })
+        Ok(FileDevice {
+            file,
+            size: len - len % 512,
+            read_only,
+        })
     }
 
     fn io_error(e: &std::io::Error, offset: u64) -> DeviceError {
-        DeviceError::new(DeviceErrorKind::Io { code: e.raw_os_error().unwrap_or(-1) }, offset)
+        DeviceError::new(
+            DeviceErrorKind::Io {
+                code: e.raw_os_error().unwrap_or(-1),
+            },
+            offset,
+        )
     }
 }
 
@@ -425,7 +474,9 @@ impl BlockDevice for FileDevice {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
         use std::os::unix::fs::FileExt;
         check_range(offset, buf.len(), self.size, 512)?;
-        self.file.read_exact_at(buf, offset).map_err(|e| Self::io_error(&e, offset))
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| Self::io_error(&e, offset))
     }
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), DeviceError> {
         use std::os::unix::fs::FileExt;
@@ -433,7 +484,9 @@ impl BlockDevice for FileDevice {
             return Err(DeviceError::new(DeviceErrorKind::ReadOnly, offset));
         }
         check_range(offset, buf.len(), self.size, 512)?;
-        self.file.write_all_at(buf, offset).map_err(|e| Self::io_error(&e, offset))
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| Self::io_error(&e, offset))
     }
     fn flush(&mut self) -> Result<(), DeviceError> {
         if self.read_only {

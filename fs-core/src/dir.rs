@@ -65,7 +65,10 @@ pub(crate) fn parse_directory(
     offset_of: impl Fn(u32) -> u64,
 ) -> Result<DirIndex> {
     let total = (bytes.len() / SLOT_SIZE) as u32;
-    let mut index = DirIndex { total_slots: total, ..DirIndex::default() };
+    let mut index = DirIndex {
+        total_slots: total,
+        ..DirIndex::default()
+    };
     let mut slot = 0u32;
     while slot < total {
         let at = slot as usize * SLOT_SIZE;
@@ -77,17 +80,38 @@ pub(crate) fn parse_directory(
         }
         let where_ = offset_of(slot);
         if kind != TYPE_PRIMARY {
-            return Err(Error::Corrupt { what: "directory slot that belongs to no entry", at: where_ });
+            return Err(Error::Corrupt {
+                what: "directory slot that belongs to no entry",
+                at: where_,
+            });
         }
         let set = EntrySet::decode(&bytes[at..], where_)?;
-        let name = Name::from_utf16(&set.name).map_err(|_| Error::Corrupt { what: "directory entry name", at: where_ })?;
+        let name = Name::from_utf16(&set.name).map_err(|_| Error::Corrupt {
+            what: "directory entry name",
+            at: where_,
+        })?;
         if upcase.hash(&name) != set.name_hash {
-            return Err(Error::Corrupt { what: "directory entry name hash", at: where_ });
+            return Err(Error::Corrupt {
+                what: "directory entry name hash",
+                at: where_,
+            });
         }
         let slots = slots_for(set.name.len()) as u32;
-        let entry = DirSlot { slot, slots, id: FileId(set.file_id), name };
-        if index.by_key.insert(upcase.key(&entry.name), entry).is_some() {
-            return Err(Error::Corrupt { what: "two entries with the same name in a directory", at: where_ });
+        let entry = DirSlot {
+            slot,
+            slots,
+            id: FileId(set.file_id),
+            name,
+        };
+        if index
+            .by_key
+            .insert(upcase.key(&entry.name), entry)
+            .is_some()
+        {
+            return Err(Error::Corrupt {
+                what: "two entries with the same name in a directory",
+                at: where_,
+            });
         }
         slot += slots;
     }
@@ -107,7 +131,8 @@ impl<D: BlockDevice> Volume<D> {
         let geo = self.geo.clone();
         parse_directory(&bytes, &self.upcase, |slot| {
             let pos = u64::from(slot) * SLOT_SIZE as u64;
-            map.lookup(pos / cs).map_or(0, |lcn| geo.cluster_offset(lcn) + pos % cs)
+            map.lookup(pos / cs)
+                .map_or(0, |lcn| geo.cluster_offset(lcn) + pos % cs)
         })
     }
 
@@ -123,16 +148,29 @@ impl<D: BlockDevice> Volume<D> {
     /// Adds an entry for `name` -> `id` to live directory `dir` (the caller checked the name
     /// is not there yet).
     pub(crate) fn dir_insert(&mut self, dir: u32, name: &Name, id: FileId) -> Result<()> {
-        let set = EntrySet { file_id: id.0, name_hash: self.upcase.hash(name), name: name.as_utf16().to_vec() };
+        let set = EntrySet {
+            file_id: id.0,
+            name_hash: self.upcase.hash(name),
+            name: name.as_utf16().to_vec(),
+        };
         let bytes = set.encode();
         let slots = (bytes.len() / SLOT_SIZE) as u32;
         let slot = match self.dir_index(dir)?.take_free(slots) {
             Some(slot) => slot,
             None => self.grow_directory(dir, slots)?,
         };
-        self.meta_write(StreamKey::File(Tree::Live, dir), u64::from(slot) * SLOT_SIZE as u64, &bytes)?;
+        self.meta_write(
+            StreamKey::File(Tree::Live, dir),
+            u64::from(slot) * SLOT_SIZE as u64,
+            &bytes,
+        )?;
         let key = self.upcase.key(name);
-        let entry = DirSlot { slot, slots, id, name: name.clone() };
+        let entry = DirSlot {
+            slot,
+            slots,
+            id,
+            name: name.clone(),
+        };
         self.dir_index(dir)?.by_key.insert(key, entry);
         Ok(())
     }
@@ -144,7 +182,8 @@ impl<D: BlockDevice> Volume<D> {
         loop {
             self.append_clusters(StreamKey::File(Tree::Live, dir), 1, true)?;
             let mut raw = self.record(Tree::Live, dir)?;
-            raw.file_size.set(raw.cluster_count.get() * u64::from(self.geo.cluster_size()));
+            raw.file_size
+                .set(raw.cluster_count.get() * u64::from(self.geo.cluster_size()));
             raw.valid_data_length = raw.file_size;
             self.put_record(dir, &raw)?;
             let index = self.dir_index(dir)?;
@@ -159,12 +198,20 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Removes the entry with up-cased `key` from live directory `dir`.
     pub(crate) fn dir_remove(&mut self, dir: u32, key: &[u16]) -> Result<DirSlot> {
-        let entry = self.dir_index(dir)?.by_key.remove(key).ok_or(Error::NotFound)?;
+        let entry = self
+            .dir_index(dir)?
+            .by_key
+            .remove(key)
+            .ok_or(Error::NotFound)?;
         for s in entry.slot..entry.slot + entry.slots {
             let pos = u64::from(s) * SLOT_SIZE as u64;
             let mut kind = [0u8; 1];
             self.meta_read(StreamKey::File(Tree::Live, dir), pos, &mut kind)?;
-            self.meta_write(StreamKey::File(Tree::Live, dir), pos, &[kind[0] & !IN_USE_BIT])?;
+            self.meta_write(
+                StreamKey::File(Tree::Live, dir),
+                pos,
+                &[kind[0] & !IN_USE_BIT],
+            )?;
         }
         self.dir_index(dir)?.add_free(entry.slot, entry.slots);
         Ok(entry)

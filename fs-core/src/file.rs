@@ -18,7 +18,12 @@ pub enum WriteMode {
     Paging,
 }
 
-pub(crate) fn info_from(id: FileId, raw: &RawRecord, cluster_size: u32, parent_seq: u16) -> FileInfo {
+pub(crate) fn info_from(
+    id: FileId,
+    raw: &RawRecord,
+    cluster_size: u32,
+    parent_seq: u16,
+) -> FileInfo {
     let directory = raw.flags().contains(RecordFlags::DIRECTORY);
     let mut attributes = FileAttributes::from_bits_truncate(raw.attributes.get());
     if directory {
@@ -26,7 +31,11 @@ pub(crate) fn info_from(id: FileId, raw: &RawRecord, cluster_size: u32, parent_s
     }
     FileInfo {
         id,
-        kind: if directory { FileKind::Directory } else { FileKind::File },
+        kind: if directory {
+            FileKind::Directory
+        } else {
+            FileKind::File
+        },
         attributes,
         file_size: raw.file_size.get(),
         allocation_size: raw.cluster_count.get() * u64::from(cluster_size),
@@ -68,7 +77,11 @@ impl<D: BlockDevice> Volume<D> {
         let n = (buf.len() as u64).min(size - offset) as usize;
         let valid = raw.valid_data_length.get().clamp(offset, offset + n as u64);
         let from_disk = (valid - offset) as usize;
-        self.read_stream(StreamKey::File(Tree::Live, id.record()), offset, &mut buf[..from_disk])?;
+        self.read_stream(
+            StreamKey::File(Tree::Live, id.record()),
+            offset,
+            &mut buf[..from_disk],
+        )?;
         buf[from_disk..n].fill(0);
         Ok(n)
     }
@@ -79,7 +92,10 @@ impl<D: BlockDevice> Volume<D> {
         let mut done = 0usize;
         while done < buf.len() {
             let p = pos + done as u64;
-            let run = self.extent_map(key)?.run_at(p / cs).ok_or(Error::Corrupt { what: "file data past its clusters", at: 0 })?;
+            let run = self.extent_map(key)?.run_at(p / cs).ok_or(Error::Corrupt {
+                what: "file data past its clusters",
+                at: 0,
+            })?;
             let run_bytes = u64::from(run.len) * cs - p % cs;
             let n = (buf.len() - done).min(run_bytes as usize);
             let at = self.geo.cluster_offset(run.lcn) + p % cs;
@@ -92,7 +108,10 @@ impl<D: BlockDevice> Volume<D> {
     /// Device read of any byte range: aligned sectors go straight, the ends through a bounce.
     pub(crate) fn read_bytes(&mut self, at: u64, buf: &mut [u8]) -> Result<()> {
         let sector = u64::from(self.dev.sector_size());
-        let (start, end) = (at - at % sector, (at + buf.len() as u64).div_ceil(sector) * sector);
+        let (start, end) = (
+            at - at % sector,
+            (at + buf.len() as u64).div_ceil(sector) * sector,
+        );
         if start == at && end == at + buf.len() as u64 {
             return Ok(self.dev.read_at(at, buf)?);
         }
@@ -106,7 +125,10 @@ impl<D: BlockDevice> Volume<D> {
     /// Device write of any byte range: partial sectors at the ends are read, merged, written.
     pub(crate) fn write_bytes(&mut self, at: u64, data: &[u8]) -> Result<()> {
         let sector = u64::from(self.dev.sector_size());
-        let (start, end) = (at - at % sector, (at + data.len() as u64).div_ceil(sector) * sector);
+        let (start, end) = (
+            at - at % sector,
+            (at + data.len() as u64).div_ceil(sector) * sector,
+        );
         if start == at && end == at + data.len() as u64 {
             return Ok(self.dev.write_at(at, data)?);
         }
@@ -123,7 +145,13 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Writes `data` at `offset`. See [`WriteMode`]. Returns the bytes written (a paging
     /// write past end of file is cut there).
-    pub fn write_mode(&mut self, id: FileId, offset: u64, data: &[u8], mode: WriteMode) -> Result<usize> {
+    pub fn write_mode(
+        &mut self,
+        id: FileId,
+        offset: u64,
+        data: &[u8],
+        mode: WriteMode,
+    ) -> Result<usize> {
         self.writable()?;
         let raw = self.data_record(id)?;
         let cs = u64::from(self.geo.cluster_size());
@@ -137,14 +165,20 @@ impl<D: BlockDevice> Volume<D> {
         }
         let end = offset.checked_add(len).ok_or(Error::FileTooLarge)?;
         if end.div_ceil(cs) > u64::from(self.geo.cluster_count) {
-            return Err(if mode == WriteMode::Extend { Error::NoSpace } else { Error::FileTooLarge });
+            return Err(if mode == WriteMode::Extend {
+                Error::NoSpace
+            } else {
+                Error::FileTooLarge
+            });
         }
         self.make_room()?;
         let key = StreamKey::File(Tree::Live, id.record());
         let needed = end.div_ceil(cs);
         if needed > raw.cluster_count.get() {
             if mode == WriteMode::Paging {
-                return Err(Error::InvalidArgument("a paging write beyond the file's allocation"));
+                return Err(Error::InvalidArgument(
+                    "a paging write beyond the file's allocation",
+                ));
             }
             self.append_clusters(key, needed - raw.cluster_count.get(), false)?;
         }
@@ -155,12 +189,14 @@ impl<D: BlockDevice> Volume<D> {
         self.write_stream(key, offset, &data[..len as usize])?;
         let mut raw = self.record(Tree::Live, id.record())?;
         raw.file_size.set(raw.file_size.get().max(end));
-        raw.valid_data_length.set(raw.valid_data_length.get().max(end));
+        raw.valid_data_length
+            .set(raw.valid_data_length.get().max(end));
         if mode == WriteMode::Extend {
             let now = self.now().0;
             raw.last_write_time.set(now);
             raw.change_time.set(now);
-            raw.attributes.set(raw.attributes.get() | FileAttributes::ARCHIVE.bits());
+            raw.attributes
+                .set(raw.attributes.get() | FileAttributes::ARCHIVE.bits());
         }
         self.put_record(id.record(), &raw)?;
         Ok(len as usize)
@@ -208,10 +244,16 @@ impl<D: BlockDevice> Volume<D> {
                 p += n as u64;
                 continue;
             }
-            let run = self.extent_map(key)?.run_at(vcn).ok_or(Error::Corrupt { what: "file data past its clusters", at: 0 })?;
+            let run = self.extent_map(key)?.run_at(vcn).ok_or(Error::Corrupt {
+                what: "file data past its clusters",
+                at: 0,
+            })?;
             let last_vcn = (end - 1) / cs;
             let mut clusters = 1u64;
-            while clusters < u64::from(run.len) && vcn + clusters <= last_vcn && !self.is_base_cluster(run.lcn + clusters as u32)? {
+            while clusters < u64::from(run.len)
+                && vcn + clusters <= last_vcn
+                && !self.is_base_cluster(run.lcn + clusters as u32)?
+            {
                 clusters += 1;
             }
             let n = ((vcn + clusters) * cs).min(end) - p;
@@ -230,7 +272,8 @@ impl<D: BlockDevice> Volume<D> {
         self.resize_allocation(id, size)?;
         let mut raw2 = self.record(Tree::Live, id.record())?;
         raw2.file_size.set(size);
-        raw2.valid_data_length.set(raw.valid_data_length.get().min(size));
+        raw2.valid_data_length
+            .set(raw.valid_data_length.get().min(size));
         let now = self.now().0;
         raw2.last_write_time.set(now);
         raw2.change_time.set(now);
@@ -243,11 +286,13 @@ impl<D: BlockDevice> Volume<D> {
         self.data_record(id)?;
         self.make_room()?;
         self.resize_allocation(id, bytes)?;
-        let alloc = bytes.div_ceil(u64::from(self.geo.cluster_size())) * u64::from(self.geo.cluster_size());
+        let alloc =
+            bytes.div_ceil(u64::from(self.geo.cluster_size())) * u64::from(self.geo.cluster_size());
         let mut raw = self.record(Tree::Live, id.record())?;
         if raw.file_size.get() > alloc {
             raw.file_size.set(alloc);
-            raw.valid_data_length.set(raw.valid_data_length.get().min(alloc));
+            raw.valid_data_length
+                .set(raw.valid_data_length.get().min(alloc));
             raw.change_time.set(self.now().0);
             self.put_record(id.record(), &raw)?;
         }
@@ -275,7 +320,9 @@ impl<D: BlockDevice> Volume<D> {
         self.writable()?;
         let mut raw = self.data_record(id)?;
         if vdl > raw.file_size.get() || vdl < raw.valid_data_length.get() {
-            return Err(Error::InvalidArgument("valid data length must lie between its current value and end of file"));
+            return Err(Error::InvalidArgument(
+                "valid data length must lie between its current value and end of file",
+            ));
         }
         raw.valid_data_length.set(vdl);
         self.put_record(id.record(), &raw)
@@ -285,7 +332,8 @@ impl<D: BlockDevice> Volume<D> {
     pub fn set_attributes(&mut self, id: FileId, attributes: FileAttributes) -> Result<()> {
         self.writable()?;
         let mut raw = self.file_record(id)?;
-        raw.attributes.set((attributes & FileAttributes::SETTABLE).bits());
+        raw.attributes
+            .set((attributes & FileAttributes::SETTABLE).bits());
         raw.change_time.set(self.now().0);
         self.put_record(id.record(), &raw)
     }

@@ -18,10 +18,14 @@ use crate::types::{FileAttributes, FormatOptions};
 pub fn format<D: BlockDevice>(dev: &mut D, options: &FormatOptions) -> Result<Geometry> {
     let cs = options.cluster_size;
     if !cs.is_power_of_two() {
-        return Err(Error::InvalidArgument("the cluster size must be a power of two from 512 bytes to 64 KiB"));
+        return Err(Error::InvalidArgument(
+            "the cluster size must be a power of two from 512 bytes to 64 KiB",
+        ));
     }
     let label = crate::overlay::label_units(&options.label)?;
-    let journal = options.journal_size.unwrap_or_else(|| default_journal_size(dev.size()));
+    let journal = options
+        .journal_size
+        .unwrap_or_else(|| default_journal_size(dev.size()));
     let geo = Geometry::compute(dev.size(), cs.trailing_zeros(), dev.sector_size(), journal)?;
     let block = BLOCK_SIZE as u64;
 
@@ -37,11 +41,17 @@ pub fn format<D: BlockDevice>(dev: &mut D, options: &FormatOptions) -> Result<Ge
     let records_cluster = FIRST_CLUSTER;
     let mut cluster = vec![0u8; cs as usize];
     let mut root = RawRecord::new_zeroed();
-    root.flags.set((RecordFlags::IN_USE | RecordFlags::DIRECTORY).bits());
+    root.flags
+        .set((RecordFlags::IN_USE | RecordFlags::DIRECTORY).bits());
     root.sequence.set(1);
     root.attributes.set(FileAttributes::DIRECTORY.bits());
     root.parent.set(ROOT_RECORD);
-    for t in [&mut root.creation_time, &mut root.last_access_time, &mut root.last_write_time, &mut root.change_time] {
+    for t in [
+        &mut root.creation_time,
+        &mut root.last_access_time,
+        &mut root.last_write_time,
+        &mut root.change_time,
+    ] {
         t.set(options.time.0);
     }
     let at = ROOT_RECORD as usize * RECORD_SIZE;
@@ -52,7 +62,10 @@ pub fn format<D: BlockDevice>(dev: &mut D, options: &FormatOptions) -> Result<Ge
     let mut table = vec![0u8; BLOCK_SIZE];
     table[entry_at..entry_at + 4].copy_from_slice(&END.to_le_bytes());
     seal_block(&mut table);
-    dev.write_at(geo.live_table_offset + u64::from(table_block) * block, &table)?;
+    dev.write_at(
+        geo.live_table_offset + u64::from(table_block) * block,
+        &table,
+    )?;
     // Base and live table differ in that block until the first seal copies it.
     let mut diff = vec![0u8; BLOCK_SIZE];
     diff[(table_block / 8) as usize] |= 1 << (table_block % 8);

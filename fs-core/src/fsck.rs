@@ -72,7 +72,11 @@ struct ClusterSet(Vec<u64>);
 
 impl ClusterSet {
     fn new(clusters: u32) -> Self {
-        ClusterSet(vec![0; (clusters as usize + FIRST_CLUSTER as usize).div_ceil(64)])
+        ClusterSet(vec![
+            0;
+            (clusters as usize + FIRST_CLUSTER as usize)
+                .div_ceil(64)
+        ])
     }
     /// Adds `c`; false when it was there already.
     fn claim(&mut self, c: u32) -> bool {
@@ -88,11 +92,18 @@ impl ClusterSet {
 
 /// Checks the volume on `dev`; with `repair`, fixes what is safe. Returns the report and the
 /// device. An error means the volume could not be checked at all (it does not mount).
-pub fn check<D: BlockDevice>(dev: D, repair: bool, progress: Progress<'_>) -> Result<(CheckReport, D)> {
+pub fn check<D: BlockDevice>(
+    dev: D,
+    repair: bool,
+    progress: Progress<'_>,
+) -> Result<(CheckReport, D)> {
     let mut options = MountOptions::new(alloc::boxed::Box::new(FixedClock(NtTime(0))));
     options.read_only = !repair;
     let mut vol = Volume::mount(dev, options)?;
-    let mut checker = Checker { report: CheckReport::default(), repair };
+    let mut checker = Checker {
+        report: CheckReport::default(),
+        repair,
+    };
     checker.report.sealed = vol.is_sealed();
     let live = checker.walk_tree(&mut vol, Tree::Live)?;
     checker.find_lost_records(&mut vol, &live.records)?;
@@ -125,7 +136,13 @@ impl Checker {
         self.report.problems.push(Problem { what, at, repaired });
     }
 
-    fn claim_chain<D: BlockDevice>(&mut self, vol: &mut Volume<D>, key: StreamKey, set: &mut ClusterSet, label: &str) -> Result<bool> {
+    fn claim_chain<D: BlockDevice>(
+        &mut self,
+        vol: &mut Volume<D>,
+        key: StreamKey,
+        set: &mut ClusterSet,
+        label: &str,
+    ) -> Result<bool> {
         let map = match vol.extent_map(key) {
             Ok(map) => map.clone(),
             Err(Error::Corrupt { what, at }) => {
@@ -138,7 +155,11 @@ impl Checker {
             for c in run.lcn..run.lcn + run.len {
                 if !set.claim(c) {
                     let at = vol.geo.cluster_offset(c);
-                    self.problem(format!("{label}: cluster {c} is used twice (cross-linked)"), Some(at), false);
+                    self.problem(
+                        format!("{label}: cluster {c} is used twice (cross-linked)"),
+                        Some(at),
+                        false,
+                    );
                 }
             }
         }
@@ -148,21 +169,38 @@ impl Checker {
     /// Walks one tree from its root: every directory, entry, record and chain.
     fn walk_tree<D: BlockDevice>(&mut self, vol: &mut Volume<D>, tree: Tree) -> Result<Walked> {
         let which = if tree == Tree::Live { "live" } else { "base" };
-        let mut walked = Walked { clusters: ClusterSet::new(vol.geo.cluster_count), records: BTreeSet::new() };
-        self.claim_chain(vol, StreamKey::RecordTable(tree), &mut walked.clusters, &format!("{which} record table"))?;
+        let mut walked = Walked {
+            clusters: ClusterSet::new(vol.geo.cluster_count),
+            records: BTreeSet::new(),
+        };
+        self.claim_chain(
+            vol,
+            StreamKey::RecordTable(tree),
+            &mut walked.clusters,
+            &format!("{which} record table"),
+        )?;
         walked.records.insert(ROOT_RECORD);
         let mut queue = VecDeque::from([ROOT_RECORD]);
         while let Some(dir) = queue.pop_front() {
             if tree == Tree::Live {
                 self.report.directories += 1;
             }
-            if !self.claim_chain(vol, StreamKey::File(tree, dir), &mut walked.clusters, &format!("{which} directory record {dir}"))? {
+            if !self.claim_chain(
+                vol,
+                StreamKey::File(tree, dir),
+                &mut walked.clusters,
+                &format!("{which} directory record {dir}"),
+            )? {
                 continue;
             }
             let index = match vol.read_directory(tree, dir) {
                 Ok(index) => index,
                 Err(Error::Corrupt { what, at }) => {
-                    self.problem(format!("{which} directory record {dir}: {what}"), Some(at), false);
+                    self.problem(
+                        format!("{which} directory record {dir}: {what}"),
+                        Some(at),
+                        false,
+                    );
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -173,7 +211,11 @@ impl Checker {
                 let raw = match vol.record(tree, record) {
                     Ok(raw) if raw.in_use() && raw.sequence.get() == entry.id.sequence() => raw,
                     Ok(_) | Err(Error::NotFound) => {
-                        self.problem(format!("{label}: the entry points at a free or reused record"), None, false);
+                        self.problem(
+                            format!("{label}: the entry points at a free or reused record"),
+                            None,
+                            false,
+                        );
                         continue;
                     }
                     Err(Error::Corrupt { what, at }) => {
@@ -192,7 +234,11 @@ impl Checker {
                         fixed_raw.parent.set(dir);
                         vol.put_record(record, &fixed_raw).is_ok()
                     };
-                    self.problem(format!("{label}: the record names the wrong parent directory"), None, fixed);
+                    self.problem(
+                        format!("{label}: the record names the wrong parent directory"),
+                        None,
+                        fixed,
+                    );
                 }
                 if raw.flags().contains(RecordFlags::DIRECTORY) {
                     queue.push_back(record);
@@ -202,13 +248,24 @@ impl Checker {
                     self.report.files += 1;
                 }
                 self.check_sizes(vol, tree, record, &label)?;
-                self.claim_chain(vol, StreamKey::File(tree, record), &mut walked.clusters, &label)?;
+                self.claim_chain(
+                    vol,
+                    StreamKey::File(tree, record),
+                    &mut walked.clusters,
+                    &label,
+                )?;
             }
         }
         Ok(walked)
     }
 
-    fn check_sizes<D: BlockDevice>(&mut self, vol: &mut Volume<D>, tree: Tree, record: u32, label: &str) -> Result<()> {
+    fn check_sizes<D: BlockDevice>(
+        &mut self,
+        vol: &mut Volume<D>,
+        tree: Tree,
+        record: u32,
+        label: &str,
+    ) -> Result<()> {
         let raw = vol.record(tree, record)?;
         let alloc = raw.cluster_count.get() * u64::from(vol.geo.cluster_size());
         let (size, vdl) = (raw.file_size.get(), raw.valid_data_length.get());
@@ -221,12 +278,20 @@ impl Checker {
             fixed_raw.valid_data_length.set(vdl.min(size.min(alloc)));
             vol.put_record(record, &fixed_raw).is_ok()
         };
-        self.problem(format!("{label}: sizes out of order (size {size}, valid {vdl}, allocated {alloc})"), None, fixed);
+        self.problem(
+            format!("{label}: sizes out of order (size {size}, valid {vdl}, allocated {alloc})"),
+            None,
+            fixed,
+        );
         Ok(())
     }
 
     /// Records in use that no directory names (orphans are freed at mount, so not these).
-    fn find_lost_records<D: BlockDevice>(&mut self, vol: &mut Volume<D>, named: &BTreeSet<u32>) -> Result<()> {
+    fn find_lost_records<D: BlockDevice>(
+        &mut self,
+        vol: &mut Volume<D>,
+        named: &BTreeSet<u32>,
+    ) -> Result<()> {
         for record in 1..vol.record_capacity(Tree::Live) as u32 {
             let raw = match vol.record(Tree::Live, record) {
                 Ok(raw) => raw,
@@ -236,17 +301,26 @@ impl Checker {
                 }
                 Err(e) => return Err(e),
             };
-            if !raw.in_use() || named.contains(&record) || raw.flags().contains(RecordFlags::ORPHAN) {
+            if !raw.in_use() || named.contains(&record) || raw.flags().contains(RecordFlags::ORPHAN)
+            {
                 continue;
             }
-            let fixed = self.repair && !raw.flags().contains(RecordFlags::DIRECTORY) && self.relink(vol, record, raw.sequence.get());
-            self.problem(format!("live record {record} is in use but no directory names it"), None, fixed);
+            let fixed = self.repair
+                && !raw.flags().contains(RecordFlags::DIRECTORY)
+                && self.relink(vol, record, raw.sequence.get());
+            self.problem(
+                format!("live record {record} is in use but no directory names it"),
+                None,
+                fixed,
+            );
         }
         Ok(())
     }
 
     fn relink<D: BlockDevice>(&mut self, vol: &mut Volume<D>, record: u32, sequence: u16) -> bool {
-        let Ok(name) = Name::from_str(&format!("lost-file-{record}")) else { return false };
+        let Ok(name) = Name::from_str(&format!("lost-file-{record}")) else {
+            return false;
+        };
         let id = FileId::new(record, sequence);
         let linked = vol.dir_insert(ROOT_RECORD, &name, id).is_ok();
         linked
@@ -260,7 +334,13 @@ impl Checker {
     }
 
     /// Every used table entry must belong to a chain the tree walk found.
-    fn scan_table<D: BlockDevice>(&mut self, vol: &mut Volume<D>, tree: Tree, claimed: &ClusterSet, progress: Progress<'_>) -> Result<()> {
+    fn scan_table<D: BlockDevice>(
+        &mut self,
+        vol: &mut Volume<D>,
+        tree: Tree,
+        claimed: &ClusterSet,
+        progress: Progress<'_>,
+    ) -> Result<()> {
         let end = vol.geo.cluster_end();
         let mut used = 0u64;
         let mut lost = Vec::new();
@@ -279,9 +359,17 @@ impl Checker {
         }
         progress(u64::from(end), u64::from(end));
         if !lost.is_empty() {
-            let fixed = self.repair && tree == Tree::Live && lost.iter().all(|&c| vol.free_live(c).is_ok());
+            let fixed =
+                self.repair && tree == Tree::Live && lost.iter().all(|&c| vol.free_live(c).is_ok());
             let which = if tree == Tree::Live { "live" } else { "base" };
-            self.problem(format!("{} {which} clusters are marked used but belong to no file", lost.len()), None, fixed);
+            self.problem(
+                format!(
+                    "{} {which} clusters are marked used but belong to no file",
+                    lost.len()
+                ),
+                None,
+                fixed,
+            );
             if fixed {
                 used -= lost.len() as u64;
             }
@@ -329,9 +417,12 @@ impl Checker {
         let changed: BTreeSet<u32> = {
             let mut bits = BTreeSet::new();
             for block in 0..vol.geo.table_blocks {
-                let offset = vol.geo.diff_offset + u64::from(block / DIFF_BITS_PER_BLOCK) * BLOCK_SIZE as u64;
+                let offset = vol.geo.diff_offset
+                    + u64::from(block / DIFF_BITS_PER_BLOCK) * BLOCK_SIZE as u64;
                 let bit = block % DIFF_BITS_PER_BLOCK;
-                let data = vol.cache.get(&mut vol.dev, offset, BLOCK_SIZE, Some(DIFF_BLOCK))?;
+                let data = vol
+                    .cache
+                    .get(&mut vol.dev, offset, BLOCK_SIZE, Some(DIFF_BLOCK))?;
                 if data[(bit / 8) as usize] & (1 << (bit % 8)) != 0 {
                     bits.insert(block);
                 }
@@ -340,22 +431,40 @@ impl Checker {
         };
         let sealed = vol.is_sealed();
         for block in 0..vol.geo.table_blocks {
-            let (base_at, live_at) = (vol.table_block_offset(Tree::Base, block), vol.table_block_offset(Tree::Live, block));
-            let base = vol.cache.get(&mut vol.dev, base_at, BLOCK_SIZE, Some(TABLE_BLOCK))?.to_vec();
+            let (base_at, live_at) = (
+                vol.table_block_offset(Tree::Base, block),
+                vol.table_block_offset(Tree::Live, block),
+            );
+            let base = vol
+                .cache
+                .get(&mut vol.dev, base_at, BLOCK_SIZE, Some(TABLE_BLOCK))?
+                .to_vec();
             if !sealed && base.iter().any(|&b| b != 0) {
-                self.problem(format!("base table block {block} is not empty on an unsealed volume"), None, false);
+                self.problem(
+                    format!("base table block {block} is not empty on an unsealed volume"),
+                    None,
+                    false,
+                );
                 continue;
             }
             if !sealed || changed.contains(&block) {
                 continue;
             }
-            let live = vol.cache.get(&mut vol.dev, live_at, BLOCK_SIZE, Some(TABLE_BLOCK))?;
+            let live = vol
+                .cache
+                .get(&mut vol.dev, live_at, BLOCK_SIZE, Some(TABLE_BLOCK))?;
             if live[..BLOCK_SIZE - 4] != base[..BLOCK_SIZE - 4] {
                 // Rewriting any entry of the block with its own value marks it changed.
                 let first = block * ENTRIES_PER_BLOCK;
                 let value = vol.entry(Tree::Live, first)?;
                 let fixed = self.repair && vol.set_live(first, value).is_ok();
-                self.problem(format!("live table block {block} differs from the base but is not marked changed"), None, fixed);
+                self.problem(
+                    format!(
+                        "live table block {block} differs from the base but is not marked changed"
+                    ),
+                    None,
+                    fixed,
+                );
             }
         }
         Ok(())

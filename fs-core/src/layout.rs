@@ -53,15 +53,28 @@ pub fn default_journal_size(volume_size: u64) -> u64 {
 
 impl Geometry {
     /// Lays out a volume. Fails when the sizes cannot make a volume.
-    pub fn compute(volume_size: u64, cluster_shift: u32, sector_size: u32, journal_size: u64) -> Result<Geometry> {
+    pub fn compute(
+        volume_size: u64,
+        cluster_shift: u32,
+        sector_size: u32,
+        journal_size: u64,
+    ) -> Result<Geometry> {
         if !(MIN_CLUSTER_SHIFT..=MAX_CLUSTER_SHIFT).contains(&cluster_shift) {
-            return Err(Error::InvalidArgument("the cluster size must be a power of two from 512 bytes to 64 KiB"));
+            return Err(Error::InvalidArgument(
+                "the cluster size must be a power of two from 512 bytes to 64 KiB",
+            ));
         }
-        if !matches!(sector_size, 512 | 1024 | 2048 | 4096) || (1u64 << cluster_shift) < u64::from(sector_size) {
-            return Err(Error::InvalidArgument("the sector size must be 512 to 4096 bytes and not exceed the cluster size"));
+        if !matches!(sector_size, 512 | 1024 | 2048 | 4096)
+            || (1u64 << cluster_shift) < u64::from(sector_size)
+        {
+            return Err(Error::InvalidArgument(
+                "the sector size must be 512 to 4096 bytes and not exceed the cluster size",
+            ));
         }
         if journal_size < 256 * 1024 || journal_size % BLOCK != 0 {
-            return Err(Error::InvalidArgument("the journal must be at least 256 KiB, in 4 KiB blocks"));
+            return Err(Error::InvalidArgument(
+                "the journal must be at least 256 KiB, in 4 KiB blocks",
+            ));
         }
         let volume_size = volume_size - volume_size % BLOCK;
         let cluster = 1u64 << cluster_shift;
@@ -74,7 +87,8 @@ impl Geometry {
         };
         // The tables' size depends on the cluster count and the other way round: start from
         // an upper bound and shrink until the heap holds as many clusters as the tables map.
-        let mut count = (usable_end.saturating_sub(diff_offset) / cluster).min(u64::from(MAX_CLUSTER_COUNT)) as u32;
+        let mut count = (usable_end.saturating_sub(diff_offset) / cluster)
+            .min(u64::from(MAX_CLUSTER_COUNT)) as u32;
         loop {
             let table_blocks = blocks_for(count);
             let diff_blocks = table_blocks.div_ceil(DIFF_BITS_PER_BLOCK);
@@ -85,10 +99,14 @@ impl Geometry {
             let fits = usable_end.saturating_sub(heap_offset) / cluster;
             if fits >= u64::from(count) {
                 if count < MIN_CLUSTERS {
-                    return Err(Error::InvalidArgument("the volume is too small for cowfat (a few MiB at least)"));
+                    return Err(Error::InvalidArgument(
+                        "the volume is too small for cowfat (a few MiB at least)",
+                    ));
                 }
                 if volume_size / cluster > u64::from(MAX_CLUSTER_COUNT) {
-                    return Err(Error::InvalidArgument("too many clusters for this cluster size; choose a larger cluster size"));
+                    return Err(Error::InvalidArgument(
+                        "too many clusters for this cluster size; choose a larger cluster size",
+                    ));
                 }
                 return Ok(Geometry {
                     volume_size,
@@ -117,10 +135,21 @@ impl Geometry {
         let at = 0;
         let volume_size = raw.volume_size.get();
         if volume_size > device_size {
-            return Err(Error::Corrupt { what: "volume size larger than the device", at });
+            return Err(Error::Corrupt {
+                what: "volume size larger than the device",
+                at,
+            });
         }
-        let geo = Geometry::compute(volume_size, raw.cluster_shift.get(), raw.sector_size.get(), raw.journal_size.get())
-            .map_err(|_| Error::Corrupt { what: "boot block geometry", at })?;
+        let geo = Geometry::compute(
+            volume_size,
+            raw.cluster_shift.get(),
+            raw.sector_size.get(),
+            raw.journal_size.get(),
+        )
+        .map_err(|_| Error::Corrupt {
+            what: "boot block geometry",
+            at,
+        })?;
         let matches = geo.cluster_count == raw.cluster_count.get()
             && geo.table_blocks == raw.table_blocks.get()
             && geo.state_offset == raw.state_offset.get()
@@ -132,7 +161,10 @@ impl Geometry {
             && geo.live_table_offset == raw.live_table_offset.get()
             && geo.heap_offset == raw.heap_offset.get();
         if !matches {
-            return Err(Error::Corrupt { what: "boot block region offsets", at });
+            return Err(Error::Corrupt {
+                what: "boot block region offsets",
+                at,
+            });
         }
         Ok(geo)
     }
@@ -176,7 +208,9 @@ impl Geometry {
     /// The cluster holding volume byte `offset`, if it is in the heap.
     pub fn cluster_at(&self, offset: u64) -> Option<u32> {
         let rel = offset.checked_sub(self.heap_offset)?;
-        let c = u32::try_from(rel >> self.cluster_shift).ok()?.checked_add(FIRST_CLUSTER)?;
+        let c = u32::try_from(rel >> self.cluster_shift)
+            .ok()?
+            .checked_add(FIRST_CLUSTER)?;
         self.is_cluster(c).then_some(c)
     }
 

@@ -45,15 +45,17 @@ pub mod time;
 mod types;
 mod volume;
 
-pub use device::{BlockDevice, CountingDevice, CrashRecorder, DeviceError, DeviceErrorKind, MemDevice};
 #[cfg(feature = "std")]
 pub use device::FileDevice;
+pub use device::{
+    BlockDevice, CountingDevice, CrashRecorder, DeviceError, DeviceErrorKind, MemDevice,
+};
 pub use error::{Error, Result};
 pub use file::WriteMode;
 pub use format::format;
 pub use name::{Name, NameError};
 pub use types::{
-    DirCursor, DirEntry, FileAttributes, FileId, FileInfo, FileKind, FileOverlayStatus, FileTimes, FormatOptions,
-    MountOptions, SetTimes, VolumeInfo,
+    DirCursor, DirEntry, FileAttributes, FileId, FileInfo, FileKind, FileOverlayStatus, FileTimes,
+    FormatOptions, MountOptions, SetTimes, VolumeInfo,
 };
 pub use volume::{Tree, Volume};

@@ -12,9 +12,13 @@ pub const MAX_NAME_UNITS: usize = 255;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameError {
     Empty,
-    TooLong { units: usize },
+    TooLong {
+        units: usize,
+    },
     /// A character Windows reserves (`" * / : < > ? \ |` or a control character).
-    ReservedCharacter { unit: u16 },
+    ReservedCharacter {
+        unit: u16,
+    },
     /// `.` and `..` name directories themselves.
     DotName,
 }
@@ -24,10 +28,15 @@ impl fmt::Display for NameError {
         match *self {
             NameError::Empty => write!(f, "a name cannot be empty"),
             NameError::TooLong { units } => {
-                write!(f, "a name is at most {MAX_NAME_UNITS} UTF-16 units, this one has {units}")
+                write!(
+                    f,
+                    "a name is at most {MAX_NAME_UNITS} UTF-16 units, this one has {units}"
+                )
             }
             NameError::ReservedCharacter { unit } => match char::from_u32(u32::from(unit)) {
-                Some(c) if !c.is_control() => write!(f, "the character '{c}' is not allowed in a name"),
+                Some(c) if !c.is_control() => {
+                    write!(f, "the character '{c}' is not allowed in a name")
+                }
                 _ => write!(f, "control character {unit:#04x} is not allowed in a name"),
             },
             NameError::DotName => write!(f, "'.' and '..' cannot be used as names"),
@@ -89,7 +98,11 @@ impl fmt::Display for Name {
 }
 
 fn is_reserved(unit: u16) -> bool {
-    unit < 0x20 || matches!(unit, 0x22 | 0x2A | 0x2F | 0x3A | 0x3C | 0x3E | 0x3F | 0x5C | 0x7C)
+    unit < 0x20
+        || matches!(
+            unit,
+            0x22 | 0x2A | 0x2F | 0x3A | 0x3C | 0x3E | 0x3F | 0x5C | 0x7C
+        )
 }
 
 /// Number of entries in an up-case table: one per UTF-16 code unit.
@@ -112,7 +125,9 @@ impl UpcaseTable {
     pub fn generate() -> UpcaseTable {
         let table = (0..UPCASE_ENTRIES as u32)
             .map(|u| {
-                let Some(c) = char::from_u32(u) else { return u as u16 };
+                let Some(c) = char::from_u32(u) else {
+                    return u as u16;
+                };
                 let mut up = c.to_uppercase();
                 match (up.next(), up.next()) {
                     (Some(one), None) if (one as u32) < 0x10000 => one as u32 as u16,
@@ -128,7 +143,12 @@ impl UpcaseTable {
         if bytes.len() != UPCASE_ENTRIES * 2 {
             return None;
         }
-        Some(UpcaseTable(bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()))
+        Some(UpcaseTable(
+            bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        ))
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -146,7 +166,11 @@ impl UpcaseTable {
 
     /// A 16-bit hash of the up-cased name, stored in directory entries and checked by fsck.
     pub fn hash(&self, name: &Name) -> u16 {
-        let bytes: Vec<u8> = self.key(name).iter().flat_map(|u| u.to_le_bytes()).collect();
+        let bytes: Vec<u8> = self
+            .key(name)
+            .iter()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
         (crate::ondisk::crc32c(&bytes) & 0xFFFF) as u16
     }
 }
@@ -160,18 +184,30 @@ mod tests {
         assert!(Name::from_str("hello.txt").is_ok());
         assert!(Name::from_str("with space and ünïcode").is_ok());
         assert_eq!(Name::from_str(""), Err(NameError::Empty));
-        assert_eq!(Name::from_str("a:b"), Err(NameError::ReservedCharacter { unit: 0x3A }));
-        assert_eq!(Name::from_str("a\u{1}"), Err(NameError::ReservedCharacter { unit: 1 }));
+        assert_eq!(
+            Name::from_str("a:b"),
+            Err(NameError::ReservedCharacter { unit: 0x3A })
+        );
+        assert_eq!(
+            Name::from_str("a\u{1}"),
+            Err(NameError::ReservedCharacter { unit: 1 })
+        );
         assert_eq!(Name::from_str(".."), Err(NameError::DotName));
-        let long: String = core::iter::repeat('x').take(256).collect();
-        assert_eq!(Name::from_str(&long), Err(NameError::TooLong { units: 256 }));
+        let long = "x".repeat(256);
+        assert_eq!(
+            Name::from_str(&long),
+            Err(NameError::TooLong { units: 256 })
+        );
         assert!(Name::from_str(&long[..255]).is_ok());
     }
 
     #[test]
     fn upcase_is_case_insensitive_and_round_trips() {
         let t = UpcaseTable::generate();
-        assert_eq!(t.key(&Name::from_str("Straße.TXT").unwrap()), t.key(&Name::from_str("STRAßE.txt").unwrap()));
+        assert_eq!(
+            t.key(&Name::from_str("Straße.TXT").unwrap()),
+            t.key(&Name::from_str("STRAßE.txt").unwrap())
+        );
         assert_eq!(t.upcase_unit(u16::from(b'a')), u16::from(b'A'));
         assert_eq!(t.upcase_unit(0xE9), 0xC9); // é -> É
         assert_eq!(UpcaseTable::from_bytes(&t.to_bytes()), Some(t));

@@ -24,14 +24,24 @@ impl<D: BlockDevice> Volume<D> {
     /// The file called `name` in directory `dir`.
     pub fn lookup(&mut self, dir: FileId, name: &Name) -> Result<FileId> {
         self.dir_record(dir)?;
-        Ok(self.dir_lookup(dir.record(), name)?.ok_or(Error::NotFound)?.id)
+        Ok(self
+            .dir_lookup(dir.record(), name)?
+            .ok_or(Error::NotFound)?
+            .id)
     }
 
     /// The file at `path` (`/` or `\` separated, from the root; `.` and `..` understood).
     pub fn resolve(&mut self, path: &str) -> Result<FileId> {
         let mut id = self.root()?;
-        for part in path.split(['/', '\\']).filter(|p| !p.is_empty() && *p != ".") {
-            id = if part == ".." { self.info(id)?.parent } else { self.lookup(id, &Name::from_str(part)?)? };
+        for part in path
+            .split(['/', '\\'])
+            .filter(|p| !p.is_empty() && *p != ".")
+        {
+            id = if part == ".." {
+                self.info(id)?.parent
+            } else {
+                self.lookup(id, &Name::from_str(part)?)?
+            };
         }
         Ok(id)
     }
@@ -56,7 +66,13 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     /// Creates a file or directory `name` in `dir`.
-    pub fn create(&mut self, dir: FileId, name: &Name, kind: FileKind, attributes: FileAttributes) -> Result<FileId> {
+    pub fn create(
+        &mut self,
+        dir: FileId,
+        name: &Name,
+        kind: FileKind,
+        attributes: FileAttributes,
+    ) -> Result<FileId> {
         self.writable()?;
         self.dir_record(dir)?;
         if self.dir_lookup(dir.record(), name)?.is_some() {
@@ -78,7 +94,12 @@ impl<D: BlockDevice> Volume<D> {
         }
         raw.attributes.set(attrs.bits());
         raw.parent.set(dir.record());
-        for t in [&mut raw.creation_time, &mut raw.last_access_time, &mut raw.last_write_time, &mut raw.change_time] {
+        for t in [
+            &mut raw.creation_time,
+            &mut raw.last_access_time,
+            &mut raw.last_write_time,
+            &mut raw.change_time,
+        ] {
             t.set(now);
         }
         self.put_record(record, &raw)?;
@@ -102,9 +123,13 @@ impl<D: BlockDevice> Volume<D> {
     pub fn unlink(&mut self, dir: FileId, name: &Name) -> Result<FileId> {
         self.writable()?;
         self.dir_record(dir)?;
-        let entry = self.dir_lookup(dir.record(), name)?.ok_or(Error::NotFound)?;
+        let entry = self
+            .dir_lookup(dir.record(), name)?
+            .ok_or(Error::NotFound)?;
         let mut raw = self.file_record(entry.id)?;
-        if raw.flags().contains(RecordFlags::DIRECTORY) && !self.dir_index(entry.id.record())?.by_key.is_empty() {
+        if raw.flags().contains(RecordFlags::DIRECTORY)
+            && !self.dir_index(entry.id.record())?.by_key.is_empty()
+        {
             return Err(Error::DirectoryNotEmpty);
         }
         self.make_room()?;
@@ -144,21 +169,35 @@ impl<D: BlockDevice> Volume<D> {
             }
             current = self.record(Tree::Live, current)?.parent.get();
         }
-        Err(Error::Corrupt { what: "directory parents form a loop", at: self.geo.state_offset })
+        Err(Error::Corrupt {
+            what: "directory parents form a loop",
+            at: self.geo.state_offset,
+        })
     }
 
     /// Renames or moves `src_dir/src_name` to `dst_dir/dst_name`. An existing target is
     /// replaced only when `replace` is set: a file by a file, an empty directory by a
     /// directory. A case-only rename of the same file is allowed.
-    pub fn rename(&mut self, src_dir: FileId, src_name: &Name, dst_dir: FileId, dst_name: &Name, replace: bool) -> Result<()> {
+    pub fn rename(
+        &mut self,
+        src_dir: FileId,
+        src_name: &Name,
+        dst_dir: FileId,
+        dst_name: &Name,
+        replace: bool,
+    ) -> Result<()> {
         self.writable()?;
         self.dir_record(src_dir)?;
         self.dir_record(dst_dir)?;
-        let src = self.dir_lookup(src_dir.record(), src_name)?.ok_or(Error::NotFound)?;
+        let src = self
+            .dir_lookup(src_dir.record(), src_name)?
+            .ok_or(Error::NotFound)?;
         let src_raw = self.file_record(src.id)?;
         let src_is_dir = src_raw.flags().contains(RecordFlags::DIRECTORY);
         if src_is_dir && self.is_within(dst_dir, src.id)? {
-            return Err(Error::InvalidArgument("a directory cannot be moved into itself"));
+            return Err(Error::InvalidArgument(
+                "a directory cannot be moved into itself",
+            ));
         }
         self.make_room()?;
         if let Some(existing) = self.dir_lookup(dst_dir.record(), dst_name)? {
@@ -166,7 +205,10 @@ impl<D: BlockDevice> Volume<D> {
                 if !replace {
                     return Err(Error::AlreadyExists);
                 }
-                let target_is_dir = self.file_record(existing.id)?.flags().contains(RecordFlags::DIRECTORY);
+                let target_is_dir = self
+                    .file_record(existing.id)?
+                    .flags()
+                    .contains(RecordFlags::DIRECTORY);
                 match (src_is_dir, target_is_dir) {
                     (false, true) => return Err(Error::IsADirectory),
                     (true, false) => return Err(Error::NotADirectory),
@@ -191,10 +233,19 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Up to `max` entries of `dir` after `cursor`, in up-case name order, and the cursor to
     /// resume from (None when the directory has no more).
-    pub fn read_dir(&mut self, dir: FileId, cursor: &DirCursor, max: usize) -> Result<(Vec<DirEntry>, Option<DirCursor>)> {
+    pub fn read_dir(
+        &mut self,
+        dir: FileId,
+        cursor: &DirCursor,
+        max: usize,
+    ) -> Result<(Vec<DirEntry>, Option<DirCursor>)> {
         self.dir_record(dir)?;
         let index = self.dir_index(dir.record())?;
-        let lower = if cursor.key().is_empty() { Bound::Unbounded } else { Bound::Excluded(cursor.key().to_vec()) };
+        let lower = if cursor.key().is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(cursor.key().to_vec())
+        };
         let picked: Vec<(Vec<u16>, FileId, Name)> = index
             .by_key
             .range((lower, Bound::Unbounded))
@@ -205,7 +256,10 @@ impl<D: BlockDevice> Volume<D> {
         let mut entries = Vec::with_capacity(picked.len().min(max));
         let mut last_key = None;
         for (key, id, name) in picked.into_iter().take(max) {
-            entries.push(DirEntry { name, info: self.info(id)? });
+            entries.push(DirEntry {
+                name,
+                info: self.info(id)?,
+            });
             last_key = Some(key);
         }
         Ok((entries, if more { last_key.map(DirCursor) } else { None }))

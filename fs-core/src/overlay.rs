@@ -26,7 +26,10 @@ pub(crate) struct RangeSet(BTreeMap<u64, u64>);
 
 impl RangeSet {
     pub fn contains(&self, v: u64) -> bool {
-        self.0.range(..=v).next_back().is_some_and(|(_, &end)| v < end)
+        self.0
+            .range(..=v)
+            .next_back()
+            .is_some_and(|(_, &end)| v < end)
     }
 
     pub fn insert(&mut self, v: u64) {
@@ -48,7 +51,9 @@ impl RangeSet {
     }
 
     pub fn remove(&mut self, v: u64) -> bool {
-        let Some((&s, &e)) = self.0.range(..=v).next_back() else { return false };
+        let Some((&s, &e)) = self.0.range(..=v).next_back() else {
+            return false;
+        };
         if v >= e {
             return false;
         }
@@ -83,7 +88,8 @@ impl Reservations {
     }
 
     pub fn of_file(&self, record: u32) -> u64 {
-        self.files.get(&record).map_or(0, RangeSet::len) + u64::from(self.meta_holders.contains(&record))
+        self.files.get(&record).map_or(0, RangeSet::len)
+            + u64::from(self.meta_holders.contains(&record))
     }
 
     pub fn release_file(&mut self, record: u32) {
@@ -132,7 +138,13 @@ impl<D: BlockDevice> Volume<D> {
         let (first, last) = (offset / cs, (offset.saturating_add(len) - 1) / cs);
         let mut wanted = Vec::new();
         for vcn in first..=last.min(count.saturating_sub(1)) {
-            if count == 0 || self.reservations.files.get(&id.record()).is_some_and(|s| s.contains(vcn)) {
+            if count == 0
+                || self
+                    .reservations
+                    .files
+                    .get(&id.record())
+                    .is_some_and(|s| s.contains(vcn))
+            {
                 continue;
             }
             let lcn = self.stream_lcn(key, vcn)?;
@@ -142,7 +154,8 @@ impl<D: BlockDevice> Volume<D> {
         }
         let record_vcn = u64::from(id.record()) * RECORD_SIZE as u64 / cs;
         let record_lcn = self.stream_lcn(StreamKey::RecordTable(Tree::Live), record_vcn)?;
-        let meta = !self.reservations.meta_holders.contains(&id.record()) && self.is_base_cluster(record_lcn)?;
+        let meta = !self.reservations.meta_holders.contains(&id.record())
+            && self.is_base_cluster(record_lcn)?;
         let need = wanted.len() as u64 + u64::from(meta);
         if need > self.available_clusters() {
             return Err(Error::NoSpace);
@@ -222,7 +235,15 @@ impl<D: BlockDevice> Volume<D> {
         for block in self.take_changed_table_blocks()? {
             let src = self.table_block_offset(from, block);
             let dst = self.table_block_offset(to, block);
-            let data = self.cache.get(&mut self.dev, src, BLOCK_SIZE, Some("allocation table block checksum"))?.to_vec();
+            let data = self
+                .cache
+                .get(
+                    &mut self.dev,
+                    src,
+                    BLOCK_SIZE,
+                    Some("allocation table block checksum"),
+                )?
+                .to_vec();
             if self.read_only {
                 self.cache.put(dst, data, false);
             } else {
@@ -285,7 +306,9 @@ impl<D: BlockDevice> Volume<D> {
         }
         let live = self.file_record(id)?;
         if live.flags().contains(RecordFlags::DIRECTORY) {
-            return Err(Error::Unsupported("a directory's overlay changes only with the whole volume"));
+            return Err(Error::Unsupported(
+                "a directory's overlay changes only with the whole volume",
+            ));
         }
         let base = self.base_twin(id)?.ok_or(Error::NoBaseVersion)?;
         Ok((live, base))
@@ -297,8 +320,12 @@ impl<D: BlockDevice> Volume<D> {
         let (live, base) = self.overlay_file(id)?;
         self.make_room()?;
         let record = id.record();
-        let live_map = self.extent_map(StreamKey::File(Tree::Live, record))?.clone();
-        let base_map = self.extent_map(StreamKey::File(Tree::Base, record))?.clone();
+        let live_map = self
+            .extent_map(StreamKey::File(Tree::Live, record))?
+            .clone();
+        let base_map = self
+            .extent_map(StreamKey::File(Tree::Base, record))?
+            .clone();
         for run in live_map.runs() {
             for lcn in run.lcn..run.lcn + run.len {
                 if !self.is_base_cluster(lcn)? {
@@ -316,7 +343,8 @@ impl<D: BlockDevice> Volume<D> {
         raw.flags = live.flags;
         raw.parent = live.parent;
         self.put_record(record, &raw)?;
-        self.extents.insert(StreamKey::File(Tree::Live, record), base_map);
+        self.extents
+            .insert(StreamKey::File(Tree::Live, record), base_map);
         self.reservations.release_file(record);
         Ok(())
     }
@@ -330,9 +358,17 @@ impl<D: BlockDevice> Volume<D> {
         // Give live its own copy of the record's cluster first, so that writing the base
         // record below cannot show through to live.
         self.put_record(record, &live)?;
-        let live_map = self.extent_map(StreamKey::File(Tree::Live, record))?.clone();
-        let base_map = self.extent_map(StreamKey::File(Tree::Base, record))?.clone();
-        let live_clusters: BTreeSet<u32> = live_map.runs().iter().flat_map(|r| r.lcn..r.lcn + r.len).collect();
+        let live_map = self
+            .extent_map(StreamKey::File(Tree::Live, record))?
+            .clone();
+        let base_map = self
+            .extent_map(StreamKey::File(Tree::Base, record))?
+            .clone();
+        let live_clusters: BTreeSet<u32> = live_map
+            .runs()
+            .iter()
+            .flat_map(|r| r.lcn..r.lcn + r.len)
+            .collect();
         for run in base_map.runs() {
             for lcn in run.lcn..run.lcn + run.len {
                 if !live_clusters.contains(&lcn) {
@@ -404,9 +440,14 @@ impl<D: BlockDevice> Volume<D> {
     /// Volume-wide figures.
     pub fn volume_info(&self) -> VolumeInfo {
         let s = &self.state;
-        let label_units: Vec<u16> = s.label[..s.label_len.get() as usize].iter().map(|u| u.get()).collect();
+        let label_units: Vec<u16> = s.label[..s.label_len.get() as usize]
+            .iter()
+            .map(|u| u.get())
+            .collect();
         VolumeInfo {
-            label: char::decode_utf16(label_units).map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)).collect::<String>(),
+            label: char::decode_utf16(label_units)
+                .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect::<String>(),
             serial: self.boot.serial.get(),
             cluster_size: self.geo.cluster_size(),
             sector_size: self.geo.sector_size,
@@ -426,7 +467,12 @@ impl<D: BlockDevice> Volume<D> {
     pub fn set_label(&mut self, label: &str) -> Result<()> {
         self.writable()?;
         let units = label_units(label)?;
-        for (slot, unit) in self.state.label.iter_mut().zip(units.iter().chain(core::iter::repeat(&0))) {
+        for (slot, unit) in self
+            .state
+            .label
+            .iter_mut()
+            .zip(units.iter().chain(core::iter::repeat(&0)))
+        {
             slot.set(*unit);
         }
         self.state.label_len.set(units.len() as u32);
@@ -439,7 +485,9 @@ impl<D: BlockDevice> Volume<D> {
 pub(crate) fn label_units(label: &str) -> Result<Vec<u16>> {
     let units: Vec<u16> = label.encode_utf16().collect();
     if units.len() > LABEL_UNITS {
-        return Err(Error::InvalidArgument("a volume label is at most 32 characters"));
+        return Err(Error::InvalidArgument(
+            "a volume label is at most 32 characters",
+        ));
     }
     if !label.is_empty() {
         crate::name::Name::from_utf16(&units)?;

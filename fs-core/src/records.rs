@@ -26,14 +26,22 @@ impl<D: BlockDevice> Volume<D> {
             return Err(Error::NotFound);
         }
         let mut bytes = [0u8; RECORD_SIZE];
-        let at = self.meta_read(StreamKey::RecordTable(tree), u64::from(record) * RECORD_SIZE as u64, &mut bytes)?;
+        let at = self.meta_read(
+            StreamKey::RecordTable(tree),
+            u64::from(record) * RECORD_SIZE as u64,
+            &mut bytes,
+        )?;
         RawRecord::parse(&bytes, at)
     }
 
     /// Writes live record `record`.
     pub(crate) fn put_record(&mut self, record: u32, raw: &RawRecord) -> Result<()> {
         let bytes = raw.to_bytes();
-        self.meta_write(StreamKey::RecordTable(Tree::Live), u64::from(record) * RECORD_SIZE as u64, &bytes)
+        self.meta_write(
+            StreamKey::RecordTable(Tree::Live),
+            u64::from(record) * RECORD_SIZE as u64,
+            &bytes,
+        )
     }
 
     /// The live record of a file id: in use and of the same sequence, else the id is stale.
@@ -99,7 +107,10 @@ impl<D: BlockDevice> Volume<D> {
         let root = self.record(Tree::Live, ROOT_RECORD)?;
         let flags = root.flags();
         if !flags.contains(RecordFlags::IN_USE | RecordFlags::DIRECTORY) {
-            return Err(Error::Corrupt { what: "root directory record", at: self.geo.state_offset });
+            return Err(Error::Corrupt {
+                what: "root directory record",
+                at: self.geo.state_offset,
+            });
         }
         Ok(())
     }

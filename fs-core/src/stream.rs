@@ -64,7 +64,9 @@ impl ExtentMap {
         if vcn >= self.count {
             return None;
         }
-        let i = self.runs.partition_point(|r| r.vcn + u64::from(r.len) <= vcn);
+        let i = self
+            .runs
+            .partition_point(|r| r.vcn + u64::from(r.len) <= vcn);
         let r = self.runs.get(i)?;
         Some(r.lcn + (vcn - r.vcn) as u32)
     }
@@ -72,16 +74,26 @@ impl ExtentMap {
     /// The run containing `vcn`, cut to start at `vcn`.
     pub fn run_at(&self, vcn: u64) -> Option<Run> {
         let lcn = self.lookup(vcn)?;
-        let i = self.runs.partition_point(|r| r.vcn + u64::from(r.len) <= vcn);
+        let i = self
+            .runs
+            .partition_point(|r| r.vcn + u64::from(r.len) <= vcn);
         let r = self.runs[i];
-        Some(Run { vcn, lcn, len: r.len - (vcn - r.vcn) as u32 })
+        Some(Run {
+            vcn,
+            lcn,
+            len: r.len - (vcn - r.vcn) as u32,
+        })
     }
 
     /// Appends `lcn` as the next cluster.
     pub fn push(&mut self, lcn: u32) {
         match self.runs.last_mut() {
             Some(r) if r.lcn.checked_add(r.len) == Some(lcn) && r.len < u32::MAX => r.len += 1,
-            _ => self.runs.push(Run { vcn: self.count, lcn, len: 1 }),
+            _ => self.runs.push(Run {
+                vcn: self.count,
+                lcn,
+                len: 1,
+            }),
         }
         self.count += 1;
     }
@@ -101,16 +113,26 @@ impl ExtentMap {
         if vcn >= self.count {
             return;
         }
-        let i = self.runs.partition_point(|r| r.vcn + u64::from(r.len) <= vcn);
+        let i = self
+            .runs
+            .partition_point(|r| r.vcn + u64::from(r.len) <= vcn);
         let r = self.runs[i];
         let off = (vcn - r.vcn) as u32;
         let mut pieces = Vec::with_capacity(3);
         if off > 0 {
-            pieces.push(Run { vcn: r.vcn, lcn: r.lcn, len: off });
+            pieces.push(Run {
+                vcn: r.vcn,
+                lcn: r.lcn,
+                len: off,
+            });
         }
         pieces.push(Run { vcn, lcn, len: 1 });
         if off + 1 < r.len {
-            pieces.push(Run { vcn: vcn + 1, lcn: r.lcn + off + 1, len: r.len - off - 1 });
+            pieces.push(Run {
+                vcn: vcn + 1,
+                lcn: r.lcn + off + 1,
+                len: r.len - off - 1,
+            });
         }
         let new_at = i + usize::from(off > 0);
         self.runs.splice(i..=i, pieces);
@@ -129,8 +151,14 @@ impl<D: BlockDevice> Volume<D> {
     fn chain_head(&mut self, key: StreamKey) -> Result<(u32, u64)> {
         let s = &self.state;
         Ok(match key {
-            StreamKey::RecordTable(Tree::Live) => (s.live_records_first.get(), u64::from(s.live_records_clusters.get())),
-            StreamKey::RecordTable(Tree::Base) => (s.base_records_first.get(), u64::from(s.base_records_clusters.get())),
+            StreamKey::RecordTable(Tree::Live) => (
+                s.live_records_first.get(),
+                u64::from(s.live_records_clusters.get()),
+            ),
+            StreamKey::RecordTable(Tree::Base) => (
+                s.base_records_first.get(),
+                u64::from(s.base_records_clusters.get()),
+            ),
             StreamKey::File(tree, record) => {
                 let raw = self.record(tree, record)?;
                 (raw.first_cluster.get(), raw.cluster_count.get())
@@ -144,26 +172,45 @@ impl<D: BlockDevice> Volume<D> {
         let at = self.table_offset(tree);
         let mut map = ExtentMap::default();
         if count == 0 {
-            return if first == 0 { Ok(map) } else { Err(Error::Corrupt { what: "empty file with a first cluster", at }) };
+            return if first == 0 {
+                Ok(map)
+            } else {
+                Err(Error::Corrupt {
+                    what: "empty file with a first cluster",
+                    at,
+                })
+            };
         }
         if count > u64::from(self.geo.cluster_count) {
-            return Err(Error::Corrupt { what: "file record claims more clusters than the volume has", at });
+            return Err(Error::Corrupt {
+                what: "file record claims more clusters than the volume has",
+                at,
+            });
         }
         let mut c = first;
         loop {
             if !self.geo.is_cluster(c) {
-                return Err(Error::Corrupt { what: "cluster chain points outside the volume", at });
+                return Err(Error::Corrupt {
+                    what: "cluster chain points outside the volume",
+                    at,
+                });
             }
             map.push(c);
             let next = self.entry(tree, c)?;
             if map.count == count {
                 if next != END {
-                    return Err(Error::Corrupt { what: "cluster chain longer than its file record says", at });
+                    return Err(Error::Corrupt {
+                        what: "cluster chain longer than its file record says",
+                        at,
+                    });
                 }
                 return Ok(map);
             }
             if next == END || next == FREE {
-                return Err(Error::Corrupt { what: "cluster chain shorter than its file record says", at });
+                return Err(Error::Corrupt {
+                    what: "cluster chain shorter than its file record says",
+                    at,
+                });
             }
             c = next;
         }
@@ -181,7 +228,10 @@ impl<D: BlockDevice> Volume<D> {
 
     /// The cluster holding stream cluster `vcn`.
     pub(crate) fn stream_lcn(&mut self, key: StreamKey, vcn: u64) -> Result<u32> {
-        self.extent_map(key)?.lookup(vcn).ok_or(Error::Corrupt { what: "stream read past its clusters", at: 0 })
+        self.extent_map(key)?.lookup(vcn).ok_or(Error::Corrupt {
+            what: "stream read past its clusters",
+            at: 0,
+        })
     }
 
     /// Records a live stream's new first cluster and count with its owner.
@@ -216,9 +266,8 @@ impl<D: BlockDevice> Volume<D> {
             for pair in new.windows(2) {
                 self.set_live(pair[0], pair[1])?;
             }
-            match map.last() {
-                Some(last) => self.set_live(last, new[0])?,
-                None => {}
+            if let Some(last) = map.last() {
+                self.set_live(last, new[0])?;
             }
             let mut map = map;
             for &c in &new {
@@ -249,7 +298,10 @@ impl<D: BlockDevice> Volume<D> {
             let new_count = count.saturating_sub(BATCH).max(keep);
             let doomed: Vec<u32> = (new_count..count).filter_map(|v| map.lookup(v)).collect();
             if new_count > 0 {
-                let last = map.lookup(new_count - 1).ok_or(Error::Corrupt { what: "extent map", at: 0 })?;
+                let last = map.lookup(new_count - 1).ok_or(Error::Corrupt {
+                    what: "extent map",
+                    at: 0,
+                })?;
                 self.set_live(last, END)?;
             }
             let mut map = map;
@@ -278,12 +330,18 @@ impl<D: BlockDevice> Volume<D> {
         self.set_live(new, next)?;
         if vcn == 0 {
             let count = self.extent_map(key)?.count();
-            self.extents.get_mut(&key).expect("mapped above").replace(0, new);
+            self.extents
+                .get_mut(&key)
+                .expect("mapped above")
+                .replace(0, new);
             self.set_chain_head(key, new, count)?;
         } else {
             let prev = self.stream_lcn(key, vcn - 1)?;
             self.set_live(prev, new)?;
-            self.extents.get_mut(&key).expect("mapped above").replace(vcn, new);
+            self.extents
+                .get_mut(&key)
+                .expect("mapped above")
+                .replace(vcn, new);
         }
         // The base keeps `lcn`; live no longer uses it.
         self.set_live(lcn, FREE)?;
@@ -294,14 +352,18 @@ impl<D: BlockDevice> Volume<D> {
         let mb = self.geo.meta_block_size() as usize;
         let base = self.geo.cluster_offset(c);
         for i in 0..(self.geo.cluster_size() as usize / mb) {
-            self.cache.put(base + (i * mb) as u64, crate::volume::zeroed(mb), false);
+            self.cache
+                .put(base + (i * mb) as u64, crate::volume::zeroed(mb), false);
         }
     }
 
     /// Reads bytes of a metadata stream through the cache. Returns the volume offset of the
     /// first byte (for error messages).
     pub(crate) fn meta_read(&mut self, key: StreamKey, pos: u64, buf: &mut [u8]) -> Result<u64> {
-        let (cs, mb) = (u64::from(self.geo.cluster_size()), u64::from(self.geo.meta_block_size()));
+        let (cs, mb) = (
+            u64::from(self.geo.cluster_size()),
+            u64::from(self.geo.meta_block_size()),
+        );
         let mut first_offset = None;
         let mut done = 0usize;
         while done < buf.len() {
@@ -321,7 +383,10 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Writes bytes of a live metadata stream through the cache, moving base clusters first.
     pub(crate) fn meta_write(&mut self, key: StreamKey, pos: u64, data: &[u8]) -> Result<()> {
-        let (cs, mb) = (u64::from(self.geo.cluster_size()), u64::from(self.geo.meta_block_size()));
+        let (cs, mb) = (
+            u64::from(self.geo.cluster_size()),
+            u64::from(self.geo.meta_block_size()),
+        );
         let mut done = 0usize;
         while done < data.len() {
             let p = pos + done as u64;
@@ -344,7 +409,10 @@ impl<D: BlockDevice> Volume<D> {
         let mb = self.geo.meta_block_size() as usize;
         let (src, dst) = (self.geo.cluster_offset(from), self.geo.cluster_offset(to));
         for i in 0..(self.geo.cluster_size() as usize / mb) {
-            let data = self.cache.get(&mut self.dev, src + (i * mb) as u64, mb, None)?.to_vec();
+            let data = self
+                .cache
+                .get(&mut self.dev, src + (i * mb) as u64, mb, None)?
+                .to_vec();
             self.cache.put(dst + (i * mb) as u64, data, false);
         }
         Ok(())

@@ -50,7 +50,10 @@ impl Clock for SystemClock {
         let d = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        NtTime::from_unix(i64::try_from(d.as_secs()).unwrap_or(i64::MAX), d.subsec_nanos())
+        NtTime::from_unix(
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            d.subsec_nanos(),
+        )
     }
 }
 

@@ -166,7 +166,13 @@ pub struct FormatOptions {
 
 impl Default for FormatOptions {
     fn default() -> Self {
-        FormatOptions { cluster_size: 4096, label: String::new(), serial: 0, journal_size: None, time: NtTime(0) }
+        FormatOptions {
+            cluster_size: 4096,
+            label: String::new(),
+            serial: 0,
+            journal_size: None,
+            time: NtTime(0),
+        }
     }
 }
 
@@ -178,13 +184,18 @@ pub struct MountOptions {
 
 impl core::fmt::Debug for MountOptions {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("MountOptions").field("read_only", &self.read_only).finish_non_exhaustive()
+        f.debug_struct("MountOptions")
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
     }
 }
 
 impl MountOptions {
     pub fn new(clock: Box<dyn Clock>) -> Self {
-        MountOptions { read_only: false, clock }
+        MountOptions {
+            read_only: false,
+            clock,
+        }
     }
     pub fn read_only(mut self) -> Self {
         self.read_only = true;

@@ -51,24 +51,32 @@ pub struct Volume<D: BlockDevice> {
 
 impl<D: BlockDevice> core::fmt::Debug for Volume<D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Volume").field("geometry", &self.geo).field("read_only", &self.read_only).finish_non_exhaustive()
+        f.debug_struct("Volume")
+            .field("geometry", &self.geo)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
     }
 }
 
 /// Reads the boot block, or its backup in the last 4 KiB of the device when the first is bad.
 pub(crate) fn read_boot<D: BlockDevice>(dev: &mut D) -> Result<(RawBoot, Geometry)> {
     if dev.size() < BLOCK_SIZE as u64 * 2 {
-        return Err(Error::NotCowfat("the device is too small to hold a cowfat volume"));
+        return Err(Error::NotCowfat(
+            "the device is too small to hold a cowfat volume",
+        ));
     }
     let mut block = vec![0u8; BLOCK_SIZE];
     dev.read_at(0, &mut block)?;
-    let primary = RawBoot::parse(&block, 0).and_then(|raw| Geometry::from_boot(&raw, dev.size()).map(|g| (raw, g)));
+    let primary = RawBoot::parse(&block, 0)
+        .and_then(|raw| Geometry::from_boot(&raw, dev.size()).map(|g| (raw, g)));
     match primary {
         Ok(found) => Ok(found),
         Err(first_error @ Error::Corrupt { .. }) => {
             let at = dev.size() - dev.size() % BLOCK_SIZE as u64 - BLOCK_SIZE as u64;
             dev.read_at(at, &mut block)?;
-            match RawBoot::parse(&block, at).and_then(|raw| Geometry::from_boot(&raw, dev.size()).map(|g| (raw, g))) {
+            match RawBoot::parse(&block, at)
+                .and_then(|raw| Geometry::from_boot(&raw, dev.size()).map(|g| (raw, g)))
+            {
                 Ok(found) if found.1.backup_boot_offset == at => Ok(found),
                 _ => Err(first_error),
             }
@@ -84,7 +92,9 @@ impl<D: BlockDevice> Volume<D> {
         let (boot, geo) = read_boot(&mut dev)?;
         let mut cache = MetaCache::default();
         replay_journal(&mut dev, &geo, &mut cache, options.read_only)?;
-        let state_block = cache.get(&mut dev, geo.state_offset, BLOCK_SIZE, None)?.to_vec();
+        let state_block = cache
+            .get(&mut dev, geo.state_offset, BLOCK_SIZE, None)?
+            .to_vec();
         let state = RawState::parse(&state_block, geo.state_offset)?;
         let upcase = read_upcase(&mut dev, &geo, &boot)?;
         let mut volume = Volume {
@@ -104,7 +114,8 @@ impl<D: BlockDevice> Volume<D> {
             reservations: Reservations::default(),
         };
         volume.check_state()?;
-        let pending = volume.state.flags() & (StateFlags::COMMIT_PENDING | StateFlags::DISCARD_PENDING);
+        let pending =
+            volume.state.flags() & (StateFlags::COMMIT_PENDING | StateFlags::DISCARD_PENDING);
         if !pending.is_empty() {
             // Read-only, this finishes the operation in memory only.
             volume.finish_pending_overlay_op()?;
@@ -130,13 +141,25 @@ impl<D: BlockDevice> Volume<D> {
             && s.both_used.get() <= s.live_used.get().min(s.base_used.get())
             && (sealed || s.base_used.get() == 0);
         if !counters_ok {
-            return Err(Error::Corrupt { what: "state block cluster counters", at });
+            return Err(Error::Corrupt {
+                what: "state block cluster counters",
+                at,
+            });
         }
         if !self.geo.is_cluster(s.live_records_first.get()) || s.live_records_clusters.get() == 0 {
-            return Err(Error::Corrupt { what: "state block record table", at });
+            return Err(Error::Corrupt {
+                what: "state block record table",
+                at,
+            });
         }
-        if sealed && (!self.geo.is_cluster(s.base_records_first.get()) || s.base_records_clusters.get() == 0) {
-            return Err(Error::Corrupt { what: "state block base record table", at });
+        if sealed
+            && (!self.geo.is_cluster(s.base_records_first.get())
+                || s.base_records_clusters.get() == 0)
+        {
+            return Err(Error::Corrupt {
+                what: "state block base record table",
+                at,
+            });
         }
         Ok(())
     }
@@ -150,8 +173,14 @@ impl<D: BlockDevice> Volume<D> {
         if self.state_dirty || self.cache.has_dirty() {
             let seq = self.state.journal_seq.get();
             self.state.journal_seq.set(seq + 1);
-            self.cache.put(self.geo.state_offset, self.state.to_block().to_vec(), false);
-            self.cache.commit(&mut self.dev, self.geo.journal_offset, self.geo.journal_size, seq)?;
+            self.cache
+                .put(self.geo.state_offset, self.state.to_block().to_vec(), false);
+            self.cache.commit(
+                &mut self.dev,
+                self.geo.journal_offset,
+                self.geo.journal_size,
+                seq,
+            )?;
             self.state_dirty = false;
         }
         self.pending_free.clear();
@@ -231,7 +260,12 @@ impl<D: BlockDevice> Volume<D> {
     }
 }
 
-fn replay_journal<D: BlockDevice>(dev: &mut D, geo: &Geometry, cache: &mut MetaCache, read_only: bool) -> Result<()> {
+fn replay_journal<D: BlockDevice>(
+    dev: &mut D,
+    geo: &Geometry,
+    cache: &mut MetaCache,
+    read_only: bool,
+) -> Result<()> {
     let (start, size) = (geo.journal_offset, geo.journal_size);
     let found = journal::decode(|off, len| {
         if off + len as u64 > size {
@@ -244,10 +278,14 @@ fn replay_journal<D: BlockDevice>(dev: &mut D, geo: &Geometry, cache: &mut MetaC
     let Some(tx) = found else { return Ok(()) };
     for (offset, data) in &tx.blocks {
         let end = offset.checked_add(data.len() as u64);
-        let inside_metadata = *offset >= geo.state_offset && end.is_some_and(|e| e <= geo.backup_boot_offset);
+        let inside_metadata =
+            *offset >= geo.state_offset && end.is_some_and(|e| e <= geo.backup_boot_offset);
         let overlaps_journal = *offset < start + size && end.is_some_and(|e| e > start);
         if !inside_metadata || overlaps_journal || offset % 512 != 0 {
-            return Err(Error::Corrupt { what: "journal entry points outside the metadata", at: start });
+            return Err(Error::Corrupt {
+                what: "journal entry points outside the metadata",
+                at: start,
+            });
         }
     }
     for (offset, data) in tx.blocks {
@@ -267,9 +305,15 @@ fn read_upcase<D: BlockDevice>(dev: &mut D, geo: &Geometry, boot: &RawBoot) -> R
     let mut bytes = vec![0u8; UPCASE_BYTES as usize];
     dev.read_at(geo.upcase_offset, &mut bytes)?;
     if crc32c(&bytes) != boot.upcase_crc.get() {
-        return Err(Error::Corrupt { what: "up-case table checksum", at: geo.upcase_offset });
+        return Err(Error::Corrupt {
+            what: "up-case table checksum",
+            at: geo.upcase_offset,
+        });
     }
-    UpcaseTable::from_bytes(&bytes).ok_or(Error::Corrupt { what: "up-case table size", at: geo.upcase_offset })
+    UpcaseTable::from_bytes(&bytes).ok_or(Error::Corrupt {
+        what: "up-case table size",
+        at: geo.upcase_offset,
+    })
 }
 
 /// Shorthand for code that builds owned byte buffers.

@@ -11,7 +11,11 @@ fn victim() -> MemDevice {
     let mut vol = mount(formatted(6 << 20, 4096));
     mkdir(&mut vol, "/d");
     for i in 0..12 {
-        create_file(&mut vol, &format!("/d/file {i} with a longer name"), &pattern(i, 3000 * (i as usize + 1)));
+        create_file(
+            &mut vol,
+            &format!("/d/file {i} with a longer name"),
+            &pattern(i, 3000 * (i as usize + 1)),
+        );
     }
     vol.seal().unwrap();
     let f = vol.resolve("/d/file 3 with a longer name").unwrap();
@@ -23,7 +27,9 @@ fn victim() -> MemDevice {
 /// Mounts, reads everything it can, and checks: all outcomes are allowed but panics.
 fn exercise(dev: MemDevice) -> &'static str {
     let checked = fs_core::fsck::check(dev.clone(), false, &mut |_, _| {});
-    let Ok(mut vol) = Volume::mount(dev, opts()) else { return "mount refused" };
+    let Ok(mut vol) = Volume::mount(dev, opts()) else {
+        return "mount refused";
+    };
     let mut stack = vec![match vol.root() {
         Ok(r) => r,
         Err(_) => return "root unreadable",
@@ -85,8 +91,16 @@ fn corrupt_bytes_anywhere_in_metadata_never_panic() {
         }
     }
     // Damage must be noticed somewhere: most flips are refused or reported.
-    assert!(outcomes.get("mount refused").copied().unwrap_or(0) > 100, "{outcomes:?}");
-    assert!(outcomes.get("problems found").copied().unwrap_or(0) + outcomes.get("check refused").copied().unwrap_or(0) > 100, "{outcomes:?}");
+    assert!(
+        outcomes.get("mount refused").copied().unwrap_or(0) > 100,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.get("problems found").copied().unwrap_or(0)
+            + outcomes.get("check refused").copied().unwrap_or(0)
+            > 100,
+        "{outcomes:?}"
+    );
 }
 
 #[test]
@@ -101,10 +115,20 @@ fn corrupt_zeroed_blocks_and_truncated_images_never_panic() {
         exercise(dev);
     }
     let bytes = clean.to_bytes();
-    for keep in [0usize, 4096, 8192, 1 << 20, bytes.len() / 2, bytes.len() - 4096] {
+    for keep in [
+        0usize,
+        4096,
+        8192,
+        1 << 20,
+        bytes.len() / 2,
+        bytes.len() - 4096,
+    ] {
         let dev = MemDevice::from_bytes(&bytes[..keep]);
         let outcome = exercise(dev);
-        assert_ne!(outcome, "clean", "an image cut to {keep} bytes checked clean");
+        assert_ne!(
+            outcome, "clean",
+            "an image cut to {keep} bytes checked clean"
+        );
     }
 }
 
@@ -117,12 +141,21 @@ fn corrupt_boot_block_falls_back_to_the_backup_and_foreign_volumes_are_refused()
     assert_eq!(cat(&mut vol, "/after"), b"new");
     let mut foreign = MemDevice::new(6 << 20);
     foreign.put(3, b"NTFS    ");
-    assert!(matches!(Volume::mount(foreign, opts()), Err(Error::NotCowfat(_))));
+    assert!(matches!(
+        Volume::mount(foreign, opts()),
+        Err(Error::NotCowfat(_))
+    ));
     let mut both = clean.clone();
     both.put(100, &[0x5A; 8]);
     let end = both.size() - 4096 + 100;
     both.put(end, &[0x5A; 8]);
-    assert!(matches!(Volume::mount(both, opts()), Err(Error::Corrupt { what: "boot block checksum", at: 0 })));
+    assert!(matches!(
+        Volume::mount(both, opts()),
+        Err(Error::Corrupt {
+            what: "boot block checksum",
+            at: 0
+        })
+    ));
 }
 
 #[test]
@@ -134,8 +167,15 @@ fn corrupt_directory_entry_names_where() {
     drop(vol);
     // Find the first directory slot of /d by scanning the heap for its entry type bytes.
     let mut dev = clean.clone();
-    let g = Volume::mount(&mut dev, opts().read_only()).unwrap().geometry().clone();
-    let name_units: Vec<u8> = "file 0 ".encode_utf16().take(7).flat_map(|u| u.to_le_bytes()).collect();
+    let g = Volume::mount(&mut dev, opts().read_only())
+        .unwrap()
+        .geometry()
+        .clone();
+    let name_units: Vec<u8> = "file 0 "
+        .encode_utf16()
+        .take(7)
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
     let mut cluster = vec![0u8; 4096];
     let mut hit = None;
     for c in 2..200u32 {
@@ -150,5 +190,11 @@ fn corrupt_directory_entry_names_where() {
     let mut vol = Volume::mount(dev, opts()).unwrap();
     let d = vol.resolve("/d");
     let err = d.and_then(|d| vol.list(d).map(|_| d)).unwrap_err();
-    assert_eq!(err, Error::Corrupt { what: "directory entry checksum", at: slot });
+    assert_eq!(
+        err,
+        Error::Corrupt {
+            what: "directory entry checksum",
+            at: slot
+        }
+    );
 }

@@ -34,7 +34,11 @@ fn snapshot<D: BlockDevice>(vol: &mut Volume<D>) -> Snapshot {
 /// overwrite in place that was not synced may have landed partly, as in any file system that
 /// does not journal data).
 fn same_or_in_between(got: &Snapshot, done: &Snapshot, next: Option<&Snapshot>) -> bool {
-    let shape = |s: &Snapshot| s.iter().map(|(k, v)| (k.clone(), v.as_ref().map(Vec::len))).collect::<Vec<_>>();
+    let shape = |s: &Snapshot| {
+        s.iter()
+            .map(|(k, v)| (k.clone(), v.as_ref().map(Vec::len)))
+            .collect::<Vec<_>>()
+    };
     let got_shape = shape(got);
     let candidates: Vec<&Snapshot> = core::iter::once(done).chain(next).collect();
     if !candidates.iter().any(|c| shape(c) == got_shape) {
@@ -43,21 +47,31 @@ fn same_or_in_between(got: &Snapshot, done: &Snapshot, next: Option<&Snapshot>) 
     got.iter().all(|(path, content)| {
         let Some(bytes) = content else { return true };
         bytes.iter().enumerate().all(|(i, b)| {
-            candidates.iter().any(|c| c.get(path).and_then(|v| v.as_ref()).and_then(|v| v.get(i)) == Some(b))
+            candidates
+                .iter()
+                .any(|c| c.get(path).and_then(|v| v.as_ref()).and_then(|v| v.get(i)) == Some(b))
         })
     })
 }
 
 /// Runs `phases` steps of work, each ending in a sync; returns the recorder, the snapshot
 /// after each sync (index 0 = before any), and the write count at which each sync completed.
-fn record(start: MemDevice, phases: usize, seed: u64) -> (CrashRecorder, Vec<Snapshot>, Vec<usize>) {
+fn record(
+    start: MemDevice,
+    phases: usize,
+    seed: u64,
+) -> (CrashRecorder, Vec<Snapshot>, Vec<usize>) {
     let mut vol = Volume::mount(CrashRecorder::new(start), opts()).unwrap();
     let mut states = vec![snapshot(&mut vol)];
     let mut marks = vec![0];
     let root = vol.root().unwrap();
     for p in 0..phases as u64 {
         let s = seed * 100 + p;
-        create_file(&mut vol, &format!("/new{p}"), &pattern(s, 3000 + 2500 * (p as usize % 4)));
+        create_file(
+            &mut vol,
+            &format!("/new{p}"),
+            &pattern(s, 3000 + 2500 * (p as usize % 4)),
+        );
         let base = vol.resolve("/base/b1").unwrap();
         vol.write(base, p * 3000, &pattern(s + 1, 5000)).unwrap();
         if p >= 2 {
@@ -65,13 +79,21 @@ fn record(start: MemDevice, phases: usize, seed: u64) -> (CrashRecorder, Vec<Sna
         }
         if p % 3 == 1 {
             let d = vol.resolve("/base").unwrap();
-            vol.rename(d, &name("b2"), root, &name(&format!("moved{p}")), false).unwrap();
+            vol.rename(d, &name("b2"), root, &name(&format!("moved{p}")), false)
+                .unwrap();
         }
         if p % 3 == 2 {
             let moved = vol.resolve(&format!("/moved{}", p - 1)).unwrap();
             vol.set_file_size(moved, 100).unwrap();
             let d = vol.resolve("/base").unwrap();
-            vol.rename(root, &name(&format!("moved{}", p - 1)), d, &name("b2"), false).unwrap();
+            vol.rename(
+                root,
+                &name(&format!("moved{}", p - 1)),
+                d,
+                &name("b2"),
+                false,
+            )
+            .unwrap();
         }
         vol.sync().unwrap();
         marks.push(vol.device().write_count());
@@ -113,11 +135,15 @@ fn check_every_prefix(cluster_size: u32, seed: u64) {
         for torn in torn_variants {
             let image = recorder.image_after(k, torn);
             let image = assert_clean(image);
-            let mut vol = Volume::mount(image, opts()).unwrap_or_else(|e| panic!("prefix {k} torn {torn:?}: mount failed: {e}"));
+            let mut vol = Volume::mount(image, opts())
+                .unwrap_or_else(|e| panic!("prefix {k} torn {torn:?}: mount failed: {e}"));
             let got = snapshot(&mut vol);
             let done = marks.iter().rposition(|&m| m <= k).unwrap();
             let ok = same_or_in_between(&got, &states[done], states.get(done + 1));
-            assert!(ok, "prefix {k} torn {torn:?}: state is neither sync {done} nor the next");
+            assert!(
+                ok,
+                "prefix {k} torn {torn:?}: state is neither sync {done} nor the next"
+            );
             if k % 4 == 0 {
                 vol.discard().unwrap();
                 assert_eq!(snapshot(&mut vol), base, "prefix {k}: the base changed");
@@ -150,18 +176,29 @@ fn crash_during_volume_commit_and_discard_finishes_at_mount() {
         let live = snapshot(&mut vol);
         let start = vol.unmount().unwrap();
         let mut vol = Volume::mount(CrashRecorder::new(start), opts()).unwrap();
-        if discard { vol.discard().unwrap() } else { vol.commit().unwrap() }
+        if discard {
+            vol.discard().unwrap()
+        } else {
+            vol.commit().unwrap()
+        }
         let recorder = vol.unmount().unwrap();
         for k in 0..=recorder.write_count() {
             let image = assert_clean(recorder.image_after(k, None));
             let mut vol = Volume::mount(image, opts()).unwrap();
             let got = snapshot(&mut vol);
-            assert!(got == live || got == base, "prefix {k}: neither before nor after");
+            assert!(
+                got == live || got == base,
+                "prefix {k}: neither before nor after"
+            );
             let dev = vol.unmount().unwrap();
             let mut vol = mount(assert_clean(dev));
             if discard {
                 vol.discard().unwrap();
-                assert_eq!(snapshot(&mut vol), base, "prefix {k}: base changed by an interrupted discard");
+                assert_eq!(
+                    snapshot(&mut vol),
+                    base,
+                    "prefix {k}: base changed by an interrupted discard"
+                );
             }
         }
         // The last image holds the finished operation.

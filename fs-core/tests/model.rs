@@ -9,20 +9,52 @@ use fs_core::{Error, FileAttributes, FileId, FileKind, MemDevice, Volume};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
-const NAMES: [&str; 8] = ["a", "A", "b", "B", "c", "dir", "Dir", "long name with spaces and ünïcödé"];
+const NAMES: [&str; 8] = [
+    "a",
+    "A",
+    "b",
+    "B",
+    "c",
+    "dir",
+    "Dir",
+    "long name with spaces and ünïcödé",
+];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create { dir: usize, name: usize, is_dir: bool },
-    Write { file: usize, offset: u32, len: u16, byte: u8 },
-    Truncate { file: usize, size: u32 },
-    Rename { src: usize, dir: usize, name: usize, replace: bool },
-    Delete { node: usize },
+    Create {
+        dir: usize,
+        name: usize,
+        is_dir: bool,
+    },
+    Write {
+        file: usize,
+        offset: u32,
+        len: u16,
+        byte: u8,
+    },
+    Truncate {
+        file: usize,
+        size: u32,
+    },
+    Rename {
+        src: usize,
+        dir: usize,
+        name: usize,
+        replace: bool,
+    },
+    Delete {
+        node: usize,
+    },
     Seal,
     Commit,
     Discard,
-    CommitFile { file: usize },
-    DiscardFile { file: usize },
+    CommitFile {
+        file: usize,
+    },
+    DiscardFile {
+        file: usize,
+    },
     Remount,
     Sync,
 }
@@ -60,7 +92,10 @@ struct Tree(BTreeMap<Path, Node>);
 
 impl Tree {
     fn children(&self, dir: &Path) -> Vec<(&Path, &Node)> {
-        self.0.iter().filter(|(p, _)| p.len() == dir.len() + 1 && p.starts_with(dir)).collect()
+        self.0
+            .iter()
+            .filter(|(p, _)| p.len() == dir.len() + 1 && p.starts_with(dir))
+            .collect()
     }
     fn display(&self, path: &Path) -> String {
         let mut out = String::new();
@@ -74,7 +109,10 @@ impl Tree {
         out
     }
     fn find_id(&self, id: u64) -> Option<Path> {
-        self.0.iter().find(|(_, n)| n.id == id).map(|(p, _)| p.clone())
+        self.0
+            .iter()
+            .find(|(_, n)| n.id == id)
+            .map(|(p, _)| p.clone())
     }
 }
 
@@ -95,8 +133,22 @@ impl Harness {
         let mut vol = mount(formatted(24 << 20, cluster_size));
         let root = vol.root().unwrap();
         let mut live = Tree::default();
-        live.0.insert(vec![], Node { id: 0, display: String::new(), dir: true, content: vec![] });
-        Harness { vol: Some(vol), live, base: None, ids: HashMap::from([(0, root)]), next_id: 1 }
+        live.0.insert(
+            vec![],
+            Node {
+                id: 0,
+                display: String::new(),
+                dir: true,
+                content: vec![],
+            },
+        );
+        Harness {
+            vol: Some(vol),
+            live,
+            base: None,
+            ids: HashMap::from([(0, root)]),
+            next_id: 1,
+        }
     }
 
     fn vol(&mut self) -> &mut Volume<MemDevice> {
@@ -104,7 +156,13 @@ impl Harness {
     }
 
     fn pick(&self, n: usize, want: impl Fn(&Node) -> bool) -> Option<Path> {
-        let all: Vec<&Path> = self.live.0.iter().filter(|(_, node)| want(node)).map(|(p, _)| p).collect();
+        let all: Vec<&Path> = self
+            .live
+            .0
+            .iter()
+            .filter(|(_, node)| want(node))
+            .map(|(p, _)| p)
+            .collect();
         (!all.is_empty()).then(|| all[n % all.len()].clone())
     }
 
@@ -115,23 +173,46 @@ impl Harness {
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match *op {
             Op::Create { dir, name, is_dir } => {
-                let Some(d) = self.pick(dir, |n| n.dir) else { return Ok(()) };
+                let Some(d) = self.pick(dir, |n| n.dir) else {
+                    return Ok(());
+                };
                 let mut path = d.clone();
                 path.push(key(NAMES[name]));
                 let did = self.fid(&d);
-                let kind = if is_dir { FileKind::Directory } else { FileKind::File };
-                let got = self.vol().create(did, &name_of(NAMES[name]), kind, FileAttributes::empty());
+                let kind = if is_dir {
+                    FileKind::Directory
+                } else {
+                    FileKind::File
+                };
+                let got =
+                    self.vol()
+                        .create(did, &name_of(NAMES[name]), kind, FileAttributes::empty());
                 if self.live.0.contains_key(&path) {
                     prop_assert_eq!(got, Err(Error::AlreadyExists));
                 } else {
                     let id = self.next_id;
                     self.next_id += 1;
                     self.ids.insert(id, got.unwrap());
-                    self.live.0.insert(path, Node { id, display: NAMES[name].into(), dir: is_dir, content: vec![] });
+                    self.live.0.insert(
+                        path,
+                        Node {
+                            id,
+                            display: NAMES[name].into(),
+                            dir: is_dir,
+                            content: vec![],
+                        },
+                    );
                 }
             }
-            Op::Write { file, offset, len, byte } => {
-                let Some(p) = self.pick(file, |n| !n.dir) else { return Ok(()) };
+            Op::Write {
+                file,
+                offset,
+                len,
+                byte,
+            } => {
+                let Some(p) = self.pick(file, |n| !n.dir) else {
+                    return Ok(());
+                };
                 let id = self.fid(&p);
                 let data = vec![byte; usize::from(len)];
                 self.vol().write(id, offset.into(), &data).unwrap();
@@ -143,14 +224,28 @@ impl Harness {
                 c[offset as usize..end].copy_from_slice(&data);
             }
             Op::Truncate { file, size } => {
-                let Some(p) = self.pick(file, |n| !n.dir) else { return Ok(()) };
+                let Some(p) = self.pick(file, |n| !n.dir) else {
+                    return Ok(());
+                };
                 let id = self.fid(&p);
                 self.vol().set_file_size(id, size.into()).unwrap();
-                self.live.0.get_mut(&p).unwrap().content.resize(size as usize, 0);
+                self.live
+                    .0
+                    .get_mut(&p)
+                    .unwrap()
+                    .content
+                    .resize(size as usize, 0);
             }
-            Op::Rename { src, dir, name, replace } => self.rename(src, dir, name, replace)?,
+            Op::Rename {
+                src,
+                dir,
+                name,
+                replace,
+            } => self.rename(src, dir, name, replace)?,
             Op::Delete { node } => {
-                let Some(p) = self.pick(node, |n| n.id != 0) else { return Ok(()) };
+                let Some(p) = self.pick(node, |n| n.id != 0) else {
+                    return Ok(());
+                };
                 let parent = p[..p.len() - 1].to_vec();
                 let (pid, display) = (self.fid(&parent), self.live.0[&p].display.clone());
                 let got = self.vol().delete(pid, &name_of(&display));
@@ -192,9 +287,15 @@ impl Harness {
             }
             Op::CommitFile { file } | Op::DiscardFile { file } => {
                 let commit = matches!(op, Op::CommitFile { .. });
-                let Some(p) = self.pick(file, |n| !n.dir) else { return Ok(()) };
+                let Some(p) = self.pick(file, |n| !n.dir) else {
+                    return Ok(());
+                };
                 let id = self.fid(&p);
-                let got = if commit { self.vol().commit_file(id) } else { self.vol().discard_file(id) };
+                let got = if commit {
+                    self.vol().commit_file(id)
+                } else {
+                    self.vol().discard_file(id)
+                };
                 let model_id = self.live.0[&p].id;
                 match self.base.as_mut() {
                     None => prop_assert_eq!(got, Err(Error::NotSealed)),
@@ -203,9 +304,11 @@ impl Harness {
                         Some(bp) => {
                             prop_assert_eq!(got, Ok(()));
                             if commit {
-                                base.0.get_mut(&bp).unwrap().content = self.live.0[&p].content.clone();
+                                base.0.get_mut(&bp).unwrap().content =
+                                    self.live.0[&p].content.clone();
                             } else {
-                                self.live.0.get_mut(&p).unwrap().content = base.0[&bp].content.clone();
+                                self.live.0.get_mut(&p).unwrap().content =
+                                    base.0[&bp].content.clone();
                             }
                         }
                     },
@@ -220,12 +323,28 @@ impl Harness {
         Ok(())
     }
 
-    fn rename(&mut self, src: usize, dir: usize, name: usize, replace: bool) -> Result<(), TestCaseError> {
-        let Some(s) = self.pick(src, |n| n.id != 0) else { return Ok(()) };
-        let Some(d) = self.pick(dir, |n| n.dir) else { return Ok(()) };
+    fn rename(
+        &mut self,
+        src: usize,
+        dir: usize,
+        name: usize,
+        replace: bool,
+    ) -> Result<(), TestCaseError> {
+        let Some(s) = self.pick(src, |n| n.id != 0) else {
+            return Ok(());
+        };
+        let Some(d) = self.pick(dir, |n| n.dir) else {
+            return Ok(());
+        };
         let (sparent, sdisplay) = (s[..s.len() - 1].to_vec(), self.live.0[&s].display.clone());
         let (spid, dpid) = (self.fid(&sparent), self.fid(&d));
-        let got = self.vol().rename(spid, &name_of(&sdisplay), dpid, &name_of(NAMES[name]), replace);
+        let got = self.vol().rename(
+            spid,
+            &name_of(&sdisplay),
+            dpid,
+            &name_of(NAMES[name]),
+            replace,
+        );
         let src_dir = self.live.0[&s].dir;
         if src_dir && d.starts_with(&s) {
             prop_assert!(matches!(got, Err(Error::InvalidArgument(_))), "{:?}", got);
@@ -239,7 +358,9 @@ impl Harness {
                     (false, _, _) => Some(Error::AlreadyExists),
                     (true, false, true) => Some(Error::IsADirectory),
                     (true, true, false) => Some(Error::NotADirectory),
-                    (true, true, true) if !self.live.children(&target).is_empty() => Some(Error::DirectoryNotEmpty),
+                    (true, true, true) if !self.live.children(&target).is_empty() => {
+                        Some(Error::DirectoryNotEmpty)
+                    }
                     _ => None,
                 };
                 if let Some(e) = expected {
@@ -250,7 +371,13 @@ impl Harness {
             }
         }
         prop_assert_eq!(got, Ok(()));
-        let moved: Vec<Path> = self.live.0.keys().filter(|p| p.starts_with(&s)).cloned().collect();
+        let moved: Vec<Path> = self
+            .live
+            .0
+            .keys()
+            .filter(|p| p.starts_with(&s))
+            .cloned()
+            .collect();
         let mut nodes = Vec::new();
         for p in moved {
             let node = self.live.0.remove(&p).unwrap();
@@ -276,14 +403,29 @@ impl Harness {
             prop_assert_eq!(id.clone(), Ok(self.ids[&node.id]), "resolve {}", shown);
             let id = id.unwrap();
             if node.dir {
-                let listed: Vec<String> = self.vol().list(id).unwrap().into_iter().map(|e| e.name.to_string()).collect();
-                let mut expected: Vec<(String, String)> =
-                    self.live.children(&p).iter().map(|(cp, n)| (cp.last().unwrap().clone(), n.display.clone())).collect();
+                let listed: Vec<String> = self
+                    .vol()
+                    .list(id)
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.name.to_string())
+                    .collect();
+                let mut expected: Vec<(String, String)> = self
+                    .live
+                    .children(&p)
+                    .iter()
+                    .map(|(cp, n)| (cp.last().unwrap().clone(), n.display.clone()))
+                    .collect();
                 expected.sort();
                 let expected: Vec<String> = expected.into_iter().map(|(_, d)| d).collect();
                 prop_assert_eq!(listed, expected, "listing of {}", shown);
             } else {
-                prop_assert_eq!(read_all(self.vol(), id), node.content, "content of {}", shown);
+                prop_assert_eq!(
+                    read_all(self.vol(), id),
+                    node.content,
+                    "content of {}",
+                    shown
+                );
             }
         }
         Ok(())

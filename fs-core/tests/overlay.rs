@@ -38,7 +38,8 @@ fn volume_discard_restores_namespace_and_content() {
     create_file(&mut vol, "/new", &pattern(2, 50_000));
     let dir = vol.resolve("/dir").unwrap();
     vol.delete(dir, &name("inner")).unwrap();
-    vol.rename(root, &name("dir"), root, &name("renamed"), false).unwrap();
+    vol.rename(root, &name("dir"), root, &name("renamed"), false)
+        .unwrap();
     let info = vol.volume_info();
     assert!(info.overlay_clusters > 0 && info.base_only_clusters > 0);
     vol.discard().unwrap();
@@ -47,7 +48,14 @@ fn volume_discard_restores_namespace_and_content() {
     assert_eq!(vol.resolve("/new"), Err(Error::NotFound));
     assert_eq!(vol.resolve("/renamed"), Err(Error::NotFound));
     let info = vol.volume_info();
-    assert_eq!((info.overlay_clusters, info.base_only_clusters, info.free_clusters), (0, 0, free_sealed));
+    assert_eq!(
+        (
+            info.overlay_clusters,
+            info.base_only_clusters,
+            info.free_clusters
+        ),
+        (0, 0, free_sealed)
+    );
     assert_clean(vol.unmount().unwrap());
 }
 
@@ -76,7 +84,10 @@ fn per_file_discard_and_commit_leave_other_files_alone() {
     vol.set_file_size(a, 30_000).unwrap();
     vol.write(b, 0, b"BBBB").unwrap();
     let status = vol.overlay_status(a).unwrap();
-    assert!(status.in_base && status.modified && status.overlay_clusters >= 2, "{status:?}");
+    assert!(
+        status.in_base && status.modified && status.overlay_clusters >= 2,
+        "{status:?}"
+    );
     vol.discard_file(a).unwrap();
     assert_eq!(read_all(&mut vol, a), pattern(3, 20_000));
     assert_eq!(read_all(&mut vol, b), b"BBBB");
@@ -114,7 +125,11 @@ fn reservations_hold_space_for_paging_writes() {
     assert_eq!(vol.volume_info().reserved_clusters, 0);
     let got = vol.reserve_overlay(f, 0, 1 << 20).unwrap();
     assert_eq!(got, 257);
-    assert_eq!(vol.reserve_overlay(f, 0, 1 << 20).unwrap(), 0, "reserving twice takes nothing more");
+    assert_eq!(
+        vol.reserve_overlay(f, 0, 1 << 20).unwrap(),
+        0,
+        "reserving twice takes nothing more"
+    );
     // Someone else fills the free space; the reserved range can still be rewritten.
     let g = create_file(&mut vol, "/filler", b"");
     let mut off = 0u64;
@@ -125,7 +140,8 @@ fn reservations_hold_space_for_paging_writes() {
     }
     assert_eq!(vol.volume_info().available_clusters, 0);
     for page in 0..256u64 {
-        vol.write_mode(f, page * 4096, &[7u8; 4096], fs_core::WriteMode::Paging).unwrap();
+        vol.write_mode(f, page * 4096, &[7u8; 4096], fs_core::WriteMode::Paging)
+            .unwrap();
     }
     assert_eq!(vol.overlay_status(f).unwrap().overlay_clusters, 256);
     vol.release_overlay_reservation(f);
@@ -173,7 +189,11 @@ fn base_is_never_written_between_seal_and_commit() {
     let mut vol = mount(formatted(32 << 20, 4096));
     mkdir(&mut vol, "/d");
     for i in 0..20 {
-        create_file(&mut vol, &format!("/d/f{i}"), &pattern(i, 5000 + 3000 * i as usize));
+        create_file(
+            &mut vol,
+            &format!("/d/f{i}"),
+            &pattern(i, 5000 + 3000 * i as usize),
+        );
     }
     create_file(&mut vol, "/big", &pattern(99, 2 << 20));
     vol.seal().unwrap();
@@ -186,12 +206,24 @@ fn base_is_never_written_between_seal_and_commit() {
     let root = vol.root().unwrap();
     for round in 0..4u64 {
         let big = vol.resolve("/big").unwrap();
-        vol.write(big, round * 12_345, &pattern(round, 70_000)).unwrap();
+        vol.write(big, round * 12_345, &pattern(round, 70_000))
+            .unwrap();
         vol.set_file_size(big, (1 << 20) + round * 4096).unwrap();
         let d = vol.resolve("/d").unwrap();
         vol.delete(d, &name(&format!("f{round}"))).unwrap();
-        create_file(&mut vol, &format!("/d/new{round}"), &pattern(round + 50, 10_000));
-        vol.rename(d, &name(&format!("f{}", round + 10)), root, &name(&format!("moved{round}")), false).unwrap();
+        create_file(
+            &mut vol,
+            &format!("/d/new{round}"),
+            &pattern(round + 50, 10_000),
+        );
+        vol.rename(
+            d,
+            &name(&format!("f{}", round + 10)),
+            root,
+            &name(&format!("moved{round}")),
+            false,
+        )
+        .unwrap();
         let f = vol.resolve(&format!("/d/f{}", round + 5)).unwrap();
         vol.write(f, 1, b"x").unwrap();
         vol.discard_file(f).unwrap();
@@ -201,7 +233,12 @@ fn base_is_never_written_between_seal_and_commit() {
     vol.discard().unwrap();
     create_file(&mut vol, "/after-discard", b"y");
     let dev = vol.unmount().unwrap();
-    let bad: Vec<_> = dev.counts.write_log.iter().filter(|&&(o, l)| overlaps(&ranges, o, l)).collect();
+    let bad: Vec<_> = dev
+        .counts
+        .write_log
+        .iter()
+        .filter(|&&(o, l)| overlaps(&ranges, o, l))
+        .collect();
     assert!(bad.is_empty(), "writes into the base: {bad:?}");
     let dev = dev.into_inner();
     assert_eq!(snapshot(&dev, &ranges), before);
@@ -225,9 +262,21 @@ fn granularity_one_byte_into_a_sealed_64_mib_file_moves_one_cluster() {
     assert_eq!((status.overlay_clusters, status.base_clusters), (1, 16383));
     // Data: exactly one 4 KiB cluster written in the heap besides metadata clusters; all
     // writes together (journal, tables, record) stay tiny next to 64 MiB.
-    let heap_writes: u64 = counts.write_log.iter().filter(|&&(o, _)| o >= heap).map(|&(_, l)| l).sum();
-    assert!(heap_writes <= 4096 * 2, "heap writes {heap_writes}: one data cluster and at most one record cluster");
-    assert!(counts.written_bytes < 64 * 1024, "{} bytes written in all", counts.written_bytes);
+    let heap_writes: u64 = counts
+        .write_log
+        .iter()
+        .filter(|&&(o, _)| o >= heap)
+        .map(|&(_, l)| l)
+        .sum();
+    assert!(
+        heap_writes <= 4096 * 2,
+        "heap writes {heap_writes}: one data cluster and at most one record cluster"
+    );
+    assert!(
+        counts.written_bytes < 64 * 1024,
+        "{} bytes written in all",
+        counts.written_bytes
+    );
     let mut one = [0u8; 3];
     vol.read(f, 12_345_677, &mut one).unwrap();
     assert_eq!(&one, &[0xAB, b'!', 0xAB]);

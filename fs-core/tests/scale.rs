@@ -11,14 +11,24 @@ fn ten_thousand_files_in_one_directory() {
     let dir = mkdir(&mut vol, "/many");
     let mut ids = Vec::with_capacity(N);
     for i in 0..N {
-        let id = vol.create(dir, &name(&format!("File-{i:05}.dat")), FileKind::File, FileAttributes::empty()).unwrap();
+        let id = vol
+            .create(
+                dir,
+                &name(&format!("File-{i:05}.dat")),
+                FileKind::File,
+                FileAttributes::empty(),
+            )
+            .unwrap();
         vol.write(id, 0, format!("content {i}").as_bytes()).unwrap();
         ids.push(id);
     }
     let dev = vol.unmount().unwrap();
     let mut vol = mount(dev);
     for (i, id) in ids.iter().enumerate() {
-        assert_eq!(vol.lookup(dir, &name(&format!("FILE-{i:05}.DAT"))).unwrap(), *id);
+        assert_eq!(
+            vol.lookup(dir, &name(&format!("FILE-{i:05}.DAT"))).unwrap(),
+            *id
+        );
     }
     let mut cursor = DirCursor::start();
     let mut seen = 0;

@@ -48,15 +48,26 @@ fn three_sizes_are_kept_apart() {
     let f = create_file(&mut vol, "/f", &[7u8; 100]);
     vol.set_allocation_size(f, 40_000).unwrap();
     let info = vol.info(f).unwrap();
-    assert_eq!((info.file_size, info.allocation_size, info.valid_data_length), (100, 40_960, 100));
+    assert_eq!(
+        (info.file_size, info.allocation_size, info.valid_data_length),
+        (100, 40_960, 100)
+    );
     vol.set_file_size(f, 30_000).unwrap();
     assert_eq!(vol.info(f).unwrap().valid_data_length, 100);
-    assert_eq!(vol.set_valid_data_length(f, 50), Err(Error::InvalidArgument("valid data length must lie between its current value and end of file")));
+    assert_eq!(
+        vol.set_valid_data_length(f, 50),
+        Err(Error::InvalidArgument(
+            "valid data length must lie between its current value and end of file"
+        ))
+    );
     vol.set_valid_data_length(f, 8192).unwrap();
     assert_eq!(vol.info(f).unwrap().valid_data_length, 8192);
     vol.set_allocation_size(f, 4096).unwrap();
     let info = vol.info(f).unwrap();
-    assert_eq!((info.file_size, info.allocation_size, info.valid_data_length), (4096, 4096, 4096));
+    assert_eq!(
+        (info.file_size, info.allocation_size, info.valid_data_length),
+        (4096, 4096, 4096)
+    );
 }
 
 #[test]
@@ -65,13 +76,27 @@ fn names_are_case_insensitive_and_case_preserving() {
     create_file(&mut vol, "/ReadMe.TXT", b"1");
     assert_eq!(cat(&mut vol, "/readme.txt"), b"1");
     let root = vol.root().unwrap();
-    assert_eq!(vol.create(root, &name("README.txt"), FileKind::File, FileAttributes::empty()), Err(Error::AlreadyExists));
+    assert_eq!(
+        vol.create(
+            root,
+            &name("README.txt"),
+            FileKind::File,
+            FileAttributes::empty()
+        ),
+        Err(Error::AlreadyExists)
+    );
     let listed = vol.list(root).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].name.to_string(), "ReadMe.TXT");
-    vol.rename(root, &name("readme.txt"), root, &name("README.md"), false).unwrap();
+    vol.rename(root, &name("readme.txt"), root, &name("README.md"), false)
+        .unwrap();
     assert_eq!(vol.list(root).unwrap()[0].name.to_string(), "README.md");
-    assert_eq!(fs_core::Name::from_str("a|b").unwrap_err(), NameError::ReservedCharacter { unit: u16::from(b'|') });
+    assert_eq!(
+        fs_core::Name::from_str("a|b").unwrap_err(),
+        NameError::ReservedCharacter {
+            unit: u16::from(b'|')
+        }
+    );
 }
 
 #[test]
@@ -82,14 +107,25 @@ fn rename_and_delete_follow_the_rules() {
     mkdir(&mut vol, "/d/sub");
     create_file(&mut vol, "/a", b"A");
     create_file(&mut vol, "/b", b"B");
-    assert_eq!(vol.rename(root, &name("a"), root, &name("b"), false), Err(Error::AlreadyExists));
-    vol.rename(root, &name("a"), root, &name("b"), true).unwrap();
+    assert_eq!(
+        vol.rename(root, &name("a"), root, &name("b"), false),
+        Err(Error::AlreadyExists)
+    );
+    vol.rename(root, &name("a"), root, &name("b"), true)
+        .unwrap();
     assert_eq!(cat(&mut vol, "/b"), b"A");
     assert_eq!(vol.resolve("/a"), Err(Error::NotFound));
-    assert_eq!(vol.rename(root, &name("b"), root, &name("d"), true), Err(Error::IsADirectory));
+    assert_eq!(
+        vol.rename(root, &name("b"), root, &name("d"), true),
+        Err(Error::IsADirectory)
+    );
     let sub = vol.resolve("/d/sub").unwrap();
-    assert!(matches!(vol.rename(root, &name("d"), sub, &name("x"), false), Err(Error::InvalidArgument(_))));
-    vol.rename(root, &name("b"), d, &name("moved"), false).unwrap();
+    assert!(matches!(
+        vol.rename(root, &name("d"), sub, &name("x"), false),
+        Err(Error::InvalidArgument(_))
+    ));
+    vol.rename(root, &name("b"), d, &name("moved"), false)
+        .unwrap();
     assert_eq!(cat(&mut vol, "/d/moved"), b"A");
     assert_eq!(vol.delete(root, &name("d")), Err(Error::DirectoryNotEmpty));
     vol.delete(d, &name("moved")).unwrap();
@@ -195,7 +231,11 @@ fn label_and_free_space_figures() {
 #[test]
 fn two_terabyte_volume_formats_and_mounts_in_little_memory() {
     let dev = formatted(2 << 40, 4096);
-    assert!(dev.resident_bytes() < 2 << 20, "format wrote {} bytes", dev.resident_bytes());
+    assert!(
+        dev.resident_bytes() < 2 << 20,
+        "format wrote {} bytes",
+        dev.resident_bytes()
+    );
     let mut vol = mount(dev);
     assert!(vol.volume_info().total_clusters > 500_000_000);
     create_file(&mut vol, "/x", b"far");

@@ -82,12 +82,18 @@ impl RawBoot {
 
     /// Parses and checks signature, version and CRC. `at` is where the block was read.
     pub fn parse(block: &[u8], at: u64) -> Result<RawBoot> {
-        let raw = RawBoot::read_from_bytes(block).map_err(|_| Error::Corrupt { what: "boot block size", at })?;
+        let raw = RawBoot::read_from_bytes(block).map_err(|_| Error::Corrupt {
+            what: "boot block size",
+            at,
+        })?;
         if raw.signature != SIGNATURE {
             return Err(Error::NotCowfat("the boot block has no cowfat signature"));
         }
         if !block_is_valid(block) || raw.crc.get() == 0 {
-            return Err(Error::Corrupt { what: "boot block checksum", at });
+            return Err(Error::Corrupt {
+                what: "boot block checksum",
+                at,
+            });
         }
         if raw.version.get() != VERSION {
             return Err(Error::Unsupported("this cowfat format version"));

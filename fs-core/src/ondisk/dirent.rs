@@ -18,7 +18,9 @@ const SLOT_NAME_UNITS: usize = 15;
 
 /// Slots needed for a name of `units` UTF-16 units.
 pub fn slots_for(units: usize) -> usize {
-    1 + units.saturating_sub(PRIMARY_NAME_UNITS).div_ceil(SLOT_NAME_UNITS)
+    1 + units
+        .saturating_sub(PRIMARY_NAME_UNITS)
+        .div_ceil(SLOT_NAME_UNITS)
 }
 
 /// A decoded entry set.
@@ -62,19 +64,31 @@ impl EntrySet {
         let count = 1 + usize::from(slots[1]);
         let name_len = usize::from(slots[2]);
         if name_len == 0 || count != slots_for(name_len) {
-            return Err(Error::Corrupt { what: "directory entry name length", at });
+            return Err(Error::Corrupt {
+                what: "directory entry name length",
+                at,
+            });
         }
         let Some(set) = slots.get(..count * SLOT_SIZE) else {
-            return Err(Error::Corrupt { what: "directory entry set runs past the directory", at });
+            return Err(Error::Corrupt {
+                what: "directory entry set runs past the directory",
+                at,
+            });
         };
         let mut copy = set.to_vec();
         let stored = u32::from_le_bytes([copy[4], copy[5], copy[6], copy[7]]);
         copy[4..8].fill(0);
         if crate::ondisk::crc32c(&copy) != stored {
-            return Err(Error::Corrupt { what: "directory entry checksum", at });
+            return Err(Error::Corrupt {
+                what: "directory entry checksum",
+                at,
+            });
         }
         if (1..count).any(|s| set[s * SLOT_SIZE] != TYPE_NAME) {
-            return Err(Error::Corrupt { what: "directory entry name slot", at });
+            return Err(Error::Corrupt {
+                what: "directory entry name slot",
+                at,
+            });
         }
         let unit_at = |i: usize| {
             let pos = if i < PRIMARY_NAME_UNITS {
@@ -103,7 +117,11 @@ mod tests {
     fn entry_sets_round_trip_for_every_length() {
         for len in 1..=255usize {
             let name: Vec<u16> = (0..len).map(|i| 0x41 + (i % 26) as u16).collect();
-            let set = EntrySet { file_id: 0x0003_0000_0000_0042, name_hash: 0xBEEF, name };
+            let set = EntrySet {
+                file_id: 0x0003_0000_0000_0042,
+                name_hash: 0xBEEF,
+                name,
+            };
             let bytes = set.encode();
             assert_eq!(bytes.len(), slots_for(len) * SLOT_SIZE);
             assert_eq!(EntrySet::decode(&bytes, 0).unwrap(), set);
@@ -112,9 +130,16 @@ mod tests {
 
     #[test]
     fn a_flipped_bit_is_caught() {
-        let set = EntrySet { file_id: 7, name_hash: 1, name: "hello world, long name".encode_utf16().collect() };
+        let set = EntrySet {
+            file_id: 7,
+            name_hash: 1,
+            name: "hello world, long name".encode_utf16().collect(),
+        };
         let mut bytes = set.encode();
         bytes[40] ^= 1;
-        assert!(matches!(EntrySet::decode(&bytes, 64), Err(Error::Corrupt { at: 64, .. })));
+        assert!(matches!(
+            EntrySet::decode(&bytes, 64),
+            Err(Error::Corrupt { at: 64, .. })
+        ));
     }
 }

@@ -41,7 +41,12 @@ pub fn transaction_size(lengths: impl Iterator<Item = usize>) -> u64 {
 pub fn encode(seq: u64, blocks: &[(u64, &[u8])]) -> Vec<u8> {
     let desc_blocks = blocks.len().div_ceil(DESCS_PER_BLOCK).max(1);
     let mut out = Vec::new();
-    for (index, chunk) in blocks.chunks(DESCS_PER_BLOCK).chain(core::iter::once(&[][..])).take(desc_blocks).enumerate() {
+    for (index, chunk) in blocks
+        .chunks(DESCS_PER_BLOCK)
+        .chain(core::iter::once(&[][..]))
+        .take(desc_blocks)
+        .enumerate()
+    {
         let mut block = vec![0u8; BLOCK_SIZE];
         block[0..4].copy_from_slice(&DESC_MAGIC);
         block[8..16].copy_from_slice(&seq.to_le_bytes());
@@ -104,7 +109,11 @@ pub fn decode(mut read: impl FnMut(u64, usize) -> Option<Vec<u8>>) -> Option<Tra
     let mut descs = Vec::new();
     let mut all_desc = Vec::with_capacity(desc_blocks * BLOCK_SIZE);
     for index in 0..desc_blocks {
-        let block = if index == 0 { first.clone() } else { read((index * BLOCK_SIZE) as u64, BLOCK_SIZE)? };
+        let block = if index == 0 {
+            first.clone()
+        } else {
+            read((index * BLOCK_SIZE) as u64, BLOCK_SIZE)?
+        };
         let count = le32(&block, 24) as usize;
         if block[0..4] != DESC_MAGIC
             || !block_is_valid(&block)
@@ -117,7 +126,11 @@ pub fn decode(mut read: impl FnMut(u64, usize) -> Option<Vec<u8>>) -> Option<Tra
         }
         for i in 0..count {
             let at = DESC_HEADER + i * DESC_SIZE;
-            descs.push((le64(&block, at), le32(&block, at + 8) as usize, le32(&block, at + 12)));
+            descs.push((
+                le64(&block, at),
+                le32(&block, at + 8) as usize,
+                le32(&block, at + 12),
+            ));
         }
         all_desc.extend_from_slice(&block);
     }
@@ -148,16 +161,25 @@ mod tests {
     use super::*;
 
     fn reader(bytes: &[u8]) -> impl FnMut(u64, usize) -> Option<Vec<u8>> + '_ {
-        move |off, len| bytes.get(off as usize..off as usize + len).map(<[u8]>::to_vec)
+        move |off, len| {
+            bytes
+                .get(off as usize..off as usize + len)
+                .map(<[u8]>::to_vec)
+        }
     }
 
     #[test]
     fn round_trip_and_every_truncation_is_rejected() {
         let a = vec![1u8; 4096];
         let b = vec![2u8; 512];
-        let blocks: Vec<(u64, &[u8])> = (0..300).map(|i| (i * 4096, if i % 2 == 0 { &a[..] } else { &b[..] })).collect();
+        let blocks: Vec<(u64, &[u8])> = (0..300)
+            .map(|i| (i * 4096, if i % 2 == 0 { &a[..] } else { &b[..] }))
+            .collect();
         let bytes = encode(9, &blocks);
-        assert_eq!(bytes.len() as u64, transaction_size(blocks.iter().map(|(_, d)| d.len())));
+        assert_eq!(
+            bytes.len() as u64,
+            transaction_size(blocks.iter().map(|(_, d)| d.len()))
+        );
         let tx = decode(reader(&bytes)).expect("complete transaction");
         assert_eq!(tx.seq, 9);
         assert_eq!(tx.blocks.len(), 300);

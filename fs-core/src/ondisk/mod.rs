@@ -28,7 +28,11 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
 /// formatting a large volume need not write its tables.
 pub fn seal_block(block: &mut [u8]) {
     let (payload, crc) = block.split_at_mut(block.len() - 4);
-    let value = if payload.iter().all(|&b| b == 0) { 0 } else { crc32c(payload) };
+    let value = if payload.iter().all(|&b| b == 0) {
+        0
+    } else {
+        crc32c(payload)
+    };
     crc.copy_from_slice(&value.to_le_bytes());
 }
 

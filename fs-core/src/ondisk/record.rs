@@ -76,12 +76,21 @@ impl RawRecord {
     }
 
     pub fn parse(bytes: &[u8], at: u64) -> Result<RawRecord> {
-        let raw = RawRecord::read_from_bytes(bytes).map_err(|_| Error::Corrupt { what: "file record size", at })?;
+        let raw = RawRecord::read_from_bytes(bytes).map_err(|_| Error::Corrupt {
+            what: "file record size",
+            at,
+        })?;
         if !super::block_is_valid(bytes) {
-            return Err(Error::Corrupt { what: "file record checksum", at });
+            return Err(Error::Corrupt {
+                what: "file record checksum",
+                at,
+            });
         }
         if RecordFlags::from_bits(raw.flags.get()).is_none() {
-            return Err(Error::Corrupt { what: "file record flags", at });
+            return Err(Error::Corrupt {
+                what: "file record flags",
+                at,
+            });
         }
         Ok(raw)
     }

@@ -76,18 +76,33 @@ impl RawState {
     }
 
     pub fn parse(block: &[u8], at: u64) -> Result<RawState> {
-        let raw = RawState::read_from_bytes(block).map_err(|_| Error::Corrupt { what: "state block size", at })?;
+        let raw = RawState::read_from_bytes(block).map_err(|_| Error::Corrupt {
+            what: "state block size",
+            at,
+        })?;
         if raw.magic != MAGIC {
-            return Err(Error::Corrupt { what: "state block magic", at });
+            return Err(Error::Corrupt {
+                what: "state block magic",
+                at,
+            });
         }
         if !block_is_valid(block) {
-            return Err(Error::Corrupt { what: "state block checksum", at });
+            return Err(Error::Corrupt {
+                what: "state block checksum",
+                at,
+            });
         }
         if StateFlags::from_bits(raw.flags.get()).is_none() {
-            return Err(Error::Corrupt { what: "state block flags", at });
+            return Err(Error::Corrupt {
+                what: "state block flags",
+                at,
+            });
         }
         if raw.label_len.get() as usize > LABEL_UNITS {
-            return Err(Error::Corrupt { what: "volume label length", at });
+            return Err(Error::Corrupt {
+                what: "volume label length",
+                at,
+            });
         }
         Ok(raw)
     }

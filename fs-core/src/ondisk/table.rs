@@ -18,12 +18,16 @@ pub const MAX_CLUSTER_COUNT: u32 = 0xFFFF_FFF0 - FIRST_CLUSTER;
 
 /// Which 4 KiB table block, and the byte within it, holds the entry of `cluster`.
 pub fn entry_position(cluster: u32) -> (u32, usize) {
-    (cluster / ENTRIES_PER_BLOCK, (cluster % ENTRIES_PER_BLOCK) as usize * 4)
+    (
+        cluster / ENTRIES_PER_BLOCK,
+        (cluster % ENTRIES_PER_BLOCK) as usize * 4,
+    )
 }
 
 /// Table blocks needed for `cluster_count` clusters numbered from 2.
 pub fn blocks_for(cluster_count: u32) -> u32 {
-    (u64::from(cluster_count) + u64::from(FIRST_CLUSTER)).div_ceil(u64::from(ENTRIES_PER_BLOCK)) as u32
+    (u64::from(cluster_count) + u64::from(FIRST_CLUSTER)).div_ceil(u64::from(ENTRIES_PER_BLOCK))
+        as u32
 }
 
 /// Bits of the table-difference bitmap in one 4 KiB block.

@@ -3,7 +3,8 @@
 
 use fs_core::time::{FixedClock, NtTime};
 use fs_core::{
-    format, BlockDevice, FileAttributes, FileId, FileKind, FormatOptions, MemDevice, MountOptions, Name, Volume,
+    format, BlockDevice, FileAttributes, FileId, FileKind, FormatOptions, MemDevice, MountOptions,
+    Name, Volume,
 };
 
 pub fn opts() -> MountOptions {
@@ -12,8 +13,16 @@ pub fn opts() -> MountOptions {
 
 pub fn formatted(size: u64, cluster_size: u32) -> MemDevice {
     let mut dev = MemDevice::new(size);
-    format(&mut dev, &FormatOptions { cluster_size, label: "test".into(), serial: 7, ..Default::default() })
-        .expect("format");
+    format(
+        &mut dev,
+        &FormatOptions {
+            cluster_size,
+            label: "test".into(),
+            serial: 7,
+            ..Default::default()
+        },
+    )
+    .expect("format");
     dev
 }
 
@@ -27,7 +36,9 @@ pub fn name(s: &str) -> Name {
 
 pub fn create_file<D: BlockDevice>(vol: &mut Volume<D>, path: &str, content: &[u8]) -> FileId {
     let (dir, n) = vol.resolve_parent(path).expect("parent");
-    let id = vol.create(dir, &n, FileKind::File, FileAttributes::empty()).expect("create");
+    let id = vol
+        .create(dir, &n, FileKind::File, FileAttributes::empty())
+        .expect("create");
     if !content.is_empty() {
         vol.write(id, 0, content).expect("write");
     }
@@ -36,7 +47,8 @@ pub fn create_file<D: BlockDevice>(vol: &mut Volume<D>, path: &str, content: &[u
 
 pub fn mkdir<D: BlockDevice>(vol: &mut Volume<D>, path: &str) -> FileId {
     let (dir, n) = vol.resolve_parent(path).expect("parent");
-    vol.create(dir, &n, FileKind::Directory, FileAttributes::empty()).expect("mkdir")
+    vol.create(dir, &n, FileKind::Directory, FileAttributes::empty())
+        .expect("mkdir")
 }
 
 pub fn read_all<D: BlockDevice>(vol: &mut Volume<D>, id: FileId) -> Vec<u8> {
