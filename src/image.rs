@@ -82,7 +82,7 @@ mod runtime {
                 ptr
             } else {
                 // SAFETY: `allocate` stored the block address in the word below `ptr`.
-                unsafe { ptr.cast::<*mut u8>().sub(1).read() }
+                unsafe { ptr.cast::<*mut u8>().wrapping_sub(1).read() }
             };
             // SAFETY: `block` came from ExAllocatePool2 with this tag.
             unsafe { nt::ExFreePoolWithTag(block.cast::<c_void>(), TAG_RUST_HEAP) };
@@ -109,7 +109,7 @@ mod runtime {
         let aligned = block.wrapping_add(offset);
         // SAFETY: `offset >= POOL_ALIGNMENT >= size_of::<*mut u8>()` so the word below `aligned`
         // is inside the block, and it is pointer-aligned.
-        unsafe { aligned.cast::<*mut u8>().sub(1).write(block) };
+        unsafe { aligned.cast::<*mut u8>().wrapping_sub(1).write(block) };
         aligned
     }
 
