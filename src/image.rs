@@ -116,10 +116,16 @@ mod runtime {
     #[global_allocator]
     static ALLOCATOR: PoolAllocator = PoolAllocator;
 
-    /// MSVC code generation references `_fltused` whenever floating point is used.
-    #[no_mangle]
-    #[used]
-    static _fltused: i32 = 0;
+    // MSVC code generation references `_fltused` whenever floating point is used. Defined in
+    // assembly rather than as a `#[no_mangle]` static, which a cdylib would also export.
+    core::arch::global_asm!(
+        ".pushsection .rdata,\"dr\"",
+        ".globl _fltused",
+        ".p2align 2",
+        "_fltused:",
+        ".long 0",
+        ".popsection",
+    );
 
     // `__chkstk` probes each page of a frame larger than a page, for user stacks that grow on
     // demand. Kernel stacks are fully resident, so the probe has nothing to do; its calling

@@ -38,6 +38,8 @@ pub struct ImageFacts {
     pub checksum: u32,
     /// RVA of the export `DriverEntry`, if exported.
     pub driver_entry: Option<u32>,
+    /// Every exported name.
+    pub exports: Vec<String>,
     /// Section names in order.
     pub sections: Vec<String>,
     /// Base relocation directory size.
@@ -81,21 +83,29 @@ impl ImageFacts {
         for section in file.section_table().iter() {
             sections.push(String::from_utf8_lossy(section.raw_name()).into_owned());
         }
-        let driver_entry = match file
+        let exported = match file
             .export_table()
             .map_err(|e| err(path, "export table", e))?
         {
-            Some(table) => table
-                .exports()
-                .map_err(|e| err(path, "exports", e))?
-                .into_iter()
-                .find(|e| e.name == Some(&b"DriverEntry"[..]))
-                .and_then(|e| match e.target {
-                    ExportTarget::Address(rva) => Some(rva),
-                    _ => None,
-                }),
-            None => None,
+            Some(table) => table.exports().map_err(|e| err(path, "exports", e))?,
+            None => Vec::new(),
         };
+        let driver_entry = exported
+            .iter()
+            .find(|e| e.name == Some(&b"DriverEntry"[..]))
+            .and_then(|e| match e.target {
+                ExportTarget::Address(rva) => Some(rva),
+                _ => None,
+            });
+        let exports = exported
+            .iter()
+            .map(|e| {
+                e.name.map_or_else(
+                    || format!("#{}", e.ordinal),
+                    |n| String::from_utf8_lossy(n).into_owned(),
+                )
+            })
+            .collect();
         Ok(Self {
             pe32_plus: optional.magic() == IMAGE_NT_OPTIONAL_HDR64_MAGIC,
             machine: nt.file_header().machine.get(LE),
@@ -104,6 +114,7 @@ impl ImageFacts {
             entry_point: optional.address_of_entry_point(),
             checksum: optional.check_sum(),
             driver_entry,
+            exports,
             sections,
             reloc_size: dir_size(IMAGE_DIRECTORY_ENTRY_BASERELOC),
             certificate_size: dir_size(IMAGE_DIRECTORY_ENTRY_SECURITY),
@@ -199,6 +210,10 @@ pub fn check_image(
         ),
         None => expect(false, "DriverEntry is not exported".into()),
     }
+    expect(
+        facts.exports == ["DriverEntry"],
+        format!("exports are {:?}, expected only DriverEntry", facts.exports),
+    );
     expect(
         facts.has_relocations(),
         format!(
