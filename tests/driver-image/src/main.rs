@@ -74,6 +74,7 @@ fn run_image(image: &std::path::Path, require_signature: bool) -> Result<Vec<Str
             .driver_entry
             .map_or_else(|| "not exported".into(), |r| format!("{r:#x}"))
     );
+    println!("  exports: {}", facts.exports.join(" "));
     println!(
         "  sections: {}  relocations: {} bytes  checksum: {:#x}  DllCharacteristics: {:#06x}  signature: {} bytes",
         facts.sections.join(" "),
