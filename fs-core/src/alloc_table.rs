@@ -138,8 +138,10 @@ impl<D: BlockDevice> Volume<D> {
     /// Clusters free in both tables and not freed in the running transaction.
     pub fn free_clusters(&self) -> u64 {
         let s = &self.state;
-        let used = s.live_used.get() + s.base_used.get() - s.both_used.get();
-        (u64::from(self.geo.cluster_count) - used).saturating_sub(self.pending_free.len() as u64)
+        let used = (s.live_used.get() + s.base_used.get()).saturating_sub(s.both_used.get());
+        u64::from(self.geo.cluster_count)
+            .saturating_sub(used)
+            .saturating_sub(self.pending_free.len() as u64)
     }
 
     /// Free clusters not promised to a reservation.
