@@ -53,7 +53,8 @@ pub enum Command {
     Overlay(OverlayArgs),
     /// Check the volume and optionally repair it.
     Fsck(FsckArgs),
-    // Slot: `Mount(MountArgs)` (Linux, FUSE) goes here with `commands/mount.rs`.
+    /// Serve the volume at DIR through FUSE (Linux) until unmounted or interrupted.
+    Mount(MountArgs),
 }
 
 #[derive(Debug, Args)]
@@ -183,4 +184,20 @@ pub struct FsckArgs {
     pub repair: bool,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    pub image: PathBuf,
+    /// An existing directory to mount on.
+    pub dir: PathBuf,
+    /// Mount options, comma-separated: ro, rw.
+    #[arg(short = 'o', value_delimiter = ',', value_name = "OPTIONS")]
+    pub options: Vec<String>,
+    /// Let the kernel cache writes (FUSE writeback cache).
+    #[arg(long)]
+    pub writeback_cache: bool,
+    /// Stay attached to the terminal (otherwise the mount detaches once it is live).
+    #[arg(long)]
+    pub foreground: bool,
 }

@@ -7,6 +7,8 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod image;
+#[cfg(target_os = "linux")]
+pub mod mount;
 pub mod output;
 pub mod progress;
 pub mod size;

@@ -3,10 +3,10 @@
 mod create;
 mod files;
 mod fsck;
-mod info;
+pub(crate) mod info;
+mod mount;
 mod overlay;
 mod transfer;
-// Slot: `mod mount;` (FUSE, Linux) joins here with its `Command::Mount` arm below.
 
 use crate::cli::{Cli, Command};
 use crate::error::Failure;
@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Export(a) => transfer::export(&a, index),
         Command::Overlay(a) => overlay::run(&a, index),
         Command::Fsck(a) => return Ok(fsck::run(&a, index)),
+        Command::Mount(a) => mount::run(&a, index),
     }
     .map(|code| code.unwrap_or(0))
 }

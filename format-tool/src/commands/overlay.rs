@@ -21,6 +21,11 @@ pub fn run(a: &OverlayArgs, index: Option<u32>) -> Outcome {
         let why = Cause::Usage("seal applies to the whole volume and takes no path".into());
         return Err(Failure::new(&a.image, "seal", a.path.as_deref(), why));
     }
+    // A path inside a mounted volume: ask the mount, which knows what the kernel caches.
+    #[cfg(target_os = "linux")]
+    if let Some(target) = crate::mount::overlay::mounted_target(&a.image, a.path.as_deref()) {
+        return crate::mount::overlay::run(a, &target);
+    }
     let writable = a.action != OverlayAction::Status;
     let mut s = volume::open(&a.image, writable, index)?;
     match (a.action, a.path.as_deref()) {
