@@ -63,7 +63,13 @@ impl<D: BlockDevice> Volume<D> {
         let old = self.entry(Tree::Live, c)?;
         if (old == FREE) != (value == FREE) {
             let in_base = self.is_base_cluster(c)?;
-            let delta = |n: u64| if value == FREE { n - 1 } else { n + 1 };
+            let delta = |n: u64| {
+                if value == FREE {
+                    n.saturating_sub(1)
+                } else {
+                    n.saturating_add(1)
+                }
+            };
             self.state.live_used.set(delta(self.state.live_used.get()));
             if in_base {
                 self.state.both_used.set(delta(self.state.both_used.get()));
@@ -79,7 +85,13 @@ impl<D: BlockDevice> Volume<D> {
         let old = self.entry(Tree::Base, c)?;
         if (old == FREE) != (value == FREE) {
             let in_live = self.entry(Tree::Live, c)? != FREE;
-            let delta = |n: u64| if value == FREE { n - 1 } else { n + 1 };
+            let delta = |n: u64| {
+                if value == FREE {
+                    n.saturating_sub(1)
+                } else {
+                    n.saturating_add(1)
+                }
+            };
             self.state.base_used.set(delta(self.state.base_used.get()));
             if in_live {
                 self.state.both_used.set(delta(self.state.both_used.get()));

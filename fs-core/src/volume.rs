@@ -136,9 +136,11 @@ impl<D: BlockDevice> Volume<D> {
         let at = self.geo.state_offset;
         let total = u64::from(self.geo.cluster_count);
         let sealed = s.flags().contains(StateFlags::SEALED);
+        // Counters out of step with each other are fsck's to recompute; only impossible
+        // values stop the mount.
         let counters_ok = s.live_used.get() <= total
             && s.base_used.get() <= total
-            && s.both_used.get() <= s.live_used.get().min(s.base_used.get())
+            && s.both_used.get() <= total
             && (sealed || s.base_used.get() == 0);
         if !counters_ok {
             return Err(Error::Corrupt {
