@@ -151,16 +151,14 @@ impl Checker {
             }
             Err(e) => return Err(e),
         };
-        for run in map.runs() {
-            for c in run.lcn..run.lcn + run.len {
-                if !set.claim(c) {
-                    let at = vol.geo.cluster_offset(c);
-                    self.problem(
-                        format!("{label}: cluster {c} is used twice (cross-linked)"),
-                        Some(at),
-                        false,
-                    );
-                }
+        for c in map.clusters() {
+            if !set.claim(c) {
+                let at = vol.geo.cluster_offset(c);
+                self.problem(
+                    format!("{label}: cluster {c} is used twice (cross-linked)"),
+                    Some(at),
+                    false,
+                );
             }
         }
         Ok(true)

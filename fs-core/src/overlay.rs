@@ -326,18 +326,14 @@ impl<D: BlockDevice> Volume<D> {
         let base_map = self
             .extent_map(StreamKey::File(Tree::Base, record))?
             .clone();
-        for run in live_map.runs() {
-            for lcn in run.lcn..run.lcn + run.len {
-                if !self.is_base_cluster(lcn)? {
-                    self.free_live(lcn)?;
-                }
+        for lcn in live_map.clusters() {
+            if !self.is_base_cluster(lcn)? {
+                self.free_live(lcn)?;
             }
         }
-        for run in base_map.runs() {
-            for lcn in run.lcn..run.lcn + run.len {
-                let next = self.entry(Tree::Base, lcn)?;
-                self.set_live(lcn, next)?;
-            }
+        for lcn in base_map.clusters() {
+            let next = self.entry(Tree::Base, lcn)?;
+            self.set_live(lcn, next)?;
         }
         let mut raw = base.clone();
         raw.flags = live.flags;
@@ -364,16 +360,10 @@ impl<D: BlockDevice> Volume<D> {
         let base_map = self
             .extent_map(StreamKey::File(Tree::Base, record))?
             .clone();
-        let live_clusters: BTreeSet<u32> = live_map
-            .runs()
-            .iter()
-            .flat_map(|r| r.lcn..r.lcn + r.len)
-            .collect();
-        for run in base_map.runs() {
-            for lcn in run.lcn..run.lcn + run.len {
-                if !live_clusters.contains(&lcn) {
-                    self.set_base(lcn, FREE)?;
-                }
+        let live_clusters: BTreeSet<u32> = live_map.clusters().collect();
+        for lcn in base_map.clusters() {
+            if !live_clusters.contains(&lcn) {
+                self.set_base(lcn, FREE)?;
             }
         }
         for &lcn in &live_clusters {
@@ -407,11 +397,9 @@ impl<D: BlockDevice> Volume<D> {
         let key = StreamKey::File(Tree::Live, id.record());
         let map = self.extent_map(key)?.clone();
         let mut base_clusters = 0u64;
-        for run in map.runs() {
-            for lcn in run.lcn..run.lcn + run.len {
-                if self.is_base_cluster(lcn)? {
-                    base_clusters += 1;
-                }
+        for lcn in map.clusters() {
+            if self.is_base_cluster(lcn)? {
+                base_clusters += 1;
             }
         }
         let base = self.base_twin(id)?;

@@ -47,16 +47,17 @@ impl ExtentMap {
         self.count
     }
 
-    pub fn runs(&self) -> &[Run] {
-        &self.runs
-    }
-
     pub fn first(&self) -> u32 {
         self.runs.first().map_or(0, |r| r.lcn)
     }
 
     pub fn last(&self) -> Option<u32> {
         self.runs.last().map(|r| r.lcn + r.len - 1)
+    }
+
+    /// Every cluster of the stream, in stream order.
+    pub fn clusters(&self) -> impl Iterator<Item = u32> + '_ {
+        self.runs.iter().flat_map(|r| r.lcn..r.lcn + r.len)
     }
 
     /// The cluster holding stream cluster `vcn`.
