@@ -5,8 +5,9 @@
 //! The driver's rule holds here too: a discard changes a file's content under the kernel's
 //! page cache, so it is refused (EBUSY) while the file has any open handle (a mapping keeps
 //! one), and afterwards the kernel is told to drop the file's cached pages and attributes.
-//! Discarding the whole volume would also change names the kernel has cached; that is
-//! refused on a mounted volume (EOPNOTSUPP) and done on the image after unmounting.
+//! Discarding the whole volume would also change names the kernel has cached, and on a
+//! `--writeback-cache` mount the kernel trusts only its own file sizes: both are refused on a
+//! mounted volume (EOPNOTSUPP) and done on the image after unmounting.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -73,6 +74,9 @@ pub fn set(fs: &CowfatFs, ino: u64, name: &OsStr, value: &[u8]) -> Result<(), Er
             let id = st.id(ino);
             st.vol()?.commit_file(id).or_errno()
         }
+        // With the writeback cache the kernel keeps its own file size and never takes ours
+        // again while it holds the inode, so a discard could not be made visible: refused.
+        (b"discard", false) if fs.writeback_cache => Err(Errno::EOPNOTSUPP),
         (b"discard", false) => discard_file(&mut st, ino),
         _ => Err(Errno::EINVAL),
     };
@@ -150,7 +154,7 @@ fn refusal(action: OverlayAction, e: rustix::io::Errno) -> String {
     use rustix::io::Errno as E;
     match (action, e) {
         (_, E::BUSY) => "the file is open (or mapped) by a process; close it and try again".into(),
-        (OverlayAction::Discard, E::OPNOTSUPP) => "the whole volume's overlay cannot be discarded while it is mounted; unmount it and run `cowfat overlay discard IMAGE`".into(),
+        (OverlayAction::Discard, E::OPNOTSUPP) => "the kernel's caches could not be made to show this discard (the whole volume's, or any file's on a --writeback-cache mount); unmount it and run `cowfat overlay discard IMAGE [PATH]`".into(),
         (OverlayAction::Discard, E::ISDIR) => "a directory's overlay cannot be discarded while the volume is mounted; unmount it first".into(),
         (OverlayAction::Seal, E::INVAL) => "seal applies to the whole volume: give the mount point".into(),
         (_, E::INVAL) => "the volume is not sealed, or the file has no base version".into(),

@@ -1,0 +1,445 @@
+//! `cowfat mount` through the real kernel: the mapped-file program and the exerciser on the
+//! host's own file system (the reference) and on cowfat mounts (default and writeback
+//! cache), the image checked with `cowfat fsck` and read back with `cowfat cat` afterwards,
+//! seed 004 on a sealed file, overlay control through a mount, and a mount killed mid-write.
+//!
+//! Needs Linux, root and /dev/fuse; without them every test fails and says so (a skipped
+//! FUSE test would hide that CI never ran it). The test programs come from the
+//! `cowfat-mapped-tests` package, built next to `cowfat` if they are not there yet.
+#![cfg(target_os = "linux")]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Mounts, cache drops and the exerciser's timing do not mix: one test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const EXERCISER_OPS: &str = "20000";
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn require_fuse() {
+    assert!(
+        Path::new("/dev/fuse").exists(),
+        "FUSE tests need /dev/fuse (and root): it is missing here, so cowfat mount cannot be tested; \
+         load the fuse module or run the container with --device /dev/fuse"
+    );
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "FUSE tests need root (to mount without fusermount and to drop caches)"
+    );
+}
+
+fn cowfat() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cowfat"))
+}
+
+/// A program of the cowfat-mapped-tests package, built beside `cowfat` on first use.
+fn mapped_bin(name: &str) -> PathBuf {
+    static BUILT: Mutex<bool> = Mutex::new(false);
+    let dir = Path::new(env!("CARGO_BIN_EXE_cowfat"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = dir.join(name);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !*built && !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "cowfat-mapped-tests", "--bins"]);
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .status()
+            .expect("run cargo build for cowfat-mapped-tests");
+        assert!(status.success(), "building cowfat-mapped-tests failed");
+    }
+    *built = true;
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("start a command");
+    if !out.status.success() {
+        eprintln!(
+            "{cmd:?} -> {}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(out.status.success(), "{cmd:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn create_image(dir: &Path) -> PathBuf {
+    let img = dir.join("disk.vhd");
+    ok(cowfat().arg("create").arg(&img).args(["--size", "256M"]));
+    img
+}
+
+fn put(img: &Path, name: &str, bytes: &[u8]) {
+    let host = img.with_extension("put");
+    std::fs::write(&host, bytes).unwrap();
+    ok(cowfat().arg("put").arg(img).arg(&host).arg(name));
+}
+
+fn cat(img: &Path, name: &str) -> Vec<u8> {
+    let out = run(cowfat().arg("cat").arg(img).arg(name));
+    assert!(out.status.success(), "cowfat cat {name} failed");
+    out.stdout
+}
+
+fn fsck_clean(img: &Path) {
+    let out = run(cowfat().arg("fsck").arg(img));
+    assert_eq!(out.status.code(), Some(0), "cowfat fsck is not clean");
+}
+
+fn is_mounted(dir: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let dir = dir.to_string_lossy();
+    mounts.lines().any(|l| l.split(' ').nth(1) == Some(&*dir))
+}
+
+/// A `cowfat mount --foreground` child process.
+struct Mount {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Mount {
+    fn start(img: &Path, dir: &Path, extra: &[&str]) -> Mount {
+        std::fs::create_dir_all(dir).unwrap();
+        let dir = dir.canonicalize().unwrap();
+        let child = cowfat()
+            .arg("mount")
+            .arg(img)
+            .arg(&dir)
+            .arg("--foreground")
+            .args(extra)
+            .spawn()
+            .expect("start cowfat mount");
+        let mut m = Mount { child, dir };
+        let start = Instant::now();
+        while !is_mounted(&m.dir) {
+            if let Ok(Some(status)) = m.child.try_wait() {
+                panic!("cowfat mount ended before the mount was live: {status}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "mount did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        m
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).unwrap())
+    }
+
+    /// SIGTERM, as a service manager would: the mount must unmount and exit 0.
+    fn stop(mut self) {
+        kill(self.pid(), Signal::SIGTERM).unwrap();
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "mount did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "cowfat mount exited with {status}");
+        assert!(!is_mounted(&self.dir), "still mounted after SIGTERM");
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        // Only after a failed test: leave no mount behind.
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if is_mounted(&self.dir) {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+    }
+}
+
+/// Runs a test program; a missing summary line or a death by signal is a failure.
+fn program(cmd: &mut Command, summary_ok: &str) -> String {
+    let out = run(cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let last = stdout.lines().last().unwrap_or("").to_owned();
+    eprintln!("{cmd:?}: {last}");
+    assert!(
+        out.status.code().is_some(),
+        "{cmd:?} died by a signal ({})",
+        out.status
+    );
+    assert!(out.status.success(), "{cmd:?} failed: {last}");
+    assert!(
+        last.ends_with(summary_ok),
+        "{cmd:?}: unexpected summary {last:?}"
+    );
+    last
+}
+
+fn mapped_tests(dir: &Path) {
+    program(
+        Command::new(mapped_bin("cowfat-mapped-tests"))
+            .arg(dir)
+            .args(["--drop-caches", "--keep"]),
+        " passed, 0 failed",
+    );
+}
+
+fn exerciser(dir: &Path, seed: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    program(
+        Command::new(mapped_bin("cowfat-exerciser")).arg(dir).args([
+            "--ops",
+            EXERCISER_OPS,
+            "--seed",
+            seed,
+            "--drop-caches-every",
+            "1000",
+            "--keep",
+        ]),
+        " passed, 0 failed",
+    );
+}
+
+/// Every file the programs left in `host` is in the image under `dir`, byte for byte.
+fn image_matches_host(img: &Path, dir: &str, host: &Path) {
+    let mut n = 0;
+    for e in std::fs::read_dir(host).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        let want = std::fs::read(e.path()).unwrap();
+        let got = cat(img, &format!("{dir}/{name}"));
+        assert!(
+            got == want,
+            "{dir}/{name} in the image differs from the reference"
+        );
+        n += 1;
+    }
+    assert!(
+        n > 0,
+        "the reference run left no files in {}",
+        host.display()
+    );
+}
+
+/// The same runs on the host's own file system: the reference, and the expected files.
+fn reference(work: &Path, seed: &str) -> (PathBuf, PathBuf) {
+    let (m, x) = (work.join("ref-mapped"), work.join("ref-exerciser"));
+    std::fs::create_dir_all(&m).unwrap();
+    mapped_tests(&m);
+    exerciser(&x, seed);
+    (m, x)
+}
+
+fn programs_pass_on_a_mount(extra: &[&str], seed: &str) {
+    require_fuse();
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let (ref_mapped, ref_ex) = reference(work.path(), seed);
+    let img = create_image(work.path());
+    let m = Mount::start(&img, &work.path().join("mnt"), extra);
+    std::fs::create_dir(m.dir.join("mapped")).unwrap();
+    mapped_tests(&m.dir.join("mapped"));
+    exerciser(&m.dir.join("ex"), seed);
+    m.stop();
+    fsck_clean(&img);
+    image_matches_host(&img, "mapped", &ref_mapped);
+    image_matches_host(&img, "ex", &ref_ex);
+}
+
+#[test]
+fn mapped_file_program_and_exerciser_pass_on_a_default_mount() {
+    programs_pass_on_a_mount(&[], "4");
+}
+
+#[test]
+fn mapped_file_program_and_exerciser_pass_with_writeback_cache() {
+    programs_pass_on_a_mount(&["--writeback-cache"], "5");
+}
+
+#[test]
+fn seed_004_on_a_sealed_file_changes_only_the_overlay() {
+    require_fuse();
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let img = create_image(work.path());
+    put(&img, "base.txt", b"aaaa");
+    ok(cowfat().args(["overlay", "seal"]).arg(&img));
+    let m = Mount::start(&img, &work.path().join("mnt"), &[]);
+    program(
+        Command::new(mapped_bin("cowfat-mapped-tests"))
+            .arg(&m.dir)
+            .args(["--sealed-file", "base.txt", "--drop-caches"]),
+        " passed, 0 failed",
+    );
+    m.stop();
+    fsck_clean(&img);
+    assert_eq!(cat(&img, "base.txt"), b"4321\0");
+    let status = ok(cowfat()
+        .args(["overlay", "status"])
+        .arg(&img)
+        .arg("base.txt"));
+    assert!(status.contains("modified"), "{status}");
+    ok(cowfat()
+        .args(["overlay", "discard"])
+        .arg(&img)
+        .arg("base.txt"));
+    assert_eq!(cat(&img, "base.txt"), b"aaaa");
+    fsck_clean(&img);
+}
+
+fn overlay(args: &[&str], dir: &Path, path: Option<&str>) -> Output {
+    let mut cmd = cowfat();
+    cmd.arg("overlay").args(args).arg(dir);
+    if let Some(p) = path {
+        cmd.arg(p);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn overlay_control_through_the_mount_refuses_while_open() {
+    require_fuse();
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let img = create_image(work.path());
+    put(&img, "f.txt", b"aaaa");
+    let m = Mount::start(&img, &work.path().join("mnt"), &[]);
+    let f = m.dir.join("f.txt");
+    assert!(overlay(&["seal"], &m.dir, None).status.success());
+    std::fs::write(&f, b"bbbbbb").unwrap();
+    let st = overlay(&["status"], &m.dir, Some("f.txt"));
+    assert!(String::from_utf8_lossy(&st.stdout).contains("modified"));
+
+    // Open (and so possibly mapped): the discard is refused with one sentence.
+    let held = std::fs::File::open(&f).unwrap();
+    let busy = overlay(&["discard"], &m.dir, Some("f.txt"));
+    let said = String::from_utf8_lossy(&busy.stderr).into_owned();
+    assert_eq!(busy.status.code(), Some(1), "{said}");
+    assert!(said.contains("is open (or mapped)"), "{said}");
+    drop(held);
+
+    // Read into the page cache, then discard: the kernel must drop the old pages and size.
+    assert_eq!(std::fs::read(&f).unwrap(), b"bbbbbb");
+    let done = overlay(&["discard"], &m.dir, Some("f.txt"));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    // Within the attribute TTL: only the invalidation makes the kernel ask again.
+    assert_eq!(std::fs::metadata(&f).unwrap().len(), 4);
+    assert_eq!(std::fs::read(&f).unwrap(), b"aaaa");
+
+    // The whole volume's discard is refused on a mount; commit and status work.
+    let vol = overlay(&["discard"], &m.dir, None);
+    assert_eq!(vol.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&vol.stderr).contains("unmount it and run"));
+    std::fs::write(m.dir.join("new.txt"), b"new").unwrap();
+    assert!(overlay(&["commit"], &m.dir, None).status.success());
+    let st = overlay(&["status", "--json"], &m.dir, None);
+    assert!(String::from_utf8_lossy(&st.stdout).contains("\"sealed\":true"));
+    m.stop();
+    fsck_clean(&img);
+    assert_eq!(cat(&img, "new.txt"), b"new");
+    assert_eq!(cat(&img, "f.txt"), b"aaaa");
+}
+
+#[test]
+fn killing_the_mount_mid_write_leaves_a_consistent_image() {
+    require_fuse();
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let img = create_image(work.path());
+    let mnt = work.path().join("mnt");
+    let m = Mount::start(&img, &mnt, &[]);
+    std::fs::write(m.dir.join("kept.txt"), b"synced before the crash").unwrap();
+    let target = m.dir.join("big.dat");
+    // The writer runs until the mount dies under it (its writes then fail).
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![0x5a_u8; 64 << 10];
+        let mut written = 0u64;
+        let Ok(mut f) = std::fs::File::create(&target) else {
+            return 0;
+        };
+        while f.write_all(&chunk).is_ok() {
+            written += chunk.len() as u64;
+            if written % (1 << 20) == 0 && f.sync_data().is_err() {
+                break;
+            }
+        }
+        written
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    kill(m.pid(), Signal::SIGKILL).unwrap();
+    let written = writer.join().unwrap();
+    assert!(written > 0, "the writer wrote nothing before the kill");
+    let status = Command::new("umount")
+        .arg("-l")
+        .arg(&m.dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "umount -l failed");
+    drop(m);
+    fsck_clean(&img);
+    assert_eq!(cat(&img, "kept.txt"), b"synced before the crash");
+    // And it mounts again, serves, and unmounts clean.
+    let m = Mount::start(&img, &mnt, &[]);
+    assert_eq!(
+        std::fs::read(m.dir.join("kept.txt")).unwrap(),
+        b"synced before the crash"
+    );
+    m.stop();
+    fsck_clean(&img);
+}
+
+#[test]
+fn overlay_discard_is_refused_on_a_writeback_cache_mount() {
+    require_fuse();
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let img = create_image(work.path());
+    put(&img, "f.txt", b"aaaa");
+    ok(cowfat().args(["overlay", "seal"]).arg(&img));
+    let m = Mount::start(&img, &work.path().join("mnt"), &["--writeback-cache"]);
+    let f = m.dir.join("f.txt");
+    std::fs::write(&f, b"bbbbbb").unwrap();
+    // The kernel would keep its size (6) over ours (4): the tool refuses in one sentence.
+    let r = overlay(&["discard"], &m.dir, Some("f.txt"));
+    let said = String::from_utf8_lossy(&r.stderr).into_owned();
+    assert_eq!(r.status.code(), Some(1), "{said}");
+    assert!(said.contains("--writeback-cache mount"), "{said}");
+    assert_eq!(std::fs::read(&f).unwrap(), b"bbbbbb");
+    assert!(overlay(&["commit"], &m.dir, Some("f.txt")).status.success());
+    m.stop();
+    fsck_clean(&img);
+    assert_eq!(cat(&img, "f.txt"), b"bbbbbb");
+}
