@@ -1,0 +1,206 @@
+//! Workload 1: the first write into a sealed (copy-on-write protected) file — open
+//! read-write, write 1 byte at offset 0, fsync — for growing file sizes. cowfat moves one
+//! cluster into its overlay; overlayfs and fuse-overlayfs copy the whole file up (as seed
+//! 004's COWSTORAGE design does). The page cache stays warm: the copy-up peers read the
+//! lower file from memory, their best case. Bytes written = the scratch device's counter
+//! across the write plus a syncfs (so the host file system's journal is included).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::cap::{on_worker, Sample};
+use crate::ctx::Ctx;
+use crate::report::{fmt_bytes, Side};
+use crate::system::{inproc, mounted, pattern, MIB};
+use crate::workload::size_label;
+
+const W: &str = "first-write";
+const FILE: &str = "big.bin";
+
+pub fn run(ctx: &mut Ctx) -> Result<()> {
+    for size in ctx.plan.first_write_sizes.clone() {
+        let case = size_label(size);
+        eprintln!("first write into a sealed {case} file");
+        let image = ctx.scratch.dir.join(format!("fw-{}.vhd", size / MIB));
+        let setup = setup_cowfat(ctx, &image, size).map_err(|e| e.to_string());
+        let x = Some(size as f64);
+        let ready = setup.clone().map(|_| ());
+        ctx.measure(
+            W,
+            &case,
+            "cowfat in-process",
+            Side::CowfatInProcess,
+            None,
+            x,
+            ready.clone(),
+            |c| in_process(c, &image),
+        );
+        let fuse_ready = ready.clone().and(ctx.need_cowfat().map(|_| ()));
+        ctx.measure(
+            W,
+            &case,
+            "cowfat FUSE",
+            Side::CowfatFuse,
+            None,
+            x,
+            fuse_ready,
+            |c| through_fuse(c, &image),
+        );
+        ctx.scratch.remove(&image);
+
+        let lower = ctx.scratch.fresh("fw-lower")?;
+        let lower_ready = write_lower(&lower, size).map_err(|e| format!("{e:#}"));
+        let can = lower_ready.clone().and(ctx.need_root("kernel overlayfs"));
+        ctx.measure(
+            W,
+            &case,
+            "kernel overlayfs",
+            Side::Peer,
+            None,
+            x,
+            can,
+            |c| overlay(c, &lower, false),
+        );
+        let can = lower_ready.clone().and(ctx.need_tool("fuse-overlayfs"));
+        ctx.measure(W, &case, "fuse-overlayfs", Side::Peer, None, x, can, |c| {
+            overlay(c, &lower, true)
+        });
+        // No copy-on-write at all: the same 1-byte write and fsync on the plain file, what
+        // this disk's flush costs. No first write can be faster than this.
+        ctx.measure(
+            W,
+            &case,
+            "plain ext4 file (floor)",
+            Side::Peer,
+            None,
+            x,
+            lower_ready,
+            |c| {
+                let before = c.scratch.written();
+                let path = lower.join(FILE);
+                let secs = on_worker(c.plan.cap, move |_| {
+                    let t = Instant::now();
+                    mounted::first_write(&path)?;
+                    Ok(t.elapsed().as_secs_f64())
+                })?;
+                let after = c.scratch.written();
+                Ok(Sample {
+                    secs,
+                    bytes_written: before.zip(after).map(|(b, a)| a - b),
+                    note: None,
+                })
+            },
+        );
+        ctx.scratch.remove(&lower);
+    }
+    Ok(())
+}
+
+/// A cowfat image holding one `size` file, sealed: the file is now all base.
+fn setup_cowfat(ctx: &Ctx, image: &Path, size: u64) -> Result<()> {
+    inproc::create_image(image, size + size / 8 + 64 * MIB, false)?;
+    let mut vol = inproc::mount(image)?;
+    let root = vol.root()?;
+    let f = inproc::create_file(&mut vol, root, FILE)?;
+    let chunk = pattern(MIB as usize, 7);
+    let cap = crate::cap::Cap::new(ctx.plan.cap * 4);
+    inproc::write_all(&mut vol, f, size, &chunk, &cap)?;
+    vol.seal()?;
+    inproc::unmount(vol)
+}
+
+/// After a measured first write, the file goes back to all-base for the next repeat.
+fn discard(image: &Path) -> Result<()> {
+    let mut vol = inproc::mount(image)?;
+    let root = vol.root()?;
+    let f = inproc::lookup(&mut vol, root, FILE)?;
+    vol.discard_file(f)?;
+    inproc::unmount(vol)
+}
+
+fn in_process(ctx: &mut Ctx, image: &Path) -> Result<Sample> {
+    let mut vol = inproc::mount(image)?;
+    vol.device_mut().reset();
+    let before = ctx.scratch.written();
+    let t = Instant::now();
+    let root = vol.root()?;
+    let f = inproc::lookup(&mut vol, root, FILE)?;
+    vol.write(f, 0, &[0x5a])?;
+    vol.sync()?;
+    let secs = t.elapsed().as_secs_f64();
+    let after = ctx.scratch.written();
+    let core = vol.device().counts.written_bytes;
+    vol.discard_file(f)?;
+    inproc::unmount(vol)?;
+    Ok(Sample {
+        secs,
+        bytes_written: before.zip(after).map(|(b, a)| a - b),
+        note: Some(format!("fs-core wrote {} to its device", fmt_bytes(core))),
+    })
+}
+
+fn through_fuse(ctx: &mut Ctx, image: &Path) -> Result<Sample> {
+    let bin = ctx.need_cowfat().map_err(anyhow::Error::msg)?;
+    let dir = ctx.scratch.mount_point("cowfat")?;
+    let log = ctx.scratch.dir.join("cowfat-mount.log");
+    let m = mounted::cowfat(&bin, image, &dir, &log)?;
+    let before = ctx.scratch.written();
+    let path = dir.join(FILE);
+    let secs = on_worker(ctx.plan.cap, move |_| {
+        let t = Instant::now();
+        mounted::first_write(&path)?;
+        Ok(t.elapsed().as_secs_f64())
+    })?;
+    let after = ctx.scratch.written();
+    m.unmount()?;
+    discard(image)?;
+    Ok(Sample {
+        secs,
+        bytes_written: before.zip(after).map(|(b, a)| a - b),
+        note: None,
+    })
+}
+
+fn write_lower(lower: &Path, size: u64) -> Result<()> {
+    let cap = crate::cap::Cap::new(std::time::Duration::from_secs(600));
+    mounted::write_file(&lower.join(FILE), size, &pattern(MIB as usize, 7), &cap)
+}
+
+fn overlay(ctx: &mut Ctx, lower: &Path, fuse: bool) -> Result<Sample> {
+    let name = if fuse { "fuse-ovl" } else { "kovl" };
+    let base = ctx.scratch.fresh(&format!("fw-{name}"))?;
+    let layers = mounted::Layers {
+        lower: lower.to_path_buf(),
+        upper: mk(&base, "upper")?,
+        work: mk(&base, "work")?,
+    };
+    let dir = ctx.scratch.mount_point(name)?;
+    let m = if fuse {
+        mounted::fuse_overlayfs(&layers, &dir, &ctx.scratch.dir.join("fuse-overlayfs.log"))?
+    } else {
+        mounted::overlayfs(&layers, &dir)?
+    };
+    let before = ctx.scratch.written();
+    let path = dir.join(FILE);
+    let secs = on_worker(ctx.plan.cap, move |_| {
+        let t = Instant::now();
+        mounted::first_write(&path)?;
+        Ok(t.elapsed().as_secs_f64())
+    })?;
+    let after = ctx.scratch.written();
+    m.unmount()?;
+    ctx.scratch.remove(&base);
+    Ok(Sample {
+        secs,
+        bytes_written: before.zip(after).map(|(b, a)| a - b),
+        note: None,
+    })
+}
+
+fn mk(base: &Path, name: &str) -> Result<PathBuf> {
+    let p = base.join(name);
+    std::fs::create_dir_all(&p)?;
+    Ok(p)
+}

@@ -1,0 +1,16 @@
+//! The four workloads of issue 9, one module each.
+
+pub mod first_write;
+pub mod mount_scale;
+pub mod small_files;
+pub mod throughput;
+
+use crate::system::MIB;
+
+pub fn size_label(bytes: u64) -> String {
+    if bytes >= 1 << 30 && bytes % (1 << 30) == 0 {
+        format!("{} GiB", bytes >> 30)
+    } else {
+        format!("{} MiB", bytes / MIB)
+    }
+}
