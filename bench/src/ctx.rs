@@ -42,7 +42,7 @@ impl Plan {
         } else {
             Plan {
                 quick,
-                repeats: repeats.unwrap_or(5),
+                repeats: repeats.unwrap_or(3),
                 first_write_sizes: vec![16 * M, 256 * M, 1024 * M],
                 seq_bytes: 256 * M,
                 small_counts: vec![2000, 10000],
@@ -109,6 +109,14 @@ impl Ctx {
         match host::which(tool) {
             Some(_) => Ok(()),
             None => Err(format!("{tool} is not installed")),
+        }
+    }
+
+    /// Why the FUSE server `tool` cannot run, if it cannot.
+    pub fn need_fuse_tool(&self, tool: &str) -> Result<(), String> {
+        match host::fuse_unavailable() {
+            Some(why) => Err(why),
+            None => self.need_tool(tool),
         }
     }
 

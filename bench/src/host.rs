@@ -314,3 +314,16 @@ pub fn load_average() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
+
+/// Why FUSE mounts cannot work here, if they cannot: /dev/fuse must open read-write (opening
+/// it without mounting does nothing).
+pub fn fuse_unavailable() -> Option<String> {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        Ok(_) => None,
+        Err(e) => Some(format!("cannot open /dev/fuse: {e}")),
+    }
+}

@@ -37,15 +37,16 @@ struct Args {
     /// Also draw create time against file count and first-write time against file size.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
-    /// Repeats per measurement (default: 5 full, 1 quick).
+    /// Repeats per measurement (default: 3 full, 1 quick).
     #[arg(long)]
     repeats: Option<usize>,
     /// Run only these workloads (comma-separated): first-write, sequential, small-files, mount.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Where the scratch disk's backing file and mount points go (on the disk to measure).
-    #[arg(long, default_value = "/var/tmp/cowfat-bench")]
-    scratch: PathBuf,
+    /// Where the scratch disk's backing file and mount points go, on the disk to measure
+    /// (default: /var/tmp/cowfat-bench as root, else $TMPDIR/cowfat-bench-$USER).
+    #[arg(long)]
+    scratch: Option<PathBuf>,
     /// The `cowfat` binary for the FUSE rows (default: build it in this workspace).
     #[arg(long)]
     cowfat: Option<PathBuf>,
@@ -98,7 +99,15 @@ fn run(args: &Args) -> Result<bool> {
         eprintln!("cowfat FUSE rows skipped: {why}");
     }
     let scratch_size: u64 = if plan.quick { 2 << 30 } else { 8 << 30 };
-    let scratch = Scratch::new(&args.scratch, scratch_size).context("making the scratch disk")?;
+    let base = args.scratch.clone().unwrap_or_else(|| {
+        if host::is_root() {
+            PathBuf::from("/var/tmp/cowfat-bench")
+        } else {
+            let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+            std::env::temp_dir().join(format!("cowfat-bench-{user}"))
+        }
+    });
+    let scratch = Scratch::new(&base, scratch_size).context("making the scratch disk")?;
     let mut ctx = Ctx::new(plan, scratch, cowfat);
     let wanted = |w: &str| args.only.is_empty() || args.only.iter().any(|o| o == w);
     let mut errors = Vec::new();
@@ -185,8 +194,8 @@ fn workspace() -> PathBuf {
 
 /// The `cowfat` binary: given, or built in release mode in this workspace next to us.
 fn cowfat_binary(args: &Args) -> Result<PathBuf, String> {
-    if !Path::new("/dev/fuse").exists() {
-        return Err("/dev/fuse is missing".into());
+    if let Some(why) = host::fuse_unavailable() {
+        return Err(why);
     }
     if let Some(p) = &args.cowfat {
         return if p.is_file() {

@@ -63,7 +63,9 @@ pub fn run(ctx: &mut Ctx) -> Result<()> {
             can,
             |c| overlay(c, &lower, false),
         );
-        let can = lower_ready.clone().and(ctx.need_tool("fuse-overlayfs"));
+        let can = lower_ready
+            .clone()
+            .and(ctx.need_fuse_tool("fuse-overlayfs"));
         ctx.measure(W, &case, "fuse-overlayfs", Side::Peer, None, x, can, |c| {
             overlay(c, &lower, true)
         });

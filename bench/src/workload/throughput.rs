@@ -70,7 +70,7 @@ pub fn run(ctx: &mut Ctx) -> Result<()> {
     ctx.measure_phases(W, &phases, "fatfs crate", Side::Peer, Ok(()), |c| {
         fatfs(c, size)
     });
-    let can = ctx.need_tool("fusefat").and(ctx.need_tool("mkfs.fat"));
+    let can = ctx.need_fuse_tool("fusefat").and(ctx.need_tool("mkfs.fat"));
     ctx.measure_phases(W, &phases, "fusefat", Side::Peer, can, |c| {
         let image = c.scratch.dir.join("seq-fat.img");
         tool::mkfs_fat(&image, size + size / 4 + 64 * MIB)?;
@@ -80,7 +80,7 @@ pub fn run(ctx: &mut Ctx) -> Result<()> {
         c.scratch.remove(&image);
         r
     });
-    let can = ctx.need_tool("bindfs");
+    let can = ctx.need_fuse_tool("bindfs");
     ctx.measure_phases(W, &phases, "bindfs (FUSE floor)", Side::Peer, can, |c| {
         let src = c.scratch.fresh("seq-bind")?;
         let dir = c.scratch.mount_point("bindfs")?;
