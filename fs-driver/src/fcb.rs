@@ -1,19 +1,30 @@
-//! The FCB as far as the kernel sees it.
+//! FCBs (one per open stream) and CCBs (one per file object): fastfat's `strucsup.c` for them.
 //!
 //! NT-01/NT-02: `FileObject->FsContext` points at an FCB whose first member is an
 //! `FSRTL_ADVANCED_FCB_HEADER` (its first two fields are the node type code and size), and
-//! each FCB embeds the stream's `SECTION_OBJECT_POINTERS` in its non-paged part. This module
-//! fixes that prefix, which the Cc and FsRtl callbacks in `resrcsup` rely on; creating,
-//! linking and tearing down FCBs comes with the create/close work.
+//! each FCB embeds the stream's `SECTION_OBJECT_POINTERS` in its non-paged part together with
+//! the main and paging I/O ERESOURCEs. `FsContext2` points at the CCB.
+//!
+//! Mutable FCB state lives in cells: the kernel reads the header through raw pointers while the
+//! driver holds `&Fcb`, so the header is an `UnsafeCell` (layout-transparent, still first).
+//! Who may change what: sizes under the main resource exclusive plus the paging I/O resource
+//! exclusive (fastfat's rule), counts under the VCB resource.
+
+use core::cell::{Cell, UnsafeCell};
+use core::ptr;
+
+use fs_core::{FileId, FileInfo, Name};
 
 use crate::nt::{
-    ERESOURCE, FAST_MUTEX, FILE_OBJECT, FSRTL_ADVANCED_FCB_HEADER, FSRTL_COMMON_FCB_HEADER,
-    SECTION_OBJECT_POINTERS, SHARE_ACCESS,
+    self, CC_FILE_SIZES, ERESOURCE, FAST_MUTEX, FILE_OBJECT, FSRTL_ADVANCED_FCB_HEADER,
+    FSRTL_COMMON_FCB_HEADER, NTSTATUS, SECTION_OBJECT_POINTERS, SHARE_ACCESS,
 };
-use crate::strucsup::{ntc, tags, NodeHeader, NodeTypeCode, PoolNode};
+use crate::strucsup::{node_byte_size, ntc, tags, NodeHeader, NodeTypeCode, PoolBox, PoolNode};
+use crate::vcb::Vcb;
+use crate::wdk_inline::fsrtl_setup_advanced_fcb_header;
 
 /// The non-paged part of an FCB: what the kernel may touch at raised IRQL or from the paging
-/// path (fastfat's `NON_PAGED_FCB`).
+/// path (fastfat's `NON_PAGED_FCB`). Only ever used through a raw pointer.
 #[repr(C)]
 pub struct NonPagedFcb {
     /// `CFAT_NTC_NONPAGED_FCB`.
@@ -23,6 +34,10 @@ pub struct NonPagedFcb {
     pub section_object_pointers: SECTION_OBJECT_POINTERS,
     /// The fast mutex the advanced FCB header protects its filter contexts with.
     pub advanced_fcb_header_mutex: FAST_MUTEX,
+    /// `Header.Resource`: the main resource.
+    pub resource: ERESOURCE,
+    /// `Header.PagingIoResource`.
+    pub paging_io_resource: ERESOURCE,
 }
 
 impl PoolNode for NonPagedFcb {
@@ -31,16 +46,36 @@ impl PoolNode for NonPagedFcb {
     const NON_PAGED: bool = true;
 }
 
-/// The kernel-visible prefix of an FCB/DCB.
+/// An FCB or DCB.
 #[repr(C)]
 pub struct Fcb {
-    /// First member (NT-01). `header.Base.NodeTypeCode` is `CFAT_NTC_FCB`, `_DCB` or
-    /// `_ROOT_DCB`; `Resource`/`PagingIoResource` point at the main and paging ERESOURCEs.
-    pub header: FSRTL_ADVANCED_FCB_HEADER,
+    /// First member (NT-01). `Base.NodeTypeCode` is `CFAT_NTC_FCB` or `_DCB`;
+    /// `Resource`/`PagingIoResource` point into the non-paged part.
+    pub header: UnsafeCell<FSRTL_ADVANCED_FCB_HEADER>,
     /// The non-paged part.
     pub nonpaged: *mut NonPagedFcb,
     /// Share access of all handles to the stream (`IoCheckShareAccess` state).
-    pub share_access: SHARE_ACCESS,
+    pub share_access: UnsafeCell<SHARE_ACCESS>,
+    /// The volume.
+    pub vcb: *const Vcb,
+    /// fs-core's id of the file.
+    pub id: FileId,
+    /// The directory holding its entry, and the entry's name (for delete-on-close).
+    pub parent: FileId,
+    /// The entry's name (None for the root directory).
+    pub name: Option<Name>,
+    /// A directory (DCB).
+    pub is_directory: bool,
+    /// Handles open (cleanups still to come).
+    pub open_count: Cell<u32>,
+    /// File objects pointing here (closes still to come).
+    pub reference_count: Cell<u32>,
+    /// A handle asked for delete-on-close; the file goes at the last cleanup.
+    pub delete_pending: Cell<bool>,
+    /// The name is gone; the record is purged at the last close.
+    pub unlinked: Cell<bool>,
+    /// Purges that failed because of a user mapping (NT-17: Windows goes on; we count).
+    pub purge_failures: Cell<u32>,
 }
 
 impl PoolNode for Fcb {
@@ -48,6 +83,246 @@ impl PoolNode for Fcb {
     const POOL_TAG: u32 = tags::TAG_FCB;
     // The header is read by Cc at DISPATCH_LEVEL in places (sizes); keep it non-paged.
     const NON_PAGED: bool = true;
+}
+
+/// What a CCB says about its file object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CcbKind {
+    /// A volume open (`\Device\HarddiskVolumeN` with no name): `FsContext` is the VCB.
+    Volume,
+    /// A file or directory open: `FsContext` is the FCB.
+    File,
+}
+
+/// The per-file-object context (`FsContext2`).
+#[repr(C)]
+pub struct Ccb {
+    /// `CFAT_NTC_CCB`.
+    pub node: NodeHeader,
+    /// Volume or file open.
+    pub kind: CcbKind,
+    /// Opened with `FILE_DELETE_ON_CLOSE`.
+    pub delete_on_close: bool,
+}
+
+impl PoolNode for Ccb {
+    const NODE_TYPE_CODE: NodeTypeCode = ntc::CFAT_NTC_CCB;
+    const POOL_TAG: u32 = tags::TAG_CCB;
+    const NON_PAGED: bool = false;
+}
+
+impl Ccb {
+    /// Allocates a CCB and hands back the raw pointer for `FsContext2`.
+    ///
+    /// # Errors
+    /// `STATUS_INSUFFICIENT_RESOURCES`.
+    pub fn allocate(kind: CcbKind, delete_on_close: bool) -> Result<*mut Ccb, NTSTATUS> {
+        let ccb = PoolBox::try_new(Ccb {
+            node: NodeHeader::of::<Ccb>(ntc::CFAT_NTC_CCB),
+            kind,
+            delete_on_close,
+        })?;
+        Ok(ccb.into_raw())
+    }
+
+    /// Frees the CCB of a file object at close.
+    ///
+    /// # Safety
+    /// `ccb` is NULL or came from [`Ccb::allocate`] and is freed once.
+    pub unsafe fn free(ccb: *mut Ccb) {
+        // SAFETY: the caller's contract.
+        drop(unsafe { PoolBox::from_raw(ccb) });
+    }
+}
+
+/// What a new FCB is made from.
+pub struct FcbInit<'a> {
+    /// The volume.
+    pub vcb: *const Vcb,
+    /// The file as fs-core describes it.
+    pub info: &'a FileInfo,
+    /// Name of its entry (None for the root directory).
+    pub name: Option<Name>,
+}
+
+impl Fcb {
+    /// Allocates and initialises an FCB (resources, header, SOP) for `init.info`.
+    ///
+    /// # Errors
+    /// `STATUS_INSUFFICIENT_RESOURCES`, or a failing `ExInitializeResourceLite`.
+    pub fn create(init: FcbInit<'_>) -> Result<*mut Fcb, NTSTATUS> {
+        let nonpaged = PoolBox::try_new(NonPagedFcb {
+            node: NodeHeader::of::<NonPagedFcb>(ntc::CFAT_NTC_NONPAGED_FCB),
+            section_object_pointers: SECTION_OBJECT_POINTERS {
+                DataSectionObject: ptr::null_mut(),
+                SharedCacheMap: ptr::null_mut(),
+                ImageSectionObject: ptr::null_mut(),
+            },
+            advanced_fcb_header_mutex: FAST_MUTEX::default(),
+            resource: ERESOURCE::default(),
+            paging_io_resource: ERESOURCE::default(),
+        })?;
+        let np = nonpaged.as_ptr();
+        // SAFETY: freshly allocated, non-paged, not yet shared.
+        let status = unsafe { nt::ExInitializeResourceLite(&raw mut (*np).resource) };
+        if status < 0 {
+            return Err(status);
+        }
+        // SAFETY: as above.
+        let status = unsafe { nt::ExInitializeResourceLite(&raw mut (*np).paging_io_resource) };
+        if status < 0 {
+            // SAFETY: initialised just above, never acquired.
+            unsafe { nt::ExDeleteResourceLite(&raw mut (*np).resource) };
+            return Err(status);
+        }
+        let is_directory = init.info.kind == fs_core::FileKind::Directory;
+        let fcb = PoolBox::try_new(Fcb {
+            header: UnsafeCell::new(FSRTL_ADVANCED_FCB_HEADER::default()),
+            nonpaged: np,
+            share_access: UnsafeCell::new(SHARE_ACCESS::default()),
+            vcb: init.vcb,
+            id: init.info.id,
+            parent: init.info.parent,
+            name: init.name,
+            is_directory,
+            open_count: Cell::new(0),
+            reference_count: Cell::new(0),
+            delete_pending: Cell::new(false),
+            unlinked: Cell::new(false),
+            purge_failures: Cell::new(0),
+        });
+        let fcb = match fcb {
+            Ok(fcb) => fcb,
+            Err(status) => {
+                // SAFETY: both resources initialised above and never acquired.
+                unsafe { delete_resources(np) };
+                return Err(status);
+            }
+        };
+        let nonpaged = nonpaged.into_raw();
+        // SAFETY: `fcb` and `nonpaged` are fresh and ours.
+        unsafe { fcb.init_header(nonpaged) };
+        fcb.set_sizes(
+            init.info.allocation_size,
+            init.info.file_size,
+            init.info.valid_data_length,
+        );
+        Ok(fcb.into_raw())
+    }
+
+    /// Header setup (NT-01): node type, resources, `FsRtlSetupAdvancedFcbHeader`.
+    ///
+    /// # Safety
+    /// `nonpaged` is this FCB's initialised non-paged part; nobody else sees the FCB yet.
+    unsafe fn init_header(&self, nonpaged: *mut NonPagedFcb) {
+        let header = self.header.get();
+        // SAFETY: exclusive access during setup (caller's contract).
+        let base = unsafe { &mut (*header).Base };
+        base.NodeTypeCode = if self.is_directory {
+            ntc::CFAT_NTC_DCB
+        } else {
+            ntc::CFAT_NTC_FCB
+        };
+        base.NodeByteSize = node_byte_size::<Fcb>();
+        base.Resource = self.resource();
+        base.PagingIoResource = self.paging_io_resource();
+        // SAFETY: the non-paged part is initialised and lives as long as the FCB.
+        let mutex = unsafe { &raw mut (*nonpaged).advanced_fcb_header_mutex };
+        // SAFETY: the mutex is writable non-paged memory owned by this FCB.
+        unsafe { crate::wdk_inline::ex_initialize_fast_mutex(mutex) };
+        // SAFETY: header is first in a non-paged FCB; the mutex lives as long as it.
+        unsafe { fsrtl_setup_advanced_fcb_header(header, mutex, ptr::null_mut()) };
+    }
+
+    /// Frees an FCB whose last file object has closed.
+    ///
+    /// # Safety
+    /// `fcb` came from [`Fcb::create`], no file object points at it, it is freed once.
+    pub unsafe fn delete(fcb: *mut Fcb) {
+        // SAFETY: valid until freed below.
+        let nonpaged = unsafe { (*fcb).nonpaged };
+        // SAFETY: the caller's contract: no other user, freed once.
+        drop(unsafe { PoolBox::from_raw(fcb) });
+        // SAFETY: the resources are initialised and nobody holds them any more.
+        unsafe { delete_resources(nonpaged) };
+        // SAFETY: allocated with the FCB, freed once with it.
+        drop(unsafe { PoolBox::from_raw(nonpaged) });
+    }
+
+    /// The stream's section object pointers (for `FileObject->SectionObjectPointer`, Cc, Mm).
+    #[must_use]
+    pub fn section_object_pointers(&self) -> *mut SECTION_OBJECT_POINTERS {
+        // SAFETY: the non-paged part lives as long as the FCB; only a field address is taken.
+        unsafe { &raw mut (*self.nonpaged).section_object_pointers }
+    }
+
+    /// Main resource.
+    #[must_use]
+    pub fn resource(&self) -> *mut ERESOURCE {
+        // SAFETY: only a field address is taken.
+        unsafe { &raw mut (*self.nonpaged).resource }
+    }
+
+    /// Paging I/O resource.
+    #[must_use]
+    pub fn paging_io_resource(&self) -> *mut ERESOURCE {
+        // SAFETY: only a field address is taken.
+        unsafe { &raw mut (*self.nonpaged).paging_io_resource }
+    }
+
+    /// The header's sizes as Cc wants them.
+    #[must_use]
+    pub fn cc_sizes(&self) -> CC_FILE_SIZES {
+        // SAFETY: reading the header; writers hold both resources exclusive, readers at least
+        // one shared, so no write races this read.
+        let base = unsafe { &(*self.header.get()).Base };
+        CC_FILE_SIZES {
+            AllocationSize: base.AllocationSize,
+            FileSize: base.FileSize,
+            ValidDataLength: base.ValidDataLength,
+        }
+    }
+
+    /// FileSize from the header.
+    #[must_use]
+    pub fn file_size(&self) -> u64 {
+        u64::try_from(self.cc_sizes().FileSize).unwrap_or(0)
+    }
+
+    /// ValidDataLength from the header.
+    #[must_use]
+    pub fn valid_data_length(&self) -> u64 {
+        u64::try_from(self.cc_sizes().ValidDataLength).unwrap_or(0)
+    }
+
+    /// Sets the header's sizes. Callers hold both resources exclusive (or are creating it).
+    pub fn set_sizes(&self, allocation: u64, file_size: u64, valid_data_length: u64) {
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        // SAFETY: the caller holds both resources exclusive: nobody reads concurrently.
+        let base = unsafe { &mut (*self.header.get()).Base };
+        base.AllocationSize = as_i64(allocation);
+        base.FileSize = as_i64(file_size);
+        base.ValidDataLength = as_i64(valid_data_length.min(file_size));
+    }
+
+    /// Raises the header's ValidDataLength to `end` (a top-level write reached it; NT-14).
+    pub fn extend_valid_data(&self, end: u64) {
+        let sizes = self.cc_sizes();
+        let vdl = self.valid_data_length().max(end);
+        let alloc = u64::try_from(sizes.AllocationSize).unwrap_or(0);
+        self.set_sizes(alloc, self.file_size(), vdl);
+    }
+}
+
+/// Deletes both resources of a non-paged FCB part.
+///
+/// # Safety
+/// Both were initialised and are not held.
+unsafe fn delete_resources(nonpaged: *mut NonPagedFcb) {
+    // SAFETY: the caller's contract.
+    unsafe { nt::ExDeleteResourceLite(&raw mut (*nonpaged).paging_io_resource) };
+    // SAFETY: as above.
+    unsafe { nt::ExDeleteResourceLite(&raw mut (*nonpaged).resource) };
 }
 
 /// Is this node type one of our FCB kinds (file, directory, root directory)?
@@ -62,9 +337,9 @@ pub fn is_fcb_node(code: NodeTypeCode) -> bool {
 /// The common FCB header behind a Cc callback context or `FsContext`, if it is one of ours.
 ///
 /// # Safety
-/// `context` is NULL or points at memory that starts with an `FSRTL_COMMON_FCB_HEADER`
-/// (every `FsContext` of a file object on our volumes, and every lazy-write context we hand
-/// to `CcInitializeCacheMap`).
+/// `context` is NULL or points at memory that starts with an `FSRTL_COMMON_FCB_HEADER` or a
+/// [`NodeHeader`] (every `FsContext` of a file object on our volumes, and every lazy-write
+/// context we hand to `CcInitializeCacheMap`).
 #[must_use]
 pub unsafe fn fcb_header(
     context: *const core::ffi::c_void,
@@ -73,7 +348,7 @@ pub unsafe fn fcb_header(
     if header.is_null() {
         return None;
     }
-    // SAFETY: the caller guarantees a common FCB header at `context`.
+    // SAFETY: the caller guarantees a node type code at `context`.
     let code = unsafe { (*header).NodeTypeCode };
     is_fcb_node(code).then_some(header)
 }
@@ -82,7 +357,7 @@ pub unsafe fn fcb_header(
 ///
 /// # Safety
 /// `file_object` is NULL or a valid file object whose `FsContext` is NULL or starts with a
-/// common FCB header (true for file objects the I/O manager sends to our volumes).
+/// node type code (true for file objects the I/O manager sends to our volumes).
 #[must_use]
 pub unsafe fn fcb_of_file_object(file_object: *const FILE_OBJECT) -> Option<*mut Fcb> {
     if file_object.is_null() {
@@ -124,13 +399,13 @@ mod tests {
     fn header_is_first_and_node_type_is_checked() {
         assert_eq!(offset_of!(Fcb, header), 0);
         // SAFETY: plain old data; all-zero is valid.
-        let mut fcb: Fcb = unsafe { zeroed() };
-        let ctx = (&raw const fcb).cast::<core::ffi::c_void>();
+        let mut header: FSRTL_ADVANCED_FCB_HEADER = unsafe { zeroed() };
+        let ctx = (&raw const header).cast::<core::ffi::c_void>();
         // SAFETY: `ctx` starts with a common header.
         let found = unsafe { fcb_header(ctx) };
         assert!(found.is_none(), "node type 0 is not ours");
-        fcb.header.Base.NodeTypeCode = ntc::CFAT_NTC_FCB;
-        let ctx = (&raw const fcb).cast::<core::ffi::c_void>();
+        header.Base.NodeTypeCode = ntc::CFAT_NTC_FCB;
+        let ctx = (&raw const header).cast::<core::ffi::c_void>();
         // SAFETY: as above.
         assert!(unsafe { fcb_header(ctx) }.is_some());
         // SAFETY: NULL is allowed.

@@ -12,6 +12,8 @@
 
 extern crate alloc;
 
+pub mod blockdev;
+pub mod cachesup;
 pub mod dispatch;
 pub mod fastio;
 pub mod fcb;
@@ -19,7 +21,9 @@ pub mod global;
 pub mod init;
 pub mod nt;
 pub mod resrcsup;
+pub mod status;
 pub mod strucsup;
+pub mod vcb;
 pub mod wdk_inline;
 
 #[cfg(test)]

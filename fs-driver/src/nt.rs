@@ -13,33 +13,46 @@ pub use windows_sys::Wdk::Foundation::{
     DEVICE_OBJECT, DRIVER_DISPATCH, DRIVER_OBJECT, ERESOURCE, FAST_IO_DISPATCH, FAST_MUTEX,
     FILE_OBJECT, IO_STACK_LOCATION, IRP, MDL, PEPROCESS, SECTION_OBJECT_POINTERS,
 };
+pub use windows_sys::Wdk::Foundation::{IO_SECURITY_CONTEXT, KEVENT, VPB};
 pub use windows_sys::Wdk::Storage::FileSystem::{
-    FsRtlRegisterFileSystemFilterCallbacks, IoRegisterFileSystem, IoUnregisterFileSystem,
-    SyncTypeCreateSection, CACHE_MANAGER_CALLBACKS, FILE_BASIC_INFORMATION,
+    CcCopyRead, CcCopyWrite, CcFlushCache, CcInitializeCacheMap, CcPurgeCacheSection,
+    CcSetFileSizes, CcUninitializeCacheMap, FsRtlRegisterFileSystemFilterCallbacks,
+    IoRegisterFileSystem, IoUnregisterFileSystem, MmCanFileBeTruncated,
+    MmDoesFileHaveUserWritableReferences, MmFlushForDelete, MmFlushForWrite, MmFlushImageSection,
+    SyncTypeCreateSection, CACHE_MANAGER_CALLBACKS, CC_FILE_SIZES, FILE_BASIC_INFORMATION,
     FILE_NETWORK_OPEN_INFORMATION, FILE_STANDARD_INFORMATION, FSRTL_ADVANCED_FCB_HEADER,
     FSRTL_COMMON_FCB_HEADER, FSRTL_FCB_HEADER_V2, FSRTL_FLAG2_SUPPORTS_FILTER_CONTEXTS,
     FSRTL_FLAG_ADVANCED_HEADER, FS_FILTER_CALLBACKS, FS_FILTER_CALLBACK_DATA,
     FS_FILTER_SECTION_SYNC_TYPE,
 };
 pub use windows_sys::Wdk::System::SystemServices::{
-    ExAcquireResourceExclusiveLite, ExAcquireResourceSharedLite, ExReleaseResourceLite,
-    IoCreateDevice, IoDeleteDevice, IoGetTopLevelIrp, IoSetTopLevelIrp, IofCompleteRequest,
-    KeEnterCriticalRegion, KeInitializeEvent, KeLeaveCriticalRegion, FM_LOCK_BIT, IRP_MJ_CLEANUP,
-    IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IRP_MJ_DIRECTORY_CONTROL,
-    IRP_MJ_FILE_SYSTEM_CONTROL, IRP_MJ_FLUSH_BUFFERS, IRP_MJ_LOCK_CONTROL, IRP_MJ_PNP,
-    IRP_MJ_QUERY_EA, IRP_MJ_QUERY_INFORMATION, IRP_MJ_QUERY_SECURITY,
-    IRP_MJ_QUERY_VOLUME_INFORMATION, IRP_MJ_READ, IRP_MJ_SET_EA, IRP_MJ_SET_INFORMATION,
-    IRP_MJ_SET_SECURITY, IRP_MJ_SET_VOLUME_INFORMATION, IRP_MJ_SHUTDOWN, IRP_MJ_WRITE,
-    IRP_MN_MOUNT_VOLUME, SHARE_ACCESS, SL_PENDING_RETURNED,
+    ExAcquireResourceExclusiveLite, ExAcquireResourceSharedLite, ExDeleteResourceLite,
+    ExInitializeResourceLite, ExReleaseResourceLite, Executive, IoBuildDeviceIoControlRequest,
+    IoBuildSynchronousFsdRequest, IoCheckShareAccess, IoCreateDevice, IoDeleteDevice,
+    IoGetTopLevelIrp, IoRemoveShareAccess, IoSetTopLevelIrp, IofCallDriver, IofCompleteRequest,
+    KeEnterCriticalRegion, KeInitializeEvent, KeLeaveCriticalRegion, KeQuerySystemTimePrecise,
+    KeWaitForSingleObject, KernelMode, MmCached, MmMapLockedPagesSpecifyCache, NormalPagePriority,
+    FM_LOCK_BIT, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL,
+    IRP_MJ_DIRECTORY_CONTROL, IRP_MJ_FILE_SYSTEM_CONTROL, IRP_MJ_FLUSH_BUFFERS,
+    IRP_MJ_LOCK_CONTROL, IRP_MJ_PNP, IRP_MJ_QUERY_EA, IRP_MJ_QUERY_INFORMATION,
+    IRP_MJ_QUERY_SECURITY, IRP_MJ_QUERY_VOLUME_INFORMATION, IRP_MJ_READ, IRP_MJ_SET_EA,
+    IRP_MJ_SET_INFORMATION, IRP_MJ_SET_SECURITY, IRP_MJ_SET_VOLUME_INFORMATION, IRP_MJ_SHUTDOWN,
+    IRP_MJ_WRITE, IRP_MN_MOUNT_VOLUME, IRP_MN_USER_FS_REQUEST, IRP_MN_VERIFY_VOLUME, IRP_NOCACHE,
+    IRP_PAGING_IO, IRP_SYNCHRONOUS_PAGING_IO, SHARE_ACCESS, SL_PENDING_RETURNED, VPB_MOUNTED,
 };
 pub use windows_sys::Win32::Foundation::{
-    NTSTATUS, STATUS_CANT_WAIT, STATUS_FILE_LOCKED_WITH_ONLY_READERS,
-    STATUS_FILE_LOCKED_WITH_WRITERS, STATUS_FSFILTER_OP_COMPLETED_SUCCESSFULLY,
-    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER,
-    STATUS_OBJECT_NAME_INVALID, STATUS_PENDING, STATUS_SUCCESS, STATUS_UNRECOGNIZED_VOLUME,
-    UNICODE_STRING,
+    NTSTATUS, STATUS_ACCESS_DENIED, STATUS_CANNOT_DELETE, STATUS_CANT_WAIT, STATUS_DELETE_PENDING,
+    STATUS_DIRECTORY_NOT_EMPTY, STATUS_DISK_CORRUPT_ERROR, STATUS_DISK_FULL, STATUS_END_OF_FILE,
+    STATUS_FILE_IS_A_DIRECTORY, STATUS_FILE_LOCKED_WITH_ONLY_READERS,
+    STATUS_FILE_LOCKED_WITH_WRITERS, STATUS_FILE_TOO_LARGE,
+    STATUS_FSFILTER_OP_COMPLETED_SUCCESSFULLY, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_IO_DEVICE_ERROR,
+    STATUS_MEDIA_WRITE_PROTECTED, STATUS_NOT_A_DIRECTORY, STATUS_NOT_IMPLEMENTED,
+    STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_INVALID, STATUS_OBJECT_NAME_NOT_FOUND,
+    STATUS_OBJECT_PATH_NOT_FOUND, STATUS_PENDING, STATUS_SHARING_VIOLATION, STATUS_SUCCESS,
+    STATUS_UNRECOGNIZED_VOLUME, STATUS_USER_MAPPED_FILE, STATUS_VOLUME_DISMOUNTED, UNICODE_STRING,
 };
-pub use windows_sys::Win32::System::Kernel::{SynchronizationEvent, LIST_ENTRY};
+pub use windows_sys::Win32::System::Kernel::{NotificationEvent, SynchronizationEvent, LIST_ENTRY};
 pub use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
 /// `IoCreateDevice` characteristics: apply the device's security to opens of any name below it.
@@ -47,8 +60,81 @@ pub use windows_sys::Wdk::System::SystemServices::FILE_DEVICE_SECURE_OPEN;
 
 /// `IoCreateDevice` device type of a disk file system's control device (devioctl.h).
 pub const FILE_DEVICE_DISK_FILE_SYSTEM: u32 = 0x0000_0008;
+/// `IO_STATUS_BLOCK.Information` of a create (wdm.h).
+pub const FILE_SUPERSEDED: usize = 0x0000_0000;
 /// `IO_STATUS_BLOCK.Information` after an open of an existing object (wdm.h).
 pub const FILE_OPENED: usize = 0x0000_0001;
+/// `IO_STATUS_BLOCK.Information`: the file was created (wdm.h).
+pub const FILE_CREATED: usize = 0x0000_0002;
+/// `IO_STATUS_BLOCK.Information`: an existing file was overwritten (wdm.h).
+pub const FILE_OVERWRITTEN: usize = 0x0000_0003;
+
+/// Create dispositions: the high byte of `Parameters.Create.Options` (wdm.h).
+pub mod disposition {
+    /// Replace an existing file, else create.
+    pub const FILE_SUPERSEDE: u32 = 0;
+    /// Open an existing file only.
+    pub const FILE_OPEN: u32 = 1;
+    /// Create a new file only.
+    pub const FILE_CREATE: u32 = 2;
+    /// Open, or create if missing.
+    pub const FILE_OPEN_IF: u32 = 3;
+    /// Open and truncate an existing file only.
+    pub const FILE_OVERWRITE: u32 = 4;
+    /// Open and truncate, or create if missing.
+    pub const FILE_OVERWRITE_IF: u32 = 5;
+}
+
+/// Create options: the low 24 bits of `Parameters.Create.Options` (wdm.h).
+pub mod create_options {
+    /// The object must be a directory.
+    pub const FILE_DIRECTORY_FILE: u32 = 0x0000_0001;
+    /// Writes go through to the medium.
+    pub const FILE_WRITE_THROUGH: u32 = 0x0000_0002;
+    /// No caching: the I/O manager marks every read/write `IRP_NOCACHE`.
+    pub const FILE_NO_INTERMEDIATE_BUFFERING: u32 = 0x0000_0008;
+    /// The object must not be a directory.
+    pub const FILE_NON_DIRECTORY_FILE: u32 = 0x0000_0040;
+    /// Delete the file when its last handle closes.
+    pub const FILE_DELETE_ON_CLOSE: u32 = 0x0000_1000;
+    /// The name is a file id (not supported by cowfat).
+    pub const FILE_OPEN_BY_FILE_ID: u32 = 0x0000_2000;
+    /// Bits of the Options word that are create options.
+    pub const FILE_VALID_OPTION_FLAGS: u32 = 0x00FF_FFFF;
+}
+
+/// Specific access rights the I/O manager passes in `DesiredAccess` (winnt.h).
+pub mod access {
+    /// Read file data.
+    pub const FILE_READ_DATA: u32 = 0x0001;
+    /// Write file data.
+    pub const FILE_WRITE_DATA: u32 = 0x0002;
+    /// Append file data.
+    pub const FILE_APPEND_DATA: u32 = 0x0004;
+    /// Delete the object.
+    pub const DELETE: u32 = 0x0001_0000;
+}
+
+/// `FILE_OBJECT.Flags` bits (wdm.h).
+pub const FO_CLEANUP_COMPLETE: u32 = 0x0000_4000;
+/// `FILE_OBJECT.Flags`: the file object was opened for non-cached I/O.
+pub const FO_NO_INTERMEDIATE_BUFFERING: u32 = 0x0000_0008;
+/// `FILE_ATTRIBUTE_READONLY` (winnt.h).
+pub const FILE_ATTRIBUTE_READONLY: u32 = 0x0000_0001;
+/// `FSCTL_DISMOUNT_VOLUME` (winioctl.h).
+pub const FSCTL_DISMOUNT_VOLUME: u32 = 0x0009_0020;
+/// `IOCTL_DISK_GET_LENGTH_INFO` (ntdddisk.h): output is a `GET_LENGTH_INFORMATION` (an i64).
+pub const IOCTL_DISK_GET_LENGTH_INFO: u32 = 0x0007_405C;
+/// `CcPurgeCacheSection` flag: also tear down the cache maps of other file objects.
+pub const UNINITIALIZE_CACHE_MAPS: u32 = 0x0000_0001;
+/// `MDL.MdlFlags`: the pages are mapped into system space (`MappedSystemVa` is valid).
+pub const MDL_MAPPED_TO_SYSTEM_VA: i16 = 0x0001;
+/// `MDL.MdlFlags`: the buffer is non-paged pool (`MappedSystemVa` is valid).
+pub const MDL_SOURCE_IS_NONPAGED_POOL: i16 = 0x0004;
+/// `ByteOffset` value (as i64) of `FILE_WRITE_TO_END_OF_FILE`: append.
+pub const FILE_WRITE_TO_END_OF_FILE: i64 = -1;
+/// `ByteOffset` value (as i64) of `FILE_USE_FILE_POINTER_POSITION`.
+pub const FILE_USE_FILE_POINTER_POSITION: i64 = -2;
 /// `DEVICE_OBJECT.Flags`: still being initialised; cleared once DriverEntry is done with it.
 pub const DO_DEVICE_INITIALIZING: u32 = 0x0000_0080;
 /// `IofCompleteRequest` priority boost: none (wdm.h).

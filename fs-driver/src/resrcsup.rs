@@ -208,7 +208,10 @@ unsafe extern "system" fn filter_acquire_for_section_sync(
     }
     let fcb = header.cast::<Fcb>();
     // SAFETY: `header` is the first member of an FCB (checked by node type in header_of).
-    let writers = unsafe { (*fcb).share_access.Writers };
+    let share_access = unsafe { (*fcb).share_access.get() };
+    // SAFETY: read under the main resource, which create and cleanup hold while they change
+    // the counts.
+    let writers = unsafe { (*share_access).Writers };
     if writers == 0 {
         nt::STATUS_FILE_LOCKED_WITH_ONLY_READERS
     } else {
@@ -319,4 +322,43 @@ unsafe extern "system" fn filter_release_for_mod_write(
     // SAFETY: the resource (or NULL) our acquire returned, held shared for this write.
     unsafe { release(resource) };
     nt::STATUS_FSFILTER_OP_COMPLETED_SUCCESSFULLY
+}
+
+// ---- Resource guards used by the dispatch routines ------------------------------------------
+
+/// An ERESOURCE held by this thread until the guard drops (always acquired with Wait = TRUE:
+/// every dispatch path here may block; requests are never posted).
+pub struct ResourceGuard {
+    resource: *mut ERESOURCE,
+}
+
+impl ResourceGuard {
+    /// Acquires `resource` exclusive.
+    ///
+    /// # Safety
+    /// `resource` is initialised and outlives the guard; the thread is in a critical region.
+    #[must_use]
+    pub unsafe fn exclusive(resource: *mut ERESOURCE) -> Self {
+        // SAFETY: the caller's contract; with Wait = TRUE it always succeeds.
+        unsafe { nt::ExAcquireResourceExclusiveLite(resource, true) };
+        Self { resource }
+    }
+
+    /// Acquires `resource` shared.
+    ///
+    /// # Safety
+    /// As [`ResourceGuard::exclusive`].
+    #[must_use]
+    pub unsafe fn shared(resource: *mut ERESOURCE) -> Self {
+        // SAFETY: the caller's contract; with Wait = TRUE it always succeeds.
+        unsafe { nt::ExAcquireResourceSharedLite(resource, true) };
+        Self { resource }
+    }
+}
+
+impl Drop for ResourceGuard {
+    fn drop(&mut self) {
+        // SAFETY: acquired by this guard on this thread.
+        unsafe { nt::ExReleaseResourceLite(self.resource) };
+    }
 }

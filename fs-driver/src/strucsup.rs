@@ -149,6 +149,27 @@ impl<T: PoolNode> PoolBox<T> {
     pub fn as_ptr(&self) -> *mut T {
         self.ptr.as_ptr()
     }
+
+    /// Gives up ownership: the allocation lives on until [`PoolBox::from_raw`] takes it back
+    /// (FCBs and CCBs hang off file objects between create and close).
+    #[must_use]
+    pub fn into_raw(self) -> *mut T {
+        let ptr = self.ptr.as_ptr();
+        core::mem::forget(self);
+        ptr
+    }
+
+    /// Takes back an allocation made by [`PoolBox::into_raw`].
+    ///
+    /// # Safety
+    /// `ptr` came from `into_raw` of a `PoolBox<T>` and is taken back only once.
+    #[must_use]
+    pub unsafe fn from_raw(ptr: *mut T) -> Option<Self> {
+        Some(Self {
+            ptr: NonNull::new(ptr)?,
+            _owns: PhantomData,
+        })
+    }
 }
 
 impl<T: PoolNode> core::ops::Deref for PoolBox<T> {

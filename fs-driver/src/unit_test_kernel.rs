@@ -14,9 +14,13 @@ use std::alloc::{alloc, dealloc, Layout};
 use std::cell::Cell;
 
 use crate::nt::{
-    DEVICE_OBJECT, DRIVER_OBJECT, ERESOURCE, FS_FILTER_CALLBACKS, IRP, NTSTATUS, UNICODE_STRING,
+    CACHE_MANAGER_CALLBACKS, CC_FILE_SIZES, DEVICE_OBJECT, DRIVER_OBJECT, ERESOURCE, FILE_OBJECT,
+    FS_FILTER_CALLBACKS, IO_STATUS_BLOCK, IRP, MDL, NTSTATUS, SECTION_OBJECT_POINTERS,
+    SHARE_ACCESS, UNICODE_STRING,
 };
 use windows_sys::Wdk::Foundation::KEVENT;
+use windows_sys::Wdk::Storage::FileSystem::{CACHE_UNINITIALIZE_EVENT, MMFLUSH_TYPE};
+use windows_sys::Wdk::System::SystemServices::{KWAIT_REASON, MEMORY_CACHING_TYPE};
 use windows_sys::Win32::System::Kernel::EVENT_TYPE;
 
 std::thread_local! {
@@ -99,4 +103,24 @@ not_in_unit_tests! {
     fn IoUnregisterFileSystem(d: *const DEVICE_OBJECT);
     fn IofCompleteRequest(i: *const IRP, b: i8);
     fn KeInitializeEvent(e: *mut KEVENT, t: EVENT_TYPE, s: bool);
+    fn ExInitializeResourceLite(r: *mut ERESOURCE) -> NTSTATUS;
+    fn ExDeleteResourceLite(r: *mut ERESOURCE) -> NTSTATUS;
+    fn IoBuildSynchronousFsdRequest(m: u32, d: *const DEVICE_OBJECT, b: *mut c_void, l: u32, o: *const i64, e: *const KEVENT, s: *mut IO_STATUS_BLOCK) -> *mut IRP;
+    fn IoBuildDeviceIoControlRequest(c: u32, d: *const DEVICE_OBJECT, i: *const c_void, il: u32, o: *mut c_void, ol: u32, x: bool, e: *const KEVENT, s: *mut IO_STATUS_BLOCK) -> *mut IRP;
+    fn IofCallDriver(d: *const DEVICE_OBJECT, i: *mut IRP) -> NTSTATUS;
+    fn KeWaitForSingleObject(o: *const c_void, r: KWAIT_REASON, m: i8, a: bool, t: *const i64) -> NTSTATUS;
+    fn KeQuerySystemTimePrecise(t: *mut i64);
+    fn IoCheckShareAccess(a: u32, s: u32, f: *mut FILE_OBJECT, x: *mut SHARE_ACCESS, u: bool) -> NTSTATUS;
+    fn IoRemoveShareAccess(f: *const FILE_OBJECT, x: *mut SHARE_ACCESS);
+    fn MmMapLockedPagesSpecifyCache(m: *mut MDL, a: i8, c: MEMORY_CACHING_TYPE, r: *const c_void, b: u32, p: u32) -> *mut c_void;
+    fn CcInitializeCacheMap(f: *const FILE_OBJECT, s: *const CC_FILE_SIZES, p: bool, c: *const CACHE_MANAGER_CALLBACKS, x: *const c_void);
+    fn CcCopyRead(f: *const FILE_OBJECT, o: *const i64, l: u32, w: bool, b: *mut c_void, s: *mut IO_STATUS_BLOCK) -> bool;
+    fn CcCopyWrite(f: *const FILE_OBJECT, o: *const i64, l: u32, w: bool, b: *const c_void) -> bool;
+    fn CcSetFileSizes(f: *const FILE_OBJECT, s: *const CC_FILE_SIZES);
+    fn CcFlushCache(p: *const SECTION_OBJECT_POINTERS, o: *const i64, l: u32, s: *mut IO_STATUS_BLOCK);
+    fn CcPurgeCacheSection(p: *const SECTION_OBJECT_POINTERS, o: *const i64, l: u32, f: u32) -> bool;
+    fn CcUninitializeCacheMap(f: *const FILE_OBJECT, t: *const i64, e: *const CACHE_UNINITIALIZE_EVENT) -> bool;
+    fn MmFlushImageSection(p: *const SECTION_OBJECT_POINTERS, t: MMFLUSH_TYPE) -> bool;
+    fn MmCanFileBeTruncated(p: *const SECTION_OBJECT_POINTERS, s: *const i64) -> bool;
+    fn MmDoesFileHaveUserWritableReferences(p: *const SECTION_OBJECT_POINTERS) -> u32;
 }

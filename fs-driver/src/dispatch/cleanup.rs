@@ -1,11 +1,20 @@
-//! IRP_MJ_CLEANUP: the last handle of a file object went away (NT-05).
+//! IRP_MJ_CLEANUP: the last handle of a file object went away (fastfat's `cleanup.c`; NT-05).
 //!
-//! Handles of the control device need no work; volume file objects get theirs with the
-//! cleanup work (CcUninitializeCacheMap, FsRtlNotifyCleanup, FsRtlFastUnlockAll,
-//! share access, delete-on-close).
+//! For a file: `CcUninitializeCacheMap` for this file object (truncating to zero when the
+//! file is being deleted), share access removed, and delete-on-close: at the stream's last
+//! cleanup its name goes (fs-core `unlink`) and its data section is purged so Mm can let go
+//! (NT-04); the record itself is freed at the last close, since paging I/O may still come
+//! until then (NT-05). Byte-range locks and change notification do not exist yet in cowfat,
+//! so `FsRtlFastUnlockAll` and `FsRtlNotifyCleanup` come with them.
+
+use core::ptr;
 
 use super::{fsd_entry_point, IrpContext, Outcome};
-use crate::nt;
+use crate::cachesup::purge;
+use crate::fcb::{Ccb, Fcb};
+use crate::nt::{self, FILE_OBJECT};
+use crate::resrcsup::ResourceGuard;
+use crate::vcb::Vcb;
 
 fsd_entry_point!(
     /// FSD entry for `IRP_MJ_CLEANUP`.
@@ -18,7 +27,60 @@ pub fn common_cleanup(context: &IrpContext) -> Outcome {
     if context.on_control_device {
         return Outcome::status(nt::STATUS_SUCCESS);
     }
-    Outcome::not_yet()
+    let Some(vcb) = context.vcb() else {
+        return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);
+    };
+    let _vcb = vcb.acquire_exclusive();
+    if !context.is_volume_open(vcb) {
+        let Some(fcb) = context.fcb() else {
+            return Outcome::status(nt::STATUS_INVALID_PARAMETER);
+        };
+        cleanup_file(vcb, context.file_object, fcb, context.ccb());
+    }
+    // SAFETY: the request's file object.
+    unsafe { (*context.file_object).Flags |= nt::FO_CLEANUP_COMPLETE };
+    Outcome::status(nt::STATUS_SUCCESS)
+}
+
+fn cleanup_file(vcb: &Vcb, file_object: *mut FILE_OBJECT, fcb: &Fcb, ccb: *mut Ccb) {
+    // SAFETY: initialised with the FCB.
+    let _main = unsafe { ResourceGuard::exclusive(fcb.resource()) };
+    // SAFETY: the file object's CCB (or NULL).
+    if !ccb.is_null() && unsafe { (*ccb).delete_on_close } {
+        fcb.delete_pending.set(true);
+    }
+    let open = fcb.open_count.get().saturating_sub(1);
+    fcb.open_count.set(open);
+    let delete = open == 0 && fcb.delete_pending.get() && !vcb.dismounted.get();
+    let zero: i64 = 0;
+    let truncate = if delete {
+        ptr::from_ref(&zero)
+    } else {
+        ptr::null()
+    };
+    // SAFETY: our file object; the truncate size lives across the call; no event.
+    unsafe { nt::CcUninitializeCacheMap(file_object, truncate, ptr::null()) };
+    // SAFETY: the file object's share access was recorded in this FCB at create.
+    unsafe { nt::IoRemoveShareAccess(file_object, fcb.share_access.get()) };
+    if delete {
+        delete_file(vcb, fcb);
+    }
+}
+
+/// Delete-on-close at the last cleanup: the name goes, the data section is purged.
+fn delete_file(vcb: &Vcb, fcb: &Fcb) {
+    let Some(name) = fcb.name.as_ref() else {
+        return;
+    };
+    if vcb.with_volume(|v| v.unlink(fcb.parent, name)).is_ok() {
+        fcb.unlinked.set(true);
+        // The file object being cleaned up still holds the FCB, so a close that the purge
+        // sends (NT-04) cannot free it.
+        if !purge(fcb, None, 0) {
+            fcb.purge_failures
+                .set(fcb.purge_failures.get().saturating_add(1));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -31,9 +93,5 @@ mod tests {
     fn control_device_handles_need_no_work() {
         let outcome = common_cleanup(&context(IRP_MJ_CLEANUP, 0, true));
         assert_eq!(outcome, Outcome::status(nt::STATUS_SUCCESS));
-        assert_eq!(
-            common_cleanup(&context(IRP_MJ_CLEANUP, 0, false)),
-            Outcome::not_yet()
-        );
     }
 }

@@ -1,11 +1,14 @@
-//! IRP_MJ_CLOSE: the last reference of a file object went away (NT-04, NT-05).
+//! IRP_MJ_CLOSE: the last reference of a file object went away (fastfat's `close.c`; NT-04,
+//! NT-05). Mm may close long after the last handle (seed 000): the FCB lives until then.
 //!
-//! Handles of the control device need no work; volume file objects get theirs with the
-//! close work (CCB and FCB teardown; Mm may close long after the last handle,
-//! seed 000).
+//! The CCB goes; the FCB goes with its last file object (an unlinked file's record is freed
+//! then, and its unused overlay reservation given back); after a dismount the VCB and the
+//! volume device object go with the volume's last file object.
 
 use super::{fsd_entry_point, IrpContext, Outcome};
+use crate::fcb::{self, Ccb, Fcb};
 use crate::nt;
+use crate::vcb::{Vcb, VcbExclusive};
 
 fsd_entry_point!(
     /// FSD entry for `IRP_MJ_CLOSE`.
@@ -18,7 +21,58 @@ pub fn common_close(context: &IrpContext) -> Outcome {
     if context.on_control_device {
         return Outcome::status(nt::STATUS_SUCCESS);
     }
-    Outcome::not_yet()
+    let Some(vcb) = context.vcb() else {
+        return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);
+    };
+    let vcb_ptr = core::ptr::from_ref(vcb).cast_mut();
+    let teardown = {
+        let guard = vcb.acquire_exclusive();
+        // SAFETY: the file object's CCB, freed once here.
+        unsafe { Ccb::free(context.ccb()) };
+        if context.is_volume_open(vcb) {
+            vcb.volume_opens
+                .set(vcb.volume_opens.get().saturating_sub(1));
+        // SAFETY: the request's file object.
+        } else if let Some(fcb) = unsafe { fcb::fcb_of_file_object(context.file_object) } {
+            // SAFETY: the FCB of this file object, under the VCB resource.
+            unsafe { close_fcb(vcb, &guard, fcb) };
+        }
+        vcb.dismounted.get() && vcb.is_unused(&guard)
+    };
+    if teardown {
+        // SAFETY: dismounted and unused: this was the volume's last file object; the guard
+        // is gone and `vcb` is not used again.
+        unsafe { Vcb::delete(vcb_ptr) };
+    }
+    Outcome::status(nt::STATUS_SUCCESS)
+}
+
+/// Drops one file object's reference; the last one frees the FCB.
+///
+/// # Safety
+/// `fcb` is the FCB of the file object being closed; the VCB resource is held.
+unsafe fn close_fcb(vcb: &Vcb, guard: &VcbExclusive<'_>, fcb: *mut Fcb) {
+    // SAFETY: alive until freed below.
+    let fcb_ref = unsafe { &*fcb };
+    let refs = fcb_ref.reference_count.get().saturating_sub(1);
+    fcb_ref.reference_count.set(refs);
+    if refs != 0 {
+        return;
+    }
+    let id = fcb_ref.id;
+    let unlinked = fcb_ref.unlinked.get();
+    guard.with_fcbs(|t| t.remove(&id.0));
+    if !vcb.dismounted.get() {
+        let _ = vcb.with_volume(|v| {
+            v.release_overlay_reservation(id);
+            if unlinked {
+                v.purge_orphan(id)?;
+            }
+            Ok(())
+        });
+    }
+    // SAFETY: out of the table, no file object left; freed once.
+    unsafe { Fcb::delete(fcb) };
 }
 
 #[cfg(test)]
@@ -31,9 +85,5 @@ mod tests {
     fn control_device_handles_need_no_work() {
         let outcome = common_close(&context(IRP_MJ_CLOSE, 0, true));
         assert_eq!(outcome, Outcome::status(nt::STATUS_SUCCESS));
-        assert_eq!(
-            common_close(&context(IRP_MJ_CLOSE, 0, false)),
-            Outcome::not_yet()
-        );
     }
 }

@@ -1,24 +1,62 @@
-//! IRP_MJ_CREATE.
+//! IRP_MJ_CREATE (fastfat's `create.c`).
 //!
-//! Opens of the file system control device (`\CowFat`, used by format and test tools for
-//! FSCTLs) are handled here now; opens on volumes come with the create work (FCB/CCB setup,
-//! share access with MmDoesFileHaveUserWritableReferences, NT-11, and MmFlushImageSection,
-//! NT-09) and are refused until then.
+//! Opens of the file system control device (`\CowFat`, used by tools for FSCTLs); on a
+//! volume: the volume open (empty name), and files and directories by path, absolute or
+//! relative to a directory handle, with every create disposition, the directory/non-directory
+//! and delete-on-close options, read-only attribute and share access checks, the mapped-file
+//! rules NT-09 (image sections), NT-10 (truncation) and NT-11 (writable user mappings).
+//! `FILE_OPEN_BY_FILE_ID` is refused (`STATUS_NOT_IMPLEMENTED`).
+
+use alloc::vec::Vec;
+
+use fs_core::{FileAttributes, FileId, FileInfo, FileKind, Name};
 
 use super::{fsd_entry_point, IrpContext, Outcome};
-use crate::nt::{self, FILE_OPENED};
+use crate::cachesup::update_cc_sizes;
+use crate::fcb::{Ccb, CcbKind, Fcb, FcbInit};
+use crate::nt::{
+    self, access, create_options as opt, disposition as disp, FILE_OBJECT, FILE_OPENED, NTSTATUS,
+};
+use crate::resrcsup::ResourceGuard;
+use crate::vcb::{Vcb, VcbExclusive};
+use crate::wdk_inline::io_get_current_irp_stack_location;
 
 fsd_entry_point!(
     /// FSD entry for `IRP_MJ_CREATE`.
     fsd_create => common_create
 );
 
+const BACKSLASH: u16 = b'\\' as u16;
+const FILE_SHARE_WRITE: u32 = 0x2;
+
 /// `IRP_MJ_CREATE`.
 #[must_use]
 pub fn common_create(context: &IrpContext) -> Outcome {
-    if !context.on_control_device {
-        return Outcome::not_yet();
+    if context.on_control_device {
+        return create_on_control_device(context);
     }
+    let Some(vcb) = context.vcb() else {
+        return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);
+    };
+    if context.irp.is_null() || context.file_object.is_null() {
+        return Outcome::status(nt::STATUS_INVALID_PARAMETER);
+    }
+    // SAFETY: a create IRP with a file object, sent by the I/O manager.
+    let request = unsafe { CreateRequest::decode(context) };
+    let guard = vcb.acquire_exclusive();
+    if vcb.dismounted.get() {
+        return Outcome::status(nt::STATUS_VOLUME_DISMOUNTED);
+    }
+    match open(vcb, &guard, &request) {
+        Ok(information) => Outcome::Complete {
+            status: nt::STATUS_SUCCESS,
+            information,
+        },
+        Err(status) => Outcome::status(status),
+    }
+}
+
+fn create_on_control_device(context: &IrpContext) -> Outcome {
     // SAFETY: the create stack location of a valid IRP carries a valid file object (or none).
     if unsafe { names_something_below(context.file_object) } {
         // There is no namespace under the control device.
@@ -34,7 +72,7 @@ pub fn common_create(context: &IrpContext) -> Outcome {
 ///
 /// # Safety
 /// `file_object` is NULL or a valid file object.
-unsafe fn names_something_below(file_object: *const nt::FILE_OBJECT) -> bool {
+unsafe fn names_something_below(file_object: *const FILE_OBJECT) -> bool {
     if file_object.is_null() {
         return false;
     }
@@ -43,14 +81,488 @@ unsafe fn names_something_below(file_object: *const nt::FILE_OBJECT) -> bool {
     name_length != 0
 }
 
+/// Where a relative open starts.
+#[derive(Clone, Copy)]
+enum Related {
+    None,
+    Root,
+    Fcb(*mut Fcb),
+}
+
+/// The decoded create parameters.
+struct CreateRequest {
+    file_object: *mut FILE_OBJECT,
+    name: Vec<u16>,
+    related: Related,
+    disposition: u32,
+    options: u32,
+    access: u32,
+    share: u32,
+    attributes: u32,
+}
+
+impl CreateRequest {
+    /// # Safety
+    /// `context.irp` is a valid create IRP with a file object.
+    unsafe fn decode(context: &IrpContext) -> Self {
+        // SAFETY: the caller's contract.
+        let stack = unsafe { &*io_get_current_irp_stack_location(context.irp) };
+        // SAFETY: the Create member is the live one for IRP_MJ_CREATE.
+        let params = unsafe { stack.Parameters.Create };
+        let access = if params.SecurityContext.is_null() {
+            0
+        } else {
+            // SAFETY: the I/O manager's security context for this open.
+            unsafe { (*params.SecurityContext).DesiredAccess }
+        };
+        let file_object = context.file_object;
+        // SAFETY: valid file object per the caller.
+        let name = unsafe { file_name(file_object) };
+        // SAFETY: as above.
+        let related = unsafe { related_of(file_object) };
+        Self {
+            file_object,
+            name,
+            related,
+            disposition: params.Options >> 24,
+            options: params.Options & opt::FILE_VALID_OPTION_FLAGS,
+            access,
+            share: u32::from(params.ShareAccess),
+            attributes: u32::from(params.FileAttributes),
+        }
+    }
+
+    fn delete_on_close(&self) -> bool {
+        self.options & opt::FILE_DELETE_ON_CLOSE != 0
+    }
+}
+
+/// A copy of `FileObject->FileName`.
+///
+/// # Safety
+/// `file_object` is valid.
+unsafe fn file_name(file_object: *const FILE_OBJECT) -> Vec<u16> {
+    // SAFETY: the caller's contract.
+    let name = unsafe { (*file_object).FileName };
+    if name.Buffer.is_null() || name.Length == 0 {
+        return Vec::new();
+    }
+    let units = usize::from(name.Length / 2);
+    // SAFETY: the I/O manager's name buffer holds `Length` bytes for the create.
+    let slice = unsafe { core::slice::from_raw_parts(name.Buffer, units) };
+    slice.to_vec()
+}
+
+/// The start of a relative open: the related file object's directory, or the root for a
+/// related volume open.
+///
+/// # Safety
+/// `file_object` is valid.
+unsafe fn related_of(file_object: *const FILE_OBJECT) -> Related {
+    // SAFETY: the caller's contract.
+    let related = unsafe { (*file_object).RelatedFileObject };
+    if related.is_null() {
+        return Related::None;
+    }
+    // SAFETY: a related file object is a live file object of the same volume.
+    match unsafe { crate::fcb::fcb_of_file_object(related) } {
+        Some(fcb) => Related::Fcb(fcb),
+        None => Related::Root,
+    }
+}
+
+/// The parsed path.
+struct Path {
+    components: Vec<Name>,
+    trailing_backslash: bool,
+}
+
+/// Splits a path into validated components (`.` and `..` are the Win32 layer's business and
+/// invalid here, as are empty components).
+fn parse_path(name: &[u16], related: Related) -> Result<Path, NTSTATUS> {
+    let absolute = name.first() == Some(&BACKSLASH);
+    if absolute != matches!(related, Related::None) {
+        return Err(nt::STATUS_OBJECT_NAME_INVALID);
+    }
+    let body = if absolute { &name[1..] } else { name };
+    let trailing_backslash = body.last() == Some(&BACKSLASH);
+    let body = if trailing_backslash {
+        &body[..body.len() - 1]
+    } else {
+        body
+    };
+    let mut components = Vec::new();
+    if body.is_empty() {
+        return Ok(Path {
+            components,
+            trailing_backslash,
+        });
+    }
+    for part in body.split(|&u| u == BACKSLASH) {
+        let dots = part.iter().all(|&u| u == u16::from(b'.'));
+        if part.is_empty() || dots {
+            return Err(nt::STATUS_OBJECT_NAME_INVALID);
+        }
+        let name = Name::from_utf16(part).map_err(|_| nt::STATUS_OBJECT_NAME_INVALID)?;
+        components.push(name);
+    }
+    Ok(Path {
+        components,
+        trailing_backslash,
+    })
+}
+
+/// The resolved target: its directory, its name, and the file if it exists.
+struct Resolved {
+    parent: FileId,
+    name: Option<Name>,
+    existing: Option<FileInfo>,
+}
+
+fn open(vcb: &Vcb, guard: &VcbExclusive<'_>, request: &CreateRequest) -> Result<usize, NTSTATUS> {
+    if request.options & opt::FILE_OPEN_BY_FILE_ID != 0 {
+        return Err(nt::STATUS_NOT_IMPLEMENTED);
+    }
+    if request.name.is_empty() && matches!(request.related, Related::None) {
+        return open_volume(vcb, request);
+    }
+    let path = parse_path(&request.name, request.related)?;
+    let resolved = resolve(vcb, request.related, &path)?;
+    match resolved.existing.clone() {
+        Some(info) => open_existing(vcb, guard, request, &path, resolved, &info),
+        None => create_new(vcb, guard, request, &path, resolved),
+    }
+}
+
+fn resolve(vcb: &Vcb, related: Related, path: &Path) -> Result<Resolved, NTSTATUS> {
+    let (start, start_name) = match related {
+        // SAFETY: a related FCB is alive while its file object is (the I/O manager holds it).
+        Related::Fcb(fcb) => unsafe { ((*fcb).id, (*fcb).name.clone()) },
+        Related::None | Related::Root => (vcb.with_volume(|v| v.root())?, None),
+    };
+    let Some((last, walk)) = path.components.split_last() else {
+        let info = vcb.with_volume(|v| v.info(start))?;
+        return Ok(Resolved {
+            parent: info.parent,
+            name: start_name,
+            existing: Some(info),
+        });
+    };
+    let parent = vcb
+        .with_volume(|v| {
+            let mut dir = start;
+            for component in walk {
+                dir = v.lookup(dir, component)?;
+            }
+            match v.info(dir)?.kind {
+                FileKind::Directory => Ok(dir),
+                FileKind::File => Err(fs_core::Error::NotADirectory),
+            }
+        })
+        .map_err(|_| nt::STATUS_OBJECT_PATH_NOT_FOUND)?;
+    let existing = vcb.with_volume(|v| match v.lookup(parent, last) {
+        Ok(id) => v.info(id).map(Some),
+        Err(fs_core::Error::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    })?;
+    Ok(Resolved {
+        parent,
+        name: Some(last.clone()),
+        existing,
+    })
+}
+
+fn open_volume(vcb: &Vcb, request: &CreateRequest) -> Result<usize, NTSTATUS> {
+    if !matches!(request.disposition, disp::FILE_OPEN | disp::FILE_OPEN_IF) {
+        return Err(nt::STATUS_ACCESS_DENIED);
+    }
+    let ccb = Ccb::allocate(CcbKind::Volume, false)?;
+    let fo = request.file_object;
+    // SAFETY: the create's file object is ours to fill.
+    unsafe {
+        (*fo).FsContext = core::ptr::from_ref(vcb).cast_mut().cast();
+    }
+    // SAFETY: as above.
+    unsafe { (*fo).FsContext2 = ccb.cast() };
+    // SAFETY: as above.
+    unsafe { (*fo).Vpb = vcb.vpb };
+    vcb.volume_opens.set(vcb.volume_opens.get() + 1);
+    Ok(FILE_OPENED)
+}
+
+/// Checks an open of an existing file or directory against its kind and attributes.
+fn check_existing(
+    request: &CreateRequest,
+    path: &Path,
+    info: &FileInfo,
+    root: bool,
+) -> Result<(), NTSTATUS> {
+    if request.disposition == disp::FILE_CREATE {
+        return Err(nt::STATUS_OBJECT_NAME_COLLISION);
+    }
+    let truncating = is_truncating(request.disposition);
+    if info.kind == FileKind::Directory {
+        if request.options & opt::FILE_NON_DIRECTORY_FILE != 0 {
+            return Err(nt::STATUS_FILE_IS_A_DIRECTORY);
+        }
+        if truncating {
+            return Err(nt::STATUS_OBJECT_NAME_COLLISION);
+        }
+    } else if request.options & opt::FILE_DIRECTORY_FILE != 0 {
+        return Err(nt::STATUS_NOT_A_DIRECTORY);
+    } else if path.trailing_backslash {
+        return Err(nt::STATUS_OBJECT_NAME_INVALID);
+    }
+    let doc = request.delete_on_close();
+    if doc && request.access & access::DELETE == 0 {
+        return Err(nt::STATUS_ACCESS_DENIED);
+    }
+    if doc && root {
+        return Err(nt::STATUS_CANNOT_DELETE);
+    }
+    if info.attributes.contains(FileAttributes::READONLY) {
+        if doc {
+            return Err(nt::STATUS_CANNOT_DELETE);
+        }
+        if wants_write(request.access) || truncating {
+            return Err(nt::STATUS_ACCESS_DENIED);
+        }
+    }
+    Ok(())
+}
+
+fn is_truncating(disposition: u32) -> bool {
+    matches!(
+        disposition,
+        disp::FILE_OVERWRITE | disp::FILE_OVERWRITE_IF | disp::FILE_SUPERSEDE
+    )
+}
+
+fn wants_write(desired: u32) -> bool {
+    desired & (access::FILE_WRITE_DATA | access::FILE_APPEND_DATA) != 0
+}
+
+fn open_existing(
+    vcb: &Vcb,
+    guard: &VcbExclusive<'_>,
+    request: &CreateRequest,
+    path: &Path,
+    resolved: Resolved,
+    info: &FileInfo,
+) -> Result<usize, NTSTATUS> {
+    check_existing(request, path, info, resolved.name.is_none())?;
+    let (fcb, fresh) = find_or_create_fcb(vcb, guard, info, resolved.name)?;
+    // SAFETY: in the table, alive while the VCB resource is held.
+    let result = open_fcb(vcb, request, unsafe { &*fcb });
+    if result.is_err() && fresh {
+        discard_fcb(guard, fcb);
+    }
+    result
+}
+
+/// Share, image-section and mapped-file checks, truncation, then the file object is ours.
+fn open_fcb(vcb: &Vcb, request: &CreateRequest, fcb: &Fcb) -> Result<usize, NTSTATUS> {
+    if fcb.delete_pending.get() {
+        return Err(nt::STATUS_DELETE_PENDING);
+    }
+    let truncating = is_truncating(request.disposition);
+    check_sharing(request, fcb, wants_write(request.access) || truncating)?;
+    let information = if truncating {
+        truncate_to_zero(vcb, request.file_object, fcb)?;
+        if request.disposition == disp::FILE_SUPERSEDE {
+            nt::FILE_SUPERSEDED
+        } else {
+            nt::FILE_OVERWRITTEN
+        }
+    } else {
+        FILE_OPENED
+    };
+    attach(vcb, request, fcb)?;
+    Ok(information)
+}
+
+/// NT-09, NT-11 and `IoCheckShareAccess` (without updating: nothing has changed yet).
+fn check_sharing(request: &CreateRequest, fcb: &Fcb, for_write: bool) -> Result<(), NTSTATUS> {
+    let sop = fcb.section_object_pointers();
+    // SAFETY: the FCB's SOP.
+    if for_write && !unsafe { nt::MmFlushImageSection(sop, nt::MmFlushForWrite) } {
+        return Err(nt::STATUS_SHARING_VIOLATION);
+    }
+    // SAFETY: as above.
+    if request.delete_on_close() && !unsafe { nt::MmFlushImageSection(sop, nt::MmFlushForDelete) } {
+        return Err(nt::STATUS_CANNOT_DELETE);
+    }
+    // SAFETY: as above.
+    if request.share & FILE_SHARE_WRITE == 0
+        && unsafe { nt::MmDoesFileHaveUserWritableReferences(sop) } != 0
+    {
+        return Err(nt::STATUS_SHARING_VIOLATION);
+    }
+    // SAFETY: the create's file object and the FCB's share access, under the VCB resource.
+    let status = unsafe {
+        nt::IoCheckShareAccess(
+            request.access,
+            request.share,
+            request.file_object,
+            fcb.share_access.get(),
+            false,
+        )
+    };
+    if status < 0 {
+        return Err(status);
+    }
+    Ok(())
+}
+
+/// Overwrite/supersede: the file becomes empty (NT-10 first).
+fn truncate_to_zero(vcb: &Vcb, file_object: *mut FILE_OBJECT, fcb: &Fcb) -> Result<(), NTSTATUS> {
+    let sop = fcb.section_object_pointers();
+    let zero: i64 = 0;
+    // SAFETY: the FCB's SOP and a valid size.
+    if !unsafe { nt::MmCanFileBeTruncated(sop, &zero) } {
+        return Err(nt::STATUS_USER_MAPPED_FILE);
+    }
+    // SAFETY: FCB resources, initialised with it; main before paging (NT-18).
+    let _main = unsafe { ResourceGuard::exclusive(fcb.resource()) };
+    // SAFETY: as above.
+    let _paging = unsafe { ResourceGuard::exclusive(fcb.paging_io_resource()) };
+    let info = vcb.with_volume(|v| {
+        v.set_file_size(fcb.id, 0)?;
+        v.info(fcb.id)
+    })?;
+    fcb.set_sizes(info.allocation_size, info.file_size, info.valid_data_length);
+    // SAFETY: the create's file object; its SOP is set so Cc finds the stream.
+    unsafe { (*file_object).SectionObjectPointer = sop };
+    // SAFETY: as above.
+    unsafe { update_cc_sizes(file_object, fcb) };
+    Ok(())
+}
+
+/// The open succeeds: record share access and point the file object at FCB and CCB.
+fn attach(vcb: &Vcb, request: &CreateRequest, fcb: &Fcb) -> Result<(), NTSTATUS> {
+    let ccb = Ccb::allocate(CcbKind::File, request.delete_on_close())?;
+    let fo = request.file_object;
+    // SAFETY: initialised with the FCB; the section-sync callback reads the counts under it.
+    let _main = unsafe { ResourceGuard::exclusive(fcb.resource()) };
+    // SAFETY: checked just before without update; with update it records this open.
+    unsafe {
+        nt::IoCheckShareAccess(
+            request.access,
+            request.share,
+            fo,
+            fcb.share_access.get(),
+            true,
+        )
+    };
+    // SAFETY: the create's file object is ours to fill.
+    unsafe { (*fo).FsContext = core::ptr::from_ref(fcb).cast_mut().cast() };
+    // SAFETY: as above.
+    unsafe { (*fo).FsContext2 = ccb.cast() };
+    // SAFETY: as above (NT-02).
+    unsafe { (*fo).SectionObjectPointer = fcb.section_object_pointers() };
+    // SAFETY: as above.
+    unsafe { (*fo).Vpb = vcb.vpb };
+    fcb.open_count.set(fcb.open_count.get() + 1);
+    fcb.reference_count.set(fcb.reference_count.get() + 1);
+    Ok(())
+}
+
+fn create_new(
+    vcb: &Vcb,
+    guard: &VcbExclusive<'_>,
+    request: &CreateRequest,
+    path: &Path,
+    resolved: Resolved,
+) -> Result<usize, NTSTATUS> {
+    let directory = check_new(request, path)?;
+    let Some(name) = resolved.name else {
+        return Err(nt::STATUS_OBJECT_NAME_COLLISION);
+    };
+    let kind = if directory {
+        FileKind::Directory
+    } else {
+        FileKind::File
+    };
+    let attributes =
+        FileAttributes::from_bits_truncate(request.attributes) & FileAttributes::SETTABLE;
+    let info = vcb.with_volume(|v| {
+        let id = v.create(resolved.parent, &name, kind, attributes)?;
+        v.info(id)
+    })?;
+    let (fcb, _) = find_or_create_fcb(vcb, guard, &info, Some(name))?;
+    // SAFETY: in the table, alive while the VCB resource is held.
+    if let Err(status) = attach(vcb, request, unsafe { &*fcb }) {
+        discard_fcb(guard, fcb);
+        return Err(status);
+    }
+    Ok(nt::FILE_CREATED)
+}
+
+/// Checks a create of a new file; true for a directory.
+fn check_new(request: &CreateRequest, path: &Path) -> Result<bool, NTSTATUS> {
+    if matches!(request.disposition, disp::FILE_OPEN | disp::FILE_OVERWRITE) {
+        return Err(nt::STATUS_OBJECT_NAME_NOT_FOUND);
+    }
+    let directory = request.options & opt::FILE_DIRECTORY_FILE != 0;
+    if directory && request.options & opt::FILE_NON_DIRECTORY_FILE != 0 {
+        return Err(nt::STATUS_INVALID_PARAMETER);
+    }
+    if directory && !matches!(request.disposition, disp::FILE_CREATE | disp::FILE_OPEN_IF) {
+        return Err(nt::STATUS_INVALID_PARAMETER);
+    }
+    if path.trailing_backslash && !directory {
+        return Err(nt::STATUS_OBJECT_NAME_INVALID);
+    }
+    if request.delete_on_close() {
+        if request.access & access::DELETE == 0 {
+            return Err(nt::STATUS_ACCESS_DENIED);
+        }
+        if request.attributes & nt::FILE_ATTRIBUTE_READONLY != 0 {
+            return Err(nt::STATUS_CANNOT_DELETE);
+        }
+    }
+    Ok(directory)
+}
+
+fn find_or_create_fcb(
+    vcb: &Vcb,
+    guard: &VcbExclusive<'_>,
+    info: &FileInfo,
+    name: Option<Name>,
+) -> Result<(*mut Fcb, bool), NTSTATUS> {
+    if let Some(fcb) = guard.find(info.id) {
+        return Ok((fcb, false));
+    }
+    let fcb = Fcb::create(FcbInit {
+        vcb: core::ptr::from_ref(vcb),
+        info,
+        name,
+    })?;
+    guard.with_fcbs(|t| t.insert(info.id.0, fcb));
+    Ok((fcb, true))
+}
+
+/// Removes an FCB that no file object ever pointed at.
+fn discard_fcb(guard: &VcbExclusive<'_>, fcb: *mut Fcb) {
+    // SAFETY: alive (in the table); no file object references it.
+    let id = unsafe { (*fcb).id };
+    guard.with_fcbs(|t| t.remove(&id.0));
+    // SAFETY: created by this open, unreferenced, freed once.
+    unsafe { Fcb::delete(fcb) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::dispatch::test_support::context;
     use crate::nt::IRP_MJ_CREATE;
 
+    fn units(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
     #[test]
-    fn control_device_opens_and_volume_opens_wait_for_the_create_work() {
+    fn control_device_opens_and_stray_volume_opens() {
         let outcome = common_create(&context(IRP_MJ_CREATE, 0, true));
         assert_eq!(
             outcome,
@@ -60,6 +572,19 @@ mod tests {
             }
         );
         let outcome = common_create(&context(IRP_MJ_CREATE, 0, false));
-        assert_eq!(outcome, Outcome::not_yet());
+        assert_eq!(outcome, Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST));
+    }
+
+    #[test]
+    fn paths_parse_strictly() {
+        let ok = parse_path(&units("\\a\\b.txt"), Related::None);
+        assert!(matches!(ok, Ok(ref p) if p.components.len() == 2 && !p.trailing_backslash));
+        let dir = parse_path(&units("\\d\\"), Related::None);
+        assert!(matches!(dir, Ok(ref p) if p.components.len() == 1 && p.trailing_backslash));
+        for bad in ["a", "\\a\\\\b", "\\..", "\\a\\."] {
+            assert!(parse_path(&units(bad), Related::None).is_err(), "{bad}");
+        }
+        assert!(parse_path(&units("\\a"), Related::Root).is_err());
+        assert!(parse_path(&units("a"), Related::Root).is_ok());
     }
 }

@@ -1,12 +1,24 @@
-//! IRP_MJ_FILE_SYSTEM_CONTROL: mount and verify (sent to the control device), user FSCTLs
-//! (lock/unlock/dismount volume, purge failure mode NT-12, cowfat's overlay FSCTLs).
+//! IRP_MJ_FILE_SYSTEM_CONTROL: mount (sent to the control device) and the user FSCTLs
+//! (dismount now; lock/unlock volume, purge failure mode NT-12 and cowfat's overlay FSCTLs
+//! come later and answer `STATUS_INVALID_DEVICE_REQUEST` until then).
 //!
-//! Until the mount work lands, `IRP_MN_MOUNT_VOLUME` answers `STATUS_UNRECOGNIZED_VOLUME`:
-//! every disk volume the system mounts is offered to each registered disk file system in
-//! turn, and any other error would stop the I/O manager from trying the rest.
+//! A volume that is not cowfat answers `STATUS_UNRECOGNIZED_VOLUME`: every disk volume the
+//! system mounts is offered to each registered disk file system in turn, and any other error
+//! would stop the I/O manager from trying the rest. Verify (`IRP_MN_VERIFY_VOLUME`, sent only
+//! for removable media whose device set `DO_VERIFY_VOLUME`) is not implemented yet.
+
+use alloc::boxed::Box;
+
+use fs_core::{Error, MountOptions, Volume};
 
 use super::{fsd_entry_point, IrpContext, Outcome};
-use crate::nt::{self, IRP_MN_MOUNT_VOLUME};
+use crate::blockdev::TargetDevice;
+use crate::cachesup;
+use crate::global::CFAT_DATA;
+use crate::nt::{self, DEVICE_OBJECT, IRP_MN_MOUNT_VOLUME, NTSTATUS, VPB};
+use crate::status::status_of;
+use crate::vcb::Vcb;
+use crate::wdk_inline::io_get_current_irp_stack_location;
 
 fsd_entry_point!(
     /// FSD entry for `IRP_MJ_FILE_SYSTEM_CONTROL`.
@@ -16,11 +28,163 @@ fsd_entry_point!(
 /// `IRP_MJ_FILE_SYSTEM_CONTROL`.
 #[must_use]
 pub fn common_file_system_control(context: &IrpContext) -> Outcome {
-    if u32::from(context.minor) == IRP_MN_MOUNT_VOLUME {
-        // Recognising a cowfat superblock comes with the mount work; claim nothing before it.
-        return Outcome::status(nt::STATUS_UNRECOGNIZED_VOLUME);
+    match u32::from(context.minor) {
+        IRP_MN_MOUNT_VOLUME if context.on_control_device && !context.irp.is_null() => {
+            // SAFETY: a mount IRP sent by the I/O manager to our control device.
+            let (vpb, target) = unsafe { mount_parameters(context) };
+            match mount_volume(vpb, target) {
+                Ok(()) => Outcome::status(nt::STATUS_SUCCESS),
+                Err(status) => Outcome::status(status),
+            }
+        }
+        IRP_MN_MOUNT_VOLUME => Outcome::status(nt::STATUS_UNRECOGNIZED_VOLUME),
+        nt::IRP_MN_USER_FS_REQUEST => user_fs_request(context),
+        _ => Outcome::not_yet(),
     }
-    Outcome::not_yet()
+}
+
+/// `Parameters.MountVolume`: the VPB and the device to send sector I/O to.
+///
+/// # Safety
+/// `context.irp` is a valid mount IRP.
+unsafe fn mount_parameters(context: &IrpContext) -> (*mut VPB, *mut DEVICE_OBJECT) {
+    // SAFETY: the caller's contract.
+    let stack = unsafe { &*io_get_current_irp_stack_location(context.irp) };
+    // SAFETY: the MountVolume member is the live one for IRP_MN_MOUNT_VOLUME.
+    let params = unsafe { stack.Parameters.MountVolume };
+    (params.Vpb, params.DeviceObject)
+}
+
+/// fs-core's clock: the kernel's system time.
+struct KernelClock;
+
+impl fs_core::time::Clock for KernelClock {
+    fn now(&self) -> fs_core::time::NtTime {
+        let mut now: i64 = 0;
+        // SAFETY: writes one LARGE_INTEGER; any IRQL.
+        unsafe { nt::KeQuerySystemTimePrecise(&mut now) };
+        fs_core::time::NtTime(u64::try_from(now).unwrap_or(0))
+    }
+}
+
+/// Mounts the volume on `target` and publishes it through `vpb`.
+fn mount_volume(vpb: *mut VPB, target: *mut DEVICE_OBJECT) -> Result<(), NTSTATUS> {
+    if vpb.is_null() || target.is_null() {
+        return Err(nt::STATUS_INVALID_PARAMETER);
+    }
+    // SAFETY: the I/O manager keeps the target device alive while a volume is mounted on it.
+    let device = unsafe { TargetDevice::open(target) }?;
+    let volume =
+        Volume::mount(device, MountOptions::new(Box::new(KernelClock))).map_err(|e| match e {
+            Error::NotCowfat(_) | Error::Corrupt { .. } => nt::STATUS_UNRECOGNIZED_VOLUME,
+            e => status_of(&e),
+        })?;
+    let info = volume.volume_info();
+    let vdo = create_volume_device(target)?;
+    // SAFETY: a fresh device whose extension was sized for a VCB.
+    let extension = unsafe { (*vdo).DeviceExtension }.cast::<Vcb>();
+    // SAFETY: the extension is ours, non-paged, 16-byte aligned and uninitialised.
+    if let Err(status) = unsafe { Vcb::init_in_place(extension, vdo, vpb, target, volume) } {
+        // SAFETY: created above, known to nobody.
+        unsafe { nt::IoDeleteDevice(vdo) };
+        return Err(status);
+    }
+    // SAFETY: the VPB is ours to fill during mount.
+    unsafe { publish_vpb(vpb, vdo, info.serial, &info.label) };
+    // SAFETY: our device; initialisation is complete.
+    unsafe { (*vdo).Flags &= !nt::DO_DEVICE_INITIALIZING };
+    CFAT_DATA.volume_mounted();
+    Ok(())
+}
+
+/// The volume device object, with a VCB-sized extension.
+fn create_volume_device(target: *mut DEVICE_OBJECT) -> Result<*mut DEVICE_OBJECT, NTSTATUS> {
+    let mut vdo: *mut DEVICE_OBJECT = core::ptr::null_mut();
+    let extension = crate::resrcsup::size_of_u32::<Vcb>();
+    // SAFETY: our driver object; no name; the out pointer is valid.
+    let status = unsafe {
+        nt::IoCreateDevice(
+            CFAT_DATA.driver_object(),
+            extension,
+            core::ptr::null(),
+            nt::FILE_DEVICE_DISK_FILE_SYSTEM,
+            0,
+            false,
+            &mut vdo,
+        )
+    };
+    if status < 0 {
+        return Err(status);
+    }
+    // SAFETY: the target device is live; our new device is ours.
+    unsafe { (*vdo).StackSize = (*target).StackSize.saturating_add(1) };
+    // SAFETY: as above.
+    unsafe { (*vdo).SectorSize = (*target).SectorSize };
+    Ok(vdo)
+}
+
+/// Fills the VPB: our device, serial number and label.
+///
+/// # Safety
+/// `vpb` is the mount's VPB.
+unsafe fn publish_vpb(vpb: *mut VPB, vdo: *mut DEVICE_OBJECT, serial: u64, label: &str) {
+    // SAFETY: the caller's contract.
+    let vpb = unsafe { &mut *vpb };
+    vpb.DeviceObject = vdo;
+    // The VPB keeps the low 32 bits, as FAT's volume serial number.
+    vpb.SerialNumber = (serial & 0xFFFF_FFFF) as u32;
+    let mut units = 0usize;
+    for (slot, unit) in vpb.VolumeLabel.iter_mut().zip(label.encode_utf16()) {
+        *slot = unit;
+        units += 1;
+    }
+    vpb.VolumeLabelLength = u16::try_from(units * 2).unwrap_or(0);
+}
+
+/// `IRP_MN_USER_FS_REQUEST`.
+fn user_fs_request(context: &IrpContext) -> Outcome {
+    if context.irp.is_null() {
+        return Outcome::not_yet();
+    }
+    // SAFETY: a valid IRP sent to us.
+    let stack = unsafe { &*io_get_current_irp_stack_location(context.irp) };
+    // SAFETY: the FileSystemControl member is the live one for user FS requests.
+    let code = unsafe { stack.Parameters.FileSystemControl.FsControlCode };
+    match code {
+        nt::FSCTL_DISMOUNT_VOLUME => dismount(context),
+        _ => Outcome::not_yet(),
+    }
+}
+
+/// `FSCTL_DISMOUNT_VOLUME` on a volume handle: flush and purge every stream (Mm's and Cc's
+/// file objects close as their sections go, NT-04), unmount fs-core, and stop serving. The
+/// VCB and the volume device object go with the last close.
+fn dismount(context: &IrpContext) -> Outcome {
+    let Some(vcb) = context.vcb() else {
+        return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);
+    };
+    if !context.is_volume_open(vcb) {
+        return Outcome::status(nt::STATUS_INVALID_PARAMETER);
+    }
+    let guard = vcb.acquire_exclusive();
+    if vcb.dismounted.get() {
+        return Outcome::status(nt::STATUS_VOLUME_DISMOUNTED);
+    }
+    for id in Vcb::fcb_ids(&guard) {
+        if let Some(fcb) = guard.find(fs_core::FileId(id)) {
+            // SAFETY: an FCB of the table; it may be freed inside (a nested close), and is
+            // not touched after.
+            unsafe { cachesup::flush_and_purge_for_dismount(fcb) };
+        }
+    }
+    let status = match vcb.unmount() {
+        Ok(()) => nt::STATUS_SUCCESS,
+        Err(status) => status,
+    };
+    vcb.dismounted.set(true);
+    // SAFETY: our VPB; new opens must mount afresh.
+    unsafe { (*vcb.vpb).Flags &= !(nt::VPB_MOUNTED as u16) };
+    Outcome::status(status)
 }
 
 #[cfg(test)]
@@ -30,13 +194,13 @@ mod tests {
     use crate::nt::IRP_MJ_FILE_SYSTEM_CONTROL;
 
     #[test]
-    fn mount_declines_so_other_file_systems_still_mount() {
-        let mount = context(IRP_MJ_FILE_SYSTEM_CONTROL, IRP_MN_MOUNT_VOLUME, true);
+    fn mount_on_a_volume_device_declines() {
+        let mount = context(IRP_MJ_FILE_SYSTEM_CONTROL, IRP_MN_MOUNT_VOLUME, false);
         assert_eq!(
             common_file_system_control(&mount),
             Outcome::status(nt::STATUS_UNRECOGNIZED_VOLUME)
         );
-        let user_fsctl = context(IRP_MJ_FILE_SYSTEM_CONTROL, 0, false);
-        assert_eq!(common_file_system_control(&user_fsctl), Outcome::not_yet());
+        let verify = context(IRP_MJ_FILE_SYSTEM_CONTROL, nt::IRP_MN_VERIFY_VOLUME, false);
+        assert_eq!(common_file_system_control(&verify), Outcome::not_yet());
     }
 }

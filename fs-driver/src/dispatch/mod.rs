@@ -18,6 +18,7 @@ pub mod fsctrl;
 pub mod lockctrl;
 pub mod pnp;
 pub mod read;
+pub mod rwsup;
 pub mod shutdown;
 pub mod volinfo;
 pub mod write;
@@ -114,6 +115,58 @@ impl IrpContext {
             on_control_device: CFAT_DATA.is_control_device(device),
             top_level,
         }
+    }
+}
+
+impl IrpContext {
+    /// The VCB of the volume the request was sent to (None on the control device).
+    #[must_use]
+    pub fn vcb(&self) -> Option<&crate::vcb::Vcb> {
+        if self.on_control_device || self.device.is_null() {
+            return None;
+        }
+        // SAFETY: the I/O manager sends requests only to live devices of ours.
+        unsafe { crate::vcb::Vcb::of_device(self.device) }
+    }
+
+    /// Is the request's file object a volume open of `vcb` (`FsContext` is the VCB)?
+    #[must_use]
+    pub fn is_volume_open(&self, vcb: &crate::vcb::Vcb) -> bool {
+        if self.file_object.is_null() {
+            return false;
+        }
+        // SAFETY: a valid file object of this request.
+        let context = unsafe { (*self.file_object).FsContext };
+        ptr::eq(context.cast_const(), ptr::from_ref(vcb).cast())
+    }
+
+    /// The FCB of the request's file object, if it is a file or directory open.
+    #[must_use]
+    pub fn fcb(&self) -> Option<&crate::fcb::Fcb> {
+        // SAFETY: file objects sent to our volumes have our FsContext (or NULL).
+        let fcb = unsafe { crate::fcb::fcb_of_file_object(self.file_object) }?;
+        // SAFETY: an FCB lives until the close of its last file object, after this request.
+        Some(unsafe { &*fcb })
+    }
+
+    /// The CCB (`FsContext2`) of the request's file object, NULL if none.
+    #[must_use]
+    pub fn ccb(&self) -> *mut crate::fcb::Ccb {
+        if self.file_object.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a valid file object of this request.
+        unsafe { (*self.file_object).FsContext2 }.cast()
+    }
+
+    /// `Irp->Flags`.
+    #[must_use]
+    pub fn irp_flags(&self) -> u32 {
+        if self.irp.is_null() {
+            return 0;
+        }
+        // SAFETY: the IRP is ours while dispatching.
+        unsafe { (*self.irp).Flags }
     }
 }
 

@@ -1,30 +1,145 @@
-//! IRP_MJ_READ: cached, non-cached and paging reads (NT-13, NT-16, NT-17).
+//! IRP_MJ_READ: cached, non-cached and paging reads (fastfat's `read.c`; NT-13, NT-16, NT-17).
 //!
-//! Not implemented yet: every request is answered `STATUS_INVALID_DEVICE_REQUEST` until
-//! the work named on each routine lands.
+//! - Paging reads (`IRP_PAGING_IO`, from Mm faults and Cc misses) take only the paging I/O
+//!   resource shared, never fail the tail past end of file: what lies past ValidDataLength or
+//!   FileSize reads as zeros (NT-13).
+//! - Non-cached user reads flush cached/mapped dirty pages of the range first (NT-17).
+//! - Cached reads set up the cache map on first use and copy through Cc (NT-16).
+//!
+//! Reads of volume opens (DASD) and of directories are not supported:
+//! `STATUS_INVALID_DEVICE_REQUEST`.
 
+use super::rwsup::{is_sector_aligned, IoRequest};
 use super::{fsd_entry_point, IrpContext, Outcome};
+use crate::cachesup::{ensure_cache_map, flush, has_data_section};
+use crate::fcb::Fcb;
+use crate::nt::{self, IO_STATUS_BLOCK, NTSTATUS};
+use crate::resrcsup::ResourceGuard;
+use crate::vcb::Vcb;
 
 fsd_entry_point!(
     /// FSD entry for `IRP_MJ_READ`.
     fsd_read => common_read
 );
 
-/// `IRP_MJ_READ`; filled by the read work (paging reads fill past ValidDataLength with zeros, NT-13).
+/// `IRP_MJ_READ`.
 #[must_use]
-pub fn common_read(_context: &IrpContext) -> Outcome {
-    Outcome::not_yet()
+pub fn common_read(context: &IrpContext) -> Outcome {
+    let (Some(vcb), Some(fcb)) = (context.vcb(), context.fcb()) else {
+        return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);
+    };
+    if fcb.is_directory {
+        return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);
+    }
+    if vcb.dismounted.get() {
+        return Outcome::status(nt::STATUS_VOLUME_DISMOUNTED);
+    }
+    // SAFETY: a read IRP owned by us.
+    let mut io = match unsafe { IoRequest::decode(context) } {
+        Ok(io) => io,
+        Err(status) => return Outcome::status(status),
+    };
+    if io.length == 0 {
+        return Outcome::status(nt::STATUS_SUCCESS);
+    }
+    let result = if io.paging {
+        paging_read(vcb, fcb, &mut io)
+    } else if io.nocache {
+        noncached_read(vcb, fcb, &mut io)
+    } else {
+        cached_read(context, fcb, &io)
+    };
+    match result {
+        Ok(information) => Outcome::Complete {
+            status: nt::STATUS_SUCCESS,
+            information,
+        },
+        Err(status) => Outcome::status(status),
+    }
+}
+
+/// NT-13: paging I/O resource shared only; zeros past ValidDataLength and FileSize.
+fn paging_read(vcb: &Vcb, fcb: &Fcb, io: &mut IoRequest) -> Result<usize, NTSTATUS> {
+    let offset = u64::try_from(io.offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)?;
+    // SAFETY: initialised with the FCB.
+    let _paging = unsafe { ResourceGuard::shared(fcb.paging_io_resource()) };
+    let id = fcb.id;
+    let buffer = io.slice_mut();
+    let read = vcb.with_volume(|v| v.read(id, offset, buffer))?;
+    buffer[read..].fill(0);
+    Ok(io.length as usize)
+}
+
+/// NT-17: flush the range's dirty pages, then read the medium.
+fn noncached_read(vcb: &Vcb, fcb: &Fcb, io: &mut IoRequest) -> Result<usize, NTSTATUS> {
+    let offset = u64::try_from(io.offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)?;
+    // SAFETY: our live volume device.
+    let sector = u32::from(unsafe { (*vcb.vdo).SectorSize });
+    if !is_sector_aligned(offset, io.length, sector) {
+        return Err(nt::STATUS_INVALID_PARAMETER);
+    }
+    // SAFETY: initialised with the FCB.
+    let _main = unsafe { ResourceGuard::shared(fcb.resource()) };
+    if has_data_section(fcb) {
+        let status = flush(fcb, Some((io.offset, io.length)));
+        if status < 0 {
+            return Err(status);
+        }
+    }
+    if offset >= fcb.file_size() {
+        return Err(nt::STATUS_END_OF_FILE);
+    }
+    let id = fcb.id;
+    let buffer = io.slice_mut();
+    let read = vcb.with_volume(|v| v.read(id, offset, buffer))?;
+    buffer[read..].fill(0);
+    Ok(read)
+}
+
+/// NT-16: through Cc, up to end of file.
+fn cached_read(context: &IrpContext, fcb: &Fcb, io: &IoRequest) -> Result<usize, NTSTATUS> {
+    let offset = u64::try_from(io.offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)?;
+    // SAFETY: initialised with the FCB.
+    let _main = unsafe { ResourceGuard::shared(fcb.resource()) };
+    let size = fcb.file_size();
+    if offset >= size {
+        return Err(nt::STATUS_END_OF_FILE);
+    }
+    let length = u32::try_from((size - offset).min(u64::from(io.length))).unwrap_or(io.length);
+    // SAFETY: the request's file object of this FCB; main resource held.
+    unsafe { ensure_cache_map(context.file_object, fcb) };
+    let mut iosb = IO_STATUS_BLOCK::default();
+    // SAFETY: a cached file object; the buffer holds `length` bytes; Wait = TRUE.
+    let done = unsafe {
+        nt::CcCopyRead(
+            context.file_object,
+            &io.offset,
+            length,
+            true,
+            io.buffer().cast(),
+            &mut iosb,
+        )
+    };
+    if !done {
+        return Err(nt::STATUS_CANT_WAIT);
+    }
+    // SAFETY: CcCopyRead sets the status.
+    let status = unsafe { iosb.Anonymous.Status };
+    if status < 0 {
+        return Err(status);
+    }
+    Ok(length as usize)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::dispatch::test_support::context;
-    use crate::nt::{IRP_MJ_READ, STATUS_INVALID_DEVICE_REQUEST};
+    use crate::nt::IRP_MJ_READ;
 
     #[test]
-    fn not_implemented_yet() {
+    fn reads_without_a_volume_file_are_refused() {
         let outcome = common_read(&context(IRP_MJ_READ, 0, false));
-        assert_eq!(outcome, Outcome::status(STATUS_INVALID_DEVICE_REQUEST));
+        assert_eq!(outcome, Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST));
     }
 }

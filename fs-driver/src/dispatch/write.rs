@@ -1,30 +1,209 @@
-//! IRP_MJ_WRITE: cached, non-cached and paging writes into the overlay (NT-14, NT-15, NT-19, NT-20).
+//! IRP_MJ_WRITE: cached, non-cached and paging writes (fastfat's `write.c`; NT-14, NT-15,
+//! NT-16, NT-17). fs-core puts every write into the overlay when the volume is sealed (NT-19,
+//! NT-20).
 //!
-//! Not implemented yet: every request is answered `STATUS_INVALID_DEVICE_REQUEST` until
-//! the work named on each routine lands.
+//! - Paging writes (lazy writer, mapped/modified page writer, flushes) take only the paging
+//!   I/O resource shared, never extend FileSize and are trimmed at end of file (NT-14); fs-core
+//!   advances the on-disk ValidDataLength as the data lands.
+//! - Non-cached user writes flush and purge cached/mapped pages of the range with the paging
+//!   I/O resource exclusive (NT-17); a purge that fails because of a user mapping is counted
+//!   and the write goes on (Windows promises no coherency there).
+//! - Cached writes reserve the overlay clusters the later paging write will need (NT-15),
+//!   extend the file first if they pass end of file, then copy through Cc (NT-16).
+//!
+//! Writes to volume opens (DASD) and directories: `STATUS_INVALID_DEVICE_REQUEST`.
 
+use fs_core::WriteMode;
+
+use super::rwsup::{is_sector_aligned, IoRequest};
 use super::{fsd_entry_point, IrpContext, Outcome};
+use crate::cachesup::{ensure_cache_map, flush, has_data_section, purge, update_cc_sizes};
+use crate::fcb::Fcb;
+use crate::nt::{self, FILE_OBJECT, NTSTATUS};
+use crate::resrcsup::ResourceGuard;
+use crate::vcb::Vcb;
 
 fsd_entry_point!(
     /// FSD entry for `IRP_MJ_WRITE`.
     fsd_write => common_write
 );
 
-/// `IRP_MJ_WRITE`; filled by the write work (paging writes never extend FileSize, NT-14).
+/// `IRP_MJ_WRITE`.
 #[must_use]
-pub fn common_write(_context: &IrpContext) -> Outcome {
-    Outcome::not_yet()
+pub fn common_write(context: &IrpContext) -> Outcome {
+    let (Some(vcb), Some(fcb)) = (context.vcb(), context.fcb()) else {
+        return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);
+    };
+    if fcb.is_directory {
+        return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);
+    }
+    if vcb.dismounted.get() {
+        return Outcome::status(nt::STATUS_VOLUME_DISMOUNTED);
+    }
+    // SAFETY: a write IRP owned by us.
+    let io = match unsafe { IoRequest::decode(context) } {
+        Ok(io) => io,
+        Err(status) => return Outcome::status(status),
+    };
+    if io.length == 0 {
+        return Outcome::status(nt::STATUS_SUCCESS);
+    }
+    let result = if io.paging {
+        paging_write(vcb, fcb, &io)
+    } else if io.nocache {
+        noncached_write(vcb, context.file_object, fcb, &io)
+    } else {
+        cached_write(vcb, context.file_object, fcb, &io)
+    };
+    match result {
+        Ok(information) => Outcome::Complete {
+            status: nt::STATUS_SUCCESS,
+            information,
+        },
+        Err(status) => Outcome::status(status),
+    }
+}
+
+/// NT-14: never extends FileSize; trimmed at end of file; paging I/O resource shared only.
+fn paging_write(vcb: &Vcb, fcb: &Fcb, io: &IoRequest) -> Result<usize, NTSTATUS> {
+    let offset = u64::try_from(io.offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)?;
+    // SAFETY: initialised with the FCB.
+    let _paging = unsafe { ResourceGuard::shared(fcb.paging_io_resource()) };
+    if offset >= fcb.file_size() {
+        return Ok(0);
+    }
+    let id = fcb.id;
+    let data = io.slice();
+    vcb.with_volume(|v| v.write_mode(id, offset, data, WriteMode::Paging))
+}
+
+/// NT-17: flush + purge the range (paging I/O exclusive), then write the medium.
+fn noncached_write(
+    vcb: &Vcb,
+    file_object: *mut FILE_OBJECT,
+    fcb: &Fcb,
+    io: &IoRequest,
+) -> Result<usize, NTSTATUS> {
+    // SAFETY: initialised with the FCB.
+    let _main = unsafe { ResourceGuard::exclusive(fcb.resource()) };
+    let offset = io.start(fcb.file_size())?;
+    // SAFETY: our live volume device.
+    let sector = u32::from(unsafe { (*vcb.vdo).SectorSize });
+    if !is_sector_aligned(offset, io.length, sector) {
+        return Err(nt::STATUS_INVALID_PARAMETER);
+    }
+    let signed = i64::try_from(offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)?;
+    if has_data_section(fcb) {
+        flush_and_purge_range(fcb, signed, io.length)?;
+    }
+    let id = fcb.id;
+    let data = io.slice();
+    let info = vcb.with_volume(|v| {
+        v.write(id, offset, data)?;
+        v.info(id)
+    })?;
+    {
+        // SAFETY: initialised with the FCB; main is held (NT-18 order).
+        let _paging = unsafe { ResourceGuard::exclusive(fcb.paging_io_resource()) };
+        let vdl = fcb.valid_data_length().max(info.valid_data_length);
+        fcb.set_sizes(info.allocation_size, info.file_size, vdl);
+    }
+    // SAFETY: the request's file object of this FCB.
+    unsafe { update_cc_sizes(file_object, fcb) };
+    Ok(io.length as usize)
+}
+
+/// NT-17's coherency step for a non-cached write.
+fn flush_and_purge_range(fcb: &Fcb, offset: i64, length: u32) -> Result<(), NTSTATUS> {
+    // SAFETY: initialised with the FCB; the caller holds main exclusive.
+    let _paging = unsafe { ResourceGuard::exclusive(fcb.paging_io_resource()) };
+    let status = flush(fcb, Some((offset, length)));
+    if status < 0 {
+        return Err(status);
+    }
+    if !purge(fcb, Some((offset, length)), 0) {
+        fcb.purge_failures
+            .set(fcb.purge_failures.get().saturating_add(1));
+    }
+    Ok(())
+}
+
+/// NT-15 + NT-16: reserve, extend, copy through Cc, raise ValidDataLength.
+fn cached_write(
+    vcb: &Vcb,
+    file_object: *mut FILE_OBJECT,
+    fcb: &Fcb,
+    io: &IoRequest,
+) -> Result<usize, NTSTATUS> {
+    // SAFETY: initialised with the FCB.
+    let _main = unsafe { ResourceGuard::exclusive(fcb.resource()) };
+    let offset = io.start(fcb.file_size())?;
+    let end = offset
+        .checked_add(u64::from(io.length))
+        .ok_or(nt::STATUS_INVALID_PARAMETER)?;
+    let signed = i64::try_from(offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)?;
+    let id = fcb.id;
+    vcb.with_volume(|v| v.reserve_overlay(id, offset, u64::from(io.length)))?;
+    if end > fcb.file_size() {
+        extend_file(vcb, file_object, fcb, end)?;
+    }
+    // SAFETY: the request's file object of this FCB; main resource held.
+    unsafe { ensure_cache_map(file_object, fcb) };
+    // SAFETY: a cached file object; the buffer holds `length` bytes; Wait = TRUE.
+    let done = unsafe {
+        nt::CcCopyWrite(
+            file_object,
+            &signed,
+            io.length,
+            true,
+            io.buffer().cast_const().cast(),
+        )
+    };
+    if !done {
+        return Err(nt::STATUS_CANT_WAIT);
+    }
+    // SAFETY: initialised with the FCB; main is held (NT-18 order).
+    let _paging = unsafe { ResourceGuard::exclusive(fcb.paging_io_resource()) };
+    fcb.extend_valid_data(end);
+    Ok(io.length as usize)
+}
+
+/// Grows the file to `end` before a cached write past end of file (the new part reads as
+/// zeros: it lies past ValidDataLength).
+fn extend_file(
+    vcb: &Vcb,
+    file_object: *mut FILE_OBJECT,
+    fcb: &Fcb,
+    end: u64,
+) -> Result<(), NTSTATUS> {
+    {
+        // SAFETY: initialised with the FCB; the caller holds main exclusive.
+        let _paging = unsafe { ResourceGuard::exclusive(fcb.paging_io_resource()) };
+        let id = fcb.id;
+        let info = vcb.with_volume(|v| {
+            v.set_file_size(id, end)?;
+            v.info(id)
+        })?;
+        fcb.set_sizes(
+            info.allocation_size,
+            info.file_size,
+            fcb.valid_data_length(),
+        );
+    }
+    // SAFETY: the request's file object of this FCB.
+    unsafe { update_cc_sizes(file_object, fcb) };
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::dispatch::test_support::context;
-    use crate::nt::{IRP_MJ_WRITE, STATUS_INVALID_DEVICE_REQUEST};
+    use crate::nt::IRP_MJ_WRITE;
 
     #[test]
-    fn not_implemented_yet() {
+    fn writes_without_a_volume_file_are_refused() {
         let outcome = common_write(&context(IRP_MJ_WRITE, 0, false));
-        assert_eq!(outcome, Outcome::status(STATUS_INVALID_DEVICE_REQUEST));
+        assert_eq!(outcome, Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST));
     }
 }

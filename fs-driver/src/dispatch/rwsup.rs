@@ -1,0 +1,146 @@
+//! What read and write share: decoding the request (offset, length, paging/non-cached flags)
+//! and finding its buffer (fastfat's `FatMapUserBuffer`).
+//!
+//! The buffer is the MDL's system address when the IRP has one (paging I/O always does), else
+//! `Irp->UserBuffer`, valid in the requester's context: FSD requests are dispatched in the
+//! caller's thread (we never post), as fastfat relies on for synchronous requests.
+
+use core::ptr;
+
+use super::IrpContext;
+use crate::nt::{self, IRP, MDL, NTSTATUS};
+use crate::wdk_inline::io_get_current_irp_stack_location;
+
+/// A decoded read or write.
+pub struct IoRequest {
+    /// `ByteOffset` as sent (may be `FILE_WRITE_TO_END_OF_FILE`).
+    pub offset: i64,
+    /// Bytes requested.
+    pub length: u32,
+    /// `IRP_PAGING_IO`.
+    pub paging: bool,
+    /// `IRP_NOCACHE`.
+    pub nocache: bool,
+    buffer: *mut u8,
+}
+
+impl IoRequest {
+    /// Decodes the current stack location (read and write share the layout).
+    ///
+    /// # Safety
+    /// `context.irp` is a valid read or write IRP owned by us.
+    pub unsafe fn decode(context: &IrpContext) -> Result<Self, NTSTATUS> {
+        // SAFETY: the caller's contract.
+        let stack = unsafe { &*io_get_current_irp_stack_location(context.irp) };
+        // SAFETY: Read and Write have the same layout; the member matches the major.
+        let params = unsafe { stack.Parameters.Read };
+        let flags = context.irp_flags();
+        let buffer = if params.Length == 0 {
+            ptr::null_mut()
+        } else {
+            // SAFETY: the caller's contract.
+            unsafe { request_buffer(context.irp) }?
+        };
+        Ok(Self {
+            offset: params.ByteOffset,
+            length: params.Length,
+            paging: flags & nt::IRP_PAGING_IO != 0,
+            nocache: flags & nt::IRP_NOCACHE != 0,
+            buffer,
+        })
+    }
+
+    /// The buffer's address (for Cc).
+    #[must_use]
+    pub fn buffer(&self) -> *mut u8 {
+        self.buffer
+    }
+
+    /// The buffer as a mutable slice (reads).
+    #[must_use]
+    pub fn slice_mut(&mut self) -> &mut [u8] {
+        if self.buffer.is_null() {
+            return &mut [];
+        }
+        // SAFETY: the request's buffer holds `length` bytes for the request's duration and
+        // nothing else in the driver aliases it.
+        unsafe { core::slice::from_raw_parts_mut(self.buffer, self.length as usize) }
+    }
+
+    /// The buffer as a slice (writes).
+    #[must_use]
+    pub fn slice(&self) -> &[u8] {
+        if self.buffer.is_null() {
+            return &[];
+        }
+        // SAFETY: as in `slice_mut`.
+        unsafe { core::slice::from_raw_parts(self.buffer, self.length as usize) }
+    }
+
+    /// The starting byte offset for a request that may append (`FILE_WRITE_TO_END_OF_FILE`).
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_PARAMETER` for other negative offsets (the file pointer form is
+    /// resolved by the I/O manager before it reaches us).
+    pub fn start(&self, file_size: u64) -> Result<u64, NTSTATUS> {
+        if self.offset == nt::FILE_WRITE_TO_END_OF_FILE {
+            return Ok(file_size);
+        }
+        u64::try_from(self.offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)
+    }
+}
+
+/// The system address of the request's buffer.
+///
+/// # Safety
+/// `irp` is a valid IRP owned by us.
+unsafe fn request_buffer(irp: *mut IRP) -> Result<*mut u8, NTSTATUS> {
+    // SAFETY: the caller's contract.
+    let mdl = unsafe { (*irp).MdlAddress };
+    let address = if mdl.is_null() {
+        // SAFETY: as above.
+        unsafe { (*irp).UserBuffer }
+    } else {
+        // SAFETY: the IRP's MDL describes locked pages.
+        unsafe { mdl_system_address(mdl) }
+    };
+    if address.is_null() {
+        return Err(nt::STATUS_INSUFFICIENT_RESOURCES);
+    }
+    Ok(address.cast())
+}
+
+/// `MmGetSystemAddressForMdlSafe` (a wdm.h macro): the mapped address if there is one, else
+/// map the locked pages.
+///
+/// # Safety
+/// `mdl` describes locked pages.
+unsafe fn mdl_system_address(mdl: *mut MDL) -> *mut core::ffi::c_void {
+    // SAFETY: the caller's contract.
+    let flags = unsafe { (*mdl).MdlFlags };
+    if flags & (nt::MDL_MAPPED_TO_SYSTEM_VA | nt::MDL_SOURCE_IS_NONPAGED_POOL) != 0 {
+        // SAFETY: as above; the flags say the field is valid.
+        return unsafe { (*mdl).MappedSystemVa };
+    }
+    // The priority constant is a small positive enum value.
+    let priority = nt::NormalPagePriority as u32;
+    // SAFETY: locked pages, kernel mode, no fixed address, no bug check on failure.
+    unsafe {
+        nt::MmMapLockedPagesSpecifyCache(
+            mdl,
+            nt::KernelMode as i8,
+            nt::MmCached,
+            ptr::null(),
+            0,
+            priority,
+        )
+    }
+}
+
+/// Non-cached user I/O must be sector aligned in offset and length (`FILE_NO_INTERMEDIATE_
+/// BUFFERING` rules).
+#[must_use]
+pub fn is_sector_aligned(offset: u64, length: u32, sector: u32) -> bool {
+    let sector = u64::from(sector.max(1));
+    offset % sector == 0 && u64::from(length) % sector == 0
+}

@@ -1,0 +1,202 @@
+//! The volume control block (fastfat's `VCB`), kept in the volume device object's extension.
+//!
+//! It owns fs-core's [`Volume`] and the table of open FCBs. Locks, outermost first (NT-18):
+//! the VCB resource (create, cleanup, close, dismount: the FCB table and open counts), an
+//! FCB's main resource, its paging I/O resource, and innermost the volume lock that guards
+//! the `Volume` itself. The volume lock is held only for the length of one fs-core call,
+//! which never calls back into Cc, Mm or the I/O manager above the disk, so it cannot be
+//! re-entered.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::cell::{Cell, UnsafeCell};
+use core::ptr;
+
+use fs_core::Volume;
+
+use crate::blockdev::TargetDevice;
+use crate::fcb::Fcb;
+use crate::nt::{self, DEVICE_OBJECT, ERESOURCE, NTSTATUS, VPB};
+use crate::resrcsup::ResourceGuard;
+use crate::status::status_of;
+use crate::strucsup::{ntc, NodeHeader};
+
+/// One mounted volume.
+#[repr(C)]
+pub struct Vcb {
+    /// `CFAT_NTC_VCB` (also what `FsContext` of a volume open points at).
+    pub node: NodeHeader,
+    /// Our volume device object (its extension holds this VCB).
+    pub vdo: *mut DEVICE_OBJECT,
+    /// The VPB the I/O manager gave us at mount.
+    pub vpb: *mut VPB,
+    /// The device our sector I/O goes to.
+    pub target: *mut DEVICE_OBJECT,
+    resource: UnsafeCell<ERESOURCE>,
+    volume_lock: UnsafeCell<ERESOURCE>,
+    volume: UnsafeCell<Option<Volume<TargetDevice>>>,
+    fcbs: UnsafeCell<BTreeMap<u64, *mut Fcb>>,
+    /// File objects of volume opens not yet closed.
+    pub volume_opens: Cell<u32>,
+    /// FSCTL_DISMOUNT_VOLUME ran: the volume is unmounted, only cleanup/close are served.
+    pub dismounted: Cell<bool>,
+}
+
+/// The VCB resource held exclusive: gives access to the FCB table.
+pub struct VcbExclusive<'a> {
+    vcb: &'a Vcb,
+    _guard: ResourceGuard,
+}
+
+impl VcbExclusive<'_> {
+    /// Runs `f` on the FCB table. `f` must not call out of the driver (a nested close would
+    /// re-enter the table).
+    pub fn with_fcbs<R>(&self, f: impl FnOnce(&mut BTreeMap<u64, *mut Fcb>) -> R) -> R {
+        // SAFETY: the VCB resource is held exclusive by this thread and `f` does not re-enter.
+        let table = unsafe { &mut *self.vcb.fcbs.get() };
+        f(table)
+    }
+
+    /// The open FCB of a file, if any.
+    #[must_use]
+    pub fn find(&self, id: fs_core::FileId) -> Option<*mut Fcb> {
+        self.with_fcbs(|t| t.get(&id.0).copied())
+    }
+}
+
+impl Vcb {
+    /// Builds the VCB in place in the volume device object's extension and initialises its
+    /// resources.
+    ///
+    /// # Safety
+    /// `slot` is the (uninitialised, suitably aligned, non-paged) device extension of `vdo`.
+    pub unsafe fn init_in_place(
+        slot: *mut Vcb,
+        vdo: *mut DEVICE_OBJECT,
+        vpb: *mut VPB,
+        target: *mut DEVICE_OBJECT,
+        volume: Volume<TargetDevice>,
+    ) -> Result<(), NTSTATUS> {
+        let vcb = Vcb {
+            node: NodeHeader::of::<Vcb>(ntc::CFAT_NTC_VCB),
+            vdo,
+            vpb,
+            target,
+            resource: UnsafeCell::new(ERESOURCE::default()),
+            volume_lock: UnsafeCell::new(ERESOURCE::default()),
+            volume: UnsafeCell::new(Some(volume)),
+            fcbs: UnsafeCell::new(BTreeMap::new()),
+            volume_opens: Cell::new(0),
+            dismounted: Cell::new(false),
+        };
+        // SAFETY: the caller's contract: `slot` is ours and writable.
+        unsafe { ptr::write(slot, vcb) };
+        // SAFETY: `slot` now holds an initialised VCB.
+        let vcb = unsafe { &*slot };
+        // SAFETY: non-paged, not yet used.
+        let status = unsafe { nt::ExInitializeResourceLite(vcb.resource.get()) };
+        if status < 0 {
+            // SAFETY: initialised above, dropped once.
+            unsafe { ptr::drop_in_place(slot) };
+            return Err(status);
+        }
+        // SAFETY: as above.
+        let status = unsafe { nt::ExInitializeResourceLite(vcb.volume_lock.get()) };
+        if status < 0 {
+            // SAFETY: initialised above and never acquired.
+            unsafe { nt::ExDeleteResourceLite(vcb.resource.get()) };
+            // SAFETY: initialised above, dropped once.
+            unsafe { ptr::drop_in_place(slot) };
+            return Err(status);
+        }
+        Ok(())
+    }
+
+    /// The VCB of a volume device object, if it is one of ours.
+    ///
+    /// # Safety
+    /// `device` is a live device object created by this driver (control or volume device).
+    #[must_use]
+    pub unsafe fn of_device<'a>(device: *const DEVICE_OBJECT) -> Option<&'a Vcb> {
+        // SAFETY: live device per the caller.
+        let extension = unsafe { (*device).DeviceExtension }.cast::<Vcb>();
+        if extension.is_null() {
+            return None;
+        }
+        // SAFETY: our volume devices' extensions hold a VCB (the control device has none).
+        let vcb = unsafe { &*extension };
+        (vcb.node.node_type_code == ntc::CFAT_NTC_VCB).then_some(vcb)
+    }
+
+    /// Takes the VCB resource exclusive.
+    #[must_use]
+    pub fn acquire_exclusive(&self) -> VcbExclusive<'_> {
+        VcbExclusive {
+            vcb: self,
+            // SAFETY: initialised with the VCB.
+            _guard: unsafe { ResourceGuard::exclusive(self.resource.get()) },
+        }
+    }
+
+    /// Runs one fs-core operation under the volume lock; fs-core errors become NTSTATUS.
+    ///
+    /// # Errors
+    /// `STATUS_VOLUME_DISMOUNTED` after dismount, else what fs-core reports.
+    pub fn with_volume<R>(
+        &self,
+        f: impl FnOnce(&mut Volume<TargetDevice>) -> fs_core::Result<R>,
+    ) -> Result<R, NTSTATUS> {
+        // SAFETY: initialised with the VCB.
+        let _guard = unsafe { ResourceGuard::exclusive(self.volume_lock.get()) };
+        // SAFETY: the volume lock is held exclusive and `f` (fs-core) never re-enters it.
+        let volume = unsafe { &mut *self.volume.get() };
+        let volume = volume.as_mut().ok_or(nt::STATUS_VOLUME_DISMOUNTED)?;
+        f(volume).map_err(|e| status_of(&e))
+    }
+
+    /// Unmounts fs-core's volume (flushing it). Later `with_volume` calls fail.
+    ///
+    /// # Errors
+    /// What fs-core's unmount reports; the volume is gone either way.
+    pub fn unmount(&self) -> Result<(), NTSTATUS> {
+        // SAFETY: initialised with the VCB.
+        let _guard = unsafe { ResourceGuard::exclusive(self.volume_lock.get()) };
+        // SAFETY: the volume lock is held exclusive.
+        let volume = unsafe { &mut *self.volume.get() };
+        match volume.take() {
+            Some(v) => v.unmount().map(drop).map_err(|e| status_of(&e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Ids of all open FCBs (a snapshot: the table may change while the caller works).
+    #[must_use]
+    pub fn fcb_ids(guard: &VcbExclusive<'_>) -> Vec<u64> {
+        guard.with_fcbs(|t| t.keys().copied().collect())
+    }
+
+    /// Is the table empty and no volume open left: may the VCB go?
+    #[must_use]
+    pub fn is_unused(&self, guard: &VcbExclusive<'_>) -> bool {
+        self.volume_opens.get() == 0 && guard.with_fcbs(|t| t.is_empty())
+    }
+
+    /// Tears down a dismounted, unused VCB and deletes its volume device object.
+    ///
+    /// # Safety
+    /// Called once, after the last file object of the volume closed, with no guard of this
+    /// VCB alive; the VCB is not used again.
+    pub unsafe fn delete(vcb: *mut Vcb) {
+        // SAFETY: valid until dropped below.
+        let vdo = unsafe { (*vcb).vdo };
+        // SAFETY: initialised with the VCB, not held by anyone.
+        unsafe { nt::ExDeleteResourceLite((*vcb).resource.get()) };
+        // SAFETY: as above.
+        unsafe { nt::ExDeleteResourceLite((*vcb).volume_lock.get()) };
+        // SAFETY: initialised in `init_in_place`, dropped once.
+        unsafe { ptr::drop_in_place(vcb) };
+        // SAFETY: our volume device; nothing references it any more.
+        unsafe { nt::IoDeleteDevice(vdo) };
+        crate::global::CFAT_DATA.volume_dismounted();
+    }
+}

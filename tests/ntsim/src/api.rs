@@ -1,0 +1,773 @@
+//! The test-facing API: reads like Win32/NT (create with access, share and disposition;
+//! cached or non-cached read/write; sections, views, flush; close), plus the steps a test
+//! drives (lazy writer, modified page writer, memory pressure, dismount) and the end-of-test
+//! check ([`Sim::finish`]: dismount, unload, zero leaked pool, file objects, resources,
+//! devices, IRPs and segments).
+//!
+//! The I/O manager's checks that happen before any IRP are here: generic access mapping, the
+//! handle's granted access for read/write/section creation, mount on first open through the
+//! registered file systems (none recognising the volume fails the open with
+//! `STATUS_UNRECOGNIZED_VOLUME`: ntsim has no RAW file system).
+#![allow(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use fs_core::{FormatOptions, MemDevice};
+use fs_driver::global::CFAT_DATA;
+use windows_sys::Wdk::Foundation::{DRIVER_OBJECT, FILE_OBJECT, IO_SECURITY_CONTEXT};
+use windows_sys::Win32::Foundation::{
+    NTSTATUS, STATUS_ACCESS_DENIED, STATUS_INVALID_HANDLE, STATUS_SUCCESS,
+    STATUS_UNRECOGNIZED_VOLUME, UNICODE_STRING,
+};
+
+use crate::disk::{self, Disk};
+use crate::ex;
+use crate::io;
+use crate::kernel;
+use crate::mm;
+use crate::trace::{Event, FoId};
+
+/// Serialises tests: the driver's globals are process-wide.
+static TEST_LOCK: Mutex<()> = Mutex::new(());
+
+/// Access rights (winnt.h).
+pub mod access {
+    /// Read data.
+    pub const FILE_READ_DATA: u32 = 0x1;
+    /// Write data.
+    pub const FILE_WRITE_DATA: u32 = 0x2;
+    /// Append data.
+    pub const FILE_APPEND_DATA: u32 = 0x4;
+    /// Read attributes.
+    pub const FILE_READ_ATTRIBUTES: u32 = 0x80;
+    /// Delete.
+    pub const DELETE: u32 = 0x1_0000;
+    /// Synchronize.
+    pub const SYNCHRONIZE: u32 = 0x10_0000;
+    /// Generic read.
+    pub const GENERIC_READ: u32 = 0x8000_0000;
+    /// Generic write.
+    pub const GENERIC_WRITE: u32 = 0x4000_0000;
+    /// Generic execute.
+    pub const GENERIC_EXECUTE: u32 = 0x2000_0000;
+    /// Generic all.
+    pub const GENERIC_ALL: u32 = 0x1000_0000;
+    /// `FILE_GENERIC_READ`.
+    pub const FILE_GENERIC_READ: u32 = 0x0012_0089;
+    /// `FILE_GENERIC_WRITE`.
+    pub const FILE_GENERIC_WRITE: u32 = 0x0012_0116;
+    /// `FILE_GENERIC_EXECUTE`.
+    pub const FILE_GENERIC_EXECUTE: u32 = 0x0012_00A0;
+    /// `FILE_ALL_ACCESS`.
+    pub const FILE_ALL_ACCESS: u32 = 0x001F_01FF;
+}
+
+/// Share modes.
+pub mod share {
+    /// None.
+    pub const NONE: u32 = 0;
+    /// `FILE_SHARE_READ`.
+    pub const READ: u32 = 1;
+    /// `FILE_SHARE_WRITE`.
+    pub const WRITE: u32 = 2;
+    /// `FILE_SHARE_DELETE`.
+    pub const DELETE: u32 = 4;
+    /// All three.
+    pub const ALL: u32 = 7;
+}
+
+pub use fs_driver::nt::create_options as options;
+pub use fs_driver::nt::disposition;
+
+/// The I/O manager's generic mapping for files.
+#[must_use]
+pub fn map_generic(desired: u32) -> u32 {
+    use access::*;
+    let mut mapped = desired & 0x0FFF_FFFF;
+    for (generic, specific) in [
+        (GENERIC_READ, FILE_GENERIC_READ),
+        (GENERIC_WRITE, FILE_GENERIC_WRITE),
+        (GENERIC_EXECUTE, FILE_GENERIC_EXECUTE),
+        (GENERIC_ALL, FILE_ALL_ACCESS),
+    ] {
+        if desired & generic != 0 {
+            mapped |= specific;
+        }
+    }
+    mapped
+}
+
+/// What an open asks for (`NtCreateFile`'s parameters).
+#[derive(Clone, Copy, Debug)]
+pub struct Open {
+    /// Desired access (generic rights are mapped).
+    pub access: u32,
+    /// Share mode.
+    pub share: u32,
+    /// Create disposition.
+    pub disposition: u32,
+    /// Create options.
+    pub options: u32,
+    /// File attributes for a new file.
+    pub attributes: u32,
+}
+
+impl Open {
+    /// An open with `access`, sharing read and write, `FILE_OPEN_IF`.
+    #[must_use]
+    pub fn new(access: u32) -> Self {
+        Self {
+            access,
+            share: share::READ | share::WRITE,
+            disposition: disposition::FILE_OPEN_IF,
+            options: 0,
+            attributes: 0,
+        }
+    }
+
+    /// Read and write access (the usual test open).
+    #[must_use]
+    pub fn read_write() -> Self {
+        Self::new(access::GENERIC_READ | access::GENERIC_WRITE)
+    }
+
+    /// With this share mode.
+    #[must_use]
+    pub fn share(mut self, share: u32) -> Self {
+        self.share = share;
+        self
+    }
+
+    /// With this disposition.
+    #[must_use]
+    pub fn disposition(mut self, disposition: u32) -> Self {
+        self.disposition = disposition;
+        self
+    }
+
+    /// With these create options added.
+    #[must_use]
+    pub fn options(mut self, options: u32) -> Self {
+        self.options |= options;
+        self
+    }
+
+    /// With these attributes for a new file.
+    #[must_use]
+    pub fn attributes(mut self, attributes: u32) -> Self {
+        self.attributes = attributes;
+        self
+    }
+
+    /// Non-cached (`FILE_NO_INTERMEDIATE_BUFFERING`).
+    #[must_use]
+    pub fn no_buffering(self) -> Self {
+        self.options(options::FILE_NO_INTERMEDIATE_BUFFERING)
+    }
+}
+
+/// A file handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Handle(u32);
+
+/// A section handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Section(u32);
+
+/// A mapped view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct View(u32);
+
+/// What [`Sim::finish`] found left over.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Leaks {
+    /// Pool blocks still allocated, with their tags.
+    pub pool: Vec<(String, usize)>,
+    /// File objects not freed.
+    pub file_objects: usize,
+    /// ERESOURCEs not deleted.
+    pub resources: usize,
+    /// Devices not deleted (the disk's excluded).
+    pub devices: usize,
+    /// IRPs not freed.
+    pub irps: usize,
+    /// Control areas and image sections left.
+    pub segments: usize,
+    /// DriverUnload was withdrawn (a volume still counted as mounted).
+    pub unload_refused: bool,
+}
+
+impl Leaks {
+    /// Nothing leaked.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Leaks::default()
+    }
+}
+
+/// A formatted in-memory cowfat volume of `size` bytes.
+#[must_use]
+pub fn formatted(size: u64) -> MemDevice {
+    let mut medium = MemDevice::new(size);
+    if fs_core::format(&mut medium, &FormatOptions::default()).is_err() {
+        ex::bugcheck("formatting the test volume failed");
+    }
+    medium
+}
+
+/// One emulated machine with the cowfat driver loaded and a disk attached.
+pub struct Sim {
+    _lock: MutexGuard<'static, ()>,
+    driver: *mut DRIVER_OBJECT,
+    disk: Disk,
+    old_vpbs: Vec<*mut windows_sys::Wdk::Foundation::VPB>,
+    handles: BTreeMap<Handle, *mut FILE_OBJECT>,
+    next_handle: u32,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("handles", &self.handles.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sim {
+    /// A machine with a freshly formatted 16 MiB cowfat disk.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_medium(formatted(16 << 20))
+    }
+
+    /// A machine whose disk holds `medium`; the driver is loaded (DriverEntry ran).
+    #[must_use]
+    pub fn with_medium(medium: MemDevice) -> Self {
+        let lock = TEST_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+        kernel::reset();
+        let driver = Box::into_raw(Box::new(DRIVER_OBJECT::default()));
+        let registry = UNICODE_STRING::default();
+        // SAFETY: a fresh driver object, as the I/O manager passes it; PASSIVE_LEVEL.
+        let status = unsafe { fs_driver::driver_entry(driver, &registry) };
+        if status != STATUS_SUCCESS {
+            ex::bugcheck("DriverEntry failed");
+        }
+        // A test that panicked earlier may have left the process-wide mount count behind.
+        while CFAT_DATA.mounted_volumes() > 0 {
+            CFAT_DATA.volume_dismounted();
+        }
+        let disk = disk::create(medium);
+        Self {
+            _lock: lock,
+            driver,
+            disk,
+            old_vpbs: Vec::new(),
+            handles: BTreeMap::new(),
+            next_handle: 4,
+        }
+    }
+
+    /// The trace so far.
+    #[must_use]
+    pub fn trace(&self) -> Vec<Event> {
+        kernel::with(|k| k.trace.clone())
+    }
+
+    /// The trace so far, emptying it.
+    pub fn take_trace(&mut self) -> Vec<Event> {
+        kernel::with(|k| std::mem::take(&mut k.trace))
+    }
+
+    /// The trace name of a handle's file object.
+    #[must_use]
+    pub fn file_id(&self, handle: Handle) -> FoId {
+        let fo = self.fo(handle).unwrap_or(std::ptr::null_mut());
+        kernel::with(|k| k.fo_id(fo)).unwrap_or(FoId(0))
+    }
+
+    /// Does the file object still exist (not yet closed)?
+    #[must_use]
+    pub fn file_object_alive(&self, id: FoId) -> bool {
+        kernel::with(|k| k.file_objects.values().any(|r| r.id == id))
+    }
+
+    /// A copy of the disk's medium (to check it with fs-core directly).
+    #[must_use]
+    pub fn medium(&self) -> MemDevice {
+        kernel::with(|k| k.disk.clone()).unwrap_or_else(|| MemDevice::new(0))
+    }
+
+    fn fo(&self, handle: Handle) -> Result<*mut FILE_OBJECT, NTSTATUS> {
+        self.handles
+            .get(&handle)
+            .copied()
+            .ok_or(STATUS_INVALID_HANDLE)
+    }
+
+    fn vpb(&self) -> *mut windows_sys::Wdk::Foundation::VPB {
+        // SAFETY: the disk device lives as long as the Sim.
+        unsafe { (*self.disk.device).Vpb }
+    }
+
+    /// Mounts the disk through the registered file systems (the I/O manager does this on
+    /// the first open; tests may ask explicitly).
+    pub fn mount(&mut self) -> NTSTATUS {
+        match self.mount_if_needed() {
+            Ok(()) => STATUS_SUCCESS,
+            Err(status) => status,
+        }
+    }
+
+    fn mount_if_needed(&mut self) -> Result<(), NTSTATUS> {
+        let mut vpb = self.vpb();
+        // SAFETY: a live VPB of the model.
+        let (flags, device) = unsafe { ((*vpb).Flags, (*vpb).DeviceObject) };
+        if u32::from(flags) & fs_driver::nt::VPB_MOUNTED != 0 {
+            return Ok(());
+        }
+        if !device.is_null() {
+            // Dismounted: file objects keep the old VPB; the device gets a fresh one.
+            self.old_vpbs.push(vpb);
+            vpb = disk::new_vpb(self.disk.device);
+            // SAFETY: the disk device is live.
+            unsafe { (*self.disk.device).Vpb = vpb };
+        }
+        let file_systems = kernel::with(|k| k.file_systems.clone());
+        for fs in file_systems {
+            // SAFETY: a registered file system's live control device.
+            let irp = io::allocate_irp(unsafe { (*fs).StackSize }, false);
+            // SAFETY: fresh IRP.
+            let stack = unsafe { io::next_stack(irp) };
+            // SAFETY: as above.
+            unsafe { (*stack).MajorFunction = 0x0d };
+            // SAFETY: as above.
+            unsafe { (*stack).MinorFunction = 0x01 };
+            // SAFETY: as above: MountVolume is the member for IRP_MN_MOUNT_VOLUME.
+            unsafe { (*stack).Parameters.MountVolume.Vpb = vpb };
+            // SAFETY: as above.
+            unsafe { (*stack).Parameters.MountVolume.DeviceObject = self.disk.device };
+            // SAFETY: a complete mount IRP for `fs`.
+            let (status, _) = unsafe { io::send_and_free(fs, irp) };
+            if status == STATUS_SUCCESS {
+                // SAFETY: the VPB is the I/O manager's to flag.
+                unsafe { (*vpb).Flags |= fs_driver::nt::VPB_MOUNTED as u16 };
+                return Ok(());
+            }
+            if status != STATUS_UNRECOGNIZED_VOLUME {
+                return Err(status);
+            }
+        }
+        Err(STATUS_UNRECOGNIZED_VOLUME)
+    }
+
+    /// `NtCreateFile` of `path` (absolute on the volume, e.g. `\dir\a.txt`).
+    ///
+    /// # Errors
+    /// The create's NTSTATUS.
+    pub fn create(&mut self, path: &str, open: &Open) -> Result<Handle, NTSTATUS> {
+        self.open_at(path, None, open)
+    }
+
+    /// `NtCreateFile` of `name` relative to the directory (or volume) handle `dir`.
+    ///
+    /// # Errors
+    /// The create's NTSTATUS.
+    pub fn create_relative(
+        &mut self,
+        dir: Handle,
+        name: &str,
+        open: &Open,
+    ) -> Result<Handle, NTSTATUS> {
+        let related = self.fo(dir)?;
+        self.open_at(name, Some(related), open)
+    }
+
+    /// Opens the volume itself (`\\.\X:`).
+    ///
+    /// # Errors
+    /// The create's NTSTATUS.
+    pub fn open_volume(&mut self) -> Result<Handle, NTSTATUS> {
+        self.open_at(
+            "",
+            None,
+            &Open::read_write().disposition(disposition::FILE_OPEN),
+        )
+    }
+
+    fn open_at(
+        &mut self,
+        path: &str,
+        related: Option<*mut FILE_OBJECT>,
+        open: &Open,
+    ) -> Result<Handle, NTSTATUS> {
+        self.mount_if_needed()?;
+        let vpb = self.vpb();
+        // SAFETY: a mounted VPB.
+        let vdo = unsafe { (*vpb).DeviceObject };
+        let related = related.unwrap_or(std::ptr::null_mut());
+        let fo = io::create_file_object(vdo, self.disk.device, vpb, path, related);
+        let granted = map_generic(open.access);
+        let mut security = IO_SECURITY_CONTEXT {
+            DesiredAccess: granted,
+            ..Default::default()
+        };
+        // SAFETY: a live volume device.
+        let irp = io::allocate_irp(unsafe { (*vdo).StackSize }, false);
+        // SAFETY: fresh IRP; the security context outlives the synchronous create.
+        unsafe { fill_create(irp, fo, &mut security, open) };
+        // SAFETY: a complete create IRP for the volume device.
+        let (status, _) = unsafe { io::send_and_free(vdo, irp) };
+        if status < 0 {
+            io::free_file_object(fo);
+            return Err(status);
+        }
+        if open.options & options::FILE_NO_INTERMEDIATE_BUFFERING != 0 {
+            // SAFETY: our file object; the I/O manager sets this flag.
+            unsafe { (*fo).Flags |= fs_driver::nt::FO_NO_INTERMEDIATE_BUFFERING };
+        }
+        kernel::with(|k| {
+            if let Some(r) = k.file_objects.get_mut(&fo) {
+                r.opened = true;
+                r.handles = 1;
+                r.granted = granted;
+            }
+        });
+        let handle = Handle(self.next_handle);
+        self.next_handle += 4;
+        self.handles.insert(handle, fo);
+        Ok(handle)
+    }
+
+    /// `NtClose` of a file handle: IRP_MJ_CLEANUP, then the handle's reference goes (which
+    /// sends IRP_MJ_CLOSE unless something else, such as Mm, still references the file
+    /// object; NT-04/NT-05).
+    pub fn close(&mut self, handle: Handle) {
+        let Some(fo) = self.handles.remove(&handle) else {
+            ex::bugcheck("closing a handle that is not open")
+        };
+        let device = kernel::with(|k| {
+            let r = k.file_objects.get_mut(&fo)?;
+            r.handles -= 1;
+            (r.handles == 0).then_some(r.device)
+        });
+        if let Some(device) = device {
+            // SAFETY: a live opened file object whose last handle closed.
+            let _ = unsafe { io::send_simple(device, fo, 0x12, 0) };
+        }
+        io::dereference(fo);
+        io::reap_devices();
+    }
+
+    fn granted(&self, fo: *mut FILE_OBJECT) -> u32 {
+        kernel::with(|k| k.file_objects.get(&fo).map_or(0, |r| r.granted))
+    }
+
+    fn io_flags(fo: *mut FILE_OBJECT) -> u32 {
+        // SAFETY: a live file object.
+        let flags = unsafe { (*fo).Flags };
+        if flags & fs_driver::nt::FO_NO_INTERMEDIATE_BUFFERING != 0 {
+            fs_driver::nt::IRP_NOCACHE
+        } else {
+            0
+        }
+    }
+
+    /// `NtReadFile` at `offset` (cached, or non-cached for a `FILE_NO_INTERMEDIATE_BUFFERING`
+    /// handle); the bytes read.
+    ///
+    /// # Errors
+    /// The read's NTSTATUS (`STATUS_END_OF_FILE` at or past end of file).
+    pub fn read(&mut self, handle: Handle, offset: u64, len: usize) -> Result<Vec<u8>, NTSTATUS> {
+        let fo = self.fo(handle)?;
+        if self.granted(fo) & access::FILE_READ_DATA == 0 {
+            return Err(STATUS_ACCESS_DENIED);
+        }
+        let mut buffer = vec![0u8; len];
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let length = u32::try_from(len).unwrap_or(u32::MAX);
+        // SAFETY: an opened file object; the buffer holds `len` bytes.
+        let (status, information) = unsafe {
+            io::send_read_write(
+                fo,
+                0x03,
+                offset,
+                buffer.as_mut_ptr(),
+                length,
+                Self::io_flags(fo),
+                false,
+            )
+        };
+        if status < 0 {
+            return Err(status);
+        }
+        buffer.truncate(information);
+        Ok(buffer)
+    }
+
+    /// `NtWriteFile` at `offset` (`None`: append, `FILE_WRITE_TO_END_OF_FILE`); bytes written.
+    ///
+    /// # Errors
+    /// The write's NTSTATUS.
+    pub fn write(
+        &mut self,
+        handle: Handle,
+        offset: Option<u64>,
+        data: &[u8],
+    ) -> Result<usize, NTSTATUS> {
+        let fo = self.fo(handle)?;
+        if self.granted(fo) & (access::FILE_WRITE_DATA | access::FILE_APPEND_DATA) == 0 {
+            return Err(STATUS_ACCESS_DENIED);
+        }
+        let offset = offset.map_or(-1, |o| i64::try_from(o).unwrap_or(i64::MAX));
+        let mut copy = data.to_vec();
+        let length = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        // SAFETY: an opened file object; the buffer holds `len` bytes.
+        let (status, information) = unsafe {
+            io::send_read_write(
+                fo,
+                0x04,
+                offset,
+                copy.as_mut_ptr(),
+                length,
+                Self::io_flags(fo),
+                false,
+            )
+        };
+        if status < 0 {
+            return Err(status);
+        }
+        Ok(information)
+    }
+
+    /// `NtCreateSection(SEC_COMMIT)` on a file handle: a data section, writable or not.
+    ///
+    /// # Errors
+    /// `STATUS_ACCESS_DENIED` if the handle lacks the access, else Mm's or the FS's status.
+    pub fn create_section(&mut self, handle: Handle, writable: bool) -> Result<Section, NTSTATUS> {
+        let fo = self.fo(handle)?;
+        let needed = access::FILE_READ_DATA | if writable { access::FILE_WRITE_DATA } else { 0 };
+        if self.granted(fo) & needed != needed {
+            return Err(STATUS_ACCESS_DENIED);
+        }
+        mm::create_section(fo, writable, false).map(Section)
+    }
+
+    /// `NtCreateSection(SEC_IMAGE)`: an image section (views are counted, nothing executes).
+    ///
+    /// # Errors
+    /// As [`Sim::create_section`].
+    pub fn create_image_section(&mut self, handle: Handle) -> Result<Section, NTSTATUS> {
+        let fo = self.fo(handle)?;
+        if self.granted(fo) & access::FILE_READ_DATA == 0 {
+            return Err(STATUS_ACCESS_DENIED);
+        }
+        mm::create_section(fo, false, true).map(Section)
+    }
+
+    /// Closes a section handle (the segment stays until purge or memory pressure).
+    pub fn close_section(&mut self, section: Section) {
+        mm::close_section(section.0);
+    }
+
+    /// `MapViewOfFile` (`len` 0: to the end of the section).
+    ///
+    /// # Errors
+    /// Mm's status.
+    pub fn map_view(&mut self, section: Section, offset: u64, len: u64) -> Result<View, NTSTATUS> {
+        mm::map_view(section.0, offset, len).map(View)
+    }
+
+    /// Reads through a view (page faults become paging reads).
+    ///
+    /// # Errors
+    /// `STATUS_ACCESS_VIOLATION` outside the view, or the in-page error.
+    pub fn view_read(&mut self, view: View, offset: u64, len: usize) -> Result<Vec<u8>, NTSTATUS> {
+        mm::view_read(view.0, offset, len)
+    }
+
+    /// Writes through a writable view (pages become dirty; nothing reaches the FS yet).
+    ///
+    /// # Errors
+    /// As [`Sim::view_read`].
+    pub fn view_write(&mut self, view: View, offset: u64, data: &[u8]) -> Result<(), NTSTATUS> {
+        mm::view_write(view.0, offset, data)
+    }
+
+    /// `FlushViewOfFile` of the whole view.
+    pub fn flush_view(&mut self, view: View) -> NTSTATUS {
+        mm::flush_view(view.0)
+    }
+
+    /// `UnmapViewOfFile`.
+    pub fn unmap_view(&mut self, view: View) {
+        mm::unmap_view(view.0);
+    }
+
+    /// One lazy writer pass.
+    pub fn lazy_writer(&mut self) {
+        crate::cc::lazy_writer();
+        io::reap_devices();
+    }
+
+    /// One modified page writer pass.
+    pub fn modified_page_writer(&mut self) {
+        mm::modified_page_writer();
+        io::reap_devices();
+    }
+
+    /// Memory pressure: everything dirty is written, clean pages dropped, unreferenced
+    /// segments deleted (their file objects close).
+    pub fn memory_pressure(&mut self) {
+        mm::memory_pressure();
+        io::reap_devices();
+    }
+
+    /// `FSCTL_DISMOUNT_VOLUME` through a volume handle, then that handle closes.
+    ///
+    /// # Errors
+    /// The open's or the FSCTL's status.
+    pub fn dismount(&mut self) -> NTSTATUS {
+        let volume = match self.open_volume() {
+            Ok(h) => h,
+            Err(status) => return status,
+        };
+        let Ok(fo) = self.fo(volume) else {
+            return STATUS_INVALID_HANDLE;
+        };
+        let device = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device));
+        let status = match device {
+            // SAFETY: the volume handle's live file object and device.
+            Some(device) => unsafe { send_fsctl(device, fo, fs_driver::nt::FSCTL_DISMOUNT_VOLUME) },
+            None => STATUS_INVALID_HANDLE,
+        };
+        self.close(volume);
+        status
+    }
+
+    /// Is the disk's current VPB mounted?
+    #[must_use]
+    pub fn is_mounted(&self) -> bool {
+        // SAFETY: a live VPB.
+        u32::from(unsafe { (*self.vpb()).Flags }) & fs_driver::nt::VPB_MOUNTED != 0
+    }
+
+    /// The end of every test: all handles must be closed; the volume is dismounted, memory
+    /// pressure runs, the driver unloads, the disk goes, and what is left is reported.
+    #[must_use]
+    pub fn finish(mut self) -> Leaks {
+        if !self.handles.is_empty() {
+            ex::bugcheck("finish with handles still open");
+        }
+        if self.is_mounted() {
+            let status = self.dismount();
+            if status < 0 {
+                ex::bugcheck(&format!("dismount failed: {status:#x}"));
+            }
+        }
+        self.memory_pressure();
+        let mut leaks = Leaks {
+            // SAFETY: our driver object.
+            unload_refused: unsafe { (*self.driver).DriverUnload }.is_none(),
+            ..Leaks::default()
+        };
+        // SAFETY: our driver object.
+        if let Some(unload) = unsafe { (*self.driver).DriverUnload } {
+            // SAFETY: the driver's unload routine with its own driver object.
+            unsafe { unload(self.driver) };
+        }
+        io::reap_devices();
+        leaks.devices = io::live_devices_of(self.driver);
+        let _ = disk::destroy(&self.disk);
+        for vpb in self
+            .old_vpbs
+            .drain(..)
+            .chain(std::iter::once(self.disk.vpb))
+        {
+            disk::free_vpb(vpb);
+        }
+        kernel::with(|k| {
+            leaks.pool = k.pool.values().map(|b| (tag_name(b.tag), b.size)).collect();
+            leaks.file_objects = k.file_objects.len();
+            leaks.resources = k.resources.len();
+            leaks.irps = k.irps.len();
+            leaks.segments = k.control_areas.len() + k.images.len();
+        });
+        if leaks.devices == 0 && !leaks.unload_refused {
+            // SAFETY: created by Box::into_raw in `with_medium`; its devices are gone.
+            drop(unsafe { Box::from_raw(self.driver) });
+        }
+        leaks
+    }
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A pool tag as its four characters.
+#[must_use]
+pub fn tag_name(tag: u32) -> String {
+    String::from_utf8_lossy(&tag.to_le_bytes()).into_owned()
+}
+
+/// Fills a create IRP's stack location.
+///
+/// # Safety
+/// `irp` is fresh; `security` outlives the request.
+unsafe fn fill_create(
+    irp: *mut windows_sys::Wdk::Foundation::IRP,
+    fo: *mut FILE_OBJECT,
+    security: &mut IO_SECURITY_CONTEXT,
+    open: &Open,
+) {
+    // SAFETY: the caller's contract.
+    let stack = unsafe { io::next_stack(irp) };
+    // SAFETY: as above.
+    unsafe { (*stack).MajorFunction = 0x00 };
+    // SAFETY: as above.
+    unsafe { (*stack).FileObject = fo };
+    // SAFETY: as above: Create is the member for IRP_MJ_CREATE.
+    unsafe {
+        (*stack).Parameters.Create.SecurityContext = security;
+    }
+    let options = (open.disposition << 24) | (open.options & 0x00FF_FFFF);
+    // SAFETY: as above.
+    unsafe { (*stack).Parameters.Create.Options = options };
+    // SAFETY: as above.
+    unsafe { (*stack).Parameters.Create.ShareAccess = u16::try_from(open.share).unwrap_or(0) };
+    // SAFETY: as above.
+    unsafe {
+        (*stack).Parameters.Create.FileAttributes = u16::try_from(open.attributes).unwrap_or(0)
+    };
+    // SAFETY: as above.
+    unsafe { (*irp).Tail.Overlay.OriginalFileObject = fo };
+}
+
+/// An `IRP_MN_USER_FS_REQUEST` with no buffers.
+///
+/// # Safety
+/// `device` and `fo` are live.
+unsafe fn send_fsctl(
+    device: *mut windows_sys::Wdk::Foundation::DEVICE_OBJECT,
+    fo: *mut FILE_OBJECT,
+    code: u32,
+) -> NTSTATUS {
+    // SAFETY: a live device.
+    let irp = io::allocate_irp(unsafe { (*device).StackSize }, false);
+    // SAFETY: fresh IRP.
+    let stack = unsafe { io::next_stack(irp) };
+    // SAFETY: as above.
+    unsafe { (*stack).MajorFunction = 0x0d };
+    // SAFETY: as above.
+    unsafe { (*stack).MinorFunction = 0x00 };
+    // SAFETY: as above.
+    unsafe { (*stack).FileObject = fo };
+    // SAFETY: as above: FileSystemControl is the member for user FS requests.
+    unsafe { (*stack).Parameters.FileSystemControl.FsControlCode = code };
+    // SAFETY: a complete IRP for `device`.
+    let (status, _) = unsafe { io::send_and_free(device, irp) };
+    status
+}

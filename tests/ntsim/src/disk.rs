@@ -1,0 +1,213 @@
+//! The volume's target device: a disk driver whose IRP_MJ_READ/WRITE (direct I/O: the buffer
+//! comes as an MDL) go to an fs-core `MemDevice`, with `IOCTL_DISK_GET_LENGTH_INFO` and flush.
+//! Transfers must be sector aligned, as on a real disk (a misaligned one fails with
+//! `STATUS_INVALID_PARAMETER`).
+#![allow(unsafe_code)]
+
+use std::ptr;
+
+use fs_core::{BlockDevice, MemDevice};
+use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, DRIVER_OBJECT, IRP, VPB};
+use windows_sys::Win32::Foundation::{
+    NTSTATUS, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_IO_DEVICE_ERROR,
+    STATUS_SUCCESS,
+};
+
+use crate::ex::bugcheck;
+use crate::io;
+use crate::kernel;
+
+const SECTOR: u16 = 512;
+const DO_DIRECT_IO: u32 = 0x10;
+const FILE_DEVICE_DISK: u32 = 7;
+const IOCTL_DISK_GET_LENGTH_INFO: u32 = 0x0007_405C;
+const IRP_MJ_READ: u8 = 0x03;
+const IRP_MJ_WRITE: u8 = 0x04;
+const IRP_MJ_FLUSH_BUFFERS: u8 = 0x09;
+const IRP_MJ_DEVICE_CONTROL: u8 = 0x0e;
+
+/// The disk driver object, its device and the device's VPB.
+#[derive(Debug)]
+pub struct Disk {
+    /// The disk's driver object (owned by the model).
+    pub driver: *mut DRIVER_OBJECT,
+    /// The disk device.
+    pub device: *mut DEVICE_OBJECT,
+    /// The VPB file systems mount through.
+    pub vpb: *mut VPB,
+}
+
+/// Creates the disk over `medium`.
+#[must_use]
+pub fn create(medium: MemDevice) -> Disk {
+    let mut driver = Box::new(DRIVER_OBJECT::default());
+    for major in [
+        IRP_MJ_READ,
+        IRP_MJ_WRITE,
+        IRP_MJ_FLUSH_BUFFERS,
+        IRP_MJ_DEVICE_CONTROL,
+    ] {
+        driver.MajorFunction[usize::from(major)] = Some(disk_dispatch);
+    }
+    let driver = Box::into_raw(driver);
+    let mut device = ptr::null_mut();
+    let status = io::IoCreateDevice(
+        driver,
+        0,
+        ptr::null(),
+        FILE_DEVICE_DISK,
+        0,
+        false,
+        &mut device,
+    );
+    if status < 0 {
+        bugcheck("cannot create the disk device");
+    }
+    let vpb = new_vpb(device);
+    // SAFETY: the device was just created by the model.
+    unsafe { (*device).SectorSize = SECTOR };
+    // SAFETY: as above.
+    unsafe { (*device).Flags = DO_DIRECT_IO };
+    // SAFETY: as above.
+    unsafe { (*device).Vpb = vpb };
+    kernel::with(|k| {
+        k.disk = Some(medium);
+        k.disk_device = device;
+    });
+    Disk {
+        driver,
+        device,
+        vpb,
+    }
+}
+
+/// A fresh VPB for `device` (at creation, and after a dismount).
+#[must_use]
+pub fn new_vpb(device: *mut DEVICE_OBJECT) -> *mut VPB {
+    Box::into_raw(Box::new(VPB {
+        Type: 10,
+        Size: i16::try_from(std::mem::size_of::<VPB>()).unwrap_or(i16::MAX),
+        RealDevice: device,
+        ..Default::default()
+    }))
+}
+
+/// Frees a VPB made by [`new_vpb`].
+pub fn free_vpb(vpb: *mut VPB) {
+    // SAFETY: created by Box::into_raw in `new_vpb`, freed once.
+    drop(unsafe { Box::from_raw(vpb) });
+}
+
+/// Deletes the disk and gives its medium back.
+pub fn destroy(disk: &Disk) -> Option<MemDevice> {
+    io::IoDeleteDevice(disk.device);
+    io::reap_devices();
+    // SAFETY: created by Box::into_raw in `create`; its only device is gone.
+    drop(unsafe { Box::from_raw(disk.driver) });
+    kernel::with(|k| {
+        k.disk_device = ptr::null_mut();
+        k.disk.take()
+    })
+}
+
+/// Is `device` the disk?
+#[must_use]
+pub fn is_disk_device(device: *mut DEVICE_OBJECT) -> bool {
+    kernel::with(|k| k.disk_device == device)
+}
+
+/// The disk's dispatch routine.
+unsafe extern "system" fn disk_dispatch(_device: *const DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: the I/O manager calls us with a live IRP whose current location is ours.
+    let stack = unsafe {
+        (*irp)
+            .Tail
+            .Overlay
+            .Anonymous2
+            .Anonymous
+            .CurrentStackLocation
+    };
+    // SAFETY: as above.
+    let major = unsafe { (*stack).MajorFunction };
+    let (status, information) = match major {
+        // SAFETY: a read/write IRP of ours.
+        IRP_MJ_READ | IRP_MJ_WRITE => unsafe { transfer(irp, stack, major == IRP_MJ_WRITE) },
+        IRP_MJ_FLUSH_BUFFERS => (STATUS_SUCCESS, 0),
+        // SAFETY: a device control IRP of ours.
+        IRP_MJ_DEVICE_CONTROL => unsafe { device_control(irp, stack) },
+        _ => (STATUS_INVALID_DEVICE_REQUEST, 0),
+    };
+    // SAFETY: the IRP is ours until completed.
+    unsafe { (*irp).IoStatus.Anonymous.Status = status };
+    // SAFETY: as above.
+    unsafe { (*irp).IoStatus.Information = information };
+    io::IofCompleteRequest(irp, 0);
+    status
+}
+
+/// A sector read or write against the medium.
+///
+/// # Safety
+/// `irp` is a live read/write IRP with an MDL; `stack` its current location.
+unsafe fn transfer(
+    irp: *mut IRP,
+    stack: *mut windows_sys::Wdk::Foundation::IO_STACK_LOCATION,
+    write: bool,
+) -> (NTSTATUS, usize) {
+    // SAFETY: the caller's contract.
+    let params = unsafe { (*stack).Parameters.Read };
+    // SAFETY: as above.
+    let mdl = unsafe { (*irp).MdlAddress };
+    let Ok(offset) = u64::try_from(params.ByteOffset) else {
+        return (STATUS_INVALID_PARAMETER, 0);
+    };
+    let len = params.Length as usize;
+    if mdl.is_null() {
+        return (STATUS_INVALID_PARAMETER, 0);
+    }
+    // SAFETY: the model's MDLs are mapped to system space.
+    let buffer = unsafe { (*mdl).MappedSystemVa }.cast::<u8>();
+    let result = kernel::with(|k| {
+        let Some(disk) = k.disk.as_mut() else {
+            return Err(STATUS_IO_DEVICE_ERROR);
+        };
+        if write {
+            k.disk_io.1 += 1;
+            // SAFETY: the MDL describes `len` readable bytes.
+            let data = unsafe { std::slice::from_raw_parts(buffer, len) };
+            disk.write_at(offset, data)
+                .map_err(|_| STATUS_INVALID_PARAMETER)
+        } else {
+            k.disk_io.0 += 1;
+            // SAFETY: the MDL describes `len` writable bytes no one else uses now.
+            let data = unsafe { std::slice::from_raw_parts_mut(buffer, len) };
+            disk.read_at(offset, data)
+                .map_err(|_| STATUS_INVALID_PARAMETER)
+        }
+    });
+    match result {
+        Ok(()) => (STATUS_SUCCESS, len),
+        Err(status) => (status, 0),
+    }
+}
+
+/// `IOCTL_DISK_GET_LENGTH_INFO` (METHOD_BUFFERED: the answer goes to the system buffer).
+///
+/// # Safety
+/// `irp` is a live device control IRP; `stack` its current location.
+unsafe fn device_control(
+    irp: *mut IRP,
+    stack: *mut windows_sys::Wdk::Foundation::IO_STACK_LOCATION,
+) -> (NTSTATUS, usize) {
+    // SAFETY: the caller's contract.
+    let params = unsafe { (*stack).Parameters.DeviceIoControl };
+    if params.IoControlCode != IOCTL_DISK_GET_LENGTH_INFO || params.OutputBufferLength < 8 {
+        return (STATUS_INVALID_DEVICE_REQUEST, 0);
+    }
+    let size = kernel::with(|k| k.disk.as_ref().map_or(0, BlockDevice::size));
+    // SAFETY: the IRP's system buffer holds at least OutputBufferLength bytes.
+    let out = unsafe { (*irp).AssociatedIrp.SystemBuffer }.cast::<i64>();
+    // SAFETY: as above; an unaligned write is fine for a byte buffer.
+    unsafe { out.write_unaligned(i64::try_from(size).unwrap_or(i64::MAX)) };
+    (STATUS_SUCCESS, 8)
+}

@@ -1,0 +1,254 @@
+//! Executive and kernel basics: pool with tags and leak accounting, ERESOURCE, events,
+//! critical regions, the clock, bug checks.
+//!
+//! Stricter than Windows where it helps find bugs: freeing pool with the wrong tag, an
+//! exclusive acquire by a thread that holds the resource shared, any wait that could never be
+//! satisfied (nothing else runs here) and acquiring a resource on the user thread outside a
+//! critical region are all bug checks (a panic, which aborts the test binary: the machine
+//! is dead, as on Windows). Uninitialised pool is filled with 0xCD.
+#![allow(unsafe_code, non_snake_case, clippy::missing_safety_doc)]
+
+use std::alloc::{alloc, alloc_zeroed, dealloc, Layout};
+use std::ffi::c_void;
+
+use windows_sys::Wdk::Foundation::{ERESOURCE, KEVENT};
+use windows_sys::Wdk::System::SystemServices::KWAIT_REASON;
+use windows_sys::Win32::Foundation::{NTSTATUS, STATUS_SUCCESS};
+use windows_sys::Win32::System::Kernel::EVENT_TYPE;
+
+use crate::kernel::{self, PoolBlock, ResourceState};
+
+/// `POOL_FLAG_UNINITIALIZED`.
+const POOL_FLAG_UNINITIALIZED: u64 = 0x2;
+/// Pool blocks are 16-byte aligned, as on x64.
+const POOL_ALIGN: usize = 16;
+
+/// A bug check: the model found a contract violation it cannot continue from.
+pub fn bugcheck(what: &str) -> ! {
+    panic!("ntsim bug check: {what}")
+}
+
+fn pool_layout(size: usize) -> Option<Layout> {
+    Layout::from_size_align(size.max(1), POOL_ALIGN).ok()
+}
+
+#[no_mangle]
+pub extern "system" fn ExAllocatePool2(flags: u64, numberofbytes: usize, tag: u32) -> *mut c_void {
+    let Some(layout) = pool_layout(numberofbytes) else {
+        return std::ptr::null_mut();
+    };
+    let block = if flags & POOL_FLAG_UNINITIALIZED != 0 {
+        // SAFETY: non-zero size.
+        let p = unsafe { alloc(layout) };
+        if !p.is_null() {
+            // SAFETY: `p` holds `layout.size()` bytes.
+            unsafe { p.write_bytes(0xCD, layout.size()) };
+        }
+        p
+    } else {
+        // SAFETY: non-zero size.
+        unsafe { alloc_zeroed(layout) }
+    };
+    if !block.is_null() {
+        let size = numberofbytes;
+        kernel::with(|k| k.pool.insert(block as usize, PoolBlock { tag, size }));
+    }
+    block.cast()
+}
+
+#[no_mangle]
+pub extern "system" fn ExFreePoolWithTag(p: *mut c_void, tag: u32) {
+    let Some(block) = kernel::with(|k| k.pool.remove(&(p as usize))) else {
+        bugcheck("ExFreePoolWithTag of memory that is not a live pool block")
+    };
+    if block.tag != tag {
+        bugcheck("ExFreePoolWithTag with a tag other than the allocation's");
+    }
+    let Some(layout) = pool_layout(block.size) else {
+        bugcheck("corrupt pool block size")
+    };
+    // SAFETY: allocated by ExAllocatePool2 with this layout, freed once (removed above).
+    unsafe { dealloc(p.cast(), layout) };
+}
+
+#[no_mangle]
+pub extern "system" fn ExInitializeResourceLite(resource: *mut ERESOURCE) -> NTSTATUS {
+    let fresh = kernel::with(|k| {
+        k.resources
+            .insert(resource as usize, ResourceState::default())
+            .is_none()
+    });
+    if !fresh {
+        bugcheck("ExInitializeResourceLite on a live resource");
+    }
+    STATUS_SUCCESS
+}
+
+#[no_mangle]
+pub extern "system" fn ExDeleteResourceLite(resource: *mut ERESOURCE) -> NTSTATUS {
+    let state = kernel::with(|k| k.resources.remove(&(resource as usize)));
+    match state {
+        None => bugcheck("ExDeleteResourceLite of an unknown resource"),
+        Some(s) if s.exclusive.is_some() || !s.shared.is_empty() => {
+            bugcheck("ExDeleteResourceLite of a resource still held")
+        }
+        Some(_) => STATUS_SUCCESS,
+    }
+}
+
+/// What an acquire decided.
+enum Acquire {
+    Granted,
+    WouldWait,
+}
+
+fn acquire(resource: *mut ERESOURCE, exclusive: bool) -> Acquire {
+    kernel::with(|k| {
+        let thread = k.thread;
+        if thread == 0 && k.critical_region <= 0 {
+            bugcheck("ERESOURCE acquired on the user thread outside a critical region");
+        }
+        let Some(state) = k.resources.get_mut(&(resource as usize)) else {
+            bugcheck("acquire of an uninitialised ERESOURCE")
+        };
+        match state.exclusive {
+            Some((owner, ref mut count)) if owner == thread => {
+                *count += 1;
+                return Acquire::Granted;
+            }
+            Some(_) => return Acquire::WouldWait,
+            None => {}
+        }
+        if exclusive {
+            if state.shared.contains_key(&thread) {
+                bugcheck("exclusive acquire of an ERESOURCE this thread holds shared (deadlock)");
+            }
+            if !state.shared.is_empty() {
+                return Acquire::WouldWait;
+            }
+            state.exclusive = Some((thread, 1));
+        } else {
+            *state.shared.entry(thread).or_insert(0) += 1;
+        }
+        Acquire::Granted
+    })
+}
+
+fn acquire_or_wait(resource: *mut ERESOURCE, exclusive: bool, wait: bool) -> bool {
+    match acquire(resource, exclusive) {
+        Acquire::Granted => true,
+        Acquire::WouldWait if wait => {
+            bugcheck("ERESOURCE wait that can never end (held by another model thread)")
+        }
+        Acquire::WouldWait => false,
+    }
+}
+
+#[no_mangle]
+pub extern "system" fn ExAcquireResourceExclusiveLite(
+    resource: *mut ERESOURCE,
+    wait: bool,
+) -> bool {
+    acquire_or_wait(resource, true, wait)
+}
+
+#[no_mangle]
+pub extern "system" fn ExAcquireResourceSharedLite(resource: *mut ERESOURCE, wait: bool) -> bool {
+    acquire_or_wait(resource, false, wait)
+}
+
+#[no_mangle]
+pub extern "system" fn ExReleaseResourceLite(resource: *mut ERESOURCE) {
+    kernel::with(|k| {
+        let thread = k.thread;
+        let Some(state) = k.resources.get_mut(&(resource as usize)) else {
+            bugcheck("release of an uninitialised ERESOURCE")
+        };
+        if let Some((owner, count)) = state.exclusive {
+            if owner == thread {
+                state.exclusive = (count > 1).then_some((owner, count - 1));
+                return;
+            }
+        }
+        match state.shared.get_mut(&thread) {
+            Some(n) if *n > 1 => *n -= 1,
+            Some(_) => {
+                state.shared.remove(&thread);
+            }
+            None => bugcheck("ExReleaseResourceLite of a resource this thread does not hold"),
+        }
+    });
+}
+
+/// Is any resource held by anyone (for the end-of-test check)?
+#[must_use]
+pub fn held_resources() -> usize {
+    kernel::with(|k| {
+        k.resources
+            .values()
+            .filter(|s| s.exclusive.is_some() || !s.shared.is_empty())
+            .count()
+    })
+}
+
+#[no_mangle]
+pub extern "system" fn KeInitializeEvent(event: *mut KEVENT, _type: EVENT_TYPE, state: bool) {
+    kernel::with(|k| k.events.insert(event as usize, state));
+}
+
+/// Signals an event (the I/O manager does it at completion; the driver does not import it).
+pub fn set_event(event: *const KEVENT) {
+    kernel::with(|k| k.events.insert(event as usize, true));
+}
+
+#[no_mangle]
+pub extern "system" fn KeWaitForSingleObject(
+    object: *const c_void,
+    _waitreason: KWAIT_REASON,
+    _waitmode: i8,
+    _alertable: bool,
+    _timeout: *const i64,
+) -> NTSTATUS {
+    let signalled = kernel::with(|k| k.events.get(&(object as usize)).copied());
+    match signalled {
+        Some(true) => STATUS_SUCCESS,
+        Some(false) => bugcheck("KeWaitForSingleObject on an event nothing will ever signal"),
+        None => bugcheck("KeWaitForSingleObject on an object ntsim does not know"),
+    }
+}
+
+#[no_mangle]
+pub extern "system" fn KeEnterCriticalRegion() {
+    kernel::with(|k| k.critical_region += 1);
+}
+
+#[no_mangle]
+pub extern "system" fn KeLeaveCriticalRegion() {
+    kernel::with(|k| {
+        k.critical_region -= 1;
+        if k.critical_region < 0 {
+            bugcheck("KeLeaveCriticalRegion without a matching enter");
+        }
+    });
+}
+
+/// 2026-01-01 in NT time; the clock advances 1 ms per query, so runs are reproducible.
+const CLOCK_BASE: i64 = 134_115_840_000_000_000;
+
+#[no_mangle]
+pub extern "system" fn KeQuerySystemTimePrecise(currenttime: *mut i64) {
+    let ticks = kernel::with(|k| {
+        k.clock_ticks += 1;
+        k.clock_ticks
+    });
+    let now = CLOCK_BASE + i64::try_from(ticks).unwrap_or(0) * 10_000;
+    // SAFETY: the caller passes a writable LARGE_INTEGER.
+    unsafe { currenttime.write(now) };
+}
+
+#[no_mangle]
+pub extern "system" fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) {
+    bugcheck(&format!(
+        "KeBugCheckEx({code:#x}, {p1:#x}, {p2:#x}, {p3:#x}, {p4:#x})"
+    ))
+}

@@ -1,0 +1,308 @@
+//! The model's state: one `Kernel` per test thread, reached through [`with`]. Everything here
+//! is plain data; the boundary modules turn kernel calls into changes of it. A borrow of the
+//! state is never held across a call into the driver (the driver calls back into the model),
+//! and the `RefCell` turns any slip into a panic rather than silent corruption.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::c_void;
+
+use fs_core::MemDevice;
+use windows_sys::Wdk::Foundation::{
+    DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IRP, MDL, SECTION_OBJECT_POINTERS,
+};
+use windows_sys::Wdk::Storage::FileSystem::{CACHE_MANAGER_CALLBACKS, FS_FILTER_CALLBACKS};
+
+use crate::trace::{Event, FoId};
+
+/// Mm's page size.
+pub const PAGE: usize = 4096;
+
+/// One pool allocation.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolBlock {
+    /// Its tag.
+    pub tag: u32,
+    /// Bytes requested.
+    pub size: usize,
+}
+
+/// An ERESOURCE's ownership (the kernel's bytes of it stay untouched).
+#[derive(Clone, Debug, Default)]
+pub struct ResourceState {
+    /// Thread holding it exclusive and its recursion count.
+    pub exclusive: Option<(u32, u32)>,
+    /// Shared holders and their recursion counts.
+    pub shared: BTreeMap<u32, u32>,
+}
+
+/// A device object the model created.
+#[derive(Debug)]
+pub struct DeviceRecord {
+    /// The driver that created it.
+    pub driver: *mut DRIVER_OBJECT,
+    /// Its extension's memory (16-byte aligned).
+    pub extension: Option<Box<[u128]>>,
+    /// `IoDeleteDevice` was called; freed at the next reap.
+    pub deleted: bool,
+}
+
+/// A file object the model created.
+#[derive(Debug)]
+pub struct FoRecord {
+    /// Its trace name.
+    pub id: FoId,
+    /// Object references (handles, Mm's control area, I/O in flight).
+    pub refs: u32,
+    /// Handles.
+    pub handles: u32,
+    /// IRP_MJ_CREATE succeeded (so cleanup/close are owed to the file system).
+    pub opened: bool,
+    /// The file system device its IRPs go to.
+    pub device: *mut DEVICE_OBJECT,
+    /// The name buffer `FileName.Buffer` points into.
+    pub name: Vec<u16>,
+    /// Access granted to its handle(s).
+    pub granted: u32,
+}
+
+/// An IRP the model built.
+#[derive(Debug, Default)]
+pub struct IrpRecord {
+    /// Built by `IoBuildSynchronousFsdRequest`/`IoBuildDeviceIoControlRequest`: freed at
+    /// completion.
+    pub threaded: bool,
+    /// Completion status and information, once `IofCompleteRequest` ran.
+    pub completed: Option<(i32, usize)>,
+    /// The MDL the model attached.
+    pub mdl: Option<*mut MDL>,
+    /// A METHOD_BUFFERED system buffer and where its output is copied at completion.
+    pub system_buffer: Option<Vec<u8>>,
+    /// Output buffer of a buffered request.
+    pub copy_back: Option<(*mut u8, usize)>,
+}
+
+/// One page of a control area.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// Its bytes.
+    pub data: Vec<u8>,
+    /// Dirtied through Cc (`CcCopyWrite`): the lazy writer's to write.
+    pub cc_dirty: bool,
+    /// Dirtied through a user view: the mapped/modified page writer's to write.
+    pub mm_dirty: bool,
+}
+
+impl Page {
+    /// Dirty in either way.
+    #[must_use]
+    pub fn dirty(&self) -> bool {
+        self.cc_dirty || self.mm_dirty
+    }
+}
+
+/// Cc's shared cache map of a stream.
+#[derive(Debug)]
+pub struct SharedCacheMap {
+    /// AllocationSize, FileSize, ValidDataLength as the FS last told Cc.
+    pub file_size: i64,
+    /// The FS's callbacks and lazy-write context.
+    pub callbacks: *const CACHE_MANAGER_CALLBACKS,
+    /// Lazy-write context.
+    pub context: *const c_void,
+    /// File objects with a private cache map.
+    pub private: BTreeSet<*mut FILE_OBJECT>,
+    /// The last private map went while pages were dirty: the lazy writer deletes the map
+    /// after writing them.
+    pub uninitialize_pending: bool,
+}
+
+/// A user view.
+#[derive(Clone, Copy, Debug)]
+pub struct ViewRecord {
+    /// Byte offset in the file.
+    pub offset: u64,
+    /// Bytes mapped.
+    pub len: u64,
+    /// Mapped writable.
+    pub writable: bool,
+}
+
+/// Mm's data control area of one SOP (NT-03: the one Cc and user views share).
+#[derive(Debug)]
+pub struct ControlArea {
+    /// The file object Mm referenced at creation (NT-04): all paging I/O goes to it.
+    pub file_object: *mut FILE_OBJECT,
+    /// Resident pages by page index.
+    pub pages: BTreeMap<u64, Page>,
+    /// Section size in bytes.
+    pub size: u64,
+    /// User section objects open on it.
+    pub sections: u32,
+    /// Of which writable.
+    pub writable_sections: u32,
+    /// User views by id.
+    pub views: BTreeMap<u32, ViewRecord>,
+    /// Cc's shared cache map, if the stream is cached.
+    pub cache: Option<SharedCacheMap>,
+}
+
+impl ControlArea {
+    /// No user section, view or cache map references it any more.
+    #[must_use]
+    pub fn unreferenced(&self) -> bool {
+        self.sections == 0 && self.views.is_empty() && self.cache.is_none()
+    }
+
+    /// Does a user view overlap `[offset, offset + len)`?
+    #[must_use]
+    pub fn mapped(&self, offset: u64, len: u64) -> bool {
+        let end = offset.saturating_add(len);
+        self.views
+            .values()
+            .any(|v| v.offset < end && offset < v.offset + v.len)
+    }
+}
+
+/// An image section of one SOP (views are only counted: nothing executes here).
+#[derive(Debug)]
+pub struct ImageSection {
+    /// The file object Mm referenced.
+    pub file_object: *mut FILE_OBJECT,
+    /// Section objects open.
+    pub sections: u32,
+    /// Views mapped.
+    pub views: u32,
+}
+
+/// A section object handed to a test.
+#[derive(Clone, Copy, Debug)]
+pub struct SectionRecord {
+    /// The stream.
+    pub sop: *mut SECTION_OBJECT_POINTERS,
+    /// Writable data section.
+    pub writable: bool,
+    /// Image section.
+    pub image: bool,
+    /// Size when created.
+    pub size: u64,
+}
+
+/// The whole model.
+pub struct Kernel {
+    /// What happened, in order.
+    pub trace: Vec<Event>,
+    /// Live pool allocations by address.
+    pub pool: BTreeMap<usize, PoolBlock>,
+    /// Initialised ERESOURCEs by address.
+    pub resources: BTreeMap<usize, ResourceState>,
+    /// `KeEnterCriticalRegion` depth of the current thread.
+    pub critical_region: i32,
+    /// `IoSetTopLevelIrp` of the current thread.
+    pub top_level_irp: *mut IRP,
+    /// The thread the model is running as (0 = the test's user thread).
+    pub thread: u32,
+    /// Devices by address.
+    pub devices: BTreeMap<*mut DEVICE_OBJECT, DeviceRecord>,
+    /// Registered file systems' control devices.
+    pub file_systems: Vec<*mut DEVICE_OBJECT>,
+    /// FsRtl filter callbacks by driver.
+    pub filter_callbacks: BTreeMap<*mut DRIVER_OBJECT, FS_FILTER_CALLBACKS>,
+    /// File objects by address.
+    pub file_objects: BTreeMap<*mut FILE_OBJECT, FoRecord>,
+    /// Next file object number.
+    pub next_fo: u32,
+    /// IRPs in flight by address.
+    pub irps: BTreeMap<*mut IRP, IrpRecord>,
+    /// The disk's medium.
+    pub disk: Option<MemDevice>,
+    /// The disk's device object.
+    pub disk_device: *mut DEVICE_OBJECT,
+    /// Sector transfers the disk served (reads, writes).
+    pub disk_io: (u64, u64),
+    /// Data control areas by SOP.
+    pub control_areas: BTreeMap<*mut SECTION_OBJECT_POINTERS, Box<ControlArea>>,
+    /// Image sections by SOP.
+    pub images: BTreeMap<*mut SECTION_OBJECT_POINTERS, ImageSection>,
+    /// Section objects by id.
+    pub sections: BTreeMap<u32, SectionRecord>,
+    /// View ids to their SOP (image views have `None` ranges).
+    pub views: BTreeMap<u32, (*mut SECTION_OBJECT_POINTERS, bool)>,
+    /// Next section/view id.
+    pub next_id: u32,
+    /// KEVENT states by address.
+    pub events: BTreeMap<usize, bool>,
+    /// `KeQuerySystemTimePrecise` calls (the clock ticks 1 ms per call: deterministic).
+    pub clock_ticks: u64,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("pool", &self.pool.len())
+            .field("file_objects", &self.file_objects.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kernel {
+    fn new() -> Self {
+        Self {
+            trace: Vec::new(),
+            pool: BTreeMap::new(),
+            resources: BTreeMap::new(),
+            critical_region: 0,
+            top_level_irp: std::ptr::null_mut(),
+            thread: 0,
+            devices: BTreeMap::new(),
+            file_systems: Vec::new(),
+            filter_callbacks: BTreeMap::new(),
+            file_objects: BTreeMap::new(),
+            next_fo: 1,
+            irps: BTreeMap::new(),
+            disk: None,
+            disk_device: std::ptr::null_mut(),
+            disk_io: (0, 0),
+            control_areas: BTreeMap::new(),
+            images: BTreeMap::new(),
+            sections: BTreeMap::new(),
+            views: BTreeMap::new(),
+            next_id: 1,
+            events: BTreeMap::new(),
+            clock_ticks: 0,
+        }
+    }
+
+    /// The trace name of a file object (None for NULL or unknown ones).
+    #[must_use]
+    pub fn fo_id(&self, fo: *const FILE_OBJECT) -> Option<FoId> {
+        self.file_objects.get(&fo.cast_mut()).map(|r| r.id)
+    }
+
+    /// Records a kernel event.
+    pub fn note(&mut self, name: &'static str, fo: *const FILE_OBJECT) {
+        let file = self.fo_id(fo);
+        self.trace.push(Event::Kernel { name, file });
+    }
+
+    /// A fresh section/view id.
+    pub fn next_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+}
+
+thread_local! {
+    static KERNEL: RefCell<Kernel> = RefCell::new(Kernel::new());
+}
+
+/// Runs `f` on this thread's model. Never call the driver from inside `f`.
+pub fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
+    KERNEL.with(|k| f(&mut k.borrow_mut()))
+}
+
+/// Starts a fresh model on this thread (a new test).
+pub fn reset() {
+    KERNEL.with(|k| *k.borrow_mut() = Kernel::new());
+}
