@@ -361,8 +361,9 @@ pub fn map_view(section: u32, offset: u64, len: u64) -> Result<u32, NTSTATUS> {
         if offset % ALLOCATION_GRANULARITY != 0 {
             return Err(STATUS_MAPPED_ALIGNMENT);
         }
+        // A view covers whole pages: the tail of the last page past EOF is addressable.
         let len = if len == 0 {
-            s.size.saturating_sub(offset)
+            (s.size.div_ceil(PAGE_U64) * PAGE_U64).saturating_sub(offset)
         } else {
             len
         };
