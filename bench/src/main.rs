@@ -141,7 +141,11 @@ fn run(args: &Args) -> Result<bool> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.plot {
-        let title = format!("cowfat-bench, {}", header.lines().next().unwrap_or(""));
+        // The header without the machine details, which would not fit across the picture.
+        let title = format!(
+            "cowfat-bench: {}",
+            header.split(", load").next().unwrap_or("")
+        );
         plot::write(&ctx.report, path, &title)?;
     }
     let failures = ctx.report.cowfat_failures();

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
 use crate::report::{Report, Row};
@@ -31,17 +32,19 @@ pub fn write(report: &Report, path: &Path, title: &str) -> Result<()> {
     });
     panel(
         &left,
-        "Create N files of 4 KiB (s, log)",
+        "Create N files of 4 KiB, then sync (log time)",
         "files",
         &creates,
+        false,
         |x| format!("{x:.0}"),
     )?;
     let first = series(report, |r| r.workload == "first-write");
     panel(
         &right,
-        "First write into a sealed file (s, log)",
+        "First 1-byte write + fsync into a sealed file (log-log)",
         "file size (MiB)",
         &first,
+        true,
         |x| format!("{:.0}", x / (1u64 << 20) as f64),
     )?;
     root.present().map_err(err)?;
@@ -67,6 +70,7 @@ fn panel(
     caption: &str,
     xlabel: &str,
     data: &Series,
+    log_x: bool,
     xfmt: impl Fn(&f64) -> String,
 ) -> Result<()> {
     let points = data.values().flatten();
@@ -80,25 +84,50 @@ fn panel(
     if data.is_empty() {
         (x0, x1, y0, y1) = (1.0, 10.0, 1e-3, 1.0);
     }
-    let mut chart = ChartBuilder::on(area)
+    let mut builder = ChartBuilder::on(area);
+    builder
         .caption(caption, ("sans-serif", 16))
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(64)
-        .build_cartesian_2d(
-            (x0 * 0.8..x1 * 1.25).log_scale(),
-            (y0 / 2.0..y1 * 2.0).log_scale(),
-        )
-        .map_err(err)?;
+        .y_label_area_size(64);
+    let y = (y0 / 2.0..y1 * 2.0).log_scale();
+    // Create time against N is plotted on a linear N axis, so linear growth is a straight
+    // line; file sizes span decades, so that axis is logarithmic.
+    if log_x {
+        let mut chart = builder
+            .build_cartesian_2d(
+                (x0 * 0.7..x1 * 1.4)
+                    .log_scale()
+                    .with_key_points(key_points(data)),
+                y,
+            )
+            .map_err(err)?;
+        draw(&mut chart, xlabel, data, &xfmt)
+    } else {
+        let mut chart = builder.build_cartesian_2d(0.0..x1 * 1.1, y).map_err(err)?;
+        draw(&mut chart, xlabel, data, &xfmt)
+    }
+}
+
+fn draw<'a, X>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, LogCoord<f64>>>,
+    xlabel: &str,
+    data: &Series,
+    xfmt: &dyn Fn(&f64) -> String,
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
     chart
         .configure_mesh()
         .x_desc(xlabel)
-        .x_label_formatter(&xfmt)
+        .x_labels(8)
+        .x_label_formatter(xfmt)
         .y_label_formatter(&|y| crate::report::fmt_secs(*y))
         .draw()
         .map_err(err)?;
-    for (i, (system, pts)) in data.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+    for (system, pts) in data {
+        let color = color_of(system);
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
             .map_err(err)?
@@ -118,6 +147,33 @@ fn panel(
         .draw()
         .map_err(err)?;
     Ok(())
+}
+
+/// The x values that have data: the file sizes measured, labelled exactly.
+fn key_points(data: &Series) -> Vec<f64> {
+    let mut v: Vec<f64> = data.values().flatten().map(|p| p.0).collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v
+}
+
+/// One color per system in both panels: cowfat first, in red and orange.
+fn color_of(system: &str) -> RGBColor {
+    const ORDER: [&str; 8] = [
+        "cowfat FUSE",
+        "cowfat in-process",
+        "kernel overlayfs",
+        "fuse-overlayfs",
+        "mtools",
+        "fatfs crate",
+        "ext4 (reference)",
+        "tmpfs (reference)",
+    ];
+    let i = ORDER.iter().position(|s| *s == system).unwrap_or_else(|| {
+        // Systems not in the list (the fsync floor) take the last color.
+        COLORS.len() - 1
+    });
+    COLORS[i % COLORS.len()]
 }
 
 fn err(e: impl std::fmt::Debug) -> anyhow::Error {
