@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use fs_core::{FileAttributes, FileId, FileInfo, FileKind, Name};
 
 use super::{fsd_entry_point, IrpContext, Outcome};
-use crate::cachesup::update_cc_sizes;
+use crate::cachesup::{has_data_section, purge, update_cc_sizes};
 use crate::fcb::{Ccb, CcbKind, Fcb, FcbInit};
 use crate::nt::{
     self, access, create_options as opt, disposition as disp, FILE_OBJECT, FILE_OPENED, NTSTATUS,
@@ -351,10 +351,18 @@ fn open_existing(
     info: &FileInfo,
 ) -> Result<usize, NTSTATUS> {
     check_existing(request, path, info, resolved.name.is_none())?;
-    let (fcb, fresh) = find_or_create_fcb(vcb, guard, info, resolved.name)?;
-    // SAFETY: in the table, alive while the VCB resource is held.
-    let result = open_fcb(vcb, request, unsafe { &*fcb });
-    if result.is_err() && fresh {
+    let (fcb, _) = find_or_create_fcb(vcb, guard, info, resolved.name)?;
+    // SAFETY: in the table, alive while the VCB resource is held and referenced below.
+    let fcb_ref = unsafe { &*fcb };
+    // A reference for the create itself: the image-section flush and the purge below can
+    // close the stream's other file objects (NT-04), which must not free the FCB under us.
+    fcb_ref
+        .reference_count
+        .set(fcb_ref.reference_count.get() + 1);
+    let result = open_fcb(vcb, request, fcb_ref);
+    let refs = fcb_ref.reference_count.get() - 1;
+    fcb_ref.reference_count.set(refs);
+    if refs == 0 {
         discard_fcb(guard, fcb);
     }
     result
@@ -435,6 +443,12 @@ fn truncate_to_zero(vcb: &Vcb, file_object: *mut FILE_OBJECT, fcb: &Fcb) -> Resu
     unsafe { (*file_object).SectionObjectPointer = sop };
     // SAFETY: as above.
     unsafe { update_cc_sizes(file_object, fcb) };
+    // Pages of the old content may still be resident in a section nobody maps (Mm keeps it
+    // after the last handle, NT-04); they must not reappear when the file grows again.
+    if has_data_section(fcb) && !purge(fcb, Some((0, 0)), 0) {
+        fcb.purge_failures
+            .set(fcb.purge_failures.get().saturating_add(1));
+    }
     Ok(())
 }
 

@@ -693,6 +693,7 @@ impl Sim {
             leaks.irps = k.irps.len();
             leaks.segments = k.control_areas.len() + k.images.len();
         });
+        ex::release_quarantine();
         if leaks.devices == 0 && !leaks.unload_refused {
             // SAFETY: created by Box::into_raw in `with_medium`; its devices are gone.
             drop(unsafe { Box::from_raw(self.driver) });

@@ -51,7 +51,10 @@ pub extern "system" fn ExAllocatePool2(flags: u64, numberofbytes: usize, tag: u3
     };
     if !block.is_null() {
         let size = numberofbytes;
-        kernel::with(|k| k.pool.insert(block as usize, PoolBlock { tag, size }));
+        kernel::with(|k| {
+            k.pool
+                .insert(block.expose_provenance(), PoolBlock { tag, size })
+        });
     }
     block.cast()
 }
@@ -67,8 +70,23 @@ pub extern "system" fn ExFreePoolWithTag(p: *mut c_void, tag: u32) {
     let Some(layout) = pool_layout(block.size) else {
         bugcheck("corrupt pool block size")
     };
-    // SAFETY: allocated by ExAllocatePool2 with this layout, freed once (removed above).
-    unsafe { dealloc(p.cast(), layout) };
+    // Freed pool is poisoned and kept until the end of the test, so a use after free reads
+    // 0xDD (a wrong node type code) instead of someone else's live data.
+    // SAFETY: allocated by ExAllocatePool2 with this layout and no longer live.
+    unsafe { p.cast::<u8>().write_bytes(0xDD, layout.size()) };
+    kernel::with(|k| k.quarantine.push((p as usize, layout.size())));
+}
+
+/// Returns the poisoned freed blocks to the host allocator (end of a test).
+pub fn release_quarantine() {
+    let blocks = kernel::with(|k| std::mem::take(&mut k.quarantine));
+    for (address, size) in blocks {
+        let Some(layout) = pool_layout(size) else {
+            continue;
+        };
+        // SAFETY: each block was allocated with this layout and freed by the driver once.
+        unsafe { dealloc(std::ptr::with_exposed_provenance_mut::<u8>(address), layout) };
+    }
 }
 
 #[no_mangle]

@@ -230,6 +230,8 @@ pub struct Kernel {
     pub views: BTreeMap<u32, (*mut SECTION_OBJECT_POINTERS, bool)>,
     /// Next section/view id.
     pub next_id: u32,
+    /// Freed pool blocks (address, size), poisoned, released at the end of the test.
+    pub quarantine: Vec<(usize, usize)>,
     /// KEVENT states by address.
     pub events: BTreeMap<usize, bool>,
     /// `KeQuerySystemTimePrecise` calls (the clock ticks 1 ms per call: deterministic).
@@ -268,6 +270,7 @@ impl Kernel {
             sections: BTreeMap::new(),
             views: BTreeMap::new(),
             next_id: 1,
+            quarantine: Vec::new(),
             events: BTreeMap::new(),
             clock_ticks: 0,
         }
