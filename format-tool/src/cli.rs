@@ -200,4 +200,7 @@ pub struct MountArgs {
     /// Stay attached to the terminal (otherwise the mount detaches once it is live).
     #[arg(long)]
     pub foreground: bool,
+    /// Internal: the process a detaching `mount` started (its stderr is a pipe to it).
+    #[arg(long, hide = true)]
+    pub detached_child: bool,
 }

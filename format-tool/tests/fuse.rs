@@ -443,3 +443,147 @@ fn overlay_discard_is_refused_on_a_writeback_cache_mount() {
     fsck_clean(&img);
     assert_eq!(cat(&img, "f.txt"), b"bbbbbb");
 }
+
+#[test]
+fn posix_operations_behave_on_a_mount() {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    use std::os::unix::fs::{FileExt, PermissionsExt};
+    require_fuse();
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let img = create_image(work.path());
+    let m = Mount::start(&img, &work.path().join("mnt"), &[]);
+    let d = m.dir.clone();
+
+    // Rename: no-replace refuses an existing target, replace replaces it.
+    std::fs::write(d.join("a"), b"A").unwrap();
+    std::fs::write(d.join("b"), b"B").unwrap();
+    let e = renameat_with(CWD, d.join("a"), CWD, d.join("b"), RenameFlags::NOREPLACE);
+    assert_eq!(e, Err(rustix::io::Errno::EXIST));
+    std::fs::rename(d.join("a"), d.join("b")).unwrap();
+    assert_eq!(std::fs::read(d.join("b")).unwrap(), b"A");
+    assert!(!d.join("a").exists());
+
+    // An unlinked open file stays usable until its last close, then is freed.
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(d.join("gone"))
+        .unwrap();
+    f.write_all_at(b"still here", 0).unwrap();
+    std::fs::remove_file(d.join("gone")).unwrap();
+    assert!(!d.join("gone").exists());
+    f.write_all_at(b"STILL", 0).unwrap();
+    let mut buf = [0u8; 10];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"STILL here");
+    // A replaced open target lives on the same way.
+    let held = std::fs::File::open(d.join("b")).unwrap();
+    std::fs::write(d.join("c"), b"C").unwrap();
+    std::fs::rename(d.join("c"), d.join("b")).unwrap();
+    let mut one = [0u8; 1];
+    held.read_exact_at(&mut one, 0).unwrap();
+    assert_eq!(&one, b"A");
+    drop((f, held));
+
+    // Directories: mkdir, many entries listed, rmdir refuses a non-empty one.
+    std::fs::create_dir(d.join("dir")).unwrap();
+    for i in 0..600 {
+        std::fs::write(d.join(format!("dir/file-{i:04}.txt")), i.to_string()).unwrap();
+    }
+    assert_eq!(std::fs::read_dir(d.join("dir")).unwrap().count(), 600);
+    let e = std::fs::remove_dir(d.join("dir")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc_enotempty()));
+
+    // Truncate, fallocate, times, the read-only attribute, statfs.
+    let g = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(d.join("sized"))
+        .unwrap();
+    g.set_len(10_000).unwrap();
+    rustix::fs::fallocate(&g, rustix::fs::FallocateFlags::KEEP_SIZE, 0, 1 << 20).unwrap();
+    rustix::fs::fallocate(&g, rustix::fs::FallocateFlags::empty(), 0, 20_000).unwrap();
+    let md = g.metadata().unwrap();
+    assert_eq!(md.len(), 20_000);
+    let when = std::time::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    g.set_times(std::fs::FileTimes::new().set_modified(when))
+        .unwrap();
+    drop(g);
+    assert_eq!(
+        std::fs::metadata(d.join("sized"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        when
+    );
+    std::fs::set_permissions(d.join("sized"), std::fs::Permissions::from_mode(0o444)).unwrap();
+    assert_eq!(
+        std::fs::metadata(d.join("sized"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o444
+    );
+    let vfs = rustix::fs::statvfs(&d).unwrap();
+    assert!(vfs.f_blocks > 0 && vfs.f_bfree <= vfs.f_blocks);
+
+    m.stop();
+    fsck_clean(&img);
+    assert_eq!(cat(&img, "b"), b"C");
+    assert_eq!(cat(&img, "dir/file-0599.txt"), b"599");
+    let listing = ok(cowfat().arg("ls").arg(&img));
+    assert!(!listing.contains("gone"), "{listing}");
+}
+
+fn libc_enotempty() -> i32 {
+    rustix::io::Errno::NOTEMPTY.raw_os_error()
+}
+
+#[test]
+fn read_only_mount_refuses_writes_and_detached_mount_returns_once_live() {
+    require_fuse();
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let img = create_image(work.path());
+    put(&img, "f.txt", b"aaaa");
+    let m = Mount::start(&img, &work.path().join("ro"), &["-o", "ro"]);
+    assert_eq!(std::fs::read(m.dir.join("f.txt")).unwrap(), b"aaaa");
+    let e = std::fs::write(m.dir.join("f.txt"), b"x").unwrap_err();
+    assert_eq!(
+        e.raw_os_error(),
+        Some(rustix::io::Errno::ROFS.raw_os_error())
+    );
+    m.stop();
+
+    // Without --foreground the command returns once the mount is live.
+    let dir = work.path().join("bg");
+    std::fs::create_dir(&dir).unwrap();
+    let dir = dir.canonicalize().unwrap();
+    let said = ok(cowfat().arg("mount").arg(&img).arg(&dir));
+    assert!(is_mounted(&dir), "{said}");
+    std::fs::write(dir.join("g.txt"), b"detached").unwrap();
+    let pid: i32 = said
+        .split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(Command::new("umount").arg(&dir).status().unwrap().success());
+    // The process closes the volume after the kernel lets go; wait for it to exit.
+    let start = Instant::now();
+    while kill(Pid::from_raw(pid), None).is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "mount process did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fsck_clean(&img);
+    assert_eq!(cat(&img, "g.txt"), b"detached");
+}

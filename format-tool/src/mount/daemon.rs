@@ -26,15 +26,22 @@ pub fn detach(a: &MountArgs, index: Option<u32>) -> Outcome {
     if let Some(i) = index {
         cmd.arg("--partition-index").arg(i.to_string());
     }
-    cmd.arg("mount").arg(&a.image).arg(&dir).arg("--foreground");
+    cmd.arg("mount")
+        .arg(&a.image)
+        .arg(&dir)
+        .arg("--foreground")
+        .arg("--detached-child");
     for o in &a.options {
         cmd.arg("-o").arg(o);
     }
     if a.writeback_cache {
         cmd.arg("--writeback-cache");
     }
+    // stderr is a pipe, read only if the mount fails, so a caller that captures our output
+    // (`$(cowfat mount ..)`) is not left waiting for the mount to end.
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .process_group(0);
     let mut child = cmd
         .spawn()
@@ -52,9 +59,7 @@ pub fn detach(a: &MountArgs, index: Option<u32>) -> Outcome {
             return Ok(None);
         }
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(fail(format!(
-                "the mount process ended ({status}) before the mount was live"
-            )));
+            return Ok(Some(relay_failure(&mut child, status)));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -62,6 +67,32 @@ pub fn detach(a: &MountArgs, index: Option<u32>) -> Outcome {
         "the mount did not come up within {} s",
         STARTUP.as_secs()
     )))
+}
+
+/// The mount process failed before it was live: its own error sentence is on its stderr.
+fn relay_failure(child: &mut std::process::Child, status: std::process::ExitStatus) -> u8 {
+    use std::io::Read;
+    let mut said = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut said);
+    }
+    eprint!("{said}");
+    if said.is_empty() {
+        eprintln!("cowfat: the mount process ended ({status}) before the mount was live.");
+    }
+    status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .filter(|c| *c != 0)
+        .unwrap_or(1)
+}
+
+/// In the detached mount, once it is live: stderr (a pipe to the starting command, which
+/// is about to exit) goes to /dev/null, so later lines are not written into a closed pipe.
+pub fn release_stderr() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
 }
 
 /// Whether `dir` (canonical) is a FUSE mount point now.

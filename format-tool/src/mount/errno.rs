@@ -22,7 +22,7 @@ pub fn errno(e: &Error) -> Errno {
         // Overlay control through xattrs: "no overlay" / "no base" are refusals, not I/O errors.
         Error::NotSealed | Error::AlreadySealed | Error::NoBaseVersion => Errno::EINVAL,
         _ => {
-            eprintln!("cowfat mount: {e}");
+            super::note(format_args!("{e}"));
             Errno::EIO
         }
     }

@@ -237,7 +237,9 @@ impl Filesystem for CowfatFs {
             wanted |= InitFlags::FUSE_WRITEBACK_CACHE;
         }
         if let Err(missing) = config.add_capabilities(wanted) {
-            eprintln!("cowfat mount: the kernel lacks FUSE capabilities {missing:?}");
+            super::note(format_args!(
+                "the kernel lacks FUSE capabilities {missing:?}"
+            ));
         }
         Ok(())
     }

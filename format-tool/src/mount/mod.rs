@@ -134,11 +134,14 @@ fn serve(a: &MountArgs, read_only: bool, shared: Shared) -> Result<(), String> {
     let _ = MOUNT_DIR.set(a.dir.clone());
     let unmounter = session.unmount_callable();
     std::thread::spawn(move || unmount_on_signal(signals, unmounter));
-    eprintln!(
-        "cowfat: serving {} at {}",
+    note(format_args!(
+        "serving {} at {}",
         a.image.display(),
         a.dir.display()
-    );
+    ));
+    if a.detached_child {
+        daemon::release_stderr();
+    }
     session
         .run()
         .map_err(|e| format!("the FUSE session failed: {e}"))
@@ -154,11 +157,11 @@ fn stop_signals() -> SigSet {
 
 fn unmount_on_signal(signals: SigSet, mut unmounter: SessionUnmounter) {
     if let Ok(sig) = signals.wait() {
-        eprintln!("cowfat: {sig}: unmounting");
+        note(format_args!("{sig}: unmounting"));
         if let Err(e) = unmounter.unmount() {
             // Busy (a process has its working directory inside): detach it lazily instead,
             // so the session still ends and the volume is closed cleanly.
-            eprintln!("cowfat: unmount failed ({e}); detaching lazily");
+            note(format_args!("unmount failed ({e}); detaching lazily"));
             let _ = nix::mount::umount2(&unmounter_path(), nix::mount::MntFlags::MNT_DETACH);
         }
     }
@@ -171,6 +174,12 @@ fn unmounter_path() -> std::path::PathBuf {
 /// The mount point, for the lazy unmount a signal may need.
 static MOUNT_DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
 
+/// A line on stderr that never fails the mount: a detached mount's stderr may be gone.
+fn note(msg: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "cowfat: {msg}");
+}
+
 /// After the session: fs-core writes everything out and unmounts the volume.
 fn finish(image: &Path, shared: &Shared) -> Result<(), Failure> {
     let vol = state::lock(shared).vol.take();
@@ -181,6 +190,6 @@ fn finish(image: &Path, shared: &Shared) -> Result<(), Failure> {
     let mut disk = dev.into_inner();
     crate::image::device::BlockDevice::flush(&mut disk)
         .map_err(|e| Failure::new(image, "unmount", None, Cause::Image(e.into())))?;
-    eprintln!("cowfat: {} unmounted cleanly", image.display());
+    note(format_args!("{} unmounted cleanly", image.display()));
     Ok(())
 }

@@ -109,7 +109,7 @@ fn invalidate(fs: &CowfatFs, ino: u64) {
         // ENOENT means the kernel holds nothing of this inode: nothing to drop.
         if let Err(e) = n.inval_inode(INodeNo(ino), 0, -1) {
             if e.raw_os_error() != Some(2) {
-                eprintln!("cowfat mount: cannot invalidate inode {ino:#x}: {e}");
+                super::note(format_args!("cannot invalidate inode {ino:#x}: {e}"));
             }
         }
     }
