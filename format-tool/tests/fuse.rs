@@ -587,3 +587,35 @@ fn read_only_mount_refuses_writes_and_detached_mount_returns_once_live() {
     fsck_clean(&img);
     assert_eq!(cat(&img, "g.txt"), b"detached");
 }
+
+/// A crash while an unlinked file is still open leaves an orphan, which the next mount frees.
+/// (`cowfat fsck` straight after such a crash reports the orphan's clusters: an fs-core bug,
+/// see tests/fs_core_orphan_fsck.rs; so this test mounts before checking.)
+#[test]
+fn a_crash_with_an_unlinked_open_file_is_cleaned_at_the_next_mount() {
+    require_fuse();
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let img = create_image(work.path());
+    let mnt = work.path().join("mnt");
+    let m = Mount::start(&img, &mnt, &[]);
+    let path = m.dir.join("orphan.dat");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&[1u8; 100_000]).unwrap();
+    f.sync_all().unwrap();
+    std::fs::remove_file(&path).unwrap();
+    f.sync_all().unwrap();
+    kill(m.pid(), Signal::SIGKILL).unwrap();
+    drop(f);
+    assert!(Command::new("umount")
+        .arg("-l")
+        .arg(&m.dir)
+        .status()
+        .unwrap()
+        .success());
+    drop(m);
+    let m = Mount::start(&img, &mnt, &[]);
+    assert_eq!(std::fs::read_dir(&m.dir).unwrap().count(), 0);
+    m.stop();
+    fsck_clean(&img);
+}
