@@ -181,8 +181,8 @@ unsafe extern "system" fn release_fcb_from_read_ahead(context: *const c_void) {
 /// Section synchronisation (NT-06): `NtCreateSection` and a few other Mm paths serialise
 /// with the FS here. Main resource exclusive; for `SyncTypeCreateSection` the answer says
 /// whether the stream has writers in its share access, which Mm uses to decide on
-/// write-through section semantics. (Reserving overlay space for a writable section, NT-15,
-/// comes with the overlay work and will fail the acquire with `STATUS_DISK_FULL`.)
+/// write-through section semantics. A writable section first reserves the overlay clusters
+/// its pages could need (NT-15) and fails with `STATUS_DISK_FULL` if it cannot.
 unsafe extern "system" fn filter_acquire_for_section_sync(
     data: *const FS_FILTER_CALLBACK_DATA,
     _completion_context: *mut *mut c_void,
@@ -206,7 +206,19 @@ unsafe extern "system" fn filter_acquire_for_section_sync(
     if sync_type != nt::SyncTypeCreateSection {
         return nt::STATUS_FSFILTER_OP_COMPLETED_SUCCESSFULLY;
     }
+    // SAFETY: the union member that matches this operation.
+    let protection = unsafe { params.AcquireForSectionSynchronization.PageProtection };
     let fcb = header.cast::<Fcb>();
+    if is_writable_protection(protection) {
+        // SAFETY: `header` is the first member of a live FCB (checked in header_of).
+        if let Err(status) = reserve_for_writable_section(unsafe { &*fcb }) {
+            // SAFETY: acquired exclusive above on this thread; no release callback follows
+            // a failed acquire.
+            unsafe { release(main) };
+            fsrtl_exit_file_system();
+            return status;
+        }
+    }
     // SAFETY: `header` is the first member of an FCB (checked by node type in header_of).
     let share_access = unsafe { (*fcb).share_access.get() };
     // SAFETY: read under the main resource, which create and cleanup hold while they change
@@ -217,6 +229,26 @@ unsafe extern "system" fn filter_acquire_for_section_sync(
     } else {
         nt::STATUS_FILE_LOCKED_WITH_WRITERS
     }
+}
+
+/// `PAGE_READWRITE` / `PAGE_EXECUTE_READWRITE`: views of the section can dirty file pages
+/// (the copy-on-write protections make private copies and never write the file).
+fn is_writable_protection(protection: u32) -> bool {
+    const PAGE_READWRITE: u32 = 0x04;
+    const PAGE_EXECUTE_READWRITE: u32 = 0x40;
+    protection & (PAGE_READWRITE | PAGE_EXECUTE_READWRITE) != 0
+}
+
+/// NT-15: every page of a writable section may become dirty and be written by the mapped
+/// page writer, which cannot fail for space; reserve the overlay clusters those writes could
+/// need now, so the user-visible section creation fails instead (`STATUS_DISK_FULL`).
+fn reserve_for_writable_section(fcb: &Fcb) -> Result<(), NTSTATUS> {
+    // SAFETY: an FCB's VCB outlives it.
+    let vcb = unsafe { &*fcb.vcb };
+    let id = fcb.id;
+    let size = fcb.file_size();
+    vcb.with_volume(|v| v.reserve_overlay(id, 0, size))
+        .map(drop)
 }
 
 /// Release after section synchronisation.

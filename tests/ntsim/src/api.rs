@@ -483,7 +483,8 @@ impl Sim {
         if self.granted(fo) & access::FILE_READ_DATA == 0 {
             return Err(STATUS_ACCESS_DENIED);
         }
-        let mut buffer = vec![0u8; len];
+        // Not zeroed: the FS must not rely on what the caller's buffer held.
+        let mut buffer = vec![0xE5u8; len];
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         let length = u32::try_from(len).unwrap_or(u32::MAX);
         // SAFETY: an opened file object; the buffer holds `len` bytes.

@@ -141,7 +141,8 @@ pub fn fault_in(sop: *mut SECTION_OBJECT_POINTERS, index: u64) -> Result<(), NTS
     let Some(fo) = fo else {
         return Ok(());
     };
-    let mut data = vec![0u8; PAGE];
+    // A page from the free list is not zeroed: the FS must fill all of it (NT-13).
+    let mut data = vec![0xE5u8; PAGE];
     let offset = i64::try_from(index * PAGE_U64).map_err(|_| STATUS_INVALID_PARAMETER)?;
     // SAFETY: the control area's referenced file object; the buffer holds a page.
     let (status, _) = unsafe {
