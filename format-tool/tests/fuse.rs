@@ -383,22 +383,26 @@ fn killing_the_mount_mid_write_leaves_a_consistent_image() {
     let m = Mount::start(&img, &mnt, &[]);
     std::fs::write(m.dir.join("kept.txt"), b"synced before the crash").unwrap();
     let target = m.dir.join("big.dat");
-    // The writer runs until the mount dies under it (its writes then fail).
+    // The writer runs until the mount dies under it (its writes then fail). It cycles over
+    // 32 MiB so the volume never fills: the kill must find it writing.
     let writer = std::thread::spawn(move || {
+        use std::os::unix::fs::FileExt;
+        const SPAN: u64 = 32 << 20;
         let chunk = vec![0x5a_u8; 64 << 10];
         let mut written = 0u64;
-        let Ok(mut f) = std::fs::File::create(&target) else {
+        let Ok(f) = std::fs::File::create(&target) else {
             return 0;
         };
-        while f.write_all(&chunk).is_ok() {
+        while f.write_all_at(&chunk, written % SPAN).is_ok() {
             written += chunk.len() as u64;
-            if written % (1 << 20) == 0 && f.sync_data().is_err() {
+            if written % (4 << 20) == 0 && f.sync_data().is_err() {
                 break;
             }
         }
         written
     });
     std::thread::sleep(Duration::from_millis(1500));
+    assert!(!writer.is_finished(), "the writer stopped before the kill");
     kill(m.pid(), Signal::SIGKILL).unwrap();
     let written = writer.join().unwrap();
     assert!(written > 0, "the writer wrote nothing before the kill");
