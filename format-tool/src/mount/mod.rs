@@ -131,9 +131,9 @@ fn serve(a: &MountArgs, read_only: bool, shared: Shared) -> Result<(), String> {
     let mut session = Session::new(fs, &a.dir, &config(a, read_only))
         .map_err(|e| format!("cannot mount it at {}: {e}", a.dir.display()))?;
     let _ = notifier.set(session.notifier());
-    let _ = MOUNT_DIR.set(a.dir.clone());
     let unmounter = session.unmount_callable();
-    std::thread::spawn(move || unmount_on_signal(signals, unmounter));
+    let dir = a.dir.clone();
+    std::thread::spawn(move || unmount_on_signal(signals, unmounter, &dir));
     note(format_args!(
         "serving {} at {}",
         a.image.display(),
@@ -155,24 +155,17 @@ fn stop_signals() -> SigSet {
     set
 }
 
-fn unmount_on_signal(signals: SigSet, mut unmounter: SessionUnmounter) {
+fn unmount_on_signal(signals: SigSet, mut unmounter: SessionUnmounter, dir: &Path) {
     if let Ok(sig) = signals.wait() {
         note(format_args!("{sig}: unmounting"));
         if let Err(e) = unmounter.unmount() {
             // Busy (a process has its working directory inside): detach it lazily instead,
             // so the session still ends and the volume is closed cleanly.
             note(format_args!("unmount failed ({e}); detaching lazily"));
-            let _ = nix::mount::umount2(&unmounter_path(), nix::mount::MntFlags::MNT_DETACH);
+            let _ = nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }
-
-fn unmounter_path() -> std::path::PathBuf {
-    MOUNT_DIR.get().cloned().unwrap_or_default()
-}
-
-/// The mount point, for the lazy unmount a signal may need.
-static MOUNT_DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
 
 /// A line on stderr that never fails the mount: a detached mount's stderr may be gone.
 fn note(msg: std::fmt::Arguments) {
