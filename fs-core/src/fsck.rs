@@ -106,7 +106,8 @@ pub fn check<D: BlockDevice>(
     };
     checker.report.sealed = vol.is_sealed();
     let live = checker.walk_tree(&mut vol, Tree::Live)?;
-    checker.find_lost_records(&mut vol, &live.records)?;
+    let mut live = live;
+    checker.find_lost_records(&mut vol, &mut live)?;
     checker.scan_table(&mut vol, Tree::Live, &live.clusters, progress)?;
     if vol.is_sealed() {
         let base = checker.walk_tree(&mut vol, Tree::Base)?;
@@ -284,11 +285,12 @@ impl Checker {
         Ok(())
     }
 
-    /// Records in use that no directory names (orphans are freed at mount, so not these).
+    /// Records in use that no directory names. An orphan (unlinked while open, then a crash)
+    /// is not lost: the next writable mount frees it, so its clusters count as owned.
     fn find_lost_records<D: BlockDevice>(
         &mut self,
         vol: &mut Volume<D>,
-        named: &BTreeSet<u32>,
+        walked: &mut Walked,
     ) -> Result<()> {
         for record in 1..vol.record_capacity(Tree::Live) as u32 {
             let raw = match vol.record(Tree::Live, record) {
@@ -299,8 +301,17 @@ impl Checker {
                 }
                 Err(e) => return Err(e),
             };
-            if !raw.in_use() || named.contains(&record) || raw.flags().contains(RecordFlags::ORPHAN)
-            {
+            if !raw.in_use() || walked.records.contains(&record) {
+                continue;
+            }
+            if raw.flags().contains(RecordFlags::ORPHAN) {
+                let label = format!("orphaned record {record}");
+                self.claim_chain(
+                    vol,
+                    StreamKey::File(Tree::Live, record),
+                    &mut walked.clusters,
+                    &label,
+                )?;
                 continue;
             }
             let fixed = self.repair

@@ -134,3 +134,21 @@ fn file_device_round_trip() {
     assert_eq!(vol.set_label("x"), Err(fs_core::Error::ReadOnly));
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn an_orphan_left_by_a_crash_checks_clean_and_is_freed_at_mount() {
+    // Found by the FUSE host: a file unlinked while open, then a crash before its last close.
+    let mut vol = mount(formatted(16 << 20, 4096));
+    let root = vol.root().unwrap();
+    let f = create_file(&mut vol, "/open-then-unlinked", &[7u8; 10_000]);
+    let free_before = vol.volume_info().free_clusters;
+    vol.unlink(root, &name("open-then-unlinked")).unwrap();
+    vol.sync().unwrap();
+    let crashed = vol.device().clone();
+    drop(vol);
+    let (report, dev) = check(crashed, false, &mut |_, _| {}).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    let vol = mount(dev);
+    assert_eq!(vol.volume_info().free_clusters, free_before + 3);
+    let _ = f;
+}
