@@ -163,16 +163,20 @@ impl Fcb {
             paging_io_resource: ERESOURCE::default(),
         })?;
         let np = nonpaged.as_ptr();
+        // SAFETY: `np` is a live allocation; only a field address is taken.
+        let resource = unsafe { &raw mut (*np).resource };
+        // SAFETY: as above.
+        let paging = unsafe { &raw mut (*np).paging_io_resource };
         // SAFETY: freshly allocated, non-paged, not yet shared.
-        let status = unsafe { nt::ExInitializeResourceLite(&raw mut (*np).resource) };
+        let status = unsafe { nt::ExInitializeResourceLite(resource) };
         if status < 0 {
             return Err(status);
         }
         // SAFETY: as above.
-        let status = unsafe { nt::ExInitializeResourceLite(&raw mut (*np).paging_io_resource) };
+        let status = unsafe { nt::ExInitializeResourceLite(paging) };
         if status < 0 {
             // SAFETY: initialised just above, never acquired.
-            unsafe { nt::ExDeleteResourceLite(&raw mut (*np).resource) };
+            unsafe { nt::ExDeleteResourceLite(resource) };
             return Err(status);
         }
         let is_directory = init.info.kind == fs_core::FileKind::Directory;
@@ -319,10 +323,14 @@ impl Fcb {
 /// # Safety
 /// Both were initialised and are not held.
 unsafe fn delete_resources(nonpaged: *mut NonPagedFcb) {
-    // SAFETY: the caller's contract.
-    unsafe { nt::ExDeleteResourceLite(&raw mut (*nonpaged).paging_io_resource) };
+    // SAFETY: a live non-paged part; only field addresses are taken.
+    let resource = unsafe { &raw mut (*nonpaged).resource };
     // SAFETY: as above.
-    unsafe { nt::ExDeleteResourceLite(&raw mut (*nonpaged).resource) };
+    let paging = unsafe { &raw mut (*nonpaged).paging_io_resource };
+    // SAFETY: the caller's contract.
+    unsafe { nt::ExDeleteResourceLite(paging) };
+    // SAFETY: as above.
+    unsafe { nt::ExDeleteResourceLite(resource) };
 }
 
 /// Is this node type one of our FCB kinds (file, directory, root directory)?

@@ -189,10 +189,14 @@ impl Vcb {
     pub unsafe fn delete(vcb: *mut Vcb) {
         // SAFETY: valid until dropped below.
         let vdo = unsafe { (*vcb).vdo };
-        // SAFETY: initialised with the VCB, not held by anyone.
-        unsafe { nt::ExDeleteResourceLite((*vcb).resource.get()) };
+        // SAFETY: valid until dropped below.
+        let resource = unsafe { (*vcb).resource.get() };
         // SAFETY: as above.
-        unsafe { nt::ExDeleteResourceLite((*vcb).volume_lock.get()) };
+        let volume_lock = unsafe { (*vcb).volume_lock.get() };
+        // SAFETY: initialised with the VCB, not held by anyone.
+        unsafe { nt::ExDeleteResourceLite(resource) };
+        // SAFETY: as above.
+        unsafe { nt::ExDeleteResourceLite(volume_lock) };
         // SAFETY: initialised in `init_in_place`, dropped once.
         unsafe { ptr::drop_in_place(vcb) };
         // SAFETY: our volume device; nothing references it any more.

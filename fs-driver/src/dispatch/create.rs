@@ -106,7 +106,9 @@ impl CreateRequest {
     /// `context.irp` is a valid create IRP with a file object.
     unsafe fn decode(context: &IrpContext) -> Self {
         // SAFETY: the caller's contract.
-        let stack = unsafe { &*io_get_current_irp_stack_location(context.irp) };
+        let stack = unsafe { io_get_current_irp_stack_location(context.irp) };
+        // SAFETY: the current location of a valid IRP.
+        let stack = unsafe { &*stack };
         // SAFETY: the Create member is the live one for IRP_MJ_CREATE.
         let params = unsafe { stack.Parameters.Create };
         let access = if params.SecurityContext.is_null() {
@@ -236,8 +238,12 @@ fn open(vcb: &Vcb, guard: &VcbExclusive<'_>, request: &CreateRequest) -> Result<
 
 fn resolve(vcb: &Vcb, related: Related, path: &Path) -> Result<Resolved, NTSTATUS> {
     let (start, start_name) = match related {
-        // SAFETY: a related FCB is alive while its file object is (the I/O manager holds it).
-        Related::Fcb(fcb) => unsafe { ((*fcb).id, (*fcb).name.clone()) },
+        Related::Fcb(fcb) => {
+            // SAFETY: a related FCB is alive while its file object is (the I/O manager
+            // holds it for the create).
+            let fcb = unsafe { &*fcb };
+            (fcb.id, fcb.name.clone())
+        }
         Related::None | Related::Root => (vcb.with_volume(|v| v.root())?, None),
     };
     let Some((last, walk)) = path.components.split_last() else {
@@ -396,15 +402,15 @@ fn check_sharing(request: &CreateRequest, fcb: &Fcb, for_write: bool) -> Result<
     if for_write && !unsafe { nt::MmFlushImageSection(sop, nt::MmFlushForWrite) } {
         return Err(nt::STATUS_SHARING_VIOLATION);
     }
-    // SAFETY: as above.
-    if request.delete_on_close() && !unsafe { nt::MmFlushImageSection(sop, nt::MmFlushForDelete) } {
+    if request.delete_on_close() && !flush_image_for_delete(sop) {
         return Err(nt::STATUS_CANNOT_DELETE);
     }
-    // SAFETY: as above.
-    if request.share & FILE_SHARE_WRITE == 0
-        && unsafe { nt::MmDoesFileHaveUserWritableReferences(sop) } != 0
-    {
-        return Err(nt::STATUS_SHARING_VIOLATION);
+    if request.share & FILE_SHARE_WRITE == 0 {
+        // SAFETY: the FCB's SOP.
+        let writable_mappings = unsafe { nt::MmDoesFileHaveUserWritableReferences(sop) };
+        if writable_mappings != 0 {
+            return Err(nt::STATUS_SHARING_VIOLATION);
+        }
     }
     // SAFETY: the create's file object and the FCB's share access, under the VCB resource.
     let status = unsafe {
@@ -420,6 +426,12 @@ fn check_sharing(request: &CreateRequest, fcb: &Fcb, for_write: bool) -> Result<
         return Err(status);
     }
     Ok(())
+}
+
+/// `MmFlushImageSection(ForDelete)`: false while an image section is mapped (NT-09).
+fn flush_image_for_delete(sop: *mut nt::SECTION_OBJECT_POINTERS) -> bool {
+    // SAFETY: an FCB's SOP, valid while the FCB is.
+    unsafe { nt::MmFlushImageSection(sop, nt::MmFlushForDelete) }
 }
 
 /// Overwrite/supersede: the file becomes empty (NT-10 first).

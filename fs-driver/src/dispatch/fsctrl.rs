@@ -49,7 +49,9 @@ pub fn common_file_system_control(context: &IrpContext) -> Outcome {
 /// `context.irp` is a valid mount IRP.
 unsafe fn mount_parameters(context: &IrpContext) -> (*mut VPB, *mut DEVICE_OBJECT) {
     // SAFETY: the caller's contract.
-    let stack = unsafe { &*io_get_current_irp_stack_location(context.irp) };
+    let stack = unsafe { io_get_current_irp_stack_location(context.irp) };
+    // SAFETY: the current location of a valid IRP.
+    let stack = unsafe { &*stack };
     // SAFETY: the MountVolume member is the live one for IRP_MN_MOUNT_VOLUME.
     let params = unsafe { stack.Parameters.MountVolume };
     (params.Vpb, params.DeviceObject)
@@ -116,10 +118,14 @@ fn create_volume_device(target: *mut DEVICE_OBJECT) -> Result<*mut DEVICE_OBJECT
     if status < 0 {
         return Err(status);
     }
-    // SAFETY: the target device is live; our new device is ours.
-    unsafe { (*vdo).StackSize = (*target).StackSize.saturating_add(1) };
+    // SAFETY: the target device is live.
+    let stack_size = unsafe { (*target).StackSize };
     // SAFETY: as above.
-    unsafe { (*vdo).SectorSize = (*target).SectorSize };
+    let sector_size = unsafe { (*target).SectorSize };
+    // SAFETY: our new device is ours.
+    unsafe { (*vdo).StackSize = stack_size.saturating_add(1) };
+    // SAFETY: as above.
+    unsafe { (*vdo).SectorSize = sector_size };
     Ok(vdo)
 }
 
@@ -147,7 +153,9 @@ fn user_fs_request(context: &IrpContext) -> Outcome {
         return Outcome::not_yet();
     }
     // SAFETY: a valid IRP sent to us.
-    let stack = unsafe { &*io_get_current_irp_stack_location(context.irp) };
+    let stack = unsafe { io_get_current_irp_stack_location(context.irp) };
+    // SAFETY: the current location of a valid IRP.
+    let stack = unsafe { &*stack };
     // SAFETY: the FileSystemControl member is the live one for user FS requests.
     let code = unsafe { stack.Parameters.FileSystemControl.FsControlCode };
     match code {

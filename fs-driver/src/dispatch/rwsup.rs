@@ -31,7 +31,9 @@ impl IoRequest {
     /// `context.irp` is a valid read or write IRP owned by us.
     pub unsafe fn decode(context: &IrpContext) -> Result<Self, NTSTATUS> {
         // SAFETY: the caller's contract.
-        let stack = unsafe { &*io_get_current_irp_stack_location(context.irp) };
+        let stack = unsafe { io_get_current_irp_stack_location(context.irp) };
+        // SAFETY: the current location of a valid IRP.
+        let stack = unsafe { &*stack };
         // SAFETY: Read and Write have the same layout; the member matches the major.
         let params = unsafe { stack.Parameters.Read };
         let flags = context.irp_flags();
@@ -142,5 +144,5 @@ unsafe fn mdl_system_address(mdl: *mut MDL) -> *mut core::ffi::c_void {
 #[must_use]
 pub fn is_sector_aligned(offset: u64, length: u32, sector: u32) -> bool {
     let sector = u64::from(sector.max(1));
-    offset % sector == 0 && u64::from(length) % sector == 0
+    offset.is_multiple_of(sector) && u64::from(length).is_multiple_of(sector)
 }

@@ -15,7 +15,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use fs_core::{FormatOptions, MemDevice};
 use fs_driver::global::CFAT_DATA;
-use windows_sys::Wdk::Foundation::{DRIVER_OBJECT, FILE_OBJECT, IO_SECURITY_CONTEXT};
+use windows_sys::Wdk::Foundation::{
+    DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IO_SECURITY_CONTEXT, IO_STACK_LOCATION_0,
+    IO_STACK_LOCATION_0_0, IO_STACK_LOCATION_0_14, IO_STACK_LOCATION_0_19, IRP, VPB,
+};
 use windows_sys::Win32::Foundation::{
     NTSTATUS, STATUS_ACCESS_DENIED, STATUS_INVALID_HANDLE, STATUS_SUCCESS,
     STATUS_UNRECOGNIZED_VOLUME, UNICODE_STRING,
@@ -221,7 +224,7 @@ pub struct Sim {
     _lock: MutexGuard<'static, ()>,
     driver: *mut DRIVER_OBJECT,
     disk: Disk,
-    old_vpbs: Vec<*mut windows_sys::Wdk::Foundation::VPB>,
+    old_vpbs: Vec<*mut VPB>,
     handles: BTreeMap<Handle, *mut FILE_OBJECT>,
     next_handle: u32,
 }
@@ -305,7 +308,7 @@ impl Sim {
             .ok_or(STATUS_INVALID_HANDLE)
     }
 
-    fn vpb(&self) -> *mut windows_sys::Wdk::Foundation::VPB {
+    fn vpb(&self) -> *mut VPB {
         // SAFETY: the disk device lives as long as the Sim.
         unsafe { (*self.disk.device).Vpb }
     }
@@ -322,7 +325,8 @@ impl Sim {
     fn mount_if_needed(&mut self) -> Result<(), NTSTATUS> {
         let mut vpb = self.vpb();
         // SAFETY: a live VPB of the model.
-        let (flags, device) = unsafe { ((*vpb).Flags, (*vpb).DeviceObject) };
+        let vpb_ref = unsafe { &*vpb };
+        let (flags, device) = (vpb_ref.Flags, vpb_ref.DeviceObject);
         if u32::from(flags) & fs_driver::nt::VPB_MOUNTED != 0 {
             return Ok(());
         }
@@ -337,16 +341,14 @@ impl Sim {
         for fs in file_systems {
             // SAFETY: a registered file system's live control device.
             let irp = io::allocate_irp(unsafe { (*fs).StackSize }, false);
-            // SAFETY: fresh IRP.
-            let stack = unsafe { io::next_stack(irp) };
-            // SAFETY: as above.
-            unsafe { (*stack).MajorFunction = 0x0d };
-            // SAFETY: as above.
-            unsafe { (*stack).MinorFunction = 0x01 };
-            // SAFETY: as above: MountVolume is the member for IRP_MN_MOUNT_VOLUME.
-            unsafe { (*stack).Parameters.MountVolume.Vpb = vpb };
-            // SAFETY: as above.
-            unsafe { (*stack).Parameters.MountVolume.DeviceObject = self.disk.device };
+            let mut parameters = IO_STACK_LOCATION_0::default();
+            parameters.MountVolume = IO_STACK_LOCATION_0_19 {
+                Vpb: vpb,
+                DeviceObject: self.disk.device,
+            };
+            let location = io::location(0x0d, 0x01, std::ptr::null_mut(), parameters);
+            // SAFETY: a fresh IRP.
+            unsafe { io::set_next_stack(irp, location) };
             // SAFETY: a complete mount IRP for `fs`.
             let (status, _) = unsafe { io::send_and_free(fs, irp) };
             if status == STATUS_SUCCESS {
@@ -720,55 +722,42 @@ pub fn tag_name(tag: u32) -> String {
 /// # Safety
 /// `irp` is fresh; `security` outlives the request.
 unsafe fn fill_create(
-    irp: *mut windows_sys::Wdk::Foundation::IRP,
+    irp: *mut IRP,
     fo: *mut FILE_OBJECT,
     security: &mut IO_SECURITY_CONTEXT,
     open: &Open,
 ) {
-    // SAFETY: the caller's contract.
-    let stack = unsafe { io::next_stack(irp) };
-    // SAFETY: as above.
-    unsafe { (*stack).MajorFunction = 0x00 };
-    // SAFETY: as above.
-    unsafe { (*stack).FileObject = fo };
-    // SAFETY: as above: Create is the member for IRP_MJ_CREATE.
-    unsafe {
-        (*stack).Parameters.Create.SecurityContext = security;
-    }
-    let options = (open.disposition << 24) | (open.options & 0x00FF_FFFF);
-    // SAFETY: as above.
-    unsafe { (*stack).Parameters.Create.Options = options };
-    // SAFETY: as above.
-    unsafe { (*stack).Parameters.Create.ShareAccess = u16::try_from(open.share).unwrap_or(0) };
-    // SAFETY: as above.
-    unsafe {
-        (*stack).Parameters.Create.FileAttributes = u16::try_from(open.attributes).unwrap_or(0)
+    let mut parameters = IO_STACK_LOCATION_0::default();
+    parameters.Create = IO_STACK_LOCATION_0_0 {
+        SecurityContext: security,
+        Options: (open.disposition << 24) | (open.options & 0x00FF_FFFF),
+        FileAttributes: u16::try_from(open.attributes).unwrap_or(0),
+        ShareAccess: u16::try_from(open.share).unwrap_or(0),
+        EaLength: 0,
     };
+    // SAFETY: the caller's contract.
+    unsafe { io::set_next_stack(irp, io::location(0x00, 0, fo, parameters)) };
     // SAFETY: as above.
-    unsafe { (*irp).Tail.Overlay.OriginalFileObject = fo };
+    let irp_ref = unsafe { &mut *irp };
+    irp_ref.Tail.Overlay.OriginalFileObject = fo;
 }
 
 /// An `IRP_MN_USER_FS_REQUEST` with no buffers.
 ///
 /// # Safety
 /// `device` and `fo` are live.
-unsafe fn send_fsctl(
-    device: *mut windows_sys::Wdk::Foundation::DEVICE_OBJECT,
-    fo: *mut FILE_OBJECT,
-    code: u32,
-) -> NTSTATUS {
+unsafe fn send_fsctl(device: *mut DEVICE_OBJECT, fo: *mut FILE_OBJECT, code: u32) -> NTSTATUS {
     // SAFETY: a live device.
     let irp = io::allocate_irp(unsafe { (*device).StackSize }, false);
-    // SAFETY: fresh IRP.
-    let stack = unsafe { io::next_stack(irp) };
-    // SAFETY: as above.
-    unsafe { (*stack).MajorFunction = 0x0d };
-    // SAFETY: as above.
-    unsafe { (*stack).MinorFunction = 0x00 };
-    // SAFETY: as above.
-    unsafe { (*stack).FileObject = fo };
-    // SAFETY: as above: FileSystemControl is the member for user FS requests.
-    unsafe { (*stack).Parameters.FileSystemControl.FsControlCode = code };
+    let mut parameters = IO_STACK_LOCATION_0::default();
+    parameters.FileSystemControl = IO_STACK_LOCATION_0_14 {
+        OutputBufferLength: 0,
+        InputBufferLength: 0,
+        FsControlCode: code,
+        Type3InputBuffer: std::ptr::null_mut(),
+    };
+    // SAFETY: a fresh IRP.
+    unsafe { io::set_next_stack(irp, io::location(0x0d, 0x00, fo, parameters)) };
     // SAFETY: a complete IRP for `device`.
     let (status, _) = unsafe { io::send_and_free(device, irp) };
     status

@@ -16,7 +16,7 @@ use windows_sys::Wdk::Foundation::{FILE_OBJECT, SECTION_OBJECT_POINTERS};
 use windows_sys::Wdk::Storage::FileSystem::{
     CACHE_MANAGER_CALLBACKS, CACHE_UNINITIALIZE_EVENT, CC_FILE_SIZES,
 };
-use windows_sys::Win32::Foundation::{NTSTATUS, STATUS_SUCCESS};
+use windows_sys::Win32::Foundation::STATUS_SUCCESS;
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
 use crate::ex::{bugcheck, set_event};
@@ -33,7 +33,7 @@ fn marker() -> *mut c_void {
 }
 
 #[no_mangle]
-pub extern "system" fn CcInitializeCacheMap(
+pub unsafe extern "system" fn CcInitializeCacheMap(
     fileobject: *const FILE_OBJECT,
     filesizes: *const CC_FILE_SIZES,
     _pinaccess: bool,
@@ -70,7 +70,7 @@ pub extern "system" fn CcInitializeCacheMap(
 }
 
 #[no_mangle]
-pub extern "system" fn CcSetFileSizes(
+pub unsafe extern "system" fn CcSetFileSizes(
     fileobject: *const FILE_OBJECT,
     filesizes: *const CC_FILE_SIZES,
 ) {
@@ -126,7 +126,7 @@ fn check_copy(
 }
 
 #[no_mangle]
-pub extern "system" fn CcCopyRead(
+pub unsafe extern "system" fn CcCopyRead(
     fileobject: *const FILE_OBJECT,
     fileoffset: *const i64,
     length: u32,
@@ -149,14 +149,14 @@ pub extern "system" fn CcCopyRead(
         kernel::with(|k| mm::copy_page(k, sop, index, offset, out, None));
     }
     // SAFETY: the caller's status block.
-    unsafe { (*iostatus).Anonymous.Status = status };
-    // SAFETY: as above.
-    unsafe { (*iostatus).Information = if status < 0 { 0 } else { length as usize } };
+    let iosb = unsafe { &mut *iostatus };
+    iosb.Anonymous.Status = status;
+    iosb.Information = if status < 0 { 0 } else { length as usize };
     true
 }
 
 #[no_mangle]
-pub extern "system" fn CcCopyWrite(
+pub unsafe extern "system" fn CcCopyWrite(
     fileobject: *const FILE_OBJECT,
     fileoffset: *const i64,
     length: u32,
@@ -192,7 +192,7 @@ pub extern "system" fn CcCopyWrite(
 }
 
 #[no_mangle]
-pub extern "system" fn CcFlushCache(
+pub unsafe extern "system" fn CcFlushCache(
     sectionobjectpointer: *const SECTION_OBJECT_POINTERS,
     fileoffset: *const i64,
     length: u32,
@@ -210,14 +210,14 @@ pub extern "system" fn CcFlushCache(
     let status = mm::write_dirty(sop, range, Dirty::Any);
     if !iostatus.is_null() {
         // SAFETY: the caller's status block.
-        unsafe { (*iostatus).Anonymous.Status = status };
-        // SAFETY: as above.
-        unsafe { (*iostatus).Information = 0 };
+        let iosb = unsafe { &mut *iostatus };
+        iosb.Anonymous.Status = status;
+        iosb.Information = 0;
     }
 }
 
 #[no_mangle]
-pub extern "system" fn CcPurgeCacheSection(
+pub unsafe extern "system" fn CcPurgeCacheSection(
     sectionobjectpointer: *const SECTION_OBJECT_POINTERS,
     fileoffset: *const i64,
     length: u32,
@@ -286,7 +286,7 @@ fn purge_locked(
 }
 
 #[no_mangle]
-pub extern "system" fn CcUninitializeCacheMap(
+pub unsafe extern "system" fn CcUninitializeCacheMap(
     fileobject: *const FILE_OBJECT,
     truncatesize: *const i64,
     uninitializeevent: *const CACHE_UNINITIALIZE_EVENT,
@@ -346,7 +346,7 @@ fn uninitialize_locked(
 /// One lazy writer pass: for every cached stream with Cc-dirty pages, `AcquireForLazyWrite`,
 /// paging writes, `ReleaseFromLazyWrite`; cache maps whose last user left are deleted once
 /// clean.
-pub fn lazy_writer() {
+pub(crate) fn lazy_writer() {
     let work: Vec<_> = kernel::with(|k| {
         k.control_areas
             .iter()
@@ -421,20 +421,4 @@ fn finish_uninitialize(sop: *mut SECTION_OBJECT_POINTERS) {
         // SAFETY: the stream's SOP.
         unsafe { (*sop).SharedCacheMap = ptr::null_mut() };
     }
-}
-
-/// Has the stream of `sop` any dirty page (for tests)?
-#[must_use]
-pub fn has_dirty(sop: *mut SECTION_OBJECT_POINTERS) -> bool {
-    kernel::with(|k| {
-        k.control_areas
-            .get(&sop)
-            .is_some_and(|ca| ca.pages.values().any(Page::dirty))
-    })
-}
-
-/// Status for flushes that found nothing to do.
-#[must_use]
-pub fn ok() -> NTSTATUS {
-    STATUS_SUCCESS
 }

@@ -7,7 +7,7 @@
 use std::ptr;
 
 use fs_core::{BlockDevice, MemDevice};
-use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, DRIVER_OBJECT, IRP, VPB};
+use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, DRIVER_OBJECT, IO_STACK_LOCATION, IRP, VPB};
 use windows_sys::Win32::Foundation::{
     NTSTATUS, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_IO_DEVICE_ERROR,
     STATUS_SUCCESS,
@@ -39,7 +39,7 @@ pub struct Disk {
 
 /// Creates the disk over `medium`.
 #[must_use]
-pub fn create(medium: MemDevice) -> Disk {
+pub(crate) fn create(medium: MemDevice) -> Disk {
     let mut driver = Box::new(DRIVER_OBJECT::default());
     for major in [
         IRP_MJ_READ,
@@ -51,15 +51,18 @@ pub fn create(medium: MemDevice) -> Disk {
     }
     let driver = Box::into_raw(driver);
     let mut device = ptr::null_mut();
-    let status = io::IoCreateDevice(
-        driver,
-        0,
-        ptr::null(),
-        FILE_DEVICE_DISK,
-        0,
-        false,
-        &mut device,
-    );
+    // SAFETY: our own driver object and out pointer.
+    let status = unsafe {
+        io::IoCreateDevice(
+            driver,
+            0,
+            ptr::null(),
+            FILE_DEVICE_DISK,
+            0,
+            false,
+            &mut device,
+        )
+    };
     if status < 0 {
         bugcheck("cannot create the disk device");
     }
@@ -83,7 +86,7 @@ pub fn create(medium: MemDevice) -> Disk {
 
 /// A fresh VPB for `device` (at creation, and after a dismount).
 #[must_use]
-pub fn new_vpb(device: *mut DEVICE_OBJECT) -> *mut VPB {
+pub(crate) fn new_vpb(device: *mut DEVICE_OBJECT) -> *mut VPB {
     Box::into_raw(Box::new(VPB {
         Type: 10,
         Size: i16::try_from(std::mem::size_of::<VPB>()).unwrap_or(i16::MAX),
@@ -93,14 +96,15 @@ pub fn new_vpb(device: *mut DEVICE_OBJECT) -> *mut VPB {
 }
 
 /// Frees a VPB made by [`new_vpb`].
-pub fn free_vpb(vpb: *mut VPB) {
+pub(crate) fn free_vpb(vpb: *mut VPB) {
     // SAFETY: created by Box::into_raw in `new_vpb`, freed once.
     drop(unsafe { Box::from_raw(vpb) });
 }
 
 /// Deletes the disk and gives its medium back.
-pub fn destroy(disk: &Disk) -> Option<MemDevice> {
-    io::IoDeleteDevice(disk.device);
+pub(crate) fn destroy(disk: &Disk) -> Option<MemDevice> {
+    // SAFETY: the disk device the model created, deleted once.
+    unsafe { io::IoDeleteDevice(disk.device) };
     io::reap_devices();
     // SAFETY: created by Box::into_raw in `create`; its only device is gone.
     drop(unsafe { Box::from_raw(disk.driver) });
@@ -112,51 +116,42 @@ pub fn destroy(disk: &Disk) -> Option<MemDevice> {
 
 /// Is `device` the disk?
 #[must_use]
-pub fn is_disk_device(device: *mut DEVICE_OBJECT) -> bool {
+pub(crate) fn is_disk_device(device: *mut DEVICE_OBJECT) -> bool {
     kernel::with(|k| k.disk_device == device)
 }
 
 /// The disk's dispatch routine.
 unsafe extern "system" fn disk_dispatch(_device: *const DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: the I/O manager calls us with a live IRP whose current location is ours.
-    let stack = unsafe {
-        (*irp)
-            .Tail
-            .Overlay
-            .Anonymous2
-            .Anonymous
-            .CurrentStackLocation
-    };
+    let stack = unsafe { io::current_stack(irp) };
     // SAFETY: as above.
-    let major = unsafe { (*stack).MajorFunction };
-    let (status, information) = match major {
+    let location = unsafe { *stack };
+    let (status, information) = match location.MajorFunction {
         // SAFETY: a read/write IRP of ours.
-        IRP_MJ_READ | IRP_MJ_WRITE => unsafe { transfer(irp, stack, major == IRP_MJ_WRITE) },
+        IRP_MJ_READ | IRP_MJ_WRITE => unsafe { transfer(irp, &location) },
         IRP_MJ_FLUSH_BUFFERS => (STATUS_SUCCESS, 0),
         // SAFETY: a device control IRP of ours.
-        IRP_MJ_DEVICE_CONTROL => unsafe { device_control(irp, stack) },
+        IRP_MJ_DEVICE_CONTROL => unsafe { device_control(irp, &location) },
         _ => (STATUS_INVALID_DEVICE_REQUEST, 0),
     };
     // SAFETY: the IRP is ours until completed.
-    unsafe { (*irp).IoStatus.Anonymous.Status = status };
-    // SAFETY: as above.
-    unsafe { (*irp).IoStatus.Information = information };
-    io::IofCompleteRequest(irp, 0);
+    let irp_ref = unsafe { &mut *irp };
+    irp_ref.IoStatus.Anonymous.Status = status;
+    irp_ref.IoStatus.Information = information;
+    // SAFETY: our IRP, completed once; not touched afterwards.
+    unsafe { io::IofCompleteRequest(irp, 0) };
     status
 }
 
 /// A sector read or write against the medium.
 ///
 /// # Safety
-/// `irp` is a live read/write IRP with an MDL; `stack` its current location.
-unsafe fn transfer(
-    irp: *mut IRP,
-    stack: *mut windows_sys::Wdk::Foundation::IO_STACK_LOCATION,
-    write: bool,
-) -> (NTSTATUS, usize) {
+/// `irp` is a live read/write IRP with an MDL; `location` its current location.
+unsafe fn transfer(irp: *mut IRP, location: &IO_STACK_LOCATION) -> (NTSTATUS, usize) {
+    let write = location.MajorFunction == IRP_MJ_WRITE;
+    // SAFETY: Read/Write is the live member for these majors.
+    let params = unsafe { location.Parameters.Read };
     // SAFETY: the caller's contract.
-    let params = unsafe { (*stack).Parameters.Read };
-    // SAFETY: as above.
     let mdl = unsafe { (*irp).MdlAddress };
     let Ok(offset) = u64::try_from(params.ByteOffset) else {
         return (STATUS_INVALID_PARAMETER, 0);
@@ -194,20 +189,19 @@ unsafe fn transfer(
 /// `IOCTL_DISK_GET_LENGTH_INFO` (METHOD_BUFFERED: the answer goes to the system buffer).
 ///
 /// # Safety
-/// `irp` is a live device control IRP; `stack` its current location.
-unsafe fn device_control(
-    irp: *mut IRP,
-    stack: *mut windows_sys::Wdk::Foundation::IO_STACK_LOCATION,
-) -> (NTSTATUS, usize) {
-    // SAFETY: the caller's contract.
-    let params = unsafe { (*stack).Parameters.DeviceIoControl };
+/// `irp` is a live device control IRP; `location` its current location.
+unsafe fn device_control(irp: *mut IRP, location: &IO_STACK_LOCATION) -> (NTSTATUS, usize) {
+    // SAFETY: DeviceIoControl is the live member for this major.
+    let params = unsafe { location.Parameters.DeviceIoControl };
     if params.IoControlCode != IOCTL_DISK_GET_LENGTH_INFO || params.OutputBufferLength < 8 {
         return (STATUS_INVALID_DEVICE_REQUEST, 0);
     }
     let size = kernel::with(|k| k.disk.as_ref().map_or(0, BlockDevice::size));
-    // SAFETY: the IRP's system buffer holds at least OutputBufferLength bytes.
-    let out = unsafe { (*irp).AssociatedIrp.SystemBuffer }.cast::<i64>();
-    // SAFETY: as above; an unaligned write is fine for a byte buffer.
+    // SAFETY: the caller's contract.
+    let irp_ref = unsafe { &*irp };
+    // SAFETY: SystemBuffer is the member of a buffered request.
+    let out = unsafe { irp_ref.AssociatedIrp.SystemBuffer }.cast::<i64>();
+    // SAFETY: the system buffer holds at least OutputBufferLength (>= 8) bytes.
     unsafe { out.write_unaligned(i64::try_from(size).unwrap_or(i64::MAX)) };
     (STATUS_SUCCESS, 8)
 }

@@ -60,7 +60,7 @@ pub extern "system" fn ExAllocatePool2(flags: u64, numberofbytes: usize, tag: u3
 }
 
 #[no_mangle]
-pub extern "system" fn ExFreePoolWithTag(p: *mut c_void, tag: u32) {
+pub unsafe extern "system" fn ExFreePoolWithTag(p: *mut c_void, tag: u32) {
     let Some(block) = kernel::with(|k| k.pool.remove(&(p as usize))) else {
         bugcheck("ExFreePoolWithTag of memory that is not a live pool block")
     };
@@ -78,7 +78,7 @@ pub extern "system" fn ExFreePoolWithTag(p: *mut c_void, tag: u32) {
 }
 
 /// Returns the poisoned freed blocks to the host allocator (end of a test).
-pub fn release_quarantine() {
+pub(crate) fn release_quarantine() {
     let blocks = kernel::with(|k| std::mem::take(&mut k.quarantine));
     for (address, size) in blocks {
         let Some(layout) = pool_layout(size) else {
@@ -215,7 +215,7 @@ pub extern "system" fn KeInitializeEvent(event: *mut KEVENT, _type: EVENT_TYPE, 
 }
 
 /// Signals an event (the I/O manager does it at completion; the driver does not import it).
-pub fn set_event(event: *const KEVENT) {
+pub(crate) fn set_event(event: *const KEVENT) {
     kernel::with(|k| k.events.insert(event as usize, true));
 }
 
@@ -254,7 +254,7 @@ pub extern "system" fn KeLeaveCriticalRegion() {
 const CLOCK_BASE: i64 = 134_115_840_000_000_000;
 
 #[no_mangle]
-pub extern "system" fn KeQuerySystemTimePrecise(currenttime: *mut i64) {
+pub unsafe extern "system" fn KeQuerySystemTimePrecise(currenttime: *mut i64) {
     let ticks = kernel::with(|k| {
         k.clock_ticks += 1;
         k.clock_ticks

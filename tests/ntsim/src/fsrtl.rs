@@ -10,7 +10,7 @@
 use std::ffi::c_void;
 use std::ptr;
 
-use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, DRIVER_OBJECT, ERESOURCE, FILE_OBJECT};
+use windows_sys::Wdk::Foundation::{DRIVER_OBJECT, ERESOURCE, FILE_OBJECT};
 use windows_sys::Wdk::Storage::FileSystem::{
     FS_FILTER_CALLBACKS, FS_FILTER_CALLBACK_DATA, FS_FILTER_PARAMETERS, PFS_FILTER_CALLBACK,
 };
@@ -37,7 +37,7 @@ pub mod operation {
 }
 
 #[no_mangle]
-pub extern "system" fn FsRtlRegisterFileSystemFilterCallbacks(
+pub unsafe extern "system" fn FsRtlRegisterFileSystemFilterCallbacks(
     filterdriverobject: *const DRIVER_OBJECT,
     callbacks: *const FS_FILTER_CALLBACKS,
 ) -> NTSTATUS {
@@ -107,7 +107,7 @@ impl Which {
 
 /// Calls the file system's filter callback for `fo`, tracing it. `None` when it registered
 /// none.
-pub fn call(
+pub(crate) fn call(
     which: Which,
     fo: *mut FILE_OBJECT,
     parameters: FS_FILTER_PARAMETERS,
@@ -146,7 +146,7 @@ pub fn call(
 
 /// Acquire for the modified page writer; the resource to release afterwards, or `Err` when
 /// the file system said it cannot (the writer retries later).
-pub fn acquire_for_mod_write(
+pub(crate) fn acquire_for_mod_write(
     fo: *mut FILE_OBJECT,
     ending: &mut i64,
 ) -> Result<*mut ERESOURCE, NTSTATUS> {
@@ -161,18 +161,8 @@ pub fn acquire_for_mod_write(
 }
 
 /// Release after the modified page writer.
-pub fn release_for_mod_write(fo: *mut FILE_OBJECT, resource: *mut ERESOURCE) {
+pub(crate) fn release_for_mod_write(fo: *mut FILE_OBJECT, resource: *mut ERESOURCE) {
     let mut parameters = FS_FILTER_PARAMETERS::default();
     parameters.ReleaseForModifiedPageWriter.ResourceToRelease = resource;
     let _ = call(Which::ReleaseModWrite, fo, parameters);
-}
-
-/// The file system device of a file object (for the callback data).
-#[must_use]
-pub fn device_of(fo: *mut FILE_OBJECT) -> *mut DEVICE_OBJECT {
-    kernel::with(|k| {
-        k.file_objects
-            .get(&fo)
-            .map_or(ptr::null_mut(), |r| r.device)
-    })
 }

@@ -11,7 +11,8 @@ use std::ffi::c_void;
 use std::ptr;
 
 use windows_sys::Wdk::Foundation::{
-    DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IO_STACK_LOCATION, IRP, KEVENT, MDL, VPB,
+    DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IO_STACK_LOCATION, IO_STACK_LOCATION_0,
+    IO_STACK_LOCATION_0_16, IO_STACK_LOCATION_0_3, IRP, KEVENT, MDL, VPB,
 };
 use windows_sys::Wdk::System::SystemServices::SHARE_ACCESS;
 use windows_sys::Win32::Foundation::{
@@ -46,7 +47,7 @@ struct IrpBlock {
 // ---- devices and file systems ----------------------------------------------------------------
 
 #[no_mangle]
-pub extern "system" fn IoCreateDevice(
+pub unsafe extern "system" fn IoCreateDevice(
     driverobject: *const DRIVER_OBJECT,
     deviceextensionsize: u32,
     _devicename: *const UNICODE_STRING,
@@ -73,9 +74,10 @@ pub extern "system" fn IoCreateDevice(
         ..Default::default()
     }));
     // SAFETY: a live driver object (the caller's contract).
-    unsafe { (*device).NextDevice = (*driver).DeviceObject };
-    // SAFETY: as above.
-    unsafe { (*driver).DeviceObject = device };
+    let driver_ref = unsafe { &mut *driver };
+    // SAFETY: just created, ours.
+    unsafe { (*device).NextDevice = driver_ref.DeviceObject };
+    driver_ref.DeviceObject = device;
     kernel::with(|k| {
         let record = DeviceRecord {
             driver,
@@ -90,7 +92,7 @@ pub extern "system" fn IoCreateDevice(
 }
 
 #[no_mangle]
-pub extern "system" fn IoDeleteDevice(deviceobject: *const DEVICE_OBJECT) {
+pub unsafe extern "system" fn IoDeleteDevice(deviceobject: *const DEVICE_OBJECT) {
     let device = deviceobject.cast_mut();
     let driver = kernel::with(|k| match k.devices.get_mut(&device) {
         Some(r) if !r.deleted => {
@@ -107,7 +109,9 @@ pub extern "system" fn IoDeleteDevice(deviceobject: *const DEVICE_OBJECT) {
         let current = unsafe { *link };
         if current == device {
             // SAFETY: `device` is live until reaped.
-            unsafe { *link = (*device).NextDevice };
+            let next = unsafe { (*device).NextDevice };
+            // SAFETY: a link of the live list.
+            unsafe { *link = next };
             break;
         }
         // SAFETY: as above.
@@ -117,7 +121,7 @@ pub extern "system" fn IoDeleteDevice(deviceobject: *const DEVICE_OBJECT) {
 
 /// Frees devices deleted since the last reap (Windows frees a device when its last reference
 /// goes; the model waits until no dispatch can still be using it).
-pub fn reap_devices() {
+pub(crate) fn reap_devices() {
     let dead: Vec<(*mut DEVICE_OBJECT, DeviceRecord)> = kernel::with(|k| {
         let keys: Vec<_> = k
             .devices
@@ -137,7 +141,7 @@ pub fn reap_devices() {
 
 /// Live (not deleted) devices of `driver`.
 #[must_use]
-pub fn live_devices_of(driver: *mut DRIVER_OBJECT) -> usize {
+pub(crate) fn live_devices_of(driver: *mut DRIVER_OBJECT) -> usize {
     kernel::with(|k| {
         k.devices
             .values()
@@ -147,12 +151,12 @@ pub fn live_devices_of(driver: *mut DRIVER_OBJECT) -> usize {
 }
 
 #[no_mangle]
-pub extern "system" fn IoRegisterFileSystem(deviceobject: *const DEVICE_OBJECT) {
+pub unsafe extern "system" fn IoRegisterFileSystem(deviceobject: *const DEVICE_OBJECT) {
     kernel::with(|k| k.file_systems.push(deviceobject.cast_mut()));
 }
 
 #[no_mangle]
-pub extern "system" fn IoUnregisterFileSystem(deviceobject: *const DEVICE_OBJECT) {
+pub unsafe extern "system" fn IoUnregisterFileSystem(deviceobject: *const DEVICE_OBJECT) {
     kernel::with(|k| k.file_systems.retain(|d| *d != deviceobject.cast_mut()));
 }
 
@@ -162,14 +166,14 @@ pub extern "system" fn IoGetTopLevelIrp() -> *mut IRP {
 }
 
 #[no_mangle]
-pub extern "system" fn IoSetTopLevelIrp(irp: *const IRP) {
+pub unsafe extern "system" fn IoSetTopLevelIrp(irp: *const IRP) {
     kernel::with(|k| k.top_level_irp = irp.cast_mut());
 }
 
 // ---- IRPs -------------------------------------------------------------------------------------
 
 /// Allocates an IRP with `stack_size` locations; the first driver's is the "next" one.
-pub fn allocate_irp(stack_size: i8, threaded: bool) -> *mut IRP {
+pub(crate) fn allocate_irp(stack_size: i8, threaded: bool) -> *mut IRP {
     let size = usize::try_from(stack_size).unwrap_or(0);
     if size == 0 || size >= MAX_STACK {
         bugcheck("IRP stack size out of the model's range");
@@ -178,31 +182,16 @@ pub fn allocate_irp(stack_size: i8, threaded: bool) -> *mut IRP {
         irp: IRP::default(),
         stack: [IO_STACK_LOCATION::default(); MAX_STACK],
     }));
-    // SAFETY: fresh block; `size < MAX_STACK`, so the one-past location is inside the array.
-    let irp = unsafe { &raw mut (*block).irp };
-    // SAFETY: as above.
-    let past = unsafe {
-        (&raw mut (*block).stack)
-            .cast::<IO_STACK_LOCATION>()
-            .add(size)
-    };
-    // SAFETY: fresh IRP, ours.
-    unsafe {
-        (*irp).Type = 6;
-    }
-    // SAFETY: as above.
-    unsafe { (*irp).StackCount = stack_size };
-    // SAFETY: as above.
-    unsafe { (*irp).CurrentLocation = stack_size + 1 };
-    // SAFETY: as above.
-    unsafe {
-        (*irp)
-            .Tail
-            .Overlay
-            .Anonymous2
-            .Anonymous
-            .CurrentStackLocation = past
-    };
+    // SAFETY: a fresh block; only a field address is taken.
+    let stack = unsafe { &raw mut (*block).stack }.cast::<IO_STACK_LOCATION>();
+    // SAFETY: a fresh block, ours until it is sent.
+    let irp = unsafe { &mut (*block).irp };
+    irp.Type = 6;
+    irp.StackCount = stack_size;
+    irp.CurrentLocation = stack_size + 1;
+    // `size < MAX_STACK`: the one-past location is still inside the array.
+    irp.Tail.Overlay.Anonymous2.Anonymous.CurrentStackLocation = stack.wrapping_add(size);
+    let irp: *mut IRP = irp;
     kernel::with(|k| {
         let record = IrpRecord {
             threaded,
@@ -213,25 +202,75 @@ pub fn allocate_irp(stack_size: i8, threaded: bool) -> *mut IRP {
     irp
 }
 
-/// The stack location the next driver will get (`IoGetNextIrpStackLocation`).
+/// The IRP's current stack location.
 ///
 /// # Safety
-/// `irp` is live and has a location below the current one.
-pub unsafe fn next_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
-    // SAFETY: the caller's contract.
-    let current = unsafe {
-        (*irp)
+/// `irp` is live.
+pub(crate) unsafe fn current_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
+    // SAFETY: the caller's contract; the Overlay member is the one in use for IRPs in flight.
+    let slot = unsafe {
+        &raw const (*irp)
             .Tail
             .Overlay
             .Anonymous2
             .Anonymous
             .CurrentStackLocation
     };
-    current.wrapping_sub(1)
+    // SAFETY: as above.
+    unsafe { *slot }
+}
+
+/// The stack location the next driver will get (`IoGetNextIrpStackLocation`).
+///
+/// # Safety
+/// `irp` is live and has a location below the current one.
+pub(crate) unsafe fn next_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
+    // SAFETY: the caller's contract.
+    unsafe { current_stack(irp) }.wrapping_sub(1)
+}
+
+/// Fills the next stack location of a fresh IRP.
+///
+/// # Safety
+/// `irp` is live, fresh (not yet sent) and has a next location.
+pub(crate) unsafe fn set_next_stack(irp: *mut IRP, location: IO_STACK_LOCATION) {
+    // SAFETY: the caller's contract.
+    let next = unsafe { next_stack(irp) };
+    // SAFETY: inside the IRP's block, not used by anyone yet.
+    unsafe { next.write(location) };
+}
+
+/// A stack location for `major` on `fo` with these parameters.
+#[must_use]
+pub(crate) fn location(
+    major: u8,
+    minor: u8,
+    fo: *mut FILE_OBJECT,
+    parameters: IO_STACK_LOCATION_0,
+) -> IO_STACK_LOCATION {
+    IO_STACK_LOCATION {
+        MajorFunction: major,
+        MinorFunction: minor,
+        Parameters: parameters,
+        FileObject: fo,
+        ..Default::default()
+    }
+}
+
+/// Read/write parameters.
+#[must_use]
+pub(crate) fn read_write_parameters(length: u32, offset: i64) -> IO_STACK_LOCATION_0 {
+    let mut parameters = IO_STACK_LOCATION_0::default();
+    parameters.Read = IO_STACK_LOCATION_0_3 {
+        Length: length,
+        Key: 0,
+        ByteOffset: offset,
+    };
+    parameters
 }
 
 /// Frees an IRP and its MDL.
-pub fn free_irp(irp: *mut IRP) {
+pub(crate) fn free_irp(irp: *mut IRP) {
     let Some(record) = kernel::with(|k| k.irps.remove(&irp)) else {
         bugcheck("freeing an IRP the model does not know")
     };
@@ -245,7 +284,7 @@ pub fn free_irp(irp: *mut IRP) {
 
 /// Attaches an MDL describing `len` bytes at `buffer`, mapped to system space (the model's
 /// buffers are always resident and addressable).
-pub fn attach_mdl(irp: *mut IRP, buffer: *mut u8, len: u32) {
+pub(crate) fn attach_mdl(irp: *mut IRP, buffer: *mut u8, len: u32) {
     let mdl = Box::into_raw(Box::new(MDL {
         Size: i16::try_from(std::mem::size_of::<MDL>()).unwrap_or(i16::MAX),
         MdlFlags: MDL_MAPPED_TO_SYSTEM_VA,
@@ -272,29 +311,33 @@ fn is_disk(device: *mut DEVICE_OBJECT) -> bool {
 ///
 /// # Safety
 /// `irp` is live with a next stack location filled in; `device` is live.
-pub unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+pub(crate) unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: the caller's contract.
-    unsafe { (*irp).CurrentLocation -= 1 };
-    // SAFETY: as above.
     let stack = unsafe { next_stack(irp) };
-    // SAFETY: as above.
-    unsafe {
-        (*irp)
-            .Tail
-            .Overlay
-            .Anonymous2
-            .Anonymous
-            .CurrentStackLocation = stack
-    };
-    // SAFETY: the location now current.
-    unsafe { (*stack).DeviceObject = device };
-    // SAFETY: as above.
-    let (major, minor, fo) = unsafe {
-        (
-            (*stack).MajorFunction,
-            (*stack).MinorFunction,
-            (*stack).FileObject,
-        )
+    // SAFETY: the caller's contract: the IRP is being handed down, nobody else touches it.
+    let irp_ref = unsafe { &mut *irp };
+    irp_ref.CurrentLocation -= 1;
+    irp_ref
+        .Tail
+        .Overlay
+        .Anonymous2
+        .Anonymous
+        .CurrentStackLocation = stack;
+    let flags = irp_ref.Flags;
+    // SAFETY: the location now current, inside the IRP's block.
+    let location = unsafe { &mut *stack };
+    location.DeviceObject = device;
+    let (major, minor, fo) = (
+        location.MajorFunction,
+        location.MinorFunction,
+        location.FileObject,
+    );
+    let (offset, length) = if major == IRP_MJ_READ || major == IRP_MJ_WRITE {
+        // SAFETY: Read/Write is the live member for these majors.
+        let p = unsafe { location.Parameters.Read };
+        (p.ByteOffset, p.Length)
+    } else {
+        (0, 0)
     };
     // SAFETY: a live device of a live driver.
     let driver = unsafe { (*device).DriverObject };
@@ -304,8 +347,6 @@ pub unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS
         bugcheck("IRP to a driver with no routine for its major function")
     };
     if !is_disk(device) {
-        // SAFETY: as above.
-        let (offset, length, flags) = unsafe { rw_params(irp, stack, major) };
         kernel::with(|k| {
             let file = k.fo_id(fo);
             k.trace.push(Event::Irp {
@@ -322,24 +363,8 @@ pub unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS
     unsafe { routine(device, irp) }
 }
 
-/// Offset, length and flags of a read/write, for the trace.
-///
-/// # Safety
-/// `irp` and `stack` are live.
-unsafe fn rw_params(irp: *mut IRP, stack: *mut IO_STACK_LOCATION, major: u8) -> (i64, u32, u32) {
-    // SAFETY: the caller's contract.
-    let flags = unsafe { (*irp).Flags };
-    if major == IRP_MJ_READ || major == IRP_MJ_WRITE {
-        // SAFETY: Read/Write is the live member for these majors.
-        let p = unsafe { (*stack).Parameters.Read };
-        (p.ByteOffset, p.Length, flags)
-    } else {
-        (0, 0, flags)
-    }
-}
-
 #[no_mangle]
-pub extern "system" fn IofCallDriver(
+pub unsafe extern "system" fn IofCallDriver(
     deviceobject: *const DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NTSTATUS {
@@ -348,34 +373,24 @@ pub extern "system" fn IofCallDriver(
 }
 
 #[no_mangle]
-pub extern "system" fn IofCompleteRequest(irp: *const IRP, _priorityboost: i8) {
+pub unsafe extern "system" fn IofCompleteRequest(irp: *const IRP, _priorityboost: i8) {
     let irp = irp.cast_mut();
     // SAFETY: a live IRP owned by the completing driver.
-    let (status, information) = unsafe {
-        (
-            (*irp).IoStatus.Anonymous.Status,
-            (*irp).IoStatus.Information,
-        )
-    };
+    let irp_ref = unsafe { &*irp };
+    // SAFETY: the status member of the status block.
+    let status = unsafe { irp_ref.IoStatus.Anonymous.Status };
+    let information = irp_ref.IoStatus.Information;
     // SAFETY: as above.
     unsafe { check_no_completion_routines(irp) };
     // SAFETY: as above.
-    let stack = unsafe {
-        (*irp)
-            .Tail
-            .Overlay
-            .Anonymous2
-            .Anonymous
-            .CurrentStackLocation
-    };
+    let stack = unsafe { current_stack(irp) };
     // SAFETY: the completing driver's location.
-    let (major, fo, device) = unsafe {
-        (
-            (*stack).MajorFunction,
-            (*stack).FileObject,
-            (*stack).DeviceObject,
-        )
-    };
+    let location = unsafe { &*stack };
+    let (major, fo, device) = (
+        location.MajorFunction,
+        location.FileObject,
+        location.DeviceObject,
+    );
     let threaded = kernel::with(|k| {
         let Some(record) = k.irps.get_mut(&irp) else {
             bugcheck("IofCompleteRequest of an IRP the model did not build")
@@ -409,25 +424,16 @@ pub extern "system" fn IofCompleteRequest(irp: *const IRP, _priorityboost: i8) {
 /// `irp` is live.
 unsafe fn check_no_completion_routines(irp: *mut IRP) {
     // SAFETY: the caller's contract.
-    let mut location = unsafe { (*irp).CurrentLocation };
+    let irp_ref = unsafe { &*irp };
+    let (location, count) = (irp_ref.CurrentLocation, irp_ref.StackCount);
     // SAFETY: as above.
-    let mut stack = unsafe {
-        (*irp)
-            .Tail
-            .Overlay
-            .Anonymous2
-            .Anonymous
-            .CurrentStackLocation
-    };
-    // SAFETY: as above.
-    let count = unsafe { (*irp).StackCount };
-    while location <= count {
+    let first = unsafe { current_stack(irp) };
+    for i in 0..usize::try_from(count - location + 1).unwrap_or(0) {
         // SAFETY: locations CurrentLocation..=StackCount are inside the block.
-        if unsafe { (*stack).CompletionRoutine }.is_some() {
+        let routine = unsafe { (*first.wrapping_add(i)).CompletionRoutine };
+        if routine.is_some() {
             bugcheck("completion routines are not modelled by ntsim");
         }
-        location += 1;
-        stack = stack.wrapping_add(1);
     }
 }
 
@@ -447,15 +453,16 @@ unsafe fn finish_threaded(irp: *mut IRP, status: NTSTATUS, information: usize) {
         unsafe { ptr::copy_nonoverlapping(buffer.as_ptr(), out, n) };
     }
     // SAFETY: the live IRP.
-    let iosb = unsafe { (*irp).Anonymous.UserIosb };
+    let irp_ref = unsafe { &*irp };
+    // SAFETY: UserIosb is the member the builders set.
+    let iosb = unsafe { irp_ref.Anonymous.UserIosb };
+    let event = irp_ref.UserEvent;
     if !iosb.is_null() {
         // SAFETY: the requester's status block.
-        unsafe { (*iosb).Anonymous.Status = status };
-        // SAFETY: as above.
-        unsafe { (*iosb).Information = information };
+        let iosb = unsafe { &mut *iosb };
+        iosb.Anonymous.Status = status;
+        iosb.Information = information;
     }
-    // SAFETY: the live IRP.
-    let event = unsafe { (*irp).UserEvent };
     if !event.is_null() {
         set_event(event);
     }
@@ -467,7 +474,7 @@ unsafe fn finish_threaded(irp: *mut IRP, status: NTSTATUS, information: usize) {
 ///
 /// # Safety
 /// `irp` is live, with its next location filled in for `device`.
-pub unsafe fn send_and_free(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> (NTSTATUS, usize) {
+pub(crate) unsafe fn send_and_free(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> (NTSTATUS, usize) {
     // SAFETY: the caller's contract.
     let returned = unsafe { call_driver(device, irp) };
     let completed = kernel::with(|k| k.irps.get(&irp).and_then(|r| r.completed));
@@ -487,7 +494,7 @@ pub unsafe fn send_and_free(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> (NTSTA
 }
 
 #[no_mangle]
-pub extern "system" fn IoBuildSynchronousFsdRequest(
+pub unsafe extern "system" fn IoBuildSynchronousFsdRequest(
     majorfunction: u32,
     deviceobject: *const DEVICE_OBJECT,
     buffer: *mut c_void,
@@ -499,32 +506,28 @@ pub extern "system" fn IoBuildSynchronousFsdRequest(
     let device = deviceobject.cast_mut();
     // SAFETY: a live device.
     let irp = allocate_irp(unsafe { (*device).StackSize }, true);
-    // SAFETY: fresh IRP.
-    let stack = unsafe { next_stack(irp) };
-    // SAFETY: as above.
-    unsafe { (*stack).MajorFunction = u8::try_from(majorfunction).unwrap_or(u8::MAX) };
     let offset = if startingoffset.is_null() {
         0
     } else {
         // SAFETY: the caller's offset.
         unsafe { *startingoffset }
     };
-    // SAFETY: as above; Read and Write share the layout.
-    unsafe { (*stack).Parameters.Read.Length = length };
-    // SAFETY: as above.
-    unsafe { (*stack).Parameters.Read.ByteOffset = offset };
+    let major = u8::try_from(majorfunction).unwrap_or(u8::MAX);
+    let parameters = read_write_parameters(length, offset);
+    // SAFETY: a fresh IRP.
+    unsafe { set_next_stack(irp, location(major, 0, ptr::null_mut(), parameters)) };
     if length > 0 && !buffer.is_null() {
         attach_mdl(irp, buffer.cast(), length);
     }
-    // SAFETY: fresh IRP.
-    unsafe { (*irp).Anonymous.UserIosb = iostatusblock };
-    // SAFETY: as above.
-    unsafe { (*irp).UserEvent = event.cast_mut() };
+    // SAFETY: a fresh IRP, ours.
+    let irp_ref = unsafe { &mut *irp };
+    irp_ref.Anonymous.UserIosb = iostatusblock;
+    irp_ref.UserEvent = event.cast_mut();
     irp
 }
 
 #[no_mangle]
-pub extern "system" fn IoBuildDeviceIoControlRequest(
+pub unsafe extern "system" fn IoBuildDeviceIoControlRequest(
     iocontrolcode: u32,
     deviceobject: *const DEVICE_OBJECT,
     inputbuffer: *const c_void,
@@ -541,46 +544,40 @@ pub extern "system" fn IoBuildDeviceIoControlRequest(
     let device = deviceobject.cast_mut();
     // SAFETY: a live device.
     let irp = allocate_irp(unsafe { (*device).StackSize }, true);
-    // SAFETY: fresh IRP.
-    let stack = unsafe { next_stack(irp) };
     let major = if internaldeviceiocontrol {
         IRP_MJ_INTERNAL_DEVICE_CONTROL
     } else {
         IRP_MJ_DEVICE_CONTROL
     };
-    // SAFETY: as above.
-    unsafe { (*stack).MajorFunction = major };
-    // SAFETY: as above; DeviceIoControl is the member for these majors.
-    unsafe {
-        (*stack).Parameters.DeviceIoControl.IoControlCode = iocontrolcode;
-    }
-    // SAFETY: as above.
-    unsafe { (*stack).Parameters.DeviceIoControl.InputBufferLength = inputbufferlength };
-    // SAFETY: as above.
-    unsafe { (*stack).Parameters.DeviceIoControl.OutputBufferLength = outputbufferlength };
+    let mut parameters = IO_STACK_LOCATION_0::default();
+    parameters.DeviceIoControl = IO_STACK_LOCATION_0_16 {
+        OutputBufferLength: outputbufferlength,
+        InputBufferLength: inputbufferlength,
+        IoControlCode: iocontrolcode,
+        Type3InputBuffer: ptr::null_mut(),
+    };
+    // SAFETY: a fresh IRP.
+    unsafe { set_next_stack(irp, location(major, 0, ptr::null_mut(), parameters)) };
     let mut system = vec![0u8; inputbufferlength.max(outputbufferlength) as usize];
     if inputbufferlength > 0 && !inputbuffer.is_null() {
         // SAFETY: the caller's input buffer holds `inputbufferlength` bytes.
-        unsafe {
-            ptr::copy_nonoverlapping(
-                inputbuffer.cast::<u8>(),
-                system.as_mut_ptr(),
-                inputbufferlength as usize,
-            )
+        let input = unsafe {
+            std::slice::from_raw_parts(inputbuffer.cast::<u8>(), inputbufferlength as usize)
         };
+        system[..input.len()].copy_from_slice(input);
     }
-    // SAFETY: fresh IRP; the vector's heap block does not move when the Vec is moved.
-    unsafe { (*irp).AssociatedIrp.SystemBuffer = system.as_mut_ptr().cast() };
+    // SAFETY: a fresh IRP, ours.
+    let irp_ref = unsafe { &mut *irp };
+    // The vector's heap block does not move when the Vec is moved into the record.
+    irp_ref.AssociatedIrp.SystemBuffer = system.as_mut_ptr().cast();
+    irp_ref.Anonymous.UserIosb = iostatusblock;
+    irp_ref.UserEvent = event.cast_mut();
     kernel::with(|k| {
         if let Some(r) = k.irps.get_mut(&irp) {
             r.system_buffer = Some(system);
             r.copy_back = Some((outputbuffer.cast(), outputbufferlength as usize));
         }
     });
-    // SAFETY: fresh IRP.
-    unsafe { (*irp).Anonymous.UserIosb = iostatusblock };
-    // SAFETY: as above.
-    unsafe { (*irp).UserEvent = event.cast_mut() };
     irp
 }
 
@@ -597,7 +594,7 @@ const FILE_SHARE_DELETE: u32 = 0x4;
 
 /// The documented `IoCheckShareAccess` algorithm.
 #[no_mangle]
-pub extern "system" fn IoCheckShareAccess(
+pub unsafe extern "system" fn IoCheckShareAccess(
     desiredaccess: u32,
     desiredshareaccess: u32,
     fileobject: *mut FILE_OBJECT,
@@ -646,7 +643,7 @@ pub extern "system" fn IoCheckShareAccess(
 }
 
 #[no_mangle]
-pub extern "system" fn IoRemoveShareAccess(
+pub unsafe extern "system" fn IoRemoveShareAccess(
     fileobject: *const FILE_OBJECT,
     shareaccess: *mut SHARE_ACCESS,
 ) {
@@ -676,7 +673,7 @@ pub extern "system" fn IoRemoveShareAccess(
 // ---- file objects ------------------------------------------------------------------------------
 
 /// A new file object for an open of `name` on the volume of `vpb`, with one reference.
-pub fn create_file_object(
+pub(crate) fn create_file_object(
     fs_device: *mut DEVICE_OBJECT,
     real_device: *mut DEVICE_OBJECT,
     vpb: *mut VPB,
@@ -716,7 +713,7 @@ pub fn create_file_object(
 }
 
 /// `ObfReferenceObject` on a file object.
-pub fn reference(fo: *mut FILE_OBJECT) {
+pub(crate) fn reference(fo: *mut FILE_OBJECT) {
     kernel::with(|k| match k.file_objects.get_mut(&fo) {
         Some(r) => r.refs += 1,
         None => bugcheck("reference to a file object that does not exist"),
@@ -725,7 +722,7 @@ pub fn reference(fo: *mut FILE_OBJECT) {
 
 /// `ObfDereferenceObject` on a file object: the last reference sends IRP_MJ_CLOSE (for an
 /// opened file object) and frees it (`IopDeleteFile`).
-pub fn dereference(fo: *mut FILE_OBJECT) {
+pub(crate) fn dereference(fo: *mut FILE_OBJECT) {
     let last = kernel::with(|k| {
         let Some(r) = k.file_objects.get_mut(&fo) else {
             bugcheck("dereference of a file object that does not exist")
@@ -747,7 +744,7 @@ pub fn dereference(fo: *mut FILE_OBJECT) {
 }
 
 /// Frees a file object's memory and record.
-pub fn free_file_object(fo: *mut FILE_OBJECT) {
+pub(crate) fn free_file_object(fo: *mut FILE_OBJECT) {
     let record = kernel::with(|k| k.file_objects.remove(&fo));
     if record.is_none() {
         bugcheck("freeing a file object twice");
@@ -760,7 +757,7 @@ pub fn free_file_object(fo: *mut FILE_OBJECT) {
 ///
 /// # Safety
 /// `device` and `fo` are live.
-pub unsafe fn send_simple(
+pub(crate) unsafe fn send_simple(
     device: *mut DEVICE_OBJECT,
     fo: *mut FILE_OBJECT,
     major: u8,
@@ -768,16 +765,12 @@ pub unsafe fn send_simple(
 ) -> (NTSTATUS, usize) {
     // SAFETY: a live device.
     let irp = allocate_irp(unsafe { (*device).StackSize }, false);
-    // SAFETY: fresh IRP.
-    let stack = unsafe { next_stack(irp) };
+    let parameters = IO_STACK_LOCATION_0::default();
+    // SAFETY: a fresh IRP.
+    unsafe { set_next_stack(irp, location(major, minor, fo, parameters)) };
     // SAFETY: as above.
-    unsafe { (*stack).MajorFunction = major };
-    // SAFETY: as above.
-    unsafe { (*stack).MinorFunction = minor };
-    // SAFETY: as above.
-    unsafe { (*stack).FileObject = fo };
-    // SAFETY: as above.
-    unsafe { (*irp).Tail.Overlay.OriginalFileObject = fo };
+    let irp_ref = unsafe { &mut *irp };
+    irp_ref.Tail.Overlay.OriginalFileObject = fo;
     // SAFETY: a complete IRP for `device`.
     unsafe { send_and_free(device, irp) }
 }
@@ -787,7 +780,7 @@ pub unsafe fn send_simple(
 ///
 /// # Safety
 /// `fo` is a live opened file object; `buffer` holds `len` bytes.
-pub unsafe fn send_read_write(
+pub(crate) unsafe fn send_read_write(
     fo: *mut FILE_OBJECT,
     major: u8,
     offset: i64,
@@ -803,27 +796,19 @@ pub unsafe fn send_read_write(
     reference(fo);
     // SAFETY: a live device.
     let irp = allocate_irp(unsafe { (*device).StackSize }, false);
-    // SAFETY: fresh IRP.
-    let stack = unsafe { next_stack(irp) };
-    // SAFETY: as above.
-    unsafe { (*stack).MajorFunction = major };
-    // SAFETY: as above.
-    unsafe { (*stack).FileObject = fo };
-    // SAFETY: as above; Read and Write share the layout.
-    unsafe { (*stack).Parameters.Read.Length = len };
-    // SAFETY: as above.
-    unsafe { (*stack).Parameters.Read.ByteOffset = offset };
-    // SAFETY: as above.
-    unsafe { (*irp).Flags = flags };
-    // SAFETY: as above.
-    unsafe { (*irp).Tail.Overlay.OriginalFileObject = fo };
+    let parameters = read_write_parameters(len, offset);
+    // SAFETY: a fresh IRP.
+    unsafe { set_next_stack(irp, location(major, 0, fo, parameters)) };
     if with_mdl {
         attach_mdl(irp, buffer, len);
-    } else {
-        // SAFETY: as above.
-        unsafe { (*irp).UserBuffer = buffer.cast() };
-        // SAFETY: as above (UserMode requester).
-        unsafe { (*irp).RequestorMode = 1 };
+    }
+    // SAFETY: as above.
+    let irp_ref = unsafe { &mut *irp };
+    irp_ref.Flags = flags;
+    irp_ref.Tail.Overlay.OriginalFileObject = fo;
+    if !with_mdl {
+        irp_ref.UserBuffer = buffer.cast();
+        irp_ref.RequestorMode = 1;
     }
     // SAFETY: a complete IRP for the file's device.
     let result = unsafe { send_and_free(device, irp) };

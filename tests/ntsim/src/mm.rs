@@ -41,7 +41,7 @@ const PAGE_U64: u64 = PAGE as u64;
 
 /// Pages touched by `[offset, offset + len)`.
 #[must_use]
-pub fn pages(offset: u64, len: u64) -> std::ops::Range<u64> {
+pub(crate) fn pages(offset: u64, len: u64) -> std::ops::Range<u64> {
     if len == 0 {
         return 0..0;
     }
@@ -59,7 +59,7 @@ pub enum Dirty {
 
 /// The SOP of a file object.
 #[must_use]
-pub fn sop_of(fo: *mut FILE_OBJECT) -> *mut SECTION_OBJECT_POINTERS {
+pub(crate) fn sop_of(fo: *mut FILE_OBJECT) -> *mut SECTION_OBJECT_POINTERS {
     // SAFETY: live file objects the model created.
     unsafe { (*fo).SectionObjectPointer }
 }
@@ -82,7 +82,11 @@ pub fn as_thread<R>(thread: u32, f: impl FnOnce() -> R) -> R {
 }
 
 /// Mm's control area for `sop`, created (referencing `fo`, NT-04) if there is none.
-pub fn ensure_control_area(sop: *mut SECTION_OBJECT_POINTERS, fo: *mut FILE_OBJECT, size: u64) {
+pub(crate) fn ensure_control_area(
+    sop: *mut SECTION_OBJECT_POINTERS,
+    fo: *mut FILE_OBJECT,
+    size: u64,
+) {
     let created = kernel::with(|k| {
         if let Some(ca) = k.control_areas.get_mut(&sop) {
             ca.size = ca.size.max(size);
@@ -112,7 +116,7 @@ pub fn ensure_control_area(sop: *mut SECTION_OBJECT_POINTERS, fo: *mut FILE_OBJE
 /// Deletes the control area if nothing references it (`MiCheckControlArea`): the SOP forgets
 /// it and its file object loses Mm's reference, which may send IRP_MJ_CLOSE (NT-04). Dirty
 /// pages are the caller's to write first.
-pub fn delete_if_unreferenced(sop: *mut SECTION_OBJECT_POINTERS) -> bool {
+pub(crate) fn delete_if_unreferenced(sop: *mut SECTION_OBJECT_POINTERS) -> bool {
     let fo = kernel::with(|k| {
         let ca = k.control_areas.get(&sop)?;
         if !ca.unreferenced() {
@@ -133,7 +137,7 @@ pub fn delete_if_unreferenced(sop: *mut SECTION_OBJECT_POINTERS) -> bool {
 }
 
 /// Faults page `index` in: a paging read on the control area's file object (NT-04, NT-13).
-pub fn fault_in(sop: *mut SECTION_OBJECT_POINTERS, index: u64) -> Result<(), NTSTATUS> {
+pub(crate) fn fault_in(sop: *mut SECTION_OBJECT_POINTERS, index: u64) -> Result<(), NTSTATUS> {
     let fo = kernel::with(|k| {
         let ca = k.control_areas.get(&sop)?;
         (!ca.pages.contains_key(&index)).then_some(ca.file_object)
@@ -212,7 +216,7 @@ fn write_page(sop: *mut SECTION_OBJECT_POINTERS, index: u64) -> NTSTATUS {
 }
 
 /// Writes the dirty pages of a range (None: all), lowest first; the first failure.
-pub fn write_dirty(
+pub(crate) fn write_dirty(
     sop: *mut SECTION_OBJECT_POINTERS,
     range: Option<(u64, u64)>,
     which: Dirty,
@@ -253,7 +257,11 @@ fn header_file_size(fo: *mut FILE_OBJECT) -> u64 {
 }
 
 /// `NtCreateSection` on a file: the FS's section synchronisation callbacks around it (NT-06).
-pub fn create_section(fo: *mut FILE_OBJECT, writable: bool, image: bool) -> Result<u32, NTSTATUS> {
+pub(crate) fn create_section(
+    fo: *mut FILE_OBJECT,
+    writable: bool,
+    image: bool,
+) -> Result<u32, NTSTATUS> {
     let sop = sop_of(fo);
     if sop.is_null() {
         return Err(STATUS_INVALID_PARAMETER);
@@ -337,7 +345,7 @@ fn create_image_section(fo: *mut FILE_OBJECT, sop: *mut SECTION_OBJECT_POINTERS)
 }
 
 /// Closes a section object (the segment stays cached until purge or memory pressure, NT-04).
-pub fn close_section(id: u32) {
+pub(crate) fn close_section(id: u32) {
     kernel::with(|k| {
         let Some(section) = k.sections.remove(&id) else {
             bugcheck("closing a section that does not exist")
@@ -354,12 +362,12 @@ pub fn close_section(id: u32) {
 }
 
 /// `MapViewOfFile`: `len` 0 maps to the end of the section.
-pub fn map_view(section: u32, offset: u64, len: u64) -> Result<u32, NTSTATUS> {
+pub(crate) fn map_view(section: u32, offset: u64, len: u64) -> Result<u32, NTSTATUS> {
     kernel::with(|k| {
         let Some(s) = k.sections.get(&section).copied() else {
             return Err(STATUS_INVALID_PARAMETER);
         };
-        if offset % ALLOCATION_GRANULARITY != 0 {
+        if !offset.is_multiple_of(ALLOCATION_GRANULARITY) {
             return Err(STATUS_MAPPED_ALIGNMENT);
         }
         // A view covers whole pages: the tail of the last page past EOF is addressable.
@@ -392,7 +400,7 @@ pub fn map_view(section: u32, offset: u64, len: u64) -> Result<u32, NTSTATUS> {
 }
 
 /// `UnmapViewOfFile`: invisible to the FS (NT-07); dirty pages stay dirty.
-pub fn unmap_view(view: u32) {
+pub(crate) fn unmap_view(view: u32) {
     kernel::with(|k| {
         let Some((sop, image)) = k.views.remove(&view) else {
             bugcheck("unmapping a view that does not exist")
@@ -426,7 +434,7 @@ fn view_of(view: u32) -> Result<(*mut SECTION_OBJECT_POINTERS, ViewRecord), NTST
 }
 
 /// Reads `len` bytes at `offset` within a view, faulting pages in.
-pub fn view_read(view: u32, offset: u64, len: usize) -> Result<Vec<u8>, NTSTATUS> {
+pub(crate) fn view_read(view: u32, offset: u64, len: usize) -> Result<Vec<u8>, NTSTATUS> {
     let (sop, record) = view_of(view)?;
     if offset + len as u64 > record.len {
         return Err(STATUS_ACCESS_VIOLATION);
@@ -441,7 +449,7 @@ pub fn view_read(view: u32, offset: u64, len: usize) -> Result<Vec<u8>, NTSTATUS
 }
 
 /// Writes `data` at `offset` within a writable view, faulting pages in; pages become dirty.
-pub fn view_write(view: u32, offset: u64, data: &[u8]) -> Result<(), NTSTATUS> {
+pub(crate) fn view_write(view: u32, offset: u64, data: &[u8]) -> Result<(), NTSTATUS> {
     let (sop, record) = view_of(view)?;
     if !record.writable || offset + data.len() as u64 > record.len {
         return Err(STATUS_ACCESS_VIOLATION);
@@ -459,7 +467,7 @@ pub fn view_write(view: u32, offset: u64, data: &[u8]) -> Result<(), NTSTATUS> {
 
 /// Copies between page `index` and a buffer that starts at file offset `start`: out of the
 /// page when `dirty` is None, into it (marking it dirty) otherwise.
-pub fn copy_page(
+pub(crate) fn copy_page(
     k: &mut kernel::Kernel,
     sop: *mut SECTION_OBJECT_POINTERS,
     index: u64,
@@ -492,7 +500,7 @@ pub fn copy_page(
 }
 
 /// `FlushViewOfFile`: the FS's Cc-flush callbacks around synchronous paging writes (NT-14).
-pub fn flush_view(view: u32) -> NTSTATUS {
+pub(crate) fn flush_view(view: u32) -> NTSTATUS {
     let Ok((sop, record)) = view_of(view) else {
         return STATUS_INVALID_PARAMETER;
     };
@@ -511,7 +519,7 @@ pub fn flush_view(view: u32) -> NTSTATUS {
 
 /// The modified page writer: every control area with dirty pages, under the FS's
 /// mod-write callbacks (which may decline; the pages then stay dirty).
-pub fn modified_page_writer() {
+pub(crate) fn modified_page_writer() {
     let sops: Vec<_> = kernel::with(|k| {
         k.control_areas
             .iter()
@@ -533,7 +541,7 @@ pub fn modified_page_writer() {
 
 /// Memory pressure: write dirty pages, drop clean ones, delete unreferenced segments (their
 /// file objects close, NT-04) and unmapped image sections.
-pub fn memory_pressure() {
+pub(crate) fn memory_pressure() {
     crate::cc::lazy_writer();
     modified_page_writer();
     let sops: Vec<_> = kernel::with(|k| {
@@ -583,7 +591,7 @@ fn delete_image_if_unused(sop: *mut SECTION_OBJECT_POINTERS) -> bool {
 }
 
 #[no_mangle]
-pub extern "system" fn MmFlushImageSection(
+pub unsafe extern "system" fn MmFlushImageSection(
     sectionobjectpointer: *const SECTION_OBJECT_POINTERS,
     _flushtype: MMFLUSH_TYPE,
 ) -> bool {
@@ -595,7 +603,7 @@ pub extern "system" fn MmFlushImageSection(
 }
 
 #[no_mangle]
-pub extern "system" fn MmCanFileBeTruncated(
+pub unsafe extern "system" fn MmCanFileBeTruncated(
     sectionpointer: *const SECTION_OBJECT_POINTERS,
     newfilesize: *const i64,
 ) -> bool {
@@ -624,7 +632,7 @@ pub extern "system" fn MmCanFileBeTruncated(
 }
 
 #[no_mangle]
-pub extern "system" fn MmDoesFileHaveUserWritableReferences(
+pub unsafe extern "system" fn MmDoesFileHaveUserWritableReferences(
     sectionpointer: *const SECTION_OBJECT_POINTERS,
 ) -> u32 {
     let sop = sectionpointer.cast_mut();
@@ -637,7 +645,7 @@ pub extern "system" fn MmDoesFileHaveUserWritableReferences(
 }
 
 #[no_mangle]
-pub extern "system" fn MmMapLockedPagesSpecifyCache(
+pub unsafe extern "system" fn MmMapLockedPagesSpecifyCache(
     memorydescriptorlist: *mut MDL,
     _accessmode: i8,
     _cachetype: MEMORY_CACHING_TYPE,

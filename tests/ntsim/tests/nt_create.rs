@@ -75,7 +75,7 @@ fn nt_create_disposition_table() {
 fn nt_create_create_information_codes() {
     let mut sim = Sim::new();
     use disposition::*;
-    let mut info_of = |sim: &mut Sim, d: u32| {
+    let info_of = |sim: &mut Sim, d: u32| {
         sim.take_trace();
         let h = sim.create("\\i", &dispose(d)).expect("create");
         sim.close(h);
