@@ -15,18 +15,52 @@ use object::read::archive::ArchiveFile;
 /// Exports missing from mingw-w64 10's lists, each with the first Windows that has it. Adding
 /// one here raises the minimum Windows version of cowfat.sys; the INF and INSTALL.txt say
 /// which version that is.
-pub const NEWER_EXPORTS: &[(&str, &str)] =
-    &[("ExAllocatePool2", "Windows 10 version 2004 (build 19041)")];
+pub const NEWER_EXPORTS: &[(&str, &str)] = &[
+    ("ExAllocatePool2", "Windows 10 version 2004 (build 19041)"),
+    ("KeQuerySystemTimePrecise", "Windows 8"),
+];
 
 /// Imports cowfat.sys must have: proof that the code behind them is linked in (LTO drops
 /// what nothing reaches). DriverEntry's body brings the first ones; later work adds its own
 /// (`CcInitializeCacheMap`, `CcPurgeCacheSection`, `MmDoesFileHaveUserWritableReferences`,
 /// ... and `ExAllocatePool2` once fs-core allocates).
 pub const REQUIRED_IMPORTS: &[&str] = &[
+    // DriverEntry.
     "FsRtlRegisterFileSystemFilterCallbacks",
     "IoRegisterFileSystem",
     "IoCreateDevice",
     "IofCompleteRequest",
+    // Pool and resources (FCBs, VCB, fs-core's heap).
+    "ExAllocatePool2",
+    "ExFreePoolWithTag",
+    "ExInitializeResourceLite",
+    "ExDeleteResourceLite",
+    "ExAcquireResourceExclusiveLite",
+    "ExAcquireResourceSharedLite",
+    "ExReleaseResourceLite",
+    // Mount, sector I/O to the target device, dismount.
+    "IoBuildSynchronousFsdRequest",
+    "IoBuildDeviceIoControlRequest",
+    "IofCallDriver",
+    "KeWaitForSingleObject",
+    "IoDeleteDevice",
+    "KeQuerySystemTimePrecise",
+    // Create and cleanup: share access.
+    "IoCheckShareAccess",
+    "IoRemoveShareAccess",
+    // Cached, non-cached and paging I/O (NT-13, NT-16, NT-17).
+    "CcInitializeCacheMap",
+    "CcCopyRead",
+    "CcCopyWrite",
+    "CcSetFileSizes",
+    "CcFlushCache",
+    "CcPurgeCacheSection",
+    "CcUninitializeCacheMap",
+    "MmMapLockedPagesSpecifyCache",
+    // Mapped-file rules in create (NT-09, NT-10, NT-11).
+    "MmFlushImageSection",
+    "MmCanFileBeTruncated",
+    "MmDoesFileHaveUserWritableReferences",
 ];
 
 /// WDK inline helpers and macros that ntoskrnl does not export: importing one makes the image
