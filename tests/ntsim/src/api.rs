@@ -607,6 +607,17 @@ impl Sim {
         mm::unmap_view(view.0);
     }
 
+    /// Makes the disk pend every request (completed when the requester waits) or not.
+    pub fn set_disk_pending(&mut self, pend: bool) {
+        kernel::with(|k| k.disk_pends = pend);
+    }
+
+    /// Requests the disk has pended so far.
+    #[must_use]
+    pub fn disk_requests_pended(&self) -> u64 {
+        kernel::with(|k| k.pended_total)
+    }
+
     /// One lazy writer pass.
     pub fn lazy_writer(&mut self) {
         crate::cc::lazy_writer();
@@ -681,12 +692,10 @@ impl Sim {
         }
         io::reap_devices();
         leaks.devices = io::live_devices_of(self.driver);
+        // The disk's current VPB (a fresh one after a dismount and remount).
+        let current_vpb = self.vpb();
         let _ = disk::destroy(&self.disk);
-        for vpb in self
-            .old_vpbs
-            .drain(..)
-            .chain(std::iter::once(self.disk.vpb))
-        {
+        for vpb in self.old_vpbs.drain(..).chain(std::iter::once(current_vpb)) {
             disk::free_vpb(vpb);
         }
         kernel::with(|k| {
@@ -697,6 +706,7 @@ impl Sim {
             leaks.segments = k.control_areas.len() + k.images.len();
         });
         ex::release_quarantine();
+        leaks.irps += kernel::with(|k| k.pending.len());
         if leaks.devices == 0 && !leaks.unload_refused {
             // SAFETY: created by Box::into_raw in `with_medium`; its devices are gone.
             drop(unsafe { Box::from_raw(self.driver) });

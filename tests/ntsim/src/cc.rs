@@ -47,6 +47,7 @@ pub unsafe extern "system" fn CcInitializeCacheMap(
     }
     // SAFETY: the caller's sizes.
     let file_size = unsafe { (*filesizes).FileSize };
+    mm::register_fcb_resources(fo);
     mm::ensure_control_area(sop, fo, u64::try_from(file_size).unwrap_or(0));
     kernel::with(|k| {
         k.note("CcInitializeCacheMap", fo);

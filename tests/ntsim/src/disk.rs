@@ -1,7 +1,9 @@
 //! The volume's target device: a disk driver whose IRP_MJ_READ/WRITE (direct I/O: the buffer
 //! comes as an MDL) go to an fs-core `MemDevice`, with `IOCTL_DISK_GET_LENGTH_INFO` and flush.
 //! Transfers must be sector aligned, as on a real disk (a misaligned one fails with
-//! `STATUS_INVALID_PARAMETER`).
+//! `STATUS_INVALID_PARAMETER`). In pending mode ([`crate::api::Sim::set_disk_pending`]) the
+//! disk returns `STATUS_PENDING` for every request and completes them when the requester
+//! waits (`KeWaitForSingleObject`), which is where a real completion would wake it.
 #![allow(unsafe_code)]
 
 use std::ptr;
@@ -10,7 +12,7 @@ use fs_core::{BlockDevice, MemDevice};
 use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, DRIVER_OBJECT, IO_STACK_LOCATION, IRP, VPB};
 use windows_sys::Win32::Foundation::{
     NTSTATUS, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_IO_DEVICE_ERROR,
-    STATUS_SUCCESS,
+    STATUS_PENDING, STATUS_SUCCESS,
 };
 
 use crate::ex::bugcheck;
@@ -18,6 +20,8 @@ use crate::io;
 use crate::kernel;
 
 const SECTOR: u16 = 512;
+/// `SL_PENDING_RETURNED`.
+const SL_PENDING_RETURNED: u8 = 0x01;
 const DO_DIRECT_IO: u32 = 0x10;
 const FILE_DEVICE_DISK: u32 = 7;
 const IOCTL_DISK_GET_LENGTH_INFO: u32 = 0x0007_405C;
@@ -33,7 +37,7 @@ pub struct Disk {
     pub driver: *mut DRIVER_OBJECT,
     /// The disk device.
     pub device: *mut DEVICE_OBJECT,
-    /// The VPB file systems mount through.
+    /// The VPB the disk was created with (the device gets a new one after a dismount).
     pub vpb: *mut VPB,
 }
 
@@ -138,9 +142,31 @@ unsafe extern "system" fn disk_dispatch(_device: *const DEVICE_OBJECT, irp: *mut
     let irp_ref = unsafe { &mut *irp };
     irp_ref.IoStatus.Anonymous.Status = status;
     irp_ref.IoStatus.Information = information;
+    let pend = kernel::with(|k| {
+        if k.disk_pends {
+            k.pending.push(irp);
+            k.pended_total += 1;
+        }
+        k.disk_pends
+    });
+    if pend {
+        // IoMarkIrpPending: the completion comes later, when the requester waits.
+        // SAFETY: our current stack location.
+        unsafe { (*stack).Control |= SL_PENDING_RETURNED };
+        return STATUS_PENDING;
+    }
     // SAFETY: our IRP, completed once; not touched afterwards.
     unsafe { io::IofCompleteRequest(irp, 0) };
     status
+}
+
+/// Completes every request the disk pended (its interrupt and DPC), in order.
+pub(crate) fn complete_pending() {
+    let pending = kernel::with(|k| std::mem::take(&mut k.pending));
+    for irp in pending {
+        // SAFETY: a pended IRP of the disk, completed once here; its status is set.
+        unsafe { io::IofCompleteRequest(irp, 0) };
+    }
 }
 
 /// A sector read or write against the medium.

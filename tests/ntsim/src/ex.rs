@@ -4,7 +4,8 @@
 //! Stricter than Windows where it helps find bugs: freeing pool with the wrong tag, an
 //! exclusive acquire by a thread that holds the resource shared, any wait that could never be
 //! satisfied (nothing else runs here) and acquiring a resource on the user thread outside a
-//! critical region are all bug checks (a panic, which aborts the test binary: the machine
+//! critical region, and breaking NT-18's lock order (main after paging I/O, or the main
+//! resource taken inside a paging request) are all bug checks (a panic, which aborts the test binary: the machine
 //! is dead, as on Windows). Uninitialised pool is filled with 0xCD.
 #![allow(unsafe_code, non_snake_case, clippy::missing_safety_doc)]
 
@@ -104,7 +105,11 @@ pub extern "system" fn ExInitializeResourceLite(resource: *mut ERESOURCE) -> NTS
 
 #[no_mangle]
 pub extern "system" fn ExDeleteResourceLite(resource: *mut ERESOURCE) -> NTSTATUS {
-    let state = kernel::with(|k| k.resources.remove(&(resource as usize)));
+    let state = kernel::with(|k| {
+        k.main_to_paging.remove(&(resource as usize));
+        k.main_to_paging.retain(|_, p| *p != resource as usize);
+        k.resources.remove(&(resource as usize))
+    });
     match state {
         None => bugcheck("ExDeleteResourceLite of an unknown resource"),
         Some(s) if s.exclusive.is_some() || !s.shared.is_empty() => {
@@ -120,12 +125,29 @@ enum Acquire {
     WouldWait,
 }
 
+/// NT-18: main before paging I/O, and paging I/O never takes the main resource.
+fn check_lock_order(k: &kernel::Kernel, resource: *mut ERESOURCE) {
+    let Some(paging) = k.main_to_paging.get(&(resource as usize)) else {
+        return;
+    };
+    if k.paging_depth > 0 {
+        bugcheck("NT-18: a paging I/O request acquired an FCB's main resource");
+    }
+    let held = k.resources.get(paging).is_some_and(|s| {
+        s.exclusive.is_some_and(|(t, _)| t == k.thread) || s.shared.contains_key(&k.thread)
+    });
+    if held {
+        bugcheck("NT-18: main resource acquired while holding the paging I/O resource");
+    }
+}
+
 fn acquire(resource: *mut ERESOURCE, exclusive: bool) -> Acquire {
     kernel::with(|k| {
         let thread = k.thread;
         if thread == 0 && k.critical_region <= 0 {
             bugcheck("ERESOURCE acquired on the user thread outside a critical region");
         }
+        check_lock_order(k, resource);
         let Some(state) = k.resources.get_mut(&(resource as usize)) else {
             bugcheck("acquire of an uninitialised ERESOURCE")
         };
@@ -227,6 +249,10 @@ pub extern "system" fn KeWaitForSingleObject(
     _alertable: bool,
     _timeout: *const i64,
 ) -> NTSTATUS {
+    if kernel::with(|k| k.events.get(&(object as usize)).copied()) == Some(false) {
+        // Nothing else runs: the only thing that can signal it is a pended request.
+        crate::disk::complete_pending();
+    }
     let signalled = kernel::with(|k| k.events.get(&(object as usize)).copied());
     match signalled {
         Some(true) => STATUS_SUCCESS,

@@ -36,6 +36,8 @@ const IRP_MJ_INTERNAL_DEVICE_CONTROL: u8 = 0x0f;
 const IRP_MJ_CLOSE: u8 = 0x02;
 const IRP_MJ_READ: u8 = 0x03;
 const IRP_MJ_WRITE: u8 = 0x04;
+/// `IRP_PAGING_IO`.
+const IRP_PAGING_IO: u32 = 0x2;
 
 /// An IRP and its stack locations in one allocation.
 #[repr(C)]
@@ -346,6 +348,7 @@ pub(crate) unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> N
     let Some(routine) = routine else {
         bugcheck("IRP to a driver with no routine for its major function")
     };
+    let paging = !is_disk(device) && flags & IRP_PAGING_IO != 0;
     if !is_disk(device) {
         kernel::with(|k| {
             let file = k.fo_id(fo);
@@ -357,10 +360,15 @@ pub(crate) unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> N
                 offset,
                 length,
             });
+            k.paging_depth += u32::from(paging);
         });
     }
     // SAFETY: the driver's dispatch routine with its device and IRP.
-    unsafe { routine(device, irp) }
+    let status = unsafe { routine(device, irp) };
+    if paging {
+        kernel::with(|k| k.paging_depth -= 1);
+    }
+    status
 }
 
 #[no_mangle]

@@ -232,6 +232,16 @@ pub struct Kernel {
     pub next_id: u32,
     /// Freed pool blocks (address, size), poisoned, released at the end of the test.
     pub quarantine: Vec<(usize, usize)>,
+    /// The disk pends every request (completed when someone waits: the "interrupt").
+    pub disk_pends: bool,
+    /// Requests the disk pended and has not completed yet.
+    pub pending: Vec<*mut IRP>,
+    /// Requests the disk pended so far.
+    pub pended_total: u64,
+    /// Main resource -> paging I/O resource of every FCB Cc or Mm has seen (NT-18 checks).
+    pub main_to_paging: BTreeMap<usize, usize>,
+    /// Depth of paging IRPs being dispatched to the file system on this thread.
+    pub paging_depth: u32,
     /// KEVENT states by address.
     pub events: BTreeMap<usize, bool>,
     /// `KeQuerySystemTimePrecise` calls (the clock ticks 1 ms per call: deterministic).
@@ -271,6 +281,11 @@ impl Kernel {
             views: BTreeMap::new(),
             next_id: 1,
             quarantine: Vec::new(),
+            disk_pends: false,
+            pending: Vec::new(),
+            pended_total: 0,
+            main_to_paging: BTreeMap::new(),
+            paging_depth: 0,
             events: BTreeMap::new(),
             clock_ticks: 0,
         }

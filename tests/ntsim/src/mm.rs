@@ -245,6 +245,22 @@ pub(crate) fn write_dirty(
     result
 }
 
+/// Records the FCB's main/paging resource pair for the NT-18 checks (Cc and Mm may read
+/// the common FCB header of the file objects they are given: NT-01).
+pub(crate) fn register_fcb_resources(fo: *mut FILE_OBJECT) {
+    // SAFETY: a live opened file object of the file system.
+    let context = unsafe { (*fo).FsContext }.cast::<FSRTL_COMMON_FCB_HEADER>();
+    if context.is_null() {
+        return;
+    }
+    // SAFETY: the file system's FsContext starts with a common FCB header (NT-01).
+    let header = unsafe { &*context };
+    let (main, paging) = (header.Resource, header.PagingIoResource);
+    if !main.is_null() && !paging.is_null() {
+        kernel::with(|k| k.main_to_paging.insert(main as usize, paging as usize));
+    }
+}
+
 /// FileSize from the FCB header behind a file object (what Mm reads at section creation).
 fn header_file_size(fo: *mut FILE_OBJECT) -> u64 {
     // SAFETY: a live opened file object of the file system.
@@ -266,6 +282,7 @@ pub(crate) fn create_section(
     if sop.is_null() {
         return Err(STATUS_INVALID_PARAMETER);
     }
+    register_fcb_resources(fo);
     let mut parameters = FS_FILTER_PARAMETERS::default();
     parameters.AcquireForSectionSynchronization.SyncType = SyncTypeCreateSection;
     parameters.AcquireForSectionSynchronization.PageProtection = if image {

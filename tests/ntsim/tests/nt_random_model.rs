@@ -328,6 +328,8 @@ impl Run {
 
 fn run(seed: u64, ops: usize) {
     let mut sim = Sim::new();
+    // Odd seeds run on a disk that pends every request (the driver waits for completion).
+    sim.set_disk_pending(seed % 2 == 1);
     let dir = Open::new(access::GENERIC_READ)
         .disposition(disposition::FILE_CREATE)
         .options(options::FILE_DIRECTORY_FILE);
