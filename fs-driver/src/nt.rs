@@ -50,7 +50,8 @@ pub use windows_sys::Win32::Foundation::{
     STATUS_MEDIA_WRITE_PROTECTED, STATUS_NOT_A_DIRECTORY, STATUS_NOT_IMPLEMENTED,
     STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_INVALID, STATUS_OBJECT_NAME_NOT_FOUND,
     STATUS_OBJECT_PATH_NOT_FOUND, STATUS_PENDING, STATUS_SHARING_VIOLATION, STATUS_SUCCESS,
-    STATUS_UNRECOGNIZED_VOLUME, STATUS_USER_MAPPED_FILE, STATUS_VOLUME_DISMOUNTED, UNICODE_STRING,
+    STATUS_UNRECOGNIZED_VOLUME, STATUS_USER_MAPPED_FILE, STATUS_VOLUME_DISMOUNTED,
+    STATUS_WRONG_VOLUME, UNICODE_STRING,
 };
 pub use windows_sys::Win32::System::Kernel::{NotificationEvent, SynchronizationEvent, LIST_ENTRY};
 pub use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
@@ -137,6 +138,8 @@ pub const FILE_WRITE_TO_END_OF_FILE: i64 = -1;
 pub const FILE_USE_FILE_POINTER_POSITION: i64 = -2;
 /// `DEVICE_OBJECT.Flags`: still being initialised; cleared once DriverEntry is done with it.
 pub const DO_DEVICE_INITIALIZING: u32 = 0x0000_0080;
+/// `DEVICE_OBJECT.Flags`: the medium may have changed; the FS must verify the volume.
+pub const DO_VERIFY_VOLUME: u32 = 0x0000_0002;
 /// `IofCompleteRequest` priority boost: none (wdm.h).
 pub const IO_NO_INCREMENT: i8 = 0;
 /// `IofCompleteRequest` priority boost after disk I/O (wdm.h).

@@ -32,6 +32,8 @@ pub struct Vcb {
     pub vpb: *mut VPB,
     /// The device our sector I/O goes to.
     pub target: *mut DEVICE_OBJECT,
+    /// The volume's serial number (what verify compares).
+    pub serial: u64,
     resource: UnsafeCell<ERESOURCE>,
     volume_lock: UnsafeCell<ERESOURCE>,
     volume: UnsafeCell<Option<Volume<TargetDevice>>>,
@@ -77,11 +79,13 @@ impl Vcb {
         target: *mut DEVICE_OBJECT,
         volume: Volume<TargetDevice>,
     ) -> Result<(), NTSTATUS> {
+        let serial = volume.volume_info().serial;
         let vcb = Vcb {
             node: NodeHeader::of::<Vcb>(ntc::CFAT_NTC_VCB),
             vdo,
             vpb,
             target,
+            serial,
             resource: UnsafeCell::new(ERESOURCE::default()),
             volume_lock: UnsafeCell::new(ERESOURCE::default()),
             volume: UnsafeCell::new(Some(volume)),

@@ -4,8 +4,9 @@
 //!
 //! A volume that is not cowfat answers `STATUS_UNRECOGNIZED_VOLUME`: every disk volume the
 //! system mounts is offered to each registered disk file system in turn, and any other error
-//! would stop the I/O manager from trying the rest. Verify (`IRP_MN_VERIFY_VOLUME`, sent only
-//! for removable media whose device set `DO_VERIFY_VOLUME`) is not implemented yet.
+//! would stop the I/O manager from trying the rest. Verify (`IRP_MN_VERIFY_VOLUME`, sent when
+//! the real device set `DO_VERIFY_VOLUME`, e.g. after a media change) checks that the medium
+//! still holds the volume we mounted.
 
 use alloc::boxed::Box;
 
@@ -39,6 +40,7 @@ pub fn common_file_system_control(context: &IrpContext) -> Outcome {
         }
         IRP_MN_MOUNT_VOLUME => Outcome::status(nt::STATUS_UNRECOGNIZED_VOLUME),
         nt::IRP_MN_USER_FS_REQUEST => user_fs_request(context),
+        nt::IRP_MN_VERIFY_VOLUME => verify(context),
         _ => Outcome::not_yet(),
     }
 }
@@ -147,6 +149,44 @@ unsafe fn publish_vpb(vpb: *mut VPB, vdo: *mut DEVICE_OBJECT, serial: u64, label
     vpb.VolumeLabelLength = u16::try_from(units * 2).unwrap_or(0);
 }
 
+/// `IRP_MN_VERIFY_VOLUME`: the medium may have changed; is it still our volume? A read-only
+/// mount of what is there now, compared by serial number. `STATUS_WRONG_VOLUME` tells the I/O
+/// manager to mount afresh; either way the device's `DO_VERIFY_VOLUME` is cleared.
+fn verify(context: &IrpContext) -> Outcome {
+    let Some(vcb) = context.vcb() else {
+        return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);
+    };
+    let _guard = vcb.acquire_exclusive();
+    let status = if vcb.dismounted.get() {
+        nt::STATUS_WRONG_VOLUME
+    } else {
+        match same_volume(vcb) {
+            Ok(true) => nt::STATUS_SUCCESS,
+            Ok(false) => nt::STATUS_WRONG_VOLUME,
+            Err(status) => status,
+        }
+    };
+    // SAFETY: our VPB names the real device, alive while the volume is.
+    let real = unsafe { (*vcb.vpb).RealDevice };
+    if !real.is_null() {
+        // SAFETY: as above; the FS clears the flag once it has verified.
+        unsafe { (*real).Flags &= !nt::DO_VERIFY_VOLUME };
+    }
+    Outcome::status(status)
+}
+
+/// Does the target device hold the volume with our serial number?
+fn same_volume(vcb: &Vcb) -> Result<bool, NTSTATUS> {
+    // SAFETY: the target device outlives the mounted volume.
+    let device = unsafe { TargetDevice::open(vcb.target) }?;
+    let options = MountOptions::new(Box::new(KernelClock)).read_only();
+    match Volume::mount(device, options) {
+        Ok(volume) => Ok(volume.volume_info().serial == vcb.serial),
+        Err(Error::NotCowfat(_) | Error::Corrupt { .. }) => Ok(false),
+        Err(e) => Err(status_of(&e)),
+    }
+}
+
 /// `IRP_MN_USER_FS_REQUEST`.
 fn user_fs_request(context: &IrpContext) -> Outcome {
     if context.irp.is_null() {
@@ -209,6 +249,9 @@ mod tests {
             Outcome::status(nt::STATUS_UNRECOGNIZED_VOLUME)
         );
         let verify = context(IRP_MJ_FILE_SYSTEM_CONTROL, nt::IRP_MN_VERIFY_VOLUME, false);
-        assert_eq!(common_file_system_control(&verify), Outcome::not_yet());
+        assert_eq!(
+            common_file_system_control(&verify),
+            Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST)
+        );
     }
 }

@@ -17,7 +17,8 @@ use fs_core::{FormatOptions, MemDevice};
 use fs_driver::global::CFAT_DATA;
 use windows_sys::Wdk::Foundation::{
     DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IO_SECURITY_CONTEXT, IO_STACK_LOCATION_0,
-    IO_STACK_LOCATION_0_0, IO_STACK_LOCATION_0_14, IO_STACK_LOCATION_0_19, IRP, VPB,
+    IO_STACK_LOCATION_0_0, IO_STACK_LOCATION_0_14, IO_STACK_LOCATION_0_19, IO_STACK_LOCATION_0_20,
+    IRP, VPB,
 };
 use windows_sys::Win32::Foundation::{
     NTSTATUS, STATUS_ACCESS_DENIED, STATUS_INVALID_HANDLE, STATUS_SUCCESS,
@@ -605,6 +606,41 @@ impl Sim {
     /// `UnmapViewOfFile`.
     pub fn unmap_view(&mut self, view: View) {
         mm::unmap_view(view.0);
+    }
+
+    /// Swaps the disk's medium (a media change); the old one is returned. Nothing tells the
+    /// file system: a test follows it with [`Sim::verify`], as the I/O manager would once the
+    /// disk driver set `DO_VERIFY_VOLUME`.
+    pub fn replace_medium(&mut self, medium: MemDevice) -> Option<MemDevice> {
+        kernel::with(|k| k.disk.replace(medium))
+    }
+
+    /// `IoVerifyVolume`: sets `DO_VERIFY_VOLUME` on the disk and sends `IRP_MN_VERIFY_VOLUME`
+    /// to the mounted volume; returns its status (and whether the flag was cleared).
+    pub fn verify(&mut self) -> (NTSTATUS, bool) {
+        let vpb = self.vpb();
+        // SAFETY: a live VPB of the model.
+        let vdo = unsafe { (*vpb).DeviceObject };
+        if vdo.is_null() || !self.is_mounted() {
+            return (STATUS_UNRECOGNIZED_VOLUME, false);
+        }
+        // SAFETY: the disk device lives as long as the Sim.
+        unsafe { (*self.disk.device).Flags |= fs_driver::nt::DO_VERIFY_VOLUME };
+        // SAFETY: a live volume device.
+        let irp = io::allocate_irp(unsafe { (*vdo).StackSize }, false);
+        let mut parameters = IO_STACK_LOCATION_0::default();
+        parameters.VerifyVolume = IO_STACK_LOCATION_0_20 {
+            Vpb: vpb,
+            DeviceObject: vdo,
+        };
+        let location = io::location(0x0d, 0x02, std::ptr::null_mut(), parameters);
+        // SAFETY: a fresh IRP.
+        unsafe { io::set_next_stack(irp, location) };
+        // SAFETY: a complete verify IRP for the volume device.
+        let (status, _) = unsafe { io::send_and_free(vdo, irp) };
+        // SAFETY: the disk device lives as long as the Sim.
+        let flags = unsafe { (*self.disk.device).Flags };
+        (status, flags & fs_driver::nt::DO_VERIFY_VOLUME == 0)
     }
 
     /// Makes the disk pend every request (completed when the requester waits) or not.

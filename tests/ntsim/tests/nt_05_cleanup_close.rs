@@ -101,3 +101,39 @@ fn nt_18_lock_order_holds_across_every_io_path() {
     sim.close(n);
     finish_clean(sim);
 }
+
+#[test]
+fn nt_05_verify_after_a_media_change() {
+    let mut sim = Sim::new();
+    let h = open_rw(&mut sim, "\\v.txt");
+    sim.close(h);
+    assert_eq!(sim.verify(), (status::STATUS_SUCCESS, true), "same medium");
+    let other = {
+        let mut medium = fs_core::MemDevice::new(16 << 20);
+        let options = fs_core::FormatOptions {
+            serial: 0x0DD5_E41A,
+            ..fs_core::FormatOptions::default()
+        };
+        fs_core::format(&mut medium, &options).expect("format");
+        medium
+    };
+    let original = sim.replace_medium(other).expect("medium");
+    assert_eq!(
+        sim.verify(),
+        (windows_sys::Win32::Foundation::STATUS_WRONG_VOLUME, true),
+        "another cowfat volume"
+    );
+    sim.replace_medium(fs_core::MemDevice::new(16 << 20));
+    assert_eq!(
+        sim.verify(),
+        (windows_sys::Win32::Foundation::STATUS_WRONG_VOLUME, true),
+        "not cowfat"
+    );
+    sim.replace_medium(original);
+    assert_eq!(
+        sim.verify(),
+        (status::STATUS_SUCCESS, true),
+        "the original is back"
+    );
+    finish_clean(sim);
+}
