@@ -10,7 +10,7 @@
 //! Who may change what: sizes under the main resource exclusive plus the paging I/O resource
 //! exclusive (fastfat's rule), counts under the VCB resource.
 
-use core::cell::{Cell, UnsafeCell};
+use core::cell::UnsafeCell;
 use core::ptr;
 
 use fs_core::{FileId, FileInfo, Name};
@@ -19,7 +19,9 @@ use crate::nt::{
     self, CC_FILE_SIZES, ERESOURCE, FAST_MUTEX, FILE_OBJECT, FSRTL_ADVANCED_FCB_HEADER,
     FSRTL_COMMON_FCB_HEADER, NTSTATUS, SECTION_OBJECT_POINTERS, SHARE_ACCESS,
 };
-use crate::strucsup::{node_byte_size, ntc, tags, NodeHeader, NodeTypeCode, PoolBox, PoolNode};
+use crate::strucsup::{
+    node_byte_size, ntc, tags, Counter, Flag, NodeHeader, NodeTypeCode, PoolBox, PoolNode,
+};
 use crate::vcb::Vcb;
 use crate::wdk_inline::fsrtl_setup_advanced_fcb_header;
 
@@ -67,15 +69,15 @@ pub struct Fcb {
     /// A directory (DCB).
     pub is_directory: bool,
     /// Handles open (cleanups still to come).
-    pub open_count: Cell<u32>,
+    pub open_count: Counter,
     /// File objects pointing here (closes still to come).
-    pub reference_count: Cell<u32>,
+    pub reference_count: Counter,
     /// A handle asked for delete-on-close; the file goes at the last cleanup.
-    pub delete_pending: Cell<bool>,
+    pub delete_pending: Flag,
     /// The name is gone; the record is purged at the last close.
-    pub unlinked: Cell<bool>,
+    pub unlinked: Flag,
     /// Purges that failed because of a user mapping (NT-17: Windows goes on; we count).
-    pub purge_failures: Cell<u32>,
+    pub purge_failures: Counter,
 }
 
 impl PoolNode for Fcb {
@@ -189,11 +191,11 @@ impl Fcb {
             parent: init.info.parent,
             name: init.name,
             is_directory,
-            open_count: Cell::new(0),
-            reference_count: Cell::new(0),
-            delete_pending: Cell::new(false),
-            unlinked: Cell::new(false),
-            purge_failures: Cell::new(0),
+            open_count: Counter::new(0),
+            reference_count: Counter::new(0),
+            delete_pending: Flag::new(false),
+            unlinked: Flag::new(false),
+            purge_failures: Counter::new(0),
         });
         let fcb = match fcb {
             Ok(fcb) => fcb,

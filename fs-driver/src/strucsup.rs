@@ -9,6 +9,7 @@
 use core::marker::PhantomData;
 use core::mem::size_of;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::nt::{self, pool_flags, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES};
 
@@ -99,6 +100,54 @@ pub const fn node_byte_size<T>() -> i16 {
         i16::MAX
     } else {
         size as i16
+    }
+}
+
+/// A counter in a driver structure. Writers hold the lock that orders them (the VCB or FCB
+/// resource); readers elsewhere may race benignly, so it is atomic rather than a `Cell`,
+/// which would make such a read undefined behaviour on a multiprocessor.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU32);
+
+impl Counter {
+    /// A counter starting at `value`.
+    #[must_use]
+    pub const fn new(value: u32) -> Self {
+        Self(AtomicU32::new(value))
+    }
+
+    /// The value.
+    #[must_use]
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Sets the value (callers hold the structure's lock).
+    pub fn set(&self, value: u32) {
+        self.0.store(value, Ordering::Release);
+    }
+}
+
+/// A flag in a driver structure, under the same rules as [`Counter`].
+#[derive(Debug, Default)]
+pub struct Flag(AtomicBool);
+
+impl Flag {
+    /// A flag starting at `value`.
+    #[must_use]
+    pub const fn new(value: bool) -> Self {
+        Self(AtomicBool::new(value))
+    }
+
+    /// The value.
+    #[must_use]
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Sets the value (callers hold the structure's lock).
+    pub fn set(&self, value: bool) {
+        self.0.store(value, Ordering::Release);
     }
 }
 

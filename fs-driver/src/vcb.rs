@@ -9,7 +9,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::cell::{Cell, UnsafeCell};
+use core::cell::UnsafeCell;
 use core::ptr;
 
 use fs_core::Volume;
@@ -19,7 +19,7 @@ use crate::fcb::Fcb;
 use crate::nt::{self, DEVICE_OBJECT, ERESOURCE, NTSTATUS, VPB};
 use crate::resrcsup::ResourceGuard;
 use crate::status::status_of;
-use crate::strucsup::{ntc, NodeHeader};
+use crate::strucsup::{ntc, Counter, Flag, NodeHeader};
 
 /// One mounted volume.
 #[repr(C)]
@@ -39,9 +39,9 @@ pub struct Vcb {
     volume: UnsafeCell<Option<Volume<TargetDevice>>>,
     fcbs: UnsafeCell<BTreeMap<u64, *mut Fcb>>,
     /// File objects of volume opens not yet closed.
-    pub volume_opens: Cell<u32>,
+    pub volume_opens: Counter,
     /// FSCTL_DISMOUNT_VOLUME ran: the volume is unmounted, only cleanup/close are served.
-    pub dismounted: Cell<bool>,
+    pub dismounted: Flag,
 }
 
 /// The VCB resource held exclusive: gives access to the FCB table.
@@ -90,8 +90,8 @@ impl Vcb {
             volume_lock: UnsafeCell::new(ERESOURCE::default()),
             volume: UnsafeCell::new(Some(volume)),
             fcbs: UnsafeCell::new(BTreeMap::new()),
-            volume_opens: Cell::new(0),
-            dismounted: Cell::new(false),
+            volume_opens: Counter::new(0),
+            dismounted: Flag::new(false),
         };
         // SAFETY: the caller's contract: `slot` is ours and writable.
         unsafe { ptr::write(slot, vcb) };
