@@ -76,6 +76,26 @@ pub fn flush(fcb: &Fcb, range: Option<(i64, u32)>) -> NTSTATUS {
     unsafe { iosb.Anonymous.Status }
 }
 
+/// NT-17 for a non-cached write: `CcCoherencyFlushAndPurgeCache` of the range (the caller
+/// holds the paging I/O resource exclusive). `Ok(false)` when the pages could not be
+/// invalidated (`STATUS_CACHE_PAGE_LOCKED`, a success status: a user mapping keeps them).
+///
+/// # Errors
+/// The flush's failure status.
+pub fn coherency_flush_and_purge(fcb: &Fcb, offset: i64, length: u32) -> Result<bool, NTSTATUS> {
+    let mut iosb = IO_STATUS_BLOCK::default();
+    let sop = fcb.section_object_pointers();
+    // SAFETY: the FCB's SOP; the offset and status block live across the call.
+    unsafe { nt::CcCoherencyFlushAndPurgeCache(sop, &offset, length, &mut iosb, 0) };
+    // SAFETY: the routine always sets the status.
+    let status = unsafe { iosb.Anonymous.Status };
+    match status {
+        nt::STATUS_CACHE_PAGE_LOCKED => Ok(false),
+        s if s < 0 => Err(s),
+        _ => Ok(true),
+    }
+}
+
 /// `CcPurgeCacheSection` of a range (or all); FALSE while user-mapped (NT-08).
 #[must_use]
 pub fn purge(fcb: &Fcb, range: Option<(i64, u32)>, flags: u32) -> bool {

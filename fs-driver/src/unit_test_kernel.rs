@@ -118,6 +118,7 @@ not_in_unit_tests! {
     fn CcCopyWrite(f: *const FILE_OBJECT, o: *const i64, l: u32, w: bool, b: *const c_void) -> bool;
     fn CcSetFileSizes(f: *const FILE_OBJECT, s: *const CC_FILE_SIZES);
     fn CcFlushCache(p: *const SECTION_OBJECT_POINTERS, o: *const i64, l: u32, s: *mut IO_STATUS_BLOCK);
+    fn CcCoherencyFlushAndPurgeCache(p: *const SECTION_OBJECT_POINTERS, o: *const i64, l: u32, s: *mut IO_STATUS_BLOCK, f: u32);
     fn CcPurgeCacheSection(p: *const SECTION_OBJECT_POINTERS, o: *const i64, l: u32, f: u32) -> bool;
     fn CcUninitializeCacheMap(f: *const FILE_OBJECT, t: *const i64, e: *const CACHE_UNINITIALIZE_EVENT) -> bool;
     fn MmFlushImageSection(p: *const SECTION_OBJECT_POINTERS, t: MMFLUSH_TYPE) -> bool;

@@ -6,8 +6,9 @@
 //!   I/O resource shared, never extend FileSize and are trimmed at end of file (NT-14); fs-core
 //!   advances the on-disk ValidDataLength as the data lands.
 //! - Non-cached user writes flush and purge cached/mapped pages of the range with the paging
-//!   I/O resource exclusive (NT-17); a purge that fails because of a user mapping is counted
-//!   and the write goes on (Windows promises no coherency there).
+//!   I/O resource exclusive, through `CcCoherencyFlushAndPurgeCache`, which also tries to
+//!   invalidate user-mapped views (NT-17); when it cannot (`STATUS_CACHE_PAGE_LOCKED`) the
+//!   failure is counted and the write goes on (Windows promises no coherency there).
 //! - Cached writes reserve the overlay clusters the later paging write will need (NT-15),
 //!   extend the file first if they pass end of file, then copy through Cc (NT-16).
 //!
@@ -17,7 +18,9 @@ use fs_core::WriteMode;
 
 use super::rwsup::{is_sector_aligned, IoRequest};
 use super::{fsd_entry_point, IrpContext, Outcome};
-use crate::cachesup::{ensure_cache_map, flush, has_data_section, purge, update_cc_sizes};
+use crate::cachesup::{
+    coherency_flush_and_purge, ensure_cache_map, has_data_section, update_cc_sizes,
+};
 use crate::fcb::Fcb;
 use crate::nt::{self, FILE_OBJECT, NTSTATUS};
 use crate::resrcsup::ResourceGuard;
@@ -117,11 +120,7 @@ fn noncached_write(
 fn flush_and_purge_range(fcb: &Fcb, offset: i64, length: u32) -> Result<(), NTSTATUS> {
     // SAFETY: initialised with the FCB; the caller holds main exclusive.
     let _paging = unsafe { ResourceGuard::exclusive(fcb.paging_io_resource()) };
-    let status = flush(fcb, Some((offset, length)));
-    if status < 0 {
-        return Err(status);
-    }
-    if !purge(fcb, Some((offset, length)), 0) {
+    if !coherency_flush_and_purge(fcb, offset, length)? {
         fcb.purge_failures
             .set(fcb.purge_failures.get().saturating_add(1));
     }

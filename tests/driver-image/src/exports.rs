@@ -55,6 +55,7 @@ pub const REQUIRED_IMPORTS: &[&str] = &[
     "CcSetFileSizes",
     "CcFlushCache",
     "CcPurgeCacheSection",
+    "CcCoherencyFlushAndPurgeCache",
     "CcUninitializeCacheMap",
     "MmMapLockedPagesSpecifyCache",
     // Mapped-file rules in create (NT-09, NT-10, NT-11).

@@ -16,7 +16,7 @@ use windows_sys::Wdk::Foundation::{FILE_OBJECT, SECTION_OBJECT_POINTERS};
 use windows_sys::Wdk::Storage::FileSystem::{
     CACHE_MANAGER_CALLBACKS, CACHE_UNINITIALIZE_EVENT, CC_FILE_SIZES,
 };
-use windows_sys::Win32::Foundation::STATUS_SUCCESS;
+use windows_sys::Win32::Foundation::{STATUS_CACHE_PAGE_LOCKED, STATUS_SUCCESS};
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
 use crate::ex::{bugcheck, set_event};
@@ -25,6 +25,7 @@ use crate::mm::{self, pages, Dirty};
 use crate::trace::Event;
 
 const UNINITIALIZE_CACHE_MAPS: u32 = 0x1;
+const CC_FLUSH_AND_PURGE_NO_PURGE: u32 = 0x1;
 const PAGE_U64: u64 = PAGE as u64;
 
 /// Any non-NULL value: the FS only tests `SharedCacheMap` and `PrivateCacheMap`.
@@ -215,6 +216,54 @@ pub unsafe extern "system" fn CcFlushCache(
         iosb.Anonymous.Status = status;
         iosb.Information = 0;
     }
+}
+
+/// Flush, then purge unless `CC_FLUSH_AND_PURGE_NO_PURGE`. Windows also tries to invalidate
+/// user-mapped pages and reports `STATUS_CACHE_PAGE_LOCKED` (a success status) when it
+/// cannot; the stricter model never can while a user view maps the range, and then keeps
+/// every page of it.
+#[no_mangle]
+pub unsafe extern "system" fn CcCoherencyFlushAndPurgeCache(
+    sectionobjectpointer: *const SECTION_OBJECT_POINTERS,
+    fileoffset: *const i64,
+    length: u32,
+    iostatus: *mut IO_STATUS_BLOCK,
+    flags: u32,
+) {
+    let sop = sectionobjectpointer.cast_mut();
+    let range = if fileoffset.is_null() {
+        None
+    } else {
+        // SAFETY: the caller's offset.
+        let offset = u64::try_from(unsafe { *fileoffset }).unwrap_or(0);
+        Some((offset, u64::from(length)))
+    };
+    let mut status = mm::write_dirty(sop, range, Dirty::Any);
+    if status >= 0 && flags & CC_FLUSH_AND_PURGE_NO_PURGE == 0 {
+        let (offset, len) = range.unwrap_or((0, u64::MAX));
+        let purged = kernel::with(|k| {
+            let Some(ca) = k.control_areas.get_mut(&sop) else {
+                return true;
+            };
+            let fo = ca.file_object;
+            if ca.mapped(offset, len) {
+                k.note("CcCoherencyFlushAndPurgeCache: user-mapped pages kept", fo);
+                return false;
+            }
+            let end = offset.saturating_add(len);
+            ca.pages
+                .retain(|index, _| !(index * PAGE_U64 < end && offset < (index + 1) * PAGE_U64));
+            k.note("CcCoherencyFlushAndPurgeCache", fo);
+            true
+        });
+        if !purged {
+            status = STATUS_CACHE_PAGE_LOCKED;
+        }
+    }
+    // SAFETY: the caller's status block.
+    let iosb = unsafe { &mut *iostatus };
+    iosb.Anonymous.Status = status;
+    iosb.Information = 0;
 }
 
 #[no_mangle]

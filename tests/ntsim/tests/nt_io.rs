@@ -58,7 +58,7 @@ fn nt_17_cached_and_noncached_handles_stay_coherent() {
     let trace = sim.trace();
     assert!(
         trace.contains(&Event::Kernel {
-            name: "CcPurgeCacheSection",
+            name: "CcCoherencyFlushAndPurgeCache",
             file: Some(sim.file_id(c))
         }),
         "{trace:#?}"

@@ -114,7 +114,7 @@ fn nt_08_purge_fails_while_user_mapped() {
         trace.iter().any(|e| matches!(
             e,
             Event::Kernel {
-                name: "CcPurgeCacheSection refused: user-mapped",
+                name: "CcCoherencyFlushAndPurgeCache: user-mapped pages kept",
                 ..
             }
         )),
@@ -128,7 +128,7 @@ fn nt_08_purge_fails_while_user_mapped() {
     assert!(trace.iter().any(|e| matches!(
         e,
         Event::Kernel {
-            name: "CcPurgeCacheSection",
+            name: "CcCoherencyFlushAndPurgeCache",
             ..
         }
     )));
