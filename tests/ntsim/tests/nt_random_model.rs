@@ -411,7 +411,7 @@ fn sealed_medium() -> fs_core::MemDevice {
 fn run(seed: u64, ops: usize) {
     // Seeds divisible by 3 start from a sealed volume: every write goes to the overlay and the
     // base must come out untouched (NT-19, NT-20).
-    let sealed = seed % 3 == 0;
+    let sealed = seed.is_multiple_of(3);
     let mut sim = if sealed {
         Sim::with_medium(sealed_medium())
     } else {
