@@ -234,3 +234,53 @@ fn check_seed_004_medium(medium: fs_core::MemDevice) {
     volume.read(id, 0, &mut base).expect("read base");
     assert_eq!(&base, b"aaaa");
 }
+
+#[test]
+fn nt_04_seed_000_mapped_file_closes_only_at_dismount() {
+    // Seed 000: notepad maps a file, unmaps it and closes its handle; IRP_MJ_CLOSE never comes
+    // until the section goes: here at dismount, from inside the dismount's purge.
+    let mut sim = Sim::new();
+    let h = open_rw(&mut sim, "\\notes.txt");
+    sim.write(h, Some(0), b"hello notepad").expect("write");
+    sim.close(h);
+    sim.memory_pressure();
+    let h = sim
+        .create(
+            "\\notes.txt",
+            &Open::new(access::GENERIC_READ)
+                .share(share::ALL)
+                .disposition(disposition::FILE_OPEN),
+        )
+        .expect("open");
+    let fo = sim.file_id(h);
+    let s = sim.create_section(h, false).expect("section");
+    let v = sim.map_view(s, 0, 0).expect("view");
+    assert_eq!(sim.view_read(v, 0, 5).as_deref(), Ok(&b"hello"[..]));
+    sim.unmap_view(v);
+    sim.close_section(s);
+    sim.close(h);
+    sim.lazy_writer();
+    let trace = sim.trace();
+    assert!(position(&trace, |e| e.is_irp_on(mj::CLEANUP, fo)).is_some());
+    assert!(
+        position(&trace, |e| e.is_irp_on(mj::CLOSE, fo)).is_none(),
+        "no close while Mm holds it"
+    );
+    sim.take_trace();
+    assert_eq!(sim.dismount(), status::STATUS_SUCCESS);
+    let trace = sim.trace();
+    let fsctl = position(&trace, |e| e.is_irp(mj::FILE_SYSTEM_CONTROL)).unwrap_or(usize::MAX);
+    let deleted = position(
+        &trace,
+        |e| matches!(e, Event::Kernel { name: "segment deleted", file: Some(f) } if *f == fo),
+    );
+    let close = position(&trace, |e| e.is_irp_on(mj::CLOSE, fo));
+    let fsctl_done = position(&trace, |e| {
+        matches!(e, Event::Completed { major: 0x0d, .. })
+    });
+    assert!(
+        fsctl < deleted.unwrap_or(0) && deleted < close && close < fsctl_done,
+        "{trace:#?}"
+    );
+    finish_clean(sim);
+}
