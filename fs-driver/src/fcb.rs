@@ -78,6 +78,8 @@ pub struct Fcb {
     pub unlinked: Flag,
     /// Purges that failed because of a user mapping (NT-17: Windows goes on; we count).
     pub purge_failures: Counter,
+    /// What the section callbacks said, and purge-failure mode (NT-06, NT-12).
+    pub sections: crate::section::SectionTracking,
 }
 
 impl PoolNode for Fcb {
@@ -196,6 +198,7 @@ impl Fcb {
             delete_pending: Flag::new(false),
             unlinked: Flag::new(false),
             purge_failures: Counter::new(0),
+            sections: crate::section::SectionTracking::default(),
         });
         let fcb = match fcb {
             Ok(fcb) => fcb,

@@ -2,7 +2,8 @@
 //!
 //! Layout follows fastfat: [`init`] (DriverEntry, MajorFunction table), [`dispatch`] (one
 //! module per IRP major, `fsd_*` entry and `common_*` work), support modules
-//! ([`resrcsup`] Cc/FsRtl callbacks, [`fastio`], [`fcb`], [`strucsup`] node type codes and
+//! ([`resrcsup`] Cc/FsRtl callbacks, [`section`] mapped state,
+//! [`overlay`] cowfat's private FSCTLs, [`fastio`], [`fcb`], [`strucsup`] node type codes and
 //! pool tags, [`global`]), the kernel boundary [`nt`] (every ntoskrnl import) and
 //! [`wdk_inline`] (the WDK's inline helpers and macros, which ntoskrnl does not export).
 //!
@@ -20,7 +21,9 @@ pub mod fcb;
 pub mod global;
 pub mod init;
 pub mod nt;
+pub mod overlay;
 pub mod resrcsup;
+pub mod section;
 pub mod status;
 pub mod strucsup;
 pub mod vcb;

@@ -208,8 +208,11 @@ unsafe extern "system" fn filter_acquire_for_section_sync(
     }
     // SAFETY: the union member that matches this operation.
     let protection = unsafe { params.AcquireForSectionSynchronization.PageProtection };
+    // SAFETY: the union member that matches this operation.
+    let attributes = unsafe { params.AcquireForSectionSynchronization.AllocationAttributes };
     let fcb = header.cast::<Fcb>();
-    if is_writable_protection(protection) {
+    let writable = is_writable_protection(protection);
+    if writable {
         // SAFETY: `header` is the first member of a live FCB (checked in header_of).
         if let Err(status) = reserve_for_writable_section(unsafe { &*fcb }) {
             // SAFETY: acquired exclusive above on this thread; no release callback follows
@@ -219,6 +222,8 @@ unsafe extern "system" fn filter_acquire_for_section_sync(
             return status;
         }
     }
+    // SAFETY: as above; the main resource is held exclusive.
+    crate::section::note_section_created(unsafe { &*fcb }, protection, attributes, writable);
     // SAFETY: `header` is the first member of an FCB (checked by node type in header_of).
     let share_access = unsafe { (*fcb).share_access.get() };
     // SAFETY: read under the main resource, which create and cleanup hold while they change

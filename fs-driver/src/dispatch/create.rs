@@ -18,6 +18,7 @@ use crate::nt::{
     self, access, create_options as opt, disposition as disp, FILE_OBJECT, FILE_OPENED, NTSTATUS,
 };
 use crate::resrcsup::ResourceGuard;
+use crate::section;
 use crate::vcb::{Vcb, VcbExclusive};
 use crate::wdk_inline::io_get_current_irp_stack_location;
 
@@ -397,20 +398,14 @@ fn open_fcb(vcb: &Vcb, request: &CreateRequest, fcb: &Fcb) -> Result<usize, NTST
 
 /// NT-09, NT-11 and `IoCheckShareAccess` (without updating: nothing has changed yet).
 fn check_sharing(request: &CreateRequest, fcb: &Fcb, for_write: bool) -> Result<(), NTSTATUS> {
-    let sop = fcb.section_object_pointers();
-    // SAFETY: the FCB's SOP.
-    if for_write && !unsafe { nt::MmFlushImageSection(sop, nt::MmFlushForWrite) } {
-        return Err(nt::STATUS_SHARING_VIOLATION);
+    if for_write {
+        section::check_open_for_write(fcb)?;
     }
-    if request.delete_on_close() && !flush_image_for_delete(sop) {
-        return Err(nt::STATUS_CANNOT_DELETE);
+    if request.delete_on_close() {
+        section::check_delete(fcb)?;
     }
     if request.share & FILE_SHARE_WRITE == 0 {
-        // SAFETY: the FCB's SOP.
-        let writable_mappings = unsafe { nt::MmDoesFileHaveUserWritableReferences(sop) };
-        if writable_mappings != 0 {
-            return Err(nt::STATUS_SHARING_VIOLATION);
-        }
+        section::check_deny_write(fcb)?;
     }
     // SAFETY: the create's file object and the FCB's share access, under the VCB resource.
     let status = unsafe {
@@ -428,20 +423,10 @@ fn check_sharing(request: &CreateRequest, fcb: &Fcb, for_write: bool) -> Result<
     Ok(())
 }
 
-/// `MmFlushImageSection(ForDelete)`: false while an image section is mapped (NT-09).
-fn flush_image_for_delete(sop: *mut nt::SECTION_OBJECT_POINTERS) -> bool {
-    // SAFETY: an FCB's SOP, valid while the FCB is.
-    unsafe { nt::MmFlushImageSection(sop, nt::MmFlushForDelete) }
-}
-
 /// Overwrite/supersede: the file becomes empty (NT-10 first).
 fn truncate_to_zero(vcb: &Vcb, file_object: *mut FILE_OBJECT, fcb: &Fcb) -> Result<(), NTSTATUS> {
     let sop = fcb.section_object_pointers();
-    let zero: i64 = 0;
-    // SAFETY: the FCB's SOP and a valid size.
-    if !unsafe { nt::MmCanFileBeTruncated(sop, &zero) } {
-        return Err(nt::STATUS_USER_MAPPED_FILE);
-    }
+    section::check_truncate(fcb, 0)?;
     // SAFETY: FCB resources, initialised with it; main before paging (NT-18).
     let _main = unsafe { ResourceGuard::exclusive(fcb.resource()) };
     // SAFETY: as above.

@@ -17,9 +17,11 @@ use crate::blockdev::TargetDevice;
 use crate::cachesup;
 use crate::global::CFAT_DATA;
 use crate::nt::{self, DEVICE_OBJECT, IRP_MN_MOUNT_VOLUME, NTSTATUS, VPB};
+use crate::overlay::{self, OverlayOp};
 use crate::status::status_of;
 use crate::vcb::Vcb;
 use crate::wdk_inline::io_get_current_irp_stack_location;
+use cowfat_fsctl as api;
 
 fsd_entry_point!(
     /// FSD entry for `IRP_MJ_FILE_SYSTEM_CONTROL`.
@@ -200,6 +202,14 @@ fn user_fs_request(context: &IrpContext) -> Outcome {
     let code = unsafe { stack.Parameters.FileSystemControl.FsControlCode };
     match code {
         nt::FSCTL_DISMOUNT_VOLUME => dismount(context),
+        nt::FSCTL_SET_PURGE_FAILURE_MODE => overlay::set_purge_failure_mode(context),
+        api::FSCTL_COWFAT_QUERY_MAPPED_STATE => overlay::query_mapped_state(context),
+        api::FSCTL_COWFAT_QUERY_OVERLAY => overlay::query_overlay(context),
+        api::FSCTL_COWFAT_COMMIT_FILE => overlay::file_overlay(context, OverlayOp::Commit),
+        api::FSCTL_COWFAT_DISCARD_FILE => overlay::file_overlay(context, OverlayOp::Discard),
+        api::FSCTL_COWFAT_SEAL_VOLUME => overlay::seal_or_commit_volume(context, true),
+        api::FSCTL_COWFAT_COMMIT_VOLUME => overlay::seal_or_commit_volume(context, false),
+        api::FSCTL_COWFAT_DISCARD_VOLUME => overlay::discard_volume(context),
         _ => Outcome::not_yet(),
     }
 }

@@ -8,7 +8,8 @@
 //! - Non-cached user writes flush and purge cached/mapped pages of the range with the paging
 //!   I/O resource exclusive, through `CcCoherencyFlushAndPurgeCache`, which also tries to
 //!   invalidate user-mapped views (NT-17); when it cannot (`STATUS_CACHE_PAGE_LOCKED`) the
-//!   failure is counted and the write goes on (Windows promises no coherency there).
+//!   failure is counted and the write goes on (Windows promises no coherency there), unless
+//!   purge-failure mode is on (NT-12): then it fails with `STATUS_PURGE_FAILED`.
 //! - Cached writes reserve the overlay clusters the later paging write will need (NT-15),
 //!   extend the file first if they pass end of file, then copy through Cc (NT-16).
 //!
@@ -24,6 +25,7 @@ use crate::cachesup::{
 use crate::fcb::Fcb;
 use crate::nt::{self, FILE_OBJECT, NTSTATUS};
 use crate::resrcsup::ResourceGuard;
+use crate::section;
 use crate::vcb::Vcb;
 
 fsd_entry_point!(
@@ -116,13 +118,14 @@ fn noncached_write(
     Ok(io.length as usize)
 }
 
-/// NT-17's coherency step for a non-cached write.
+/// NT-17's coherency step for a non-cached write. A purge kept back by a user mapping is
+/// counted; in purge-failure mode (a data-scan section, NT-12) the write then fails with
+/// `STATUS_PURGE_FAILED` before it touches anything.
 fn flush_and_purge_range(fcb: &Fcb, offset: i64, length: u32) -> Result<(), NTSTATUS> {
     // SAFETY: initialised with the FCB; the caller holds main exclusive.
     let _paging = unsafe { ResourceGuard::exclusive(fcb.paging_io_resource()) };
     if !coherency_flush_and_purge(fcb, offset, length)? {
-        fcb.purge_failures
-            .set(fcb.purge_failures.get().saturating_add(1));
+        section::purge_failed(fcb)?;
     }
     Ok(())
 }

@@ -302,7 +302,7 @@ impl Sim {
         kernel::with(|k| k.disk.clone()).unwrap_or_else(|| MemDevice::new(0))
     }
 
-    fn fo(&self, handle: Handle) -> Result<*mut FILE_OBJECT, NTSTATUS> {
+    pub(crate) fn fo(&self, handle: Handle) -> Result<*mut FILE_OBJECT, NTSTATUS> {
         self.handles
             .get(&handle)
             .copied()
@@ -693,6 +693,115 @@ impl Sim {
         };
         self.close(volume);
         status
+    }
+
+    /// `NtFsControlFile(handle, code, input, output)` with `METHOD_BUFFERED` buffers: the
+    /// status and the bytes the file system returned (`IoStatus.Information` of them).
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_HANDLE` for a handle that is not open; otherwise the FSCTL's status is
+    /// in the result (success codes such as `STATUS_SUCCESS` included).
+    pub fn fsctl(
+        &mut self,
+        handle: Handle,
+        code: u32,
+        input: &[u8],
+        output_len: usize,
+    ) -> (NTSTATUS, Vec<u8>) {
+        let Ok(fo) = self.fo(handle) else {
+            return (STATUS_INVALID_HANDLE, Vec::new());
+        };
+        let Some(device) = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device)) else {
+            return (STATUS_INVALID_HANDLE, Vec::new());
+        };
+        let mut system = vec![0u8; input.len().max(output_len)];
+        system[..input.len()].copy_from_slice(input);
+        // SAFETY: a live device.
+        let irp = io::allocate_irp(unsafe { (*device).StackSize }, false);
+        let mut parameters = IO_STACK_LOCATION_0::default();
+        parameters.FileSystemControl = IO_STACK_LOCATION_0_14 {
+            OutputBufferLength: u32::try_from(output_len).unwrap_or(u32::MAX),
+            InputBufferLength: u32::try_from(input.len()).unwrap_or(u32::MAX),
+            FsControlCode: code,
+            Type3InputBuffer: std::ptr::null_mut(),
+        };
+        // SAFETY: a fresh IRP.
+        unsafe { io::set_next_stack(irp, io::location(0x0d, 0x00, fo, parameters)) };
+        // SAFETY: as above; the system buffer outlives the synchronous request.
+        unsafe { (*irp).AssociatedIrp.SystemBuffer = system.as_mut_ptr().cast() };
+        // SAFETY: a complete IRP for the file object's device.
+        let (status, information) = unsafe { io::send_and_free(device, irp) };
+        io::reap_devices();
+        system.truncate(information.min(output_len));
+        (status, system)
+    }
+
+    /// `FSCTL_COWFAT_QUERY_MAPPED_STATE`, with the purge probe or without.
+    ///
+    /// # Errors
+    /// The FSCTL's status.
+    pub fn mapped_state(
+        &mut self,
+        handle: Handle,
+        probe: bool,
+    ) -> Result<cowfat_fsctl::MappedState, NTSTATUS> {
+        use zerocopy::{FromBytes, IntoBytes};
+        let input = cowfat_fsctl::QueryMappedStateInput {
+            flags: u32::from(probe).into(),
+        };
+        let size = std::mem::size_of::<cowfat_fsctl::MappedState>();
+        let code = cowfat_fsctl::FSCTL_COWFAT_QUERY_MAPPED_STATE;
+        let (status, out) = self.fsctl(handle, code, input.as_bytes(), size);
+        if status < 0 {
+            return Err(status);
+        }
+        cowfat_fsctl::MappedState::read_from_bytes(&out).map_err(|_| STATUS_INVALID_HANDLE)
+    }
+
+    /// `FSCTL_COWFAT_QUERY_OVERLAY`.
+    ///
+    /// # Errors
+    /// The FSCTL's status.
+    pub fn overlay_state(
+        &mut self,
+        handle: Handle,
+    ) -> Result<cowfat_fsctl::FileOverlayState, NTSTATUS> {
+        use zerocopy::FromBytes;
+        let size = std::mem::size_of::<cowfat_fsctl::FileOverlayState>();
+        let (status, out) = self.fsctl(handle, cowfat_fsctl::FSCTL_COWFAT_QUERY_OVERLAY, &[], size);
+        if status < 0 {
+            return Err(status);
+        }
+        cowfat_fsctl::FileOverlayState::read_from_bytes(&out).map_err(|_| STATUS_INVALID_HANDLE)
+    }
+
+    /// An FSCTL without buffers on `handle`: its status.
+    pub fn fsctl_status(&mut self, handle: Handle, code: u32) -> NTSTATUS {
+        self.fsctl(handle, code, &[], 0).0
+    }
+
+    /// An FSCTL without buffers on a fresh volume handle (closed afterwards): its status.
+    pub fn volume_fsctl(&mut self, code: u32) -> NTSTATUS {
+        let volume = match self.open_volume() {
+            Ok(h) => h,
+            Err(status) => return status,
+        };
+        let status = self.fsctl_status(volume, code);
+        self.close(volume);
+        status
+    }
+
+    /// `FSCTL_SET_PURGE_FAILURE_MODE` with `SET_PURGE_FAILURE_MODE_ENABLED` (true) or
+    /// `_DISABLED`, as filter manager sends it around a data-scan section (NT-12).
+    pub fn set_purge_failure_mode(&mut self, handle: Handle, enable: bool) -> NTSTATUS {
+        let flags: u32 = if enable { 1 } else { 2 };
+        self.fsctl(
+            handle,
+            fs_driver::nt::FSCTL_SET_PURGE_FAILURE_MODE,
+            &flags.to_le_bytes(),
+            0,
+        )
+        .0
     }
 
     /// Is the disk's current VPB mounted?

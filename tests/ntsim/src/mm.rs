@@ -36,6 +36,8 @@ const IRP_MJ_WRITE: u8 = 0x04;
 const PAGE_READONLY: u32 = 0x02;
 const PAGE_READWRITE: u32 = 0x04;
 const PAGE_EXECUTE_READ: u32 = 0x20;
+/// `SEC_IMAGE` (winnt.h): `NtCreateSection` of an image section.
+const SEC_IMAGE: u32 = 0x0100_0000;
 const ALLOCATION_GRANULARITY: u64 = 64 * 1024;
 const PAGE_U64: u64 = PAGE as u64;
 
@@ -292,6 +294,11 @@ pub(crate) fn create_section(
     } else {
         PAGE_READONLY
     };
+    if image {
+        parameters
+            .AcquireForSectionSynchronization
+            .AllocationAttributes = SEC_IMAGE;
+    }
     let Some(status) = fsrtl::call(Which::AcquireSection, fo, parameters) else {
         bugcheck("the file system registered no PreAcquireForSectionSynchronization")
     };
