@@ -21,6 +21,16 @@ pub fn cowfat(bin: &Path, image: &Path, dir: &Path, log: &Path) -> Result<Mount>
     Mount::fuse(c, dir, log)
 }
 
+/// `cowfat mount IMAGE DIR --foreground --writeback-cache`.
+pub fn cowfat_writeback(bin: &Path, image: &Path, dir: &Path, log: &Path) -> Result<Mount> {
+    let mut c = Command::new(bin);
+    c.arg("mount")
+        .arg(image)
+        .arg(dir)
+        .args(["--foreground", "--writeback-cache"]);
+    Mount::fuse(c, dir, log)
+}
+
 /// bindfs: a FUSE pass-through of `src`, the cost of FUSE itself over the disk.
 pub fn bindfs(src: &Path, dir: &Path, log: &Path) -> Result<Mount> {
     let mut c = Command::new("bindfs");

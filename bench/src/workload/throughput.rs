@@ -54,6 +54,26 @@ pub fn run(ctx: &mut Ctx) -> Result<()> {
         c.scratch.remove(&image);
         r
     });
+    // The kernel's writeback cache lets FUSE write in large pieces and batch them.
+    let can = ctx.need_cowfat().map(|_| ());
+    ctx.measure_phases(
+        W,
+        &phases,
+        "cowfat FUSE writeback",
+        Side::CowfatFuse,
+        can,
+        |c| {
+            let bin = c.need_cowfat().map_err(anyhow::Error::msg)?;
+            let image = c.scratch.dir.join("seq.vhd");
+            inproc::create_image(&image, size + size / 4 + 64 * MIB, false)?;
+            let dir = c.scratch.mount_point("cowfat")?;
+            let log = c.scratch.dir.join("cowfat-mount.log");
+            let m = mounted::cowfat_writeback(&bin, &image, &dir, &log)?;
+            let r = through_mount(c, m, size);
+            c.scratch.remove(&image);
+            r
+        },
+    );
     ctx.measure_phases(
         W,
         &phases,
@@ -97,6 +117,7 @@ fn in_process(ctx: &mut Ctx, size: u64) -> Result<Vec<Sample>> {
     inproc::create_image(&image, size + size / 4 + 64 * MIB, false)?;
     let chunk = pattern(CHUNK, 3);
     let mut vol = inproc::mount(&image)?;
+    vol.device_mut().reset();
     let before = ctx.scratch.written();
     let cap = Cap::new(ctx.plan.cap);
     let t = Instant::now();
@@ -106,6 +127,8 @@ fn in_process(ctx: &mut Ctx, size: u64) -> Result<Vec<Sample>> {
     vol.sync()?;
     let write = t.elapsed().as_secs_f64();
     let after = ctx.scratch.written();
+    // How often fs-core flushed the device on the way (each flush is an fdatasync).
+    let counts = vol.device().counts.clone();
     inproc::unmount(vol)?;
 
     let mut vol = inproc::mount(&image)?;
@@ -118,9 +141,16 @@ fn in_process(ctx: &mut Ctx, size: u64) -> Result<Vec<Sample>> {
     let n = inproc::read_all(&mut vol, f, &mut buf, &cap)?;
     let read = t.elapsed().as_secs_f64();
     check_len(n, size)?;
+    let reads = vol.device().counts.reads;
     inproc::unmount(vol)?;
     ctx.scratch.remove(&image);
-    Ok(pair(ctx, write, read, before, after))
+    let mut samples = pair(ctx, write, read, before, after);
+    samples[0].note = Some(format!(
+        "fs-core: {} device writes, {} flushes",
+        counts.writes, counts.flushes
+    ));
+    samples[1].note = Some(format!("fs-core: {reads} device reads since mount"));
+    Ok(samples)
 }
 
 /// Write then cold read through a mounted system's directory, then unmount it.
