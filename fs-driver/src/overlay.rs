@@ -34,11 +34,15 @@ struct Buffers {
 /// `context.irp` is a valid FSCTL IRP.
 unsafe fn buffers(context: &IrpContext) -> Buffers {
     // SAFETY: the caller's contract.
-    let stack = unsafe { &*io_get_current_irp_stack_location(context.irp) };
+    let stack = unsafe { io_get_current_irp_stack_location(context.irp) };
+    // SAFETY: the current location of a valid IRP.
+    let stack = unsafe { &*stack };
     // SAFETY: the FileSystemControl member is the live one.
     let params = unsafe { stack.Parameters.FileSystemControl };
     // SAFETY: a valid IRP.
-    let system = unsafe { (*context.irp).AssociatedIrp.SystemBuffer }.cast::<u8>();
+    let associated = unsafe { (*context.irp).AssociatedIrp };
+    // SAFETY: METHOD_BUFFERED: the SystemBuffer member is the live one.
+    let system = unsafe { associated.SystemBuffer }.cast::<u8>();
     Buffers {
         system,
         input_len: params.InputBufferLength as usize,
@@ -150,9 +154,10 @@ pub fn query_overlay(context: &IrpContext) -> Outcome {
         Ok(r) => r,
         Err(status) => return Outcome::status(status),
     };
-    let flags = u32::from(status.in_base) * api::OVERLAY_IN_BASE
-        | u32::from(status.modified) * api::OVERLAY_MODIFIED
-        | u32::from(sealed) * api::OVERLAY_SEALED;
+    let flag = |on: bool, bit: u32| if on { bit } else { 0 };
+    let flags = flag(status.in_base, api::OVERLAY_IN_BASE)
+        | flag(status.modified, api::OVERLAY_MODIFIED)
+        | flag(sealed, api::OVERLAY_SEALED);
     let state = api::FileOverlayState {
         flags: U32::new(flags),
         reserved: U32::new(0),

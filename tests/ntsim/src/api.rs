@@ -727,8 +727,10 @@ impl Sim {
         };
         // SAFETY: a fresh IRP.
         unsafe { io::set_next_stack(irp, io::location(0x0d, 0x00, fo, parameters)) };
-        // SAFETY: as above; the system buffer outlives the synchronous request.
-        unsafe { (*irp).AssociatedIrp.SystemBuffer = system.as_mut_ptr().cast() };
+        // SAFETY: a fresh IRP of the model.
+        let irp_ref = unsafe { &mut *irp };
+        // The system buffer outlives the synchronous request.
+        irp_ref.AssociatedIrp.SystemBuffer = system.as_mut_ptr().cast();
         // SAFETY: a complete IRP for the file object's device.
         let (status, information) = unsafe { io::send_and_free(device, irp) };
         io::reap_devices();
