@@ -16,7 +16,7 @@ use core::ptr;
 use fs_core::{FileId, FileInfo, Name};
 
 use crate::nt::{
-    self, CC_FILE_SIZES, ERESOURCE, FAST_MUTEX, FILE_OBJECT, FSRTL_ADVANCED_FCB_HEADER,
+    self, CC_FILE_SIZES, ERESOURCE, FAST_MUTEX, FILE_LOCK, FILE_OBJECT, FSRTL_ADVANCED_FCB_HEADER,
     FSRTL_COMMON_FCB_HEADER, NTSTATUS, SECTION_OBJECT_POINTERS, SHARE_ACCESS,
 };
 use crate::strucsup::{
@@ -62,10 +62,12 @@ pub struct Fcb {
     pub vcb: *const Vcb,
     /// fs-core's id of the file.
     pub id: FileId,
-    /// The directory holding its entry, and the entry's name (for delete-on-close).
-    pub parent: FileId,
-    /// The entry's name (None for the root directory).
-    pub name: Option<Name>,
+    /// The directory holding its entry and the entry's name (None for the root directory).
+    /// Rename changes it, under the VCB resource exclusive; readers hold the VCB resource or
+    /// the FCB main resource (rename holds both).
+    link: UnsafeCell<(FileId, Option<Name>)>,
+    /// Byte-range locks (`FsRtlInitializeFileLock` at creation; lockctrl).
+    pub file_lock: UnsafeCell<FILE_LOCK>,
     /// A directory (DCB).
     pub is_directory: bool,
     /// Handles open (cleanups still to come).
@@ -107,6 +109,23 @@ pub struct Ccb {
     pub kind: CcbKind,
     /// Opened with `FILE_DELETE_ON_CLOSE`.
     pub delete_on_close: bool,
+    /// Per-handle state of directory enumeration, notification and POSIX delete; used under
+    /// the FCB main resource exclusive.
+    pub state: UnsafeCell<CcbState>,
+}
+
+/// What a handle remembers between requests.
+#[derive(Default)]
+pub struct CcbState {
+    /// Directory enumeration: expression and resume point (dirctrl).
+    pub search: Option<crate::dispatch::dirctrl::DirSearch>,
+    /// The full directory name handed to `FsRtlNotifyFullChangeDirectory` (FsRtl keeps the
+    /// pointer for the watch's life, so the buffer lives as long as the handle).
+    pub notify_name: alloc::vec::Vec<u16>,
+    /// The counted string over `notify_name` that FsRtl keeps a pointer to.
+    pub notify_string: nt::STRING,
+    /// `FILE_DISPOSITION_POSIX_SEMANTICS`: the name goes at this handle's cleanup.
+    pub posix_delete: bool,
 }
 
 impl PoolNode for Ccb {
@@ -125,6 +144,7 @@ impl Ccb {
             node: NodeHeader::of::<Ccb>(ntc::CFAT_NTC_CCB),
             kind,
             delete_on_close,
+            state: UnsafeCell::new(CcbState::default()),
         })?;
         Ok(ccb.into_raw())
     }
@@ -190,8 +210,8 @@ impl Fcb {
             share_access: UnsafeCell::new(SHARE_ACCESS::default()),
             vcb: init.vcb,
             id: init.info.id,
-            parent: init.info.parent,
-            name: init.name,
+            link: UnsafeCell::new((init.info.parent, init.name)),
+            file_lock: UnsafeCell::new(FILE_LOCK::default()),
             is_directory,
             open_count: Counter::new(0),
             reference_count: Counter::new(0),
@@ -211,6 +231,8 @@ impl Fcb {
         let nonpaged = nonpaged.into_raw();
         // SAFETY: `fcb` and `nonpaged` are fresh and ours.
         unsafe { fcb.init_header(nonpaged) };
+        // SAFETY: the lock lives in the pool FCB (its address is stable) until `delete`.
+        unsafe { nt::FsRtlInitializeFileLock(fcb.file_lock.get(), None, None) };
         fcb.set_sizes(
             init.info.allocation_size,
             init.info.file_size,
@@ -250,12 +272,39 @@ impl Fcb {
     pub unsafe fn delete(fcb: *mut Fcb) {
         // SAFETY: valid until freed below.
         let nonpaged = unsafe { (*fcb).nonpaged };
+        // SAFETY: valid until freed below; only a field address is taken.
+        let lock = unsafe { (*fcb).file_lock.get() };
+        // SAFETY: initialised in `create`; no request uses the FCB any more.
+        unsafe { nt::FsRtlUninitializeFileLock(lock) };
         // SAFETY: the caller's contract: no other user, freed once.
         drop(unsafe { PoolBox::from_raw(fcb) });
         // SAFETY: the resources are initialised and nobody holds them any more.
         unsafe { delete_resources(nonpaged) };
         // SAFETY: allocated with the FCB, freed once with it.
         drop(unsafe { PoolBox::from_raw(nonpaged) });
+    }
+
+    /// The directory holding the file's entry (the root's is the root).
+    #[must_use]
+    pub fn parent(&self) -> FileId {
+        // SAFETY: see `link`: writers hold the VCB resource exclusive and the main resource.
+        unsafe { (*self.link.get()).0 }
+    }
+
+    /// The entry's name (None for the root directory).
+    #[must_use]
+    pub fn name(&self) -> Option<Name> {
+        // SAFETY: as in `parent`.
+        unsafe { (*self.link.get()).1.clone() }
+    }
+
+    /// A rename moved the entry.
+    ///
+    /// # Safety
+    /// The caller holds the VCB resource exclusive and this FCB's main resource exclusive.
+    pub unsafe fn set_link(&self, parent: FileId, name: Name) {
+        // SAFETY: the caller's contract excludes every reader.
+        unsafe { *self.link.get() = (parent, Some(name)) };
     }
 
     /// The stream's section object pointers (for `FileObject->SectionObjectPointer`, Cc, Mm).

@@ -179,6 +179,33 @@ pub mod top_level {
     pub const FSRTL_MAX_TOP_LEVEL_IRP_FLAG: usize = 0xFFFF;
 }
 
+/// FsRtl change notification, byte-range locks and name expressions; the information
+/// structures of query/set information, directory control and volume information (issue 7).
+pub use windows_sys::Wdk::Foundation::PNOTIFY_SYNC;
+pub use windows_sys::Wdk::Storage::FileSystem::{
+    FsRtlCheckLockForReadAccess, FsRtlCheckLockForWriteAccess, FsRtlFastUnlockAll,
+    FsRtlInitializeFileLock, FsRtlIsNameInExpression, FsRtlNotifyCleanup,
+    FsRtlNotifyFullChangeDirectory, FsRtlNotifyFullReportChange, FsRtlNotifyInitializeSync,
+    FsRtlNotifyUninitializeSync, FsRtlProcessFileLock, FsRtlUninitializeFileLock,
+    IoGetRequestorProcess, FILE_ALL_INFORMATION, FILE_BOTH_DIR_INFORMATION,
+    FILE_COMPRESSION_INFORMATION, FILE_DIRECTORY_INFORMATION, FILE_FS_ATTRIBUTE_INFORMATION,
+    FILE_FS_SECTOR_SIZE_INFORMATION, FILE_FULL_DIR_INFORMATION, FILE_ID_BOTH_DIR_INFORMATION,
+    FILE_ID_FULL_DIR_INFORMATION, FILE_LOCK, FILE_NAMES_INFORMATION, FILE_NAME_INFORMATION,
+    FILE_RENAME_INFORMATION, FILE_STREAM_INFORMATION,
+};
+pub use windows_sys::Wdk::System::SystemServices::{
+    FILE_ATTRIBUTE_TAG_INFORMATION, FILE_FS_DEVICE_INFORMATION, FILE_FS_FULL_SIZE_INFORMATION,
+    FILE_FS_SIZE_INFORMATION, FILE_FS_VOLUME_INFORMATION, IRP_MN_NOTIFY_CHANGE_DIRECTORY,
+    IRP_MN_QUERY_DIRECTORY,
+};
+pub use windows_sys::Win32::Foundation::{
+    STATUS_BUFFER_OVERFLOW, STATUS_DIRECTORY_NOT_EMPTY as STATUS_DIR_NOT_EMPTY,
+    STATUS_FILE_LOCK_CONFLICT, STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_INFO_CLASS,
+    STATUS_INVALID_USER_BUFFER, STATUS_LOCK_NOT_GRANTED, STATUS_NOT_SAME_DEVICE,
+    STATUS_NOT_SUPPORTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE,
+};
+pub use windows_sys::Win32::System::Kernel::STRING;
+
 /// Bug check, used by the root package's panic handler.
 pub use windows_sys::Wdk::System::SystemServices::KeBugCheckEx;
 /// Kernel pool allocation and free, re-exported for the root package's global allocator.

@@ -42,6 +42,12 @@ pub struct Vcb {
     pub volume_opens: Counter,
     /// FSCTL_DISMOUNT_VOLUME ran: the volume is unmounted, only cleanup/close are served.
     pub dismounted: Flag,
+    /// FsRtl's notify synchronisation (`FsRtlNotifyInitializeSync`, NT-22).
+    notify_sync: UnsafeCell<nt::PNOTIFY_SYNC>,
+    /// The volume's directory notify list head (FsRtl's; we only pass its address).
+    dir_notify_list: UnsafeCell<nt::LIST_ENTRY>,
+    /// The file object that holds FSCTL_LOCK_VOLUME, NULL when unlocked.
+    pub locked_by: UnsafeCell<*mut nt::FILE_OBJECT>,
 }
 
 /// The VCB resource held exclusive: gives access to the FCB table.
@@ -92,6 +98,9 @@ impl Vcb {
             fcbs: UnsafeCell::new(BTreeMap::new()),
             volume_opens: Counter::new(0),
             dismounted: Flag::new(false),
+            notify_sync: UnsafeCell::new(0),
+            dir_notify_list: UnsafeCell::new(nt::LIST_ENTRY::default()),
+            locked_by: UnsafeCell::new(ptr::null_mut()),
         };
         // SAFETY: the caller's contract: `slot` is ours and writable.
         unsafe { ptr::write(slot, vcb) };
@@ -113,7 +122,24 @@ impl Vcb {
             unsafe { ptr::drop_in_place(slot) };
             return Err(status);
         }
+        // SAFETY: the VCB's own list head, in non-paged device extension memory.
+        unsafe { crate::wdk_inline::initialize_list_head(vcb.dir_notify_list.get()) };
+        // SAFETY: the VCB's own sync slot; uninitialised in `delete`.
+        unsafe { nt::FsRtlNotifyInitializeSync(vcb.notify_sync.get()) };
         Ok(())
+    }
+
+    /// The notify sync for FsRtl's notify calls.
+    #[must_use]
+    pub fn notify_sync(&self) -> nt::PNOTIFY_SYNC {
+        // SAFETY: written once at mount, before any request.
+        unsafe { *self.notify_sync.get() }
+    }
+
+    /// The notify list head for FsRtl's notify calls.
+    #[must_use]
+    pub fn notify_list(&self) -> *const nt::LIST_ENTRY {
+        self.dir_notify_list.get()
     }
 
     /// The VCB of a volume device object, if it is one of ours.
@@ -197,6 +223,10 @@ impl Vcb {
         let resource = unsafe { (*vcb).resource.get() };
         // SAFETY: as above.
         let volume_lock = unsafe { (*vcb).volume_lock.get() };
+        // SAFETY: valid until dropped below; only a field address is taken.
+        let sync = unsafe { (*vcb).notify_sync.get() };
+        // SAFETY: initialised at mount; every watch was cleaned up with its handle.
+        unsafe { nt::FsRtlNotifyUninitializeSync(sync) };
         // SAFETY: initialised with the VCB, not held by anyone.
         unsafe { nt::ExDeleteResourceLite(resource) };
         // SAFETY: as above.

@@ -4,8 +4,9 @@
 //! file is being deleted), share access removed, and delete-on-close: at the stream's last
 //! cleanup its name goes (fs-core `unlink`) and its data section is purged so Mm can let go
 //! (NT-04); the record itself is freed at the last close, since paging I/O may still come
-//! until then (NT-05). Byte-range locks and change notification do not exist yet in cowfat,
-//! so `FsRtlFastUnlockAll` and `FsRtlNotifyCleanup` come with them.
+//! until then (NT-05). `FsRtlNotifyCleanup` and `FsRtlFastUnlockAll` for the handle run in
+//! `lockctrl::cleanup_handle`; a POSIX delete (disposition-ex) takes the name at this
+//! handle's cleanup even while others stay open.
 
 use core::ptr;
 
@@ -35,6 +36,8 @@ pub fn common_cleanup(context: &IrpContext) -> Outcome {
         let Some(fcb) = context.fcb() else {
             return Outcome::status(nt::STATUS_INVALID_PARAMETER);
         };
+        // Change notification and byte-range locks of this handle end here (NT-05).
+        super::lockctrl::cleanup_handle(vcb, context, fcb);
         cleanup_file(vcb, context.file_object, fcb, context.ccb());
     }
     // SAFETY: the request's file object.
@@ -51,9 +54,14 @@ fn cleanup_file(vcb: &Vcb, file_object: *mut FILE_OBJECT, fcb: &Fcb, ccb: *mut C
     }
     let open = fcb.open_count.get().saturating_sub(1);
     fcb.open_count.set(open);
-    let delete = open == 0 && fcb.delete_pending.get() && !vcb.dismounted.get();
+    // SAFETY: the file object's CCB (or NULL); its state is used under the main resource.
+    let posix = !ccb.is_null() && unsafe { (*(*ccb).state.get()).posix_delete };
+    let last = open == 0;
+    let delete = ((last && fcb.delete_pending.get()) || posix)
+        && !vcb.dismounted.get()
+        && !fcb.unlinked.get();
     let zero: i64 = 0;
-    let truncate = if delete {
+    let truncate = if delete && last {
         ptr::from_ref(&zero)
     } else {
         ptr::null()
@@ -63,17 +71,24 @@ fn cleanup_file(vcb: &Vcb, file_object: *mut FILE_OBJECT, fcb: &Fcb, ccb: *mut C
     // SAFETY: the file object's share access was recorded in this FCB at create.
     unsafe { nt::IoRemoveShareAccess(file_object, fcb.share_access.get()) };
     if delete {
-        delete_file(vcb, fcb);
+        delete_file(vcb, fcb, last);
     }
 }
 
-/// Delete-on-close at the last cleanup: the name goes, the data section is purged.
-fn delete_file(vcb: &Vcb, fcb: &Fcb) {
-    let Some(name) = fcb.name.as_ref() else {
+/// Delete-on-close at the last cleanup (or POSIX delete at this handle's): the name goes,
+/// watchers hear of it (NT-22), and at the last cleanup the data section is purged.
+fn delete_file(vcb: &Vcb, fcb: &Fcb, last: bool) {
+    let Some(name) = fcb.name() else {
         return;
     };
-    if vcb.with_volume(|v| v.unlink(fcb.parent, name)).is_ok() {
+    let parent = fcb.parent();
+    if vcb.with_volume(|v| v.unlink(parent, &name)).is_ok() {
         fcb.unlinked.set(true);
+        let kind = crate::notify::name_filter(fcb.is_directory);
+        crate::notify::report(vcb, parent, &name, kind, crate::notify::action::REMOVED);
+        if !last {
+            return;
+        }
         // The file object being cleaned up still holds the FCB, so a close that the purge
         // sends (NT-04) cannot free it.
         if !purge(fcb, None, 0) {

@@ -243,7 +243,7 @@ fn resolve(vcb: &Vcb, related: Related, path: &Path) -> Result<Resolved, NTSTATU
             // SAFETY: a related FCB is alive while its file object is (the I/O manager
             // holds it for the create).
             let fcb = unsafe { &*fcb };
-            (fcb.id, fcb.name.clone())
+            (fcb.id, fcb.name())
         }
         Related::None | Related::Root => (vcb.with_volume(|v| v.root())?, None),
     };
@@ -384,6 +384,8 @@ fn open_fcb(vcb: &Vcb, request: &CreateRequest, fcb: &Fcb) -> Result<usize, NTST
     check_sharing(request, fcb, wants_write(request.access) || truncating)?;
     let information = if truncating {
         truncate_to_zero(vcb, request.file_object, fcb)?;
+        let changed = crate::notify::filter::SIZE | crate::notify::filter::LAST_WRITE;
+        crate::notify::report_fcb(vcb, fcb, changed, crate::notify::action::MODIFIED);
         if request.disposition == disp::FILE_SUPERSEDE {
             nt::FILE_SUPERSEDED
         } else {
@@ -500,12 +502,20 @@ fn create_new(
         let id = v.create(resolved.parent, &name, kind, attributes)?;
         v.info(id)
     })?;
-    let (fcb, _) = find_or_create_fcb(vcb, guard, &info, Some(name))?;
+    let (fcb, _) = find_or_create_fcb(vcb, guard, &info, Some(name.clone()))?;
     // SAFETY: in the table, alive while the VCB resource is held.
     if let Err(status) = attach(vcb, request, unsafe { &*fcb }) {
         discard_fcb(guard, fcb);
         return Err(status);
     }
+    let kind = crate::notify::name_filter(directory);
+    crate::notify::report(
+        vcb,
+        resolved.parent,
+        &name,
+        kind,
+        crate::notify::action::ADDED,
+    );
     Ok(nt::FILE_CREATED)
 }
 

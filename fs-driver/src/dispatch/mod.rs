@@ -48,6 +48,9 @@ pub enum Outcome {
     },
     /// The routine marked the IRP pending and handed it on; the FSD returns `STATUS_PENDING`.
     Pending,
+    /// A kernel package the routine handed the IRP to (FsRtl's file lock package) completed
+    /// it with this status; the FSD returns the status and must not complete it again.
+    CompletedBy(NTSTATUS),
 }
 
 impl Outcome {
@@ -210,6 +213,7 @@ pub(crate) unsafe fn fsd_entry(
             status
         }
         Outcome::Pending => STATUS_PENDING,
+        Outcome::CompletedBy(status) => status,
     };
     if top_level {
         // SAFETY: clearing the value we set in `claim_top_level`.

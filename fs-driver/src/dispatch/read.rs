@@ -42,6 +42,11 @@ pub fn common_read(context: &IrpContext) -> Outcome {
     if io.length == 0 {
         return Outcome::status(nt::STATUS_SUCCESS);
     }
+    // Byte-range locks bind user I/O only, never paging I/O (issue 7, lockctrl).
+    // SAFETY: this IRP, dispatched for `fcb`.
+    if let Err(status) = unsafe { super::lockctrl::check_read(fcb, context.irp, io.paging) } {
+        return Outcome::status(status);
+    }
     let result = if io.paging {
         paging_read(vcb, fcb, &mut io)
     } else if io.nocache {

@@ -423,6 +423,9 @@ pub unsafe extern "system" fn IofCompleteRequest(irp: *const IRP, _priorityboost
     if threaded {
         // SAFETY: a threaded IRP is finished by the I/O manager at completion.
         unsafe { finish_threaded(irp, status, information) };
+    } else if kernel::with(|k| k.async_irps.contains_key(&irp)) {
+        // SAFETY: an asynchronous request the model sent; finished at completion.
+        unsafe { finish_async(irp, status, information) };
     }
 }
 
@@ -822,4 +825,148 @@ pub(crate) unsafe fn send_read_write(
     let result = unsafe { send_and_free(device, irp) };
     dereference(fo);
     result
+}
+
+// ---- asynchronous requests (notify) ------------------------------------------------------------
+
+/// An IRP a test sent that the file system may pend.
+#[derive(Debug)]
+pub struct AsyncIrp {
+    token: u32,
+    user: *mut [u8],
+    fo: *mut FILE_OBJECT,
+}
+
+/// How an asynchronous IRP ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AsyncResult {
+    /// Final status.
+    pub status: NTSTATUS,
+    /// The caller's buffer, `Information` bytes of it.
+    pub data: Vec<u8>,
+    /// Completed through a new system buffer (`IRP_DEALLOCATE_BUFFER`, seed 002).
+    pub new_system_buffer: bool,
+}
+
+/// `IRP_DEALLOCATE_BUFFER`.
+const IRP_DEALLOCATE_BUFFER: u32 = 0x20;
+
+/// Sends an IRP whose output goes to a user buffer of `len` bytes (`Irp->UserBuffer`) and
+/// which the file system may pend; returns the token its result is filed under. The IRP
+/// holds a reference on `fo` until its completion is delivered.
+///
+/// # Safety
+/// `fo` is a live opened file object; `irp`'s next location is filled for its device.
+pub(crate) unsafe fn send_async(fo: *mut FILE_OBJECT, irp: *mut IRP, len: usize) -> u32 {
+    let device = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device));
+    let Some(device) = device else {
+        bugcheck("I/O on a file object that does not exist")
+    };
+    reference(fo);
+    let user: *mut [u8] = Box::into_raw(vec![0xE5u8; len].into_boxed_slice());
+    let token = kernel::with(|k| {
+        let token = k.next_id();
+        k.async_irps.insert(irp, AsyncIrp { token, user, fo });
+        token
+    });
+    // SAFETY: a fresh IRP, ours until sent.
+    let irp_ref = unsafe { &mut *irp };
+    irp_ref.UserBuffer = user.cast::<u8>().cast();
+    irp_ref.RequestorMode = 1;
+    irp_ref.Tail.Overlay.OriginalFileObject = fo;
+    // SAFETY: the caller's contract.
+    let returned = unsafe { call_driver(device, irp) };
+    let done = kernel::with(|k| k.async_done.get(&token).map(|r| r.status));
+    match done {
+        Some(status) if returned != STATUS_PENDING && returned != status => {
+            bugcheck("dispatch returned a status other than the one it completed with")
+        }
+        None if returned != STATUS_PENDING => {
+            bugcheck("dispatch returned without completing or pending the IRP")
+        }
+        _ => {}
+    }
+    deliver_apcs();
+    token
+}
+
+/// The I/O manager's end of an asynchronous request: a new system buffer is copied to the
+/// caller's buffer and freed (seed 002), the result filed, the IRP freed. The file object
+/// reference goes when the test thread runs again ([`deliver_apcs`]).
+///
+/// # Safety
+/// `irp` is a live asynchronous IRP, just completed.
+unsafe fn finish_async(irp: *mut IRP, status: NTSTATUS, information: usize) {
+    let Some(record) = kernel::with(|k| k.async_irps.remove(&irp)) else {
+        return;
+    };
+    // SAFETY: the live IRP.
+    let irp_ref = unsafe { &mut *irp };
+    // SAFETY: created by Box::into_raw in `send_async`, reclaimed once.
+    let mut user = unsafe { Box::from_raw(record.user) };
+    let new_system_buffer = irp_ref.Flags & IRP_DEALLOCATE_BUFFER != 0;
+    let n = information.min(user.len());
+    if new_system_buffer {
+        // SAFETY: the system buffer member holds the new buffer.
+        let system = unsafe { irp_ref.AssociatedIrp.SystemBuffer };
+        if status >= 0 || is_warning(status) {
+            // SAFETY: the FS filled `information` bytes of its new buffer.
+            unsafe { ptr::copy_nonoverlapping(system.cast::<u8>(), user.as_mut_ptr(), n) };
+        }
+        let tag = kernel::with(|k| k.pool.get(&(system as usize)).map(|b| b.tag));
+        let Some(tag) = tag else {
+            bugcheck("IRP_DEALLOCATE_BUFFER with a system buffer that is not pool")
+        };
+        // SAFETY: the I/O manager frees the buffer it was handed (ExFreePool).
+        unsafe { crate::ex::ExFreePoolWithTag(system, tag) };
+    }
+    let data = if status >= 0 || is_warning(status) {
+        user[..n].to_vec()
+    } else {
+        Vec::new()
+    };
+    kernel::with(|k| {
+        k.async_done.insert(
+            record.token,
+            AsyncResult {
+                status,
+                data,
+                new_system_buffer,
+            },
+        );
+        k.apc_derefs.push(record.fo);
+    });
+    free_irp(irp);
+}
+
+/// An NTSTATUS warning (the I/O manager still copies data back).
+#[must_use]
+pub fn is_warning(status: NTSTATUS) -> bool {
+    (status as u32) >> 30 == 2
+}
+
+/// Runs the completion "APCs": drops the references completed asynchronous IRPs held.
+pub(crate) fn deliver_apcs() {
+    loop {
+        let Some(fo) = kernel::with(|k| k.apc_derefs.pop()) else {
+            return;
+        };
+        dereference(fo);
+    }
+}
+
+/// The result of an asynchronous request, once it completed.
+#[must_use]
+pub(crate) fn take_async_result(token: u32) -> Option<AsyncResult> {
+    kernel::with(|k| k.async_done.remove(&token))
+}
+
+/// The model's one process (a stand-in `EPROCESS` address; never dereferenced).
+static REQUESTOR_PROCESS: u8 = 0;
+
+#[no_mangle]
+pub unsafe extern "system" fn IoGetRequestorProcess(
+    _irp: *const IRP,
+) -> windows_sys::Wdk::Foundation::PEPROCESS {
+    (&raw const REQUESTOR_PROCESS) as isize
 }

@@ -246,6 +246,16 @@ pub struct Kernel {
     pub events: BTreeMap<usize, bool>,
     /// `KeQuerySystemTimePrecise` calls (the clock ticks 1 ms per call: deterministic).
     pub clock_ticks: u64,
+    /// FsRtl notify watches by notify list address ([`crate::notify`]).
+    pub notify_lists: BTreeMap<usize, Vec<crate::notify::Watch>>,
+    /// IRPs a test sent that may complete later ([`crate::io::send_async`]).
+    pub async_irps: BTreeMap<*mut IRP, crate::io::AsyncIrp>,
+    /// Results of completed asynchronous IRPs by token.
+    pub async_done: BTreeMap<u32, crate::io::AsyncResult>,
+    /// File object references the completion "APC" drops when the test thread runs again.
+    pub apc_derefs: Vec<*mut FILE_OBJECT>,
+    /// FsRtl file locks by `FILE_LOCK` address ([`crate::filelock`]).
+    pub file_locks: BTreeMap<usize, crate::filelock::LockState>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -288,6 +298,11 @@ impl Kernel {
             paging_depth: 0,
             events: BTreeMap::new(),
             clock_ticks: 0,
+            notify_lists: BTreeMap::new(),
+            async_irps: BTreeMap::new(),
+            async_done: BTreeMap::new(),
+            apc_derefs: Vec::new(),
+            file_locks: BTreeMap::new(),
         }
     }
 

@@ -30,10 +30,14 @@ pub mod api;
 pub mod cc;
 pub mod disk;
 pub mod ex;
+pub mod filelock;
 pub mod fsrtl;
 pub mod io;
 pub mod kernel;
 pub mod mm;
+pub mod name;
+pub mod notify;
+pub mod requests;
 pub mod trace;
 
 pub use api::{Handle, Open, Section, Sim, View};

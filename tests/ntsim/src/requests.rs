@@ -1,0 +1,401 @@
+//! The rest of the test API's requests: query/set information, directory enumeration and
+//! change notification, volume information, flush, byte-range locks and volume FSCTLs.
+//!
+//! Buffers travel as the I/O manager sends them: query/set information, volume information
+//! and FSCTLs in a system buffer (METHOD_BUFFERED; `Information` bytes copied back on
+//! success and on warnings such as `STATUS_BUFFER_OVERFLOW`), directory enumeration and
+//! notification in the caller's buffer (`Irp->UserBuffer`). The model sends these IRPs as a
+//! kernel-mode caller could, without the I/O manager's own minimum-length checks, so what a
+//! test sees for short buffers is the file system's answer.
+#![allow(unsafe_code)]
+
+use windows_sys::Wdk::Foundation::{
+    FILE_OBJECT, IO_STACK_LOCATION_0, IO_STACK_LOCATION_0_12, IO_STACK_LOCATION_0_13,
+    IO_STACK_LOCATION_0_15, IO_STACK_LOCATION_0_5, IO_STACK_LOCATION_0_6, IO_STACK_LOCATION_0_8,
+    IO_STACK_LOCATION_0_9,
+};
+use windows_sys::Win32::Foundation::{NTSTATUS, STATUS_INVALID_HANDLE, UNICODE_STRING};
+
+use crate::api::{access, disposition, options, share, Handle, Open, Sim};
+use crate::ex::bugcheck;
+use crate::io::{self, AsyncResult};
+use crate::kernel;
+
+/// IRP major function codes used here.
+mod mj {
+    pub const QUERY_INFORMATION: u8 = 0x05;
+    pub const SET_INFORMATION: u8 = 0x06;
+    pub const FLUSH_BUFFERS: u8 = 0x09;
+    pub const QUERY_VOLUME_INFORMATION: u8 = 0x0a;
+    pub const SET_VOLUME_INFORMATION: u8 = 0x0b;
+    pub const DIRECTORY_CONTROL: u8 = 0x0c;
+    pub const LOCK_CONTROL: u8 = 0x11;
+}
+
+/// `IRP_BUFFERED_IO`, `IRP_INPUT_OPERATION`.
+const IRP_BUFFERED_IO: u32 = 0x10;
+const IRP_INPUT_OPERATION: u32 = 0x40;
+
+/// Stack location flags of directory control (`SL_*`).
+pub mod dir_flags {
+    /// Start the enumeration over.
+    pub const SL_RESTART_SCAN: u8 = 0x01;
+    /// Return one entry.
+    pub const SL_RETURN_SINGLE_ENTRY: u8 = 0x02;
+    /// Resume at `FileIndex`.
+    pub const SL_INDEX_SPECIFIED: u8 = 0x04;
+    /// Notify: watch the whole subtree.
+    pub const SL_WATCH_TREE: u8 = 0x01;
+}
+
+/// A pended notify request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending(u32);
+
+/// A request's status and the caller's output.
+pub type Reply = (NTSTATUS, Vec<u8>);
+
+impl Sim {
+    fn device_of(fo: *mut FILE_OBJECT) -> Option<*mut windows_sys::Wdk::Foundation::DEVICE_OBJECT> {
+        kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device))
+    }
+
+    /// Sends a METHOD_BUFFERED-style request: `input` copied into a system buffer of
+    /// `max(input, out_len)` bytes; on success or warning `Information` bytes come back.
+    fn send_buffered(
+        &mut self,
+        handle: Handle,
+        major: u8,
+        minor: u8,
+        parameters: IO_STACK_LOCATION_0,
+        input: &[u8],
+        out_len: usize,
+    ) -> Reply {
+        let Ok(fo) = self.fo(handle) else {
+            return (STATUS_INVALID_HANDLE, Vec::new());
+        };
+        let Some(device) = Self::device_of(fo) else {
+            bugcheck("request on a file object that does not exist")
+        };
+        io::reference(fo);
+        // SAFETY: a live device.
+        let irp = io::allocate_irp(unsafe { (*device).StackSize }, false);
+        // SAFETY: a fresh IRP.
+        unsafe { io::set_next_stack(irp, io::location(major, minor, fo, parameters)) };
+        let mut system = vec![0xE5u8; input.len().max(out_len)];
+        system[..input.len()].copy_from_slice(input);
+        // SAFETY: a fresh IRP, ours until sent; the buffer outlives the synchronous request.
+        let irp_ref = unsafe { &mut *irp };
+        if !system.is_empty() {
+            irp_ref.AssociatedIrp.SystemBuffer = system.as_mut_ptr().cast();
+            irp_ref.Flags = IRP_BUFFERED_IO | if out_len > 0 { IRP_INPUT_OPERATION } else { 0 };
+        }
+        irp_ref.Tail.Overlay.OriginalFileObject = fo;
+        // SAFETY: a complete IRP for the file's device.
+        let (status, information) = unsafe { io::send_and_free(device, irp) };
+        io::dereference(fo);
+        io::reap_devices();
+        if status >= 0 || io::is_warning(status) {
+            system.truncate(information.min(out_len));
+            (status, system)
+        } else {
+            (status, Vec::new())
+        }
+    }
+
+    /// `NtQueryInformationFile` of `class` with an output buffer of `len` bytes.
+    pub fn query_information(&mut self, handle: Handle, class: i32, len: usize) -> Reply {
+        let mut p = IO_STACK_LOCATION_0::default();
+        p.QueryFile = IO_STACK_LOCATION_0_8 {
+            Length: u32::try_from(len).unwrap_or(u32::MAX),
+            FileInformationClass: class,
+        };
+        self.send_buffered(handle, mj::QUERY_INFORMATION, 0, p, &[], len)
+    }
+
+    /// `NtSetInformationFile` of `class` with `data`.
+    pub fn set_information(&mut self, handle: Handle, class: i32, data: &[u8]) -> NTSTATUS {
+        self.set_information_with(handle, class, data, std::ptr::null_mut())
+    }
+
+    fn set_information_with(
+        &mut self,
+        handle: Handle,
+        class: i32,
+        data: &[u8],
+        target: *mut FILE_OBJECT,
+    ) -> NTSTATUS {
+        let mut p = IO_STACK_LOCATION_0::default();
+        p.SetFile = IO_STACK_LOCATION_0_9 {
+            Length: u32::try_from(data.len()).unwrap_or(u32::MAX),
+            FileInformationClass: class,
+            FileObject: target,
+            ..Default::default()
+        };
+        self.send_buffered(handle, mj::SET_INFORMATION, 0, p, data, 0)
+            .0
+    }
+
+    /// Rename or link (`class` 10 rename, 65 rename-ex, 11 link, 72 link-ex) to `target`.
+    /// A bare name renames in place (no target file object); a path opens the target's
+    /// directory (the I/O manager's `SL_OPEN_TARGET_DIRECTORY` open, modelled as a plain
+    /// directory open whose file name is then cut to the last component) and passes it in
+    /// `Parameters.SetFile.FileObject`. `flags`: ReplaceIfExists (bool) for the plain classes,
+    /// `FILE_RENAME_*` flags for the -ex ones.
+    pub fn rename(&mut self, handle: Handle, class: i32, target: &str, flags: u32) -> NTSTATUS {
+        let name: Vec<u16> = target.encode_utf16().collect();
+        let mut data = Vec::new();
+        data.extend(flags.to_le_bytes());
+        data.extend([0u8; 4]); // padding to the RootDirectory handle
+        data.extend(0u64.to_le_bytes()); // RootDirectory
+        data.extend(u32::try_from(name.len() * 2).unwrap_or(0).to_le_bytes());
+        data.extend(name.iter().flat_map(|u| u.to_le_bytes()));
+        data.resize(data.len().max(24), 0);
+        let Some(split) = target.rfind('\\') else {
+            return self.set_information_with(handle, class, &data, std::ptr::null_mut());
+        };
+        let parent = if split == 0 { "\\" } else { &target[..split] };
+        let open = Open::new(access::FILE_WRITE_DATA | access::SYNCHRONIZE)
+            .share(share::ALL)
+            .disposition(disposition::FILE_OPEN)
+            .options(options::FILE_DIRECTORY_FILE);
+        let dir = match self.create(parent, &open) {
+            Ok(h) => h,
+            Err(status) => return status,
+        };
+        let Ok(dir_fo) = self.fo(dir) else {
+            return STATUS_INVALID_HANDLE;
+        };
+        let last: Vec<u16> = target[split + 1..].encode_utf16().collect();
+        let saved = kernel::with(|k| {
+            let r = k.file_objects.get_mut(&dir_fo)?;
+            let old = std::mem::replace(&mut r.name, last);
+            Some(old)
+        });
+        // SAFETY: the target directory's live file object; its name buffer is the record's.
+        unsafe { point_name_at_record(dir_fo) };
+        let status = self.set_information_with(handle, class, &data, dir_fo);
+        if let Some(old) = saved {
+            kernel::with(|k| {
+                if let Some(r) = k.file_objects.get_mut(&dir_fo) {
+                    r.name = old;
+                }
+            });
+            // SAFETY: as above.
+            unsafe { point_name_at_record(dir_fo) };
+        }
+        self.close(dir);
+        status
+    }
+
+    /// `NtQueryDirectoryFile`: `class`, a `len`-byte buffer, an optional expression (as the
+    /// I/O manager passes it), `SL_*` flags and a `FileIndex`.
+    pub fn query_directory(
+        &mut self,
+        handle: Handle,
+        class: i32,
+        len: usize,
+        expression: Option<&str>,
+        flags: u8,
+        index: u32,
+    ) -> Reply {
+        let Ok(fo) = self.fo(handle) else {
+            return (STATUS_INVALID_HANDLE, Vec::new());
+        };
+        let Some(device) = Self::device_of(fo) else {
+            bugcheck("request on a file object that does not exist")
+        };
+        let mut units: Vec<u16> = expression
+            .map(|e| e.encode_utf16().collect())
+            .unwrap_or_default();
+        let bytes = u16::try_from(units.len() * 2).unwrap_or(u16::MAX);
+        let mut name = UNICODE_STRING {
+            Length: bytes,
+            MaximumLength: bytes,
+            Buffer: units.as_mut_ptr(),
+        };
+        let mut p = IO_STACK_LOCATION_0::default();
+        p.QueryDirectory = IO_STACK_LOCATION_0_5 {
+            Length: u32::try_from(len).unwrap_or(u32::MAX),
+            FileName: if expression.is_some() {
+                &mut name
+            } else {
+                std::ptr::null_mut()
+            },
+            FileInformationClass: class,
+            FileIndex: index,
+        };
+        // SAFETY: a live device.
+        let irp = io::allocate_irp(unsafe { (*device).StackSize }, false);
+        let mut location = io::location(mj::DIRECTORY_CONTROL, 1, fo, p);
+        location.Flags = flags;
+        // SAFETY: a fresh IRP.
+        unsafe { io::set_next_stack(irp, location) };
+        // SAFETY: the expression and its name outlive the synchronous request.
+        let token = unsafe { io::send_async(fo, irp, len) };
+        match io::take_async_result(token) {
+            Some(r) => (r.status, r.data),
+            None => bugcheck("a directory query was left pending"),
+        }
+    }
+
+    /// `NtNotifyChangeDirectoryFile` with a `len`-byte buffer: pended (or completed at once,
+    /// its result then ready through [`Sim::notify_result`]).
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_HANDLE`.
+    pub fn notify_change_directory(
+        &mut self,
+        handle: Handle,
+        filter: u32,
+        watch_tree: bool,
+        len: usize,
+    ) -> Result<Pending, NTSTATUS> {
+        let fo = self.fo(handle)?;
+        let Some(device) = Self::device_of(fo) else {
+            bugcheck("request on a file object that does not exist")
+        };
+        let mut p = IO_STACK_LOCATION_0::default();
+        p.NotifyDirectory = IO_STACK_LOCATION_0_6 {
+            Length: u32::try_from(len).unwrap_or(u32::MAX),
+            CompletionFilter: filter,
+        };
+        // SAFETY: a live device.
+        let irp = io::allocate_irp(unsafe { (*device).StackSize }, false);
+        let mut location = io::location(mj::DIRECTORY_CONTROL, 2, fo, p);
+        location.Flags = if watch_tree {
+            dir_flags::SL_WATCH_TREE
+        } else {
+            0
+        };
+        // SAFETY: a fresh IRP.
+        unsafe { io::set_next_stack(irp, location) };
+        // SAFETY: a complete IRP on a live opened file object.
+        Ok(Pending(unsafe { io::send_async(fo, irp, len) }))
+    }
+
+    /// The result of a notify request once it completed (taken: asked once).
+    pub fn notify_result(&mut self, pending: Pending) -> Option<AsyncResult> {
+        io::deliver_apcs();
+        io::take_async_result(pending.0)
+    }
+
+    /// `NtQueryVolumeInformationFile` of `class`.
+    pub fn query_volume_information(&mut self, handle: Handle, class: i32, len: usize) -> Reply {
+        let mut p = IO_STACK_LOCATION_0::default();
+        p.QueryVolume = IO_STACK_LOCATION_0_12 {
+            Length: u32::try_from(len).unwrap_or(u32::MAX),
+            FsInformationClass: class,
+        };
+        self.send_buffered(handle, mj::QUERY_VOLUME_INFORMATION, 0, p, &[], len)
+    }
+
+    /// `NtSetVolumeInformationFile` of `class`.
+    pub fn set_volume_information(&mut self, handle: Handle, class: i32, data: &[u8]) -> NTSTATUS {
+        let mut p = IO_STACK_LOCATION_0::default();
+        p.SetVolume = IO_STACK_LOCATION_0_13 {
+            Length: u32::try_from(data.len()).unwrap_or(u32::MAX),
+            FsInformationClass: class,
+        };
+        self.send_buffered(handle, mj::SET_VOLUME_INFORMATION, 0, p, data, 0)
+            .0
+    }
+
+    /// `NtFlushBuffersFile`.
+    pub fn flush(&mut self, handle: Handle) -> NTSTATUS {
+        self.send_buffered(
+            handle,
+            mj::FLUSH_BUFFERS,
+            0,
+            IO_STACK_LOCATION_0::default(),
+            &[],
+            0,
+        )
+        .0
+    }
+
+    /// `NtLockFile` with `FailImmediately` (waiting locks are not modelled).
+    pub fn lock(
+        &mut self,
+        handle: Handle,
+        offset: u64,
+        len: u64,
+        key: u32,
+        exclusive: bool,
+    ) -> NTSTATUS {
+        let flags = 0x01 | if exclusive { 0x02 } else { 0 };
+        self.lock_control(handle, 1, flags, offset, len, key)
+    }
+
+    /// `NtUnlockFile` of one range.
+    pub fn unlock(&mut self, handle: Handle, offset: u64, len: u64, key: u32) -> NTSTATUS {
+        self.lock_control(handle, 2, 0, offset, len, key)
+    }
+
+    fn lock_control(
+        &mut self,
+        handle: Handle,
+        minor: u8,
+        flags: u8,
+        offset: u64,
+        len: u64,
+        key: u32,
+    ) -> NTSTATUS {
+        let Ok(fo) = self.fo(handle) else {
+            return STATUS_INVALID_HANDLE;
+        };
+        let Some(device) = Self::device_of(fo) else {
+            bugcheck("request on a file object that does not exist")
+        };
+        let mut length = i64::try_from(len).unwrap_or(i64::MAX);
+        let mut p = IO_STACK_LOCATION_0::default();
+        p.LockControl = IO_STACK_LOCATION_0_15 {
+            Length: &mut length,
+            Key: key,
+            ByteOffset: i64::try_from(offset).unwrap_or(i64::MAX),
+        };
+        io::reference(fo);
+        // SAFETY: a live device.
+        let irp = io::allocate_irp(unsafe { (*device).StackSize }, false);
+        let mut location = io::location(mj::LOCK_CONTROL, minor, fo, p);
+        location.Flags = flags;
+        // SAFETY: a fresh IRP.
+        unsafe { io::set_next_stack(irp, location) };
+        // SAFETY: as above.
+        unsafe { (*irp).Tail.Overlay.OriginalFileObject = fo };
+        // SAFETY: a complete IRP; `length` outlives the synchronous request.
+        let (status, _) = unsafe { io::send_and_free(device, irp) };
+        io::dereference(fo);
+        status
+    }
+
+    /// Pool blocks still allocated with `tag` (e.g. notify system buffers, `FsNb`).
+    #[must_use]
+    pub fn pool_blocks_tagged(&self, tag: &[u8; 4]) -> usize {
+        let tag = u32::from_le_bytes(*tag);
+        kernel::with(|k| k.pool.values().filter(|b| b.tag == tag).count())
+    }
+}
+
+/// Points `FileObject->FileName` at the model's copy of the name.
+///
+/// # Safety
+/// `fo` is live.
+unsafe fn point_name_at_record(fo: *mut FILE_OBJECT) {
+    let (ptr, len) = kernel::with(|k| {
+        k.file_objects
+            .get_mut(&fo)
+            .map_or((std::ptr::null_mut(), 0), |r| {
+                (r.name.as_mut_ptr(), r.name.len())
+            })
+    });
+    let bytes = u16::try_from(len * 2).unwrap_or(u16::MAX);
+    // SAFETY: the caller's contract; the record's vector lives as long as the file object.
+    unsafe {
+        (*fo).FileName = UNICODE_STRING {
+            Length: bytes,
+            MaximumLength: bytes,
+            Buffer: ptr,
+        }
+    };
+}
