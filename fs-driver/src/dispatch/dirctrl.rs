@@ -399,17 +399,20 @@ fn notify_change(context: &IrpContext, vcb: &Vcb, fcb: &Fcb) -> Outcome {
     // SAFETY: NotifyDirectory is the live member for IRP_MN_NOTIFY_CHANGE_DIRECTORY.
     let p = unsafe { stack.Parameters.NotifyDirectory };
     let watch_tree = stack.Flags & SL_WATCH_TREE != 0;
-    let path = match vcb.with_volume(|v| namesup::dir_path(v, fcb.id)) {
-        Ok(path) => path,
-        Err(status) => return Outcome::status(status),
-    };
     let ccb = context.ccb();
     // SAFETY: initialised with the FCB; the CCB state is used under it.
     let _main = unsafe { ResourceGuard::exclusive(fcb.resource()) };
     // SAFETY: the request's CCB, alive until its close (after cleanup ends the watch).
     let state: &mut CcbState = unsafe { &mut *(*ccb).state.get() };
     if state.notify_name.is_empty() {
-        state.notify_name = path;
+        if fcb.unlinked.get() {
+            // The directory is gone (POSIX delete) before this handle ever watched it.
+            return Outcome::status(nt::STATUS_DELETE_PENDING);
+        }
+        state.notify_name = match vcb.with_volume(|v| namesup::dir_path(v, fcb.id)) {
+            Ok(path) => path,
+            Err(status) => return Outcome::status(status),
+        };
         let bytes = u16::try_from(state.notify_name.len() * 2).unwrap_or(u16::MAX & !1);
         state.notify_string = nt::STRING {
             Length: bytes,

@@ -459,6 +459,9 @@ impl Sim {
             let _ = unsafe { io::send_simple(device, fo, 0x12, 0) };
         }
         io::dereference(fo);
+        // Completions that ran inside (a notify IRP ended by the cleanup) drop their file
+        // object references now, as their APCs would on the way back to user mode.
+        io::deliver_apcs();
         io::reap_devices();
     }
 
