@@ -795,7 +795,13 @@ fn set_size(
             }
             v.info(fcb.id)
         })?;
-        fcb.set_sizes(info.allocation_size, info.file_size, info.valid_data_length);
+        // The header's ValidDataLength runs ahead of fs-core's while cached writes wait for
+        // the lazy writer (NT-14): keep it, cut to the new end of file.
+        let vdl = match kind {
+            SizeKind::ValidData => size,
+            _ => fcb.valid_data_length().min(info.file_size),
+        };
+        fcb.set_sizes(info.allocation_size, info.file_size, vdl);
         // SAFETY: the request's file object of this stream.
         unsafe { update_cc_sizes(context.file_object, fcb) };
         // Pages past the new end must not come back when the file grows again.

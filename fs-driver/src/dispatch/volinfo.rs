@@ -145,7 +145,8 @@ fn volume(f: &Facts) -> Reply {
     let mut r = Reply::zeroed(offset_of!(V, VolumeLabel));
     r.u32(
         offset_of!(V, VolumeSerialNumber),
-        (f.info.serial & 0xFFFF_FFFF) as u32,
+        // NT's serial is 32 bits; fold cowfat's 64 so both halves count.
+        ((f.info.serial ^ (f.info.serial >> 32)) & 0xFFFF_FFFF) as u32,
     );
     r.u32(offset_of!(V, VolumeLabelLength), len32(label.len() * 2));
     r.units(offset_of!(V, VolumeLabel), &label);

@@ -32,6 +32,14 @@ mod mj {
     pub const LOCK_CONTROL: u8 = 0x11;
 }
 
+/// Information classes the I/O manager answers itself, and `FileAllInformation`.
+const ACCESS_CLASS: i32 = 8;
+const MODE_CLASS: i32 = 16;
+const ALIGNMENT_CLASS: i32 = 17;
+const ALL_CLASS: i32 = 18;
+/// `FO_NO_INTERMEDIATE_BUFFERING` and `FILE_NO_INTERMEDIATE_BUFFERING` share the value 8.
+const FILE_NO_INTERMEDIATE_BUFFERING: u32 = 0x8;
+
 /// `IRP_BUFFERED_IO`, `IRP_INPUT_OPERATION`.
 const IRP_BUFFERED_IO: u32 = 0x10;
 const IRP_INPUT_OPERATION: u32 = 0x40;
@@ -103,14 +111,60 @@ impl Sim {
         }
     }
 
-    /// `NtQueryInformationFile` of `class` with an output buffer of `len` bytes.
+    /// `NtQueryInformationFile` of `class` with an output buffer of `len` bytes. As on NT,
+    /// access, mode and alignment information are answered by the I/O manager without an IRP,
+    /// and it fills those parts of `FILE_ALL_INFORMATION` after the file system.
     pub fn query_information(&mut self, handle: Handle, class: i32, len: usize) -> Reply {
+        if matches!(class, ACCESS_CLASS | MODE_CLASS | ALIGNMENT_CLASS) {
+            return self.io_manager_information(handle, class, len);
+        }
         let mut p = IO_STACK_LOCATION_0::default();
         p.QueryFile = IO_STACK_LOCATION_0_8 {
             Length: u32::try_from(len).unwrap_or(u32::MAX),
             FileInformationClass: class,
         };
-        self.send_buffered(handle, mj::QUERY_INFORMATION, 0, p, &[], len)
+        let (status, mut data) = self.send_buffered(handle, mj::QUERY_INFORMATION, 0, p, &[], len);
+        if class == ALL_CLASS {
+            for (at, c) in [(76, ACCESS_CLASS), (88, MODE_CLASS), (92, ALIGNMENT_CLASS)] {
+                if data.len() >= at + 4 {
+                    let (_, part) = self.io_manager_information(handle, c, 4);
+                    data[at..at + 4].copy_from_slice(&part);
+                }
+            }
+        }
+        (status, data)
+    }
+
+    /// The I/O manager's own answers: granted access, the file object's mode, the device's
+    /// alignment requirement.
+    fn io_manager_information(&mut self, handle: Handle, class: i32, len: usize) -> Reply {
+        let Ok(fo) = self.fo(handle) else {
+            return (STATUS_INVALID_HANDLE, Vec::new());
+        };
+        if len < 4 {
+            return (
+                windows_sys::Win32::Foundation::STATUS_INFO_LENGTH_MISMATCH,
+                Vec::new(),
+            );
+        }
+        let value = match class {
+            ACCESS_CLASS => kernel::with(|k| k.file_objects.get(&fo).map_or(0, |r| r.granted)),
+            // SAFETY: a live file object.
+            MODE_CLASS => (unsafe { (*fo).Flags }) & FILE_NO_INTERMEDIATE_BUFFERING,
+            _ => {
+                let device = Self::device_of(fo).unwrap_or(std::ptr::null_mut());
+                if device.is_null() {
+                    0
+                } else {
+                    // SAFETY: a live device.
+                    unsafe { (*device).AlignmentRequirement }
+                }
+            }
+        };
+        (
+            windows_sys::Win32::Foundation::STATUS_SUCCESS,
+            value.to_le_bytes().to_vec(),
+        )
     }
 
     /// `NtSetInformationFile` of `class` with `data`.

@@ -143,10 +143,30 @@ fn info_basic_standard_internal_and_short_buffers() {
     assert_eq!(&b[24..38], &units("::$DATA")[..]);
     let (s, b) = sim.query_information(h, class::STREAM, 30);
     assert_eq!((s, b.len()), (STATUS_BUFFER_OVERFLOW, 30));
-    // Access, mode and alignment are the I/O manager's on NT: no file system answers them.
+    // Access, mode and alignment are the I/O manager's on NT: no IRP reaches the FS.
+    sim.take_trace();
+    let (s, b) = sim.query_information(h, 8, 4);
+    let granted = access::FILE_GENERIC_READ | access::FILE_GENERIC_WRITE;
+    assert_eq!((s, u32_at(&b, 0)), (status::STATUS_SUCCESS, granted));
     assert_eq!(
-        sim.query_information(h, 8, 4).0,
-        status::STATUS_INVALID_PARAMETER
+        sim.query_information(h, 16, 4),
+        (status::STATUS_SUCCESS, vec![0; 4])
+    );
+    assert_eq!(sim.query_information(h, 17, 4).0, status::STATUS_SUCCESS);
+    assert_eq!(
+        sim.query_information(h, 16, 3).0,
+        STATUS_INFO_LENGTH_MISMATCH
+    );
+    assert!(sim
+        .trace()
+        .iter()
+        .all(|e| !matches!(e, Event::Irp { major: 5, .. })));
+    let (s, b) = sim.query_information(h, class::ALL, 200);
+    assert_eq!(s, status::STATUS_SUCCESS);
+    assert_eq!(
+        u32_at(&b, 76),
+        granted,
+        "the I/O manager fills AccessInformation"
     );
     sim.close(h);
     finish_clean(sim);
