@@ -256,9 +256,16 @@ fn release_stream_pages(fcb: &Fcb) -> Result<(), NTSTATUS> {
 }
 
 /// NT-22: overlay commit/discard of a file is a FILE_ACTION_MODIFIED with the size and
-/// last-write filters for directory watchers. The notify package is not in the driver yet;
-/// when it lands, this is where `FsRtlNotifyFullReportChange` is called (VCB resource held).
-fn report_overlay_change(_vcb: &Vcb, _fcb: &Fcb) {}
+/// last-write filters for directory watchers (the caller holds the VCB resource).
+fn report_overlay_change(vcb: &Vcb, fcb: &Fcb) {
+    use crate::notify::{action, filter, report_fcb};
+    report_fcb(
+        vcb,
+        fcb,
+        filter::SIZE | filter::LAST_WRITE,
+        action::MODIFIED,
+    );
+}
 
 /// `FSCTL_COWFAT_SEAL_VOLUME` / `FSCTL_COWFAT_COMMIT_VOLUME`, online.
 #[must_use]

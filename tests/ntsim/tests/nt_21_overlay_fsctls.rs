@@ -123,3 +123,48 @@ fn nt_21_online_commit_then_volume_discard_with_nothing_open() {
     sim.close(h);
     finish_clean(sim);
 }
+
+#[test]
+fn nt_21_file_discard_and_commit_report_modified_to_watchers() {
+    const SIZE_AND_LAST_WRITE: u32 = 0x8 | 0x10;
+    const FILE_ACTION_MODIFIED: u32 = 3;
+    let mut sim = Sim::new();
+    let dir = Open::new(access::GENERIC_READ)
+        .share(share::ALL)
+        .disposition(disposition::FILE_OPEN_IF)
+        .options(options::FILE_DIRECTORY_FILE);
+    let d = sim.create("\\w", &dir).expect("directory");
+    let h = open_rw(&mut sim, "\\w\\f");
+    sim.write(h, Some(0), b"base").expect("write");
+    assert_eq!(
+        sim.volume_fsctl(FSCTL_COWFAT_SEAL_VOLUME),
+        status::STATUS_SUCCESS
+    );
+    sim.write(h, Some(0), b"live").expect("write");
+    for code in [FSCTL_COWFAT_DISCARD_FILE, FSCTL_COWFAT_COMMIT_FILE] {
+        let watch = sim
+            .notify_change_directory(d, SIZE_AND_LAST_WRITE, false, 256)
+            .expect("watch");
+        assert!(sim.notify_result(watch).is_none(), "the watcher pends");
+        assert_eq!(sim.fsctl_status(h, code), status::STATUS_SUCCESS);
+        let result = sim
+            .notify_result(watch)
+            .expect("completed by the overlay change");
+        assert_eq!(result.status, status::STATUS_SUCCESS);
+        let data = result.data;
+        let action = u32::from_le_bytes(data[4..8].try_into().expect("action"));
+        let len = u32::from_le_bytes(data[8..12].try_into().expect("length")) as usize;
+        let name: Vec<u16> = data[12..12 + len]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        assert_eq!(
+            (action, String::from_utf16_lossy(&name)),
+            (FILE_ACTION_MODIFIED, "f".into())
+        );
+    }
+    assert_eq!(sim.read(h, 0, 4).as_deref(), Ok(&b"base"[..]));
+    sim.close(h);
+    sim.close(d);
+    finish_clean(sim);
+}
