@@ -133,6 +133,12 @@ pub const SET_PURGE_FAILURE_MODE_ENABLED: u32 = 0x1;
 pub const SET_PURGE_FAILURE_MODE_DISABLED: u32 = 0x2;
 /// `SEC_IMAGE` in `AcquireForSectionSynchronization.AllocationAttributes` (winnt.h).
 pub const SEC_IMAGE: u32 = 0x0100_0000;
+/// `FSCTL_LOCK_VOLUME` (winioctl.h).
+pub const FSCTL_LOCK_VOLUME: u32 = 0x0009_0018;
+/// `FSCTL_UNLOCK_VOLUME` (winioctl.h).
+pub const FSCTL_UNLOCK_VOLUME: u32 = 0x0009_001C;
+/// `FSCTL_IS_VOLUME_MOUNTED` (winioctl.h).
+pub const FSCTL_IS_VOLUME_MOUNTED: u32 = 0x0009_0028;
 /// `IOCTL_DISK_GET_LENGTH_INFO` (ntdddisk.h): output is a `GET_LENGTH_INFORMATION` (an i64).
 pub const IOCTL_DISK_GET_LENGTH_INFO: u32 = 0x0007_405C;
 /// `CcPurgeCacheSection` flag: also tear down the cache maps of other file objects.
@@ -201,7 +207,7 @@ pub use windows_sys::Wdk::System::SystemServices::{
 pub use windows_sys::Win32::Foundation::{
     STATUS_BUFFER_OVERFLOW, STATUS_DIRECTORY_NOT_EMPTY as STATUS_DIR_NOT_EMPTY,
     STATUS_FILE_LOCK_CONFLICT, STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_INFO_CLASS,
-    STATUS_INVALID_USER_BUFFER, STATUS_LOCK_NOT_GRANTED, STATUS_NOT_SAME_DEVICE,
+    STATUS_INVALID_USER_BUFFER, STATUS_LOCK_NOT_GRANTED, STATUS_NOT_LOCKED, STATUS_NOT_SAME_DEVICE,
     STATUS_NOT_SUPPORTED, STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE,
 };
 pub use windows_sys::Win32::System::Kernel::STRING;

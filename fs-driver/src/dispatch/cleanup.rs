@@ -32,7 +32,9 @@ pub fn common_cleanup(context: &IrpContext) -> Outcome {
         return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);
     };
     let _vcb = vcb.acquire_exclusive();
-    if !context.is_volume_open(vcb) {
+    if context.is_volume_open(vcb) {
+        super::volctrl::cleanup_volume_handle(vcb, context.file_object);
+    } else {
         let Some(fcb) = context.fcb() else {
             return Outcome::status(nt::STATUS_INVALID_PARAMETER);
         };

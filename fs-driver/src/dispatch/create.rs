@@ -48,6 +48,10 @@ pub fn common_create(context: &IrpContext) -> Outcome {
     if vcb.dismounted.get() {
         return Outcome::status(nt::STATUS_VOLUME_DISMOUNTED);
     }
+    // FSCTL_LOCK_VOLUME: nothing else opens the volume until it is unlocked.
+    if super::volctrl::locked_against(vcb, context.file_object) {
+        return Outcome::status(nt::STATUS_ACCESS_DENIED);
+    }
     match open(vcb, &guard, &request) {
         Ok(information) => Outcome::Complete {
             status: nt::STATUS_SUCCESS,

@@ -202,6 +202,9 @@ fn user_fs_request(context: &IrpContext) -> Outcome {
     let code = unsafe { stack.Parameters.FileSystemControl.FsControlCode };
     match code {
         nt::FSCTL_DISMOUNT_VOLUME => dismount(context),
+        nt::FSCTL_LOCK_VOLUME => super::volctrl::lock_volume(context),
+        nt::FSCTL_UNLOCK_VOLUME => super::volctrl::unlock_volume(context),
+        nt::FSCTL_IS_VOLUME_MOUNTED => super::volctrl::is_volume_mounted(context),
         nt::FSCTL_SET_PURGE_FAILURE_MODE => overlay::set_purge_failure_mode(context),
         api::FSCTL_COWFAT_QUERY_MAPPED_STATE => overlay::query_mapped_state(context),
         api::FSCTL_COWFAT_QUERY_OVERLAY => overlay::query_overlay(context),

@@ -20,6 +20,7 @@ pub mod pnp;
 pub mod read;
 pub mod rwsup;
 pub mod shutdown;
+pub mod volctrl;
 pub mod volinfo;
 pub mod write;
 
