@@ -17,18 +17,36 @@ fn lock_conflicts_on_lock_read_and_write() {
     sim.write(a, Some(0), &filled(b'a', 1000)).expect("write");
     assert_eq!(sim.lock(a, 0, 100, 0, true), status::STATUS_SUCCESS);
     assert_eq!(sim.lock(b, 50, 10, 0, false), STATUS_LOCK_NOT_GRANTED);
-    assert_eq!(sim.lock(b, 100, 10, 0, true), status::STATUS_SUCCESS, "adjacent range");
+    assert_eq!(
+        sim.lock(b, 100, 10, 0, true),
+        status::STATUS_SUCCESS,
+        "adjacent range"
+    );
     assert_eq!(sim.read(b, 50, 10), Err(STATUS_FILE_LOCK_CONFLICT));
     assert_eq!(sim.write(b, Some(99), b"x"), Err(STATUS_FILE_LOCK_CONFLICT));
-    assert_eq!(sim.read(a, 50, 10).map(|v| v.len()), Ok(10), "the owner reads");
+    assert_eq!(
+        sim.read(a, 50, 10).map(|v| v.len()),
+        Ok(10),
+        "the owner reads"
+    );
     assert_eq!(sim.write(a, Some(0), b"own"), Ok(3), "the owner writes");
-    assert_eq!(sim.read(b, 200, 10).map(|v| v.len()), Ok(10), "outside the range");
+    assert_eq!(
+        sim.read(b, 200, 10).map(|v| v.len()),
+        Ok(10),
+        "outside the range"
+    );
     // Shared locks: others may read but nobody may write, the owner included.
     assert_eq!(sim.lock(a, 200, 100, 0, false), status::STATUS_SUCCESS);
     assert_eq!(sim.lock(b, 250, 10, 0, false), status::STATUS_SUCCESS);
     assert_eq!(sim.read(b, 250, 10).map(|v| v.len()), Ok(10));
-    assert_eq!(sim.write(b, Some(250), b"w"), Err(STATUS_FILE_LOCK_CONFLICT));
-    assert_eq!(sim.write(a, Some(210), b"w"), Err(STATUS_FILE_LOCK_CONFLICT));
+    assert_eq!(
+        sim.write(b, Some(250), b"w"),
+        Err(STATUS_FILE_LOCK_CONFLICT)
+    );
+    assert_eq!(
+        sim.write(a, Some(210), b"w"),
+        Err(STATUS_FILE_LOCK_CONFLICT)
+    );
     // Unlock single.
     assert_eq!(sim.unlock(a, 0, 100, 0), status::STATUS_SUCCESS);
     assert_eq!(sim.unlock(a, 0, 100, 0), STATUS_RANGE_NOT_LOCKED);
@@ -55,7 +73,11 @@ fn lock_released_at_cleanup() {
         name: "FsRtlFastUnlockAll",
         file: Some(fa)
     }));
-    assert_eq!(sim.lock(b, 0, 1, 0, true), status::STATUS_SUCCESS, "a's locks went with its handle");
+    assert_eq!(
+        sim.lock(b, 0, 1, 0, true),
+        status::STATUS_SUCCESS,
+        "a's locks went with its handle"
+    );
     sim.close(b);
     finish_clean(sim);
 }
