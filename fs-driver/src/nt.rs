@@ -188,6 +188,7 @@ pub mod top_level {
 /// FsRtl change notification, byte-range locks and name expressions; the information
 /// structures of query/set information, directory control and volume information (issue 7).
 pub use windows_sys::Wdk::Foundation::PNOTIFY_SYNC;
+pub use windows_sys::Wdk::Storage::FileSystem::PCHECK_FOR_TRAVERSE_ACCESS;
 pub use windows_sys::Wdk::Storage::FileSystem::{
     FsRtlCheckLockForReadAccess, FsRtlCheckLockForWriteAccess, FsRtlFastUnlockAll,
     FsRtlInitializeFileLock, FsRtlIsNameInExpression, FsRtlNotifyCleanup,

@@ -124,4 +124,17 @@ not_in_unit_tests! {
     fn MmFlushImageSection(p: *const SECTION_OBJECT_POINTERS, t: MMFLUSH_TYPE) -> bool;
     fn MmCanFileBeTruncated(p: *const SECTION_OBJECT_POINTERS, s: *const i64) -> bool;
     fn MmDoesFileHaveUserWritableReferences(p: *const SECTION_OBJECT_POINTERS) -> u32;
+    fn FsRtlNotifyInitializeSync(s: *mut crate::nt::PNOTIFY_SYNC);
+    fn FsRtlNotifyUninitializeSync(s: *mut crate::nt::PNOTIFY_SYNC);
+    fn FsRtlNotifyFullChangeDirectory(s: crate::nt::PNOTIFY_SYNC, l: *const crate::nt::LIST_ENTRY, c: *const c_void, n: *mut crate::nt::STRING, t: bool, b: bool, f: u32, i: *const IRP, x: crate::nt::PCHECK_FOR_TRAVERSE_ACCESS, y: *const c_void);
+    fn FsRtlNotifyFullReportChange(s: crate::nt::PNOTIFY_SYNC, l: *const crate::nt::LIST_ENTRY, n: *const crate::nt::STRING, o: u16, a: *const crate::nt::STRING, b: *const crate::nt::STRING, f: u32, x: u32, c: *const c_void);
+    fn FsRtlNotifyCleanup(s: crate::nt::PNOTIFY_SYNC, l: *const crate::nt::LIST_ENTRY, c: *const c_void);
+    fn FsRtlIsNameInExpression(e: *const UNICODE_STRING, n: *const UNICODE_STRING, i: bool, u: *const u16) -> bool;
+    fn FsRtlInitializeFileLock(l: *mut crate::nt::FILE_LOCK, c: *const c_void, u: *const c_void);
+    fn FsRtlUninitializeFileLock(l: *mut crate::nt::FILE_LOCK);
+    fn FsRtlProcessFileLock(l: *const crate::nt::FILE_LOCK, i: *const IRP, c: *const c_void) -> NTSTATUS;
+    fn FsRtlCheckLockForReadAccess(l: *const crate::nt::FILE_LOCK, i: *const IRP) -> bool;
+    fn FsRtlCheckLockForWriteAccess(l: *const crate::nt::FILE_LOCK, i: *const IRP) -> bool;
+    fn FsRtlFastUnlockAll(l: *const crate::nt::FILE_LOCK, f: *const FILE_OBJECT, p: crate::nt::PEPROCESS, c: *const c_void) -> NTSTATUS;
+    fn IoGetRequestorProcess(i: *const IRP) -> crate::nt::PEPROCESS;
 }
