@@ -6,9 +6,9 @@
 //! `STATUS_USER_MAPPED_FILE` having changed nothing; else switch in fs-core and tell Cc the
 //! new sizes. Volume seal/commit run online (every stream flushed first; refused while a
 //! stream has writable user references, whose later paging writes would have no overlay
-//! space reserved, NT-15). Volume discard needs nothing open: every stream is flushed and
-//! purged with its cache maps, and a stream that stays is a refusal, as FSCTL_LOCK_VOLUME
-//! would refuse.
+//! space reserved, NT-15). Volume discard needs the volume locked by the requesting handle
+//! (FSCTL_LOCK_VOLUME: nothing open, nothing mapped); streams Mm or an image section still
+//! hold are flushed and purged with their cache maps, and one that stays is a refusal.
 
 use cowfat_fsctl as api;
 use zerocopy::little_endian::{U32, U64};
@@ -326,7 +326,8 @@ fn seal_or_commit_locked(vcb: &Vcb, guard: &VcbExclusive<'_>, seal: bool) -> Res
     })
 }
 
-/// `FSCTL_COWFAT_DISCARD_VOLUME`: only with nothing open or mapped (NT-21).
+/// `FSCTL_COWFAT_DISCARD_VOLUME`: only on the handle that holds FSCTL_LOCK_VOLUME (which
+/// succeeded because nothing was open or mapped, NT-21).
 #[must_use]
 pub fn discard_volume(context: &IrpContext) -> Outcome {
     let vcb = match volume_request(context) {
@@ -334,19 +335,19 @@ pub fn discard_volume(context: &IrpContext) -> Outcome {
         Err(status) => return Outcome::status(status),
     };
     let guard = vcb.acquire_exclusive();
-    done(discard_volume_locked(vcb, &guard))
+    done(discard_volume_locked(vcb, &guard, context.file_object))
 }
 
-fn discard_volume_locked(vcb: &Vcb, guard: &VcbExclusive<'_>) -> Result<(), NTSTATUS> {
-    not_sealed(vcb)?;
-    let mut open = false;
-    each_fcb(guard, |fcb| {
-        open |= fcb.open_count.get() != 0;
-        Ok(())
-    })?;
-    if open {
+fn discard_volume_locked(
+    vcb: &Vcb,
+    guard: &VcbExclusive<'_>,
+    file_object: *mut FILE_OBJECT,
+) -> Result<(), NTSTATUS> {
+    // SAFETY: read under the VCB resource, which the lock and unlock hold to write it.
+    if !core::ptr::eq(unsafe { *vcb.locked_by.get() }, file_object) {
         return Err(nt::STATUS_ACCESS_DENIED);
     }
+    not_sealed(vcb)?;
     for id in Vcb::fcb_ids(guard) {
         if let Some(fcb) = guard.find(fs_core::FileId(id)) {
             // SAFETY: an FCB of the table; it may be freed inside (its last file object,

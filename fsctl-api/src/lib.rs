@@ -20,8 +20,8 @@
 //! and changes nothing; commit/discard of a volume or file that is not sealed
 //! `STATUS_INVALID_DEVICE_STATE`; seal of a sealed volume `STATUS_INVALID_DEVICE_STATE`;
 //! volume seal/commit while any stream has writable user references
-//! `STATUS_USER_MAPPED_FILE`; volume discard while any file is open or mapped
-//! `STATUS_ACCESS_DENIED`.
+//! `STATUS_USER_MAPPED_FILE`; volume discard on a handle that does not hold
+//! `FSCTL_LOCK_VOLUME` (which fails while anything is open or mapped) `STATUS_ACCESS_DENIED`.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -59,7 +59,7 @@ pub const FSCTL_COWFAT_DISCARD_FILE: u32 = cowfat(0x803, FILE_WRITE_ACCESS);
 pub const FSCTL_COWFAT_SEAL_VOLUME: u32 = cowfat(0x804, FILE_WRITE_ACCESS);
 /// base := live for the volume; volume handle.
 pub const FSCTL_COWFAT_COMMIT_VOLUME: u32 = cowfat(0x805, FILE_WRITE_ACCESS);
-/// live := base for the volume (nothing may be open or mapped, NT-21); volume handle.
+/// live := base for the volume; a volume handle that holds `FSCTL_LOCK_VOLUME` (NT-21).
 pub const FSCTL_COWFAT_DISCARD_VOLUME: u32 = cowfat(0x806, FILE_WRITE_ACCESS);
 
 /// [`QueryMappedStateInput::flags`]: flush, then really try `CcPurgeCacheSection` on the

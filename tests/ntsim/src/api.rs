@@ -796,6 +796,21 @@ impl Sim {
         status
     }
 
+    /// On a fresh volume handle: `FSCTL_LOCK_VOLUME`, then `code`, then the handle closes
+    /// (its cleanup unlocks). The lock's status if it fails, else `code`'s.
+    pub fn volume_fsctl_locked(&mut self, code: u32) -> NTSTATUS {
+        let volume = match self.open_volume() {
+            Ok(h) => h,
+            Err(status) => return status,
+        };
+        let mut status = self.fsctl_status(volume, fs_driver::nt::FSCTL_LOCK_VOLUME);
+        if status >= 0 {
+            status = self.fsctl_status(volume, code);
+        }
+        self.close(volume);
+        status
+    }
+
     /// `FSCTL_SET_PURGE_FAILURE_MODE` with `SET_PURGE_FAILURE_MODE_ENABLED` (true) or
     /// `_DISABLED`, as filter manager sends it around a data-scan section (NT-12).
     pub fn set_purge_failure_mode(&mut self, handle: Handle, enable: bool) -> NTSTATUS {

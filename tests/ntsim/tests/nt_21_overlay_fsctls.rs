@@ -1,6 +1,6 @@
 //! NT-21: overlay commit/discard of a file flush, then purge; while the file is user-mapped
 //! (a purge fails, or writable user references exist) they fail with STATUS_USER_MAPPED_FILE
-//! and change nothing. Online volume seal/commit; volume discard only with nothing open.
+//! and change nothing. Online volume seal/commit; volume discard only under FSCTL_LOCK_VOLUME.
 
 mod common;
 use common::*;
@@ -97,7 +97,7 @@ fn nt_21_online_commit_then_volume_discard_with_nothing_open() {
     assert_eq!(sim.write(h, Some(0), &filled(b'd', 4096)), Ok(4096));
     // A handle is open: the volume discard is refused.
     assert_eq!(
-        sim.volume_fsctl(FSCTL_COWFAT_DISCARD_VOLUME),
+        sim.volume_fsctl_locked(FSCTL_COWFAT_DISCARD_VOLUME),
         status::STATUS_ACCESS_DENIED
     );
     sim.close(h);
@@ -107,13 +107,18 @@ fn nt_21_online_commit_then_volume_discard_with_nothing_open() {
     let v = sim.map_view(s, 0, 0).expect("view");
     sim.close(r);
     assert_eq!(
-        sim.volume_fsctl(FSCTL_COWFAT_DISCARD_VOLUME),
+        sim.volume_fsctl_locked(FSCTL_COWFAT_DISCARD_VOLUME),
         status::STATUS_ACCESS_DENIED
     );
     sim.unmap_view(v);
     sim.close_section(s);
     assert_eq!(
         sim.volume_fsctl(FSCTL_COWFAT_DISCARD_VOLUME),
+        status::STATUS_ACCESS_DENIED,
+        "not without FSCTL_LOCK_VOLUME"
+    );
+    assert_eq!(
+        sim.volume_fsctl_locked(FSCTL_COWFAT_DISCARD_VOLUME),
         status::STATUS_SUCCESS
     );
     let h = open_rw(&mut sim, "\\f");

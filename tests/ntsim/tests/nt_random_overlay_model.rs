@@ -222,7 +222,7 @@ impl World {
                 self.check_base_on_medium();
                 if sealed && rng.below(2) == 0 {
                     assert_eq!(
-                        self.sim.volume_fsctl(FSCTL_COWFAT_DISCARD_VOLUME),
+                        self.sim.volume_fsctl_locked(FSCTL_COWFAT_DISCARD_VOLUME),
                         status::STATUS_SUCCESS
                     );
                     self.live.clone_from(self.base.as_ref().expect("sealed"));

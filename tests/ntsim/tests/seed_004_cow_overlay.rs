@@ -104,12 +104,12 @@ fn seed_004_program_then_volume_discard_brings_back_the_base() {
     assert_eq!(state.overlay_clusters.get(), 1);
     // Discard of the volume needs nothing open (NT-21).
     assert_eq!(
-        sim.volume_fsctl(FSCTL_COWFAT_DISCARD_VOLUME),
+        sim.volume_fsctl_locked(FSCTL_COWFAT_DISCARD_VOLUME),
         status::STATUS_ACCESS_DENIED
     );
     sim.close(h);
     assert_eq!(
-        sim.volume_fsctl(FSCTL_COWFAT_DISCARD_VOLUME),
+        sim.volume_fsctl_locked(FSCTL_COWFAT_DISCARD_VOLUME),
         status::STATUS_SUCCESS
     );
     let h = open_seed(&mut sim);
@@ -139,7 +139,7 @@ fn seed_004_program_then_commit_makes_4321_the_base() {
     assert_eq!(live_and_base(sim.medium()), (*b"4321", *b"4321"));
     // Remount: "4321", and a volume discard keeps it (it is the base now).
     assert_eq!(
-        sim.volume_fsctl(FSCTL_COWFAT_DISCARD_VOLUME),
+        sim.volume_fsctl_locked(FSCTL_COWFAT_DISCARD_VOLUME),
         status::STATUS_SUCCESS
     );
     let h = open_seed(&mut sim);
