@@ -106,7 +106,7 @@ pub fn has_wildcards(expression: &[u16]) -> bool {
 /// A counted string over `units` (valid while `units` is).
 #[must_use]
 pub fn counted(units: &[u16]) -> UNICODE_STRING {
-    let bytes = u16::try_from(units.len() * 2).unwrap_or(u16::MAX & !1);
+    let bytes = u16::try_from(units.len() * 2).unwrap_or(0xFFFE);
     UNICODE_STRING {
         Length: bytes,
         MaximumLength: bytes,

@@ -74,7 +74,7 @@ pub fn report_fcb(vcb: &Vcb, fcb: &Fcb, filter: u32, action: u32) {
 }
 
 fn report_path(vcb: &Vcb, path: &[u16], name_offset: usize, filter: u32, action: u32) {
-    let bytes = u16::try_from(path.len() * 2).unwrap_or(u16::MAX & !1);
+    let bytes = u16::try_from(path.len() * 2).unwrap_or(0xFFFE);
     let target = STRING {
         Length: bytes,
         MaximumLength: bytes,

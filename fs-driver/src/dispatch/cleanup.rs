@@ -56,8 +56,12 @@ fn cleanup_file(vcb: &Vcb, file_object: *mut FILE_OBJECT, fcb: &Fcb, ccb: *mut C
     }
     let open = fcb.open_count.get().saturating_sub(1);
     fcb.open_count.set(open);
-    // SAFETY: the file object's CCB (or NULL); its state is used under the main resource.
-    let posix = !ccb.is_null() && unsafe { (*(*ccb).state.get()).posix_delete };
+    let posix = !ccb.is_null() && {
+        // SAFETY: the file object's CCB; only a field address is taken.
+        let state = unsafe { (*ccb).state.get() };
+        // SAFETY: the CCB state is used under the main resource, held here.
+        unsafe { (*state).posix_delete }
+    };
     let last = open == 0;
     let delete = ((last && fcb.delete_pending.get()) || posix)
         && !vcb.dismounted.get()

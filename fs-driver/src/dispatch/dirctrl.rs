@@ -194,7 +194,9 @@ unsafe fn expression(vcb: &Vcb, name: *const nt::UNICODE_STRING) -> Result<Vec<u
 
 fn query(context: &IrpContext, vcb: &Vcb, fcb: &Fcb) -> Result<(NTSTATUS, usize), NTSTATUS> {
     // SAFETY: a directory control IRP sent to our volume.
-    let stack = unsafe { &*io_get_current_irp_stack_location(context.irp) };
+    let stack = unsafe { io_get_current_irp_stack_location(context.irp) };
+    // SAFETY: the current stack location of that IRP.
+    let stack = unsafe { &*stack };
     // SAFETY: QueryDirectory is the live member for IRP_MN_QUERY_DIRECTORY.
     let p = unsafe { stack.Parameters.QueryDirectory };
     let Some(fixed) = name_offset(p.FileInformationClass) else {
@@ -212,8 +214,10 @@ fn query(context: &IrpContext, vcb: &Vcb, fcb: &Fcb) -> Result<(NTSTATUS, usize)
     }
     // SAFETY: initialised with the FCB; the CCB state is used under it.
     let _main = unsafe { ResourceGuard::exclusive(fcb.resource()) };
+    // SAFETY: the request's CCB; only a field address is taken.
+    let state = unsafe { (*context.ccb()).state.get() };
     // SAFETY: the request's CCB, alive until its close.
-    let state = unsafe { &mut *(*context.ccb()).state.get() };
+    let state = unsafe { &mut *state };
     if state.search.is_none() || stack.Flags & SL_RESTART_SCAN != 0 {
         state.search = Some(DirSearch {
             // SAFETY: the I/O manager's expression, valid for the request.
@@ -395,15 +399,19 @@ fn candidates(
 
 fn notify_change(context: &IrpContext, vcb: &Vcb, fcb: &Fcb) -> Outcome {
     // SAFETY: a directory control IRP sent to our volume.
-    let stack = unsafe { &*io_get_current_irp_stack_location(context.irp) };
+    let stack = unsafe { io_get_current_irp_stack_location(context.irp) };
+    // SAFETY: the current stack location of that IRP.
+    let stack = unsafe { &*stack };
     // SAFETY: NotifyDirectory is the live member for IRP_MN_NOTIFY_CHANGE_DIRECTORY.
     let p = unsafe { stack.Parameters.NotifyDirectory };
     let watch_tree = stack.Flags & SL_WATCH_TREE != 0;
     let ccb = context.ccb();
     // SAFETY: initialised with the FCB; the CCB state is used under it.
     let _main = unsafe { ResourceGuard::exclusive(fcb.resource()) };
+    // SAFETY: the request's CCB; only a field address is taken.
+    let state = unsafe { (*ccb).state.get() };
     // SAFETY: the request's CCB, alive until its close (after cleanup ends the watch).
-    let state: &mut CcbState = unsafe { &mut *(*ccb).state.get() };
+    let state: &mut CcbState = unsafe { &mut *state };
     if state.notify_name.is_empty() {
         if fcb.unlinked.get() {
             // The directory is gone (POSIX delete) before this handle ever watched it.
@@ -413,7 +421,7 @@ fn notify_change(context: &IrpContext, vcb: &Vcb, fcb: &Fcb) -> Outcome {
             Ok(path) => path,
             Err(status) => return Outcome::status(status),
         };
-        let bytes = u16::try_from(state.notify_name.len() * 2).unwrap_or(u16::MAX & !1);
+        let bytes = u16::try_from(state.notify_name.len() * 2).unwrap_or(0xFFFE);
         state.notify_string = nt::STRING {
             Length: bytes,
             MaximumLength: bytes,

@@ -128,9 +128,13 @@ struct Request {
 /// `context.irp` is a valid query or set information IRP.
 unsafe fn decode(context: &IrpContext, set: bool) -> Request {
     // SAFETY: the caller's contract.
-    let stack = unsafe { &*io_get_current_irp_stack_location(context.irp) };
+    let stack = unsafe { io_get_current_irp_stack_location(context.irp) };
+    // SAFETY: the current stack location of that IRP.
+    let stack = unsafe { &*stack };
+    // SAFETY: the request's IRP, ours while dispatching.
+    let irp = unsafe { &*context.irp };
     // SAFETY: the system buffer member of a buffered request.
-    let buffer = unsafe { (*context.irp).AssociatedIrp.SystemBuffer }.cast::<u8>();
+    let buffer = unsafe { irp.AssociatedIrp.SystemBuffer }.cast::<u8>();
     if set {
         // SAFETY: SetFile is the live member for IRP_MJ_SET_INFORMATION.
         let p = unsafe { stack.Parameters.SetFile };
@@ -603,8 +607,10 @@ fn set_disposition(context: &IrpContext, vcb: &Vcb, fcb: &Fcb, flags: u32) -> Re
     // SAFETY: the request's file object.
     unsafe { (*context.file_object).DeletePending = delete };
     if !ccb.is_null() {
+        // SAFETY: the handle's CCB; only a field address is taken.
+        let state = unsafe { (*ccb).state.get() };
         // SAFETY: the handle's CCB; its state is used under the main resource.
-        let state = unsafe { &mut *(*ccb).state.get() };
+        let state = unsafe { &mut *state };
         state.posix_delete = delete && flags & disposition_flags::POSIX_SEMANTICS != 0;
     }
     Ok(())
@@ -675,7 +681,7 @@ fn rename_target(
     type R = nt::FILE_RENAME_INFORMATION;
     let length = read_u32(input, offset_of!(R, FileNameLength)) as usize;
     let at = offset_of!(R, FileName);
-    if length % 2 != 0 || input.len() < at + length {
+    if !length.is_multiple_of(2) || input.len() < at + length {
         return Err(nt::STATUS_INVALID_PARAMETER);
     }
     let units: alloc::vec::Vec<u16> = input[at..at + length]

@@ -66,9 +66,13 @@ struct Facts {
 /// `context.irp` is a valid volume information IRP.
 unsafe fn parameters(context: &IrpContext, set: bool) -> (i32, usize, *mut u8) {
     // SAFETY: the caller's contract.
-    let stack = unsafe { &*io_get_current_irp_stack_location(context.irp) };
+    let stack = unsafe { io_get_current_irp_stack_location(context.irp) };
+    // SAFETY: the current stack location of that IRP.
+    let stack = unsafe { &*stack };
+    // SAFETY: the request's IRP, ours while dispatching.
+    let irp = unsafe { &*context.irp };
     // SAFETY: the system buffer of a buffered request.
-    let buffer = unsafe { (*context.irp).AssociatedIrp.SystemBuffer }.cast::<u8>();
+    let buffer = unsafe { irp.AssociatedIrp.SystemBuffer }.cast::<u8>();
     if set {
         // SAFETY: SetVolume is the live member for IRP_MJ_SET_VOLUME_INFORMATION.
         let p = unsafe { stack.Parameters.SetVolume };
@@ -250,7 +254,7 @@ pub fn common_set_volume_information(context: &IrpContext) -> Outcome {
     // SAFETY: the system buffer holds `length` bytes of input.
     let input = unsafe { core::slice::from_raw_parts(buffer, length) };
     let n = u32::from_le_bytes([input[0], input[1], input[2], input[3]]) as usize;
-    if n % 2 != 0 || 4 + n > length {
+    if !n.is_multiple_of(2) || 4 + n > length {
         return Outcome::status(nt::STATUS_INVALID_PARAMETER);
     }
     let units: Vec<u16> = input[4..4 + n]

@@ -126,8 +126,10 @@ pub unsafe extern "system" fn FsRtlProcessFileLock(
     _context: *const c_void,
 ) -> NTSTATUS {
     let irp = irp.cast_mut();
-    // SAFETY: the FS's current location of a lock control IRP.
-    let stack = unsafe { &*crate::io::current_stack(irp) };
+    // SAFETY: the FS's lock control IRP.
+    let stack = unsafe { crate::io::current_stack(irp) };
+    // SAFETY: its current location.
+    let stack = unsafe { &*stack };
     // SAFETY: LockControl is the live member for IRP_MJ_LOCK_CONTROL.
     let p = unsafe { stack.Parameters.LockControl };
     let fo = stack.FileObject as usize;
@@ -187,8 +189,10 @@ pub unsafe extern "system" fn FsRtlProcessFileLock(
 }
 
 unsafe fn io_range(irp: *const IRP) -> (usize, u32, u64, u64) {
-    // SAFETY: the FS's current location of a read or write IRP.
-    let stack = unsafe { &*crate::io::current_stack(irp.cast_mut()) };
+    // SAFETY: the FS's read or write IRP.
+    let stack = unsafe { crate::io::current_stack(irp.cast_mut()) };
+    // SAFETY: its current location.
+    let stack = unsafe { &*stack };
     // SAFETY: Read/Write share a layout.
     let p = unsafe { stack.Parameters.Read };
     (
@@ -228,8 +232,10 @@ pub unsafe extern "system" fn FsRtlFastCheckLockForRead(
     fileobject: *const FILE_OBJECT,
     _processid: *const c_void,
 ) -> bool {
-    // SAFETY: the caller's values.
-    let (offset, length) = unsafe { (*startingbyte, *length) };
+    // SAFETY: the caller's value.
+    let offset = unsafe { *startingbyte };
+    // SAFETY: as above.
+    let length = unsafe { *length };
     let (offset, length) = (
         u64::try_from(offset).unwrap_or(0),
         u64::try_from(length).unwrap_or(0),
@@ -248,8 +254,10 @@ pub unsafe extern "system" fn FsRtlFastCheckLockForWrite(
     fileobject: *const c_void,
     _processid: *const c_void,
 ) -> bool {
-    // SAFETY: the caller's values.
-    let (offset, length) = unsafe { (*startingbyte, *length) };
+    // SAFETY: the caller's value.
+    let offset = unsafe { *startingbyte };
+    // SAFETY: as above.
+    let length = unsafe { *length };
     let (offset, length) = (
         u64::try_from(offset).unwrap_or(0),
         u64::try_from(length).unwrap_or(0),

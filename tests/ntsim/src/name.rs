@@ -116,7 +116,9 @@ pub unsafe extern "system" fn FsRtlIsNameInExpression(
                 upcase_unit(*u)
             } else {
                 // SAFETY: an upcase table has 65536 entries.
-                unsafe { *upcasetable.add(usize::from(*u)) }
+                let entry = unsafe { upcasetable.add(usize::from(*u)) };
+                // SAFETY: as above.
+                unsafe { *entry }
             };
         }
     }

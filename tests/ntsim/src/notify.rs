@@ -144,12 +144,12 @@ pub unsafe extern "system" fn FsRtlNotifyFullChangeDirectory(
         return;
     }
     // SAFETY: the FS's current stack location of the notify IRP.
-    let length = unsafe {
-        (*crate::io::current_stack(irp))
-            .Parameters
-            .NotifyDirectory
-            .Length
-    };
+    let stack = unsafe { crate::io::current_stack(irp) };
+    // SAFETY: the FS's current location of the notify IRP.
+    let location = unsafe { &*stack };
+    // SAFETY: NotifyDirectory is the live member for IRP_MN_NOTIFY_CHANGE_DIRECTORY.
+    let params = unsafe { location.Parameters.NotifyDirectory };
+    let length = params.Length;
     // SAFETY: the FS's directory name.
     let dir = upcase(&unsafe { units_of(fulldirectoryname) });
     enum Now {
@@ -198,7 +198,7 @@ pub unsafe extern "system" fn FsRtlNotifyFullChangeDirectory(
     });
     // SAFETY: IoMarkIrpPending on the FS's location: the IRP belongs to the package now and
     // the FS returns STATUS_PENDING whether it completes at once or later.
-    unsafe { (*crate::io::current_stack(irp)).Control |= SL_PENDING_RETURNED };
+    unsafe { (*stack).Control |= SL_PENDING_RETURNED };
     match now {
         Now::Pend => {
             kernel::with(|k| k.note("FsRtlNotifyFullChangeDirectory(pended)", ptr::null()));

@@ -415,8 +415,9 @@ impl Sim {
         location.Flags = flags;
         // SAFETY: a fresh IRP.
         unsafe { io::set_next_stack(irp, location) };
-        // SAFETY: as above.
-        unsafe { (*irp).Tail.Overlay.OriginalFileObject = fo };
+        // SAFETY: as above; the IRP is ours until sent.
+        let irp_ref = unsafe { &mut *irp };
+        irp_ref.Tail.Overlay.OriginalFileObject = fo;
         // SAFETY: a complete IRP; `length` outlives the synchronous request.
         let (status, _) = unsafe { io::send_and_free(device, irp) };
         io::dereference(fo);

@@ -76,7 +76,7 @@ fn vol_every_class_and_short_buffers() {
         let total = i64_at(&b, 0);
         assert!(total > 0 && i64_at(&b, 8) <= total);
         let (spc, bps) = (u32_at(&b, 16), u32_at(&b, 20));
-        assert_eq!(total * i64::from(spc) * i64::from(bps) <= 16 << 20, true);
+        assert!(total * i64::from(spc) * i64::from(bps) <= 16 << 20);
         let (s, f) = sim.query_volume_information(handle, FULL_SIZE, 32);
         assert_eq!(
             (s, i64_at(&f, 0), u32_at(&f, 24), u32_at(&f, 28)),
