@@ -62,6 +62,20 @@ pub const REQUIRED_IMPORTS: &[&str] = &[
     "MmFlushImageSection",
     "MmCanFileBeTruncated",
     "MmDoesFileHaveUserWritableReferences",
+    // Change notification (NT-22), byte-range locks and name expressions (issue 7).
+    "FsRtlNotifyInitializeSync",
+    "FsRtlNotifyUninitializeSync",
+    "FsRtlNotifyFullChangeDirectory",
+    "FsRtlNotifyFullReportChange",
+    "FsRtlNotifyCleanup",
+    "FsRtlIsNameInExpression",
+    "FsRtlInitializeFileLock",
+    "FsRtlUninitializeFileLock",
+    "FsRtlProcessFileLock",
+    "FsRtlCheckLockForReadAccess",
+    "FsRtlCheckLockForWriteAccess",
+    "FsRtlFastUnlockAll",
+    "IoGetRequestorProcess",
 ];
 
 /// WDK inline helpers and macros that ntoskrnl does not export: importing one makes the image
