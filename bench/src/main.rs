@@ -50,6 +50,10 @@ struct Args {
     /// The `cowfat` binary for the FUSE rows (default: build it in this workspace).
     #[arg(long)]
     cowfat: Option<PathBuf>,
+    /// Print the table and draw `--plot` from an earlier run's `--json` file, measuring
+    /// nothing.
+    #[arg(long, value_name = "FILE", conflicts_with = "json")]
+    from_json: Option<PathBuf>,
     /// Internal: mount IMAGE in this process and print time and memory (workload 4).
     #[arg(long, hide = true, value_name = "IMAGE")]
     probe_mount: Option<PathBuf>,
@@ -64,6 +68,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("probe: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(json) = &args.from_json {
+        return match replay(json, args.plot.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cowfat-bench: {e:#}");
                 ExitCode::FAILURE
             }
         };
@@ -129,7 +142,7 @@ fn run(args: &Args) -> Result<bool> {
     let table = ctx.report.table();
     println!("{header}\n");
     println!("{table}");
-    println!("median of {} run(s) each; ratios are cowfat's time / this row's time (below 1: cowfat faster); \"written\" = bytes the scratch block device wrote (including the host ext4's journal).", ctx.plan.repeats);
+    println!("{}", footnote(ctx.plan.repeats));
     if let Some(path) = &args.json {
         let json = serde_json::json!({
             "header": header,
@@ -156,6 +169,40 @@ fn run(args: &Args) -> Result<bool> {
         );
     }
     Ok(failures.is_empty() && errors.is_empty())
+}
+
+/// `--from-json`: the table and plot of a recorded run.
+fn replay(json: &Path, plot_to: Option<&Path>) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Recorded {
+        header: String,
+        repeats: usize,
+        rows: Vec<report::Row>,
+    }
+    let text =
+        std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+    let r: Recorded =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", json.display()))?;
+    let report = report::Report { rows: r.rows };
+    println!("{}\n", r.header);
+    println!("{}", report.table());
+    println!("{}", footnote(r.repeats));
+    if let Some(path) = plot_to {
+        plot::write(&report, path, &plot_title(&r.header))?;
+    }
+    Ok(())
+}
+
+fn footnote(repeats: usize) -> String {
+    format!("median of {repeats} run(s) each; ratios are cowfat's time / this row's time (below 1: cowfat faster); \"written\" = bytes the scratch block device wrote (including the host ext4's journal).")
+}
+
+/// The header without the load average, which would not fit across the picture.
+fn plot_title(header: &str) -> String {
+    format!(
+        "cowfat-bench: {}",
+        header.split(", load").next().unwrap_or("")
+    )
 }
 
 fn header(plan: &Plan) -> String {

@@ -36,6 +36,8 @@ pub fn write(report: &Report, path: &Path, title: &str) -> Result<()> {
         "files",
         &creates,
         false,
+        // The slowest peers sit at the top left, at the smallest N.
+        SeriesLabelPosition::LowerRight,
         |x| format!("{x:.0}"),
     )?;
     let first = series(report, |r| r.workload == "first-write");
@@ -45,6 +47,7 @@ pub fn write(report: &Report, path: &Path, title: &str) -> Result<()> {
         "file size (MiB)",
         &first,
         true,
+        SeriesLabelPosition::UpperLeft,
         |x| format!("{:.0}", x / (1u64 << 20) as f64),
     )?;
     root.present().map_err(err)?;
@@ -71,6 +74,7 @@ fn panel(
     xlabel: &str,
     data: &Series,
     log_x: bool,
+    legend: SeriesLabelPosition,
     xfmt: impl Fn(&f64) -> String,
 ) -> Result<()> {
     let points = data.values().flatten();
@@ -90,7 +94,13 @@ fn panel(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(64);
-    let y = (y0 / 2.0..y1 * 2.0).log_scale();
+    // Room under the lowest line for the legend when it sits at the bottom.
+    let floor = if legend == SeriesLabelPosition::LowerRight {
+        10.0
+    } else {
+        2.0
+    };
+    let y = (y0 / floor..y1 * 2.0).log_scale();
     // Create time against N is plotted on a linear N axis, so linear growth is a straight
     // line; file sizes span decades, so that axis is logarithmic.
     if log_x {
@@ -102,10 +112,10 @@ fn panel(
                 y,
             )
             .map_err(err)?;
-        draw(&mut chart, xlabel, data, &xfmt)
+        draw(&mut chart, xlabel, data, legend, &xfmt)
     } else {
         let mut chart = builder.build_cartesian_2d(0.0..x1 * 1.1, y).map_err(err)?;
-        draw(&mut chart, xlabel, data, &xfmt)
+        draw(&mut chart, xlabel, data, legend, &xfmt)
     }
 }
 
@@ -113,6 +123,7 @@ fn draw<'a, X>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, LogCoord<f64>>>,
     xlabel: &str,
     data: &Series,
+    legend: SeriesLabelPosition,
     xfmt: &dyn Fn(&f64) -> String,
 ) -> Result<()>
 where
@@ -141,7 +152,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(legend)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
