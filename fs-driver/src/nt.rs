@@ -191,14 +191,15 @@ pub use windows_sys::Wdk::Foundation::PNOTIFY_SYNC;
 pub use windows_sys::Wdk::Storage::FileSystem::PCHECK_FOR_TRAVERSE_ACCESS;
 pub use windows_sys::Wdk::Storage::FileSystem::{
     FsRtlCheckLockForReadAccess, FsRtlCheckLockForWriteAccess, FsRtlFastUnlockAll,
-    FsRtlInitializeFileLock, FsRtlIsNameInExpression, FsRtlNotifyCleanup,
-    FsRtlNotifyFullChangeDirectory, FsRtlNotifyFullReportChange, FsRtlNotifyInitializeSync,
-    FsRtlNotifyUninitializeSync, FsRtlProcessFileLock, FsRtlUninitializeFileLock,
-    IoGetRequestorProcess, FILE_ALL_INFORMATION, FILE_BOTH_DIR_INFORMATION,
-    FILE_COMPRESSION_INFORMATION, FILE_DIRECTORY_INFORMATION, FILE_FS_ATTRIBUTE_INFORMATION,
-    FILE_FS_SECTOR_SIZE_INFORMATION, FILE_FULL_DIR_INFORMATION, FILE_ID_BOTH_DIR_INFORMATION,
-    FILE_ID_FULL_DIR_INFORMATION, FILE_LOCK, FILE_NAMES_INFORMATION, FILE_NAME_INFORMATION,
-    FILE_RENAME_INFORMATION, FILE_STREAM_INFORMATION,
+    FsRtlFastUnlockAllByKey, FsRtlFastUnlockSingle, FsRtlInitializeFileLock,
+    FsRtlIsNameInExpression, FsRtlNotifyCleanup, FsRtlNotifyFullChangeDirectory,
+    FsRtlNotifyFullReportChange, FsRtlNotifyInitializeSync, FsRtlNotifyUninitializeSync,
+    FsRtlPrivateLock, FsRtlProcessFileLock, FsRtlUninitializeFileLock, IoGetRequestorProcess,
+    FILE_ALL_INFORMATION, FILE_BOTH_DIR_INFORMATION, FILE_COMPRESSION_INFORMATION,
+    FILE_DIRECTORY_INFORMATION, FILE_FS_ATTRIBUTE_INFORMATION, FILE_FS_SECTOR_SIZE_INFORMATION,
+    FILE_FULL_DIR_INFORMATION, FILE_ID_BOTH_DIR_INFORMATION, FILE_ID_FULL_DIR_INFORMATION,
+    FILE_LOCK, FILE_NAMES_INFORMATION, FILE_NAME_INFORMATION, FILE_RENAME_INFORMATION,
+    FILE_STREAM_INFORMATION,
 };
 pub use windows_sys::Wdk::System::SystemServices::{
     FILE_ATTRIBUTE_TAG_INFORMATION, FILE_FS_DEVICE_INFORMATION, FILE_FS_FULL_SIZE_INFORMATION,

@@ -137,4 +137,7 @@ not_in_unit_tests! {
     fn FsRtlCheckLockForWriteAccess(l: *const crate::nt::FILE_LOCK, i: *const IRP) -> bool;
     fn FsRtlFastUnlockAll(l: *const crate::nt::FILE_LOCK, f: *const FILE_OBJECT, p: crate::nt::PEPROCESS, c: *const c_void) -> NTSTATUS;
     fn IoGetRequestorProcess(i: *const IRP) -> crate::nt::PEPROCESS;
+    fn FsRtlPrivateLock(l: *const crate::nt::FILE_LOCK, f: *const FILE_OBJECT, o: *const i64, n: *const i64, p: crate::nt::PEPROCESS, k: u32, i: bool, e: bool, s: *mut IO_STATUS_BLOCK, r: *const IRP, c: *const c_void, a: bool) -> bool;
+    fn FsRtlFastUnlockSingle(l: *const crate::nt::FILE_LOCK, f: *const FILE_OBJECT, o: *const i64, n: *const i64, p: crate::nt::PEPROCESS, k: u32, c: *const c_void, a: bool) -> NTSTATUS;
+    fn FsRtlFastUnlockAllByKey(l: *const crate::nt::FILE_LOCK, f: *const FILE_OBJECT, p: crate::nt::PEPROCESS, k: u32, c: *const c_void) -> NTSTATUS;
 }

@@ -270,6 +270,10 @@ pub fn nt_times(info: &FileInfo) -> [i64; 4] {
 
 impl Facts {
     fn of(context: &IrpContext, fcb: &Fcb, info: &FileInfo) -> Self {
+        Self::of_file_object(context.file_object, fcb, info)
+    }
+
+    fn of_file_object(file_object: *const FILE_OBJECT, fcb: &Fcb, info: &FileInfo) -> Self {
         let directory = info.kind == FileKind::Directory;
         let sizes = fcb.cc_sizes();
         let (allocation, end_of_file) = if directory {
@@ -281,7 +285,7 @@ impl Facts {
             )
         };
         // SAFETY: the request's file object.
-        let position = unsafe { (*context.file_object).CurrentByteOffset };
+        let position = unsafe { (*file_object).CurrentByteOffset };
         Self {
             times: nt_times(info),
             attributes: nt_attributes(info),
@@ -426,6 +430,35 @@ fn compression(f: &Facts) -> Reply {
         f.end_of_file,
     );
     r
+}
+
+/// The fast I/O query paths (`FastIoQueryBasicInfo`, `...StandardInfo`,
+/// `...NetworkOpenInfo`): the same structure as the IRP path, or None to decline (no `wait`,
+/// not our stream, fs-core failing: the IRP path then answers).
+///
+/// # Safety
+/// `file_object` is a live file object the I/O manager sent to our volume.
+#[must_use]
+pub unsafe fn fast_query(file_object: *const FILE_OBJECT, class: i32, wait: bool) -> Option<Reply> {
+    if !wait {
+        return None;
+    }
+    // SAFETY: the caller's contract.
+    let fcb = unsafe { crate::fcb::fcb_of_file_object(file_object) }?;
+    // SAFETY: an FCB lives while its file object does.
+    let fcb = unsafe { &*fcb };
+    // SAFETY: the FCB's volume outlives it.
+    let vcb = unsafe { &*fcb.vcb };
+    // SAFETY: initialised with the FCB.
+    let _main = unsafe { ResourceGuard::shared(fcb.resource()) };
+    let info = vcb.with_volume(|v| v.info(fcb.id)).ok()?;
+    let facts = Facts::of_file_object(file_object, fcb, &info);
+    match class {
+        class::BASIC => Some(basic(&facts)),
+        class::STANDARD => Some(standard(&facts)),
+        class::NETWORK_OPEN => Some(network_open(&facts)),
+        _ => None,
+    }
 }
 
 // ---- set ---------------------------------------------------------------------------------

@@ -75,6 +75,9 @@ pub const REQUIRED_IMPORTS: &[&str] = &[
     "FsRtlCheckLockForReadAccess",
     "FsRtlCheckLockForWriteAccess",
     "FsRtlFastUnlockAll",
+    "FsRtlPrivateLock",
+    "FsRtlFastUnlockSingle",
+    "FsRtlFastUnlockAllByKey",
     "IoGetRequestorProcess",
 ];
 

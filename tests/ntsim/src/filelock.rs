@@ -286,3 +286,93 @@ pub unsafe extern "system" fn FsRtlFastUnlockAll(
 pub fn lock_count(filelock: usize) -> usize {
     kernel::with(|k| k.file_locks.get(&filelock).map_or(0, |s| s.locks.len()))
 }
+
+#[no_mangle]
+pub unsafe extern "system" fn FsRtlPrivateLock(
+    filelock: *const FILE_LOCK,
+    fileobject: *const FILE_OBJECT,
+    fileoffset: *const i64,
+    length: *const i64,
+    _processid: PEPROCESS,
+    key: u32,
+    failimmediately: bool,
+    exclusivelock: bool,
+    iosb: *mut windows_sys::Win32::System::IO::IO_STATUS_BLOCK,
+    irp: *const IRP,
+    _context: *const c_void,
+    _alreadysynchronized: bool,
+) -> bool {
+    if !irp.is_null() {
+        bugcheck("FsRtlPrivateLock with an IRP is not modelled (use FsRtlProcessFileLock)");
+    }
+    // SAFETY: the caller's range.
+    let offset = unsafe { *fileoffset };
+    // SAFETY: as above.
+    let length = unsafe { *length };
+    let lock = Lock {
+        fo: fileobject as usize,
+        key,
+        offset: u64::try_from(offset).unwrap_or(0),
+        length: u64::try_from(length).unwrap_or(0),
+        exclusive: exclusivelock,
+    };
+    kernel::with(|k| k.note("FsRtlPrivateLock", fileobject));
+    let status = if with_locks(filelock, |locks| grant(locks, lock)) {
+        STATUS_SUCCESS
+    } else if failimmediately {
+        STATUS_LOCK_NOT_GRANTED
+    } else {
+        // Without an IRP FsRtl cannot wait: the caller must take the IRP path.
+        return false;
+    };
+    // SAFETY: the caller's status block.
+    let iosb = unsafe { &mut *iosb };
+    iosb.Anonymous.Status = status;
+    iosb.Information = 0;
+    true
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn FsRtlFastUnlockSingle(
+    filelock: *const FILE_LOCK,
+    fileobject: *const FILE_OBJECT,
+    fileoffset: *const i64,
+    length: *const i64,
+    _processid: PEPROCESS,
+    key: u32,
+    _context: *const c_void,
+    _alreadysynchronized: bool,
+) -> NTSTATUS {
+    // SAFETY: the caller's range.
+    let offset = u64::try_from(unsafe { *fileoffset }).unwrap_or(0);
+    // SAFETY: as above.
+    let length = u64::try_from(unsafe { *length }).unwrap_or(0);
+    let fo = fileobject as usize;
+    with_locks(filelock, |locks| {
+        let found = locks
+            .iter()
+            .position(|l| l.fo == fo && l.key == key && l.offset == offset && l.length == length);
+        match found {
+            Some(i) => {
+                locks.remove(i);
+                STATUS_SUCCESS
+            }
+            None => STATUS_RANGE_NOT_LOCKED,
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn FsRtlFastUnlockAllByKey(
+    filelock: *const FILE_LOCK,
+    fileobject: *const FILE_OBJECT,
+    _processid: PEPROCESS,
+    key: u32,
+    _context: *const c_void,
+) -> NTSTATUS {
+    let fo = fileobject as usize;
+    with_locks(filelock, |locks| {
+        locks.retain(|l| l.fo != fo || l.key != key)
+    });
+    STATUS_SUCCESS
+}

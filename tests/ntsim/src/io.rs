@@ -964,6 +964,12 @@ pub(crate) fn take_async_result(token: u32) -> Option<AsyncResult> {
 /// The model's one process (a stand-in `EPROCESS` address; never dereferenced).
 static REQUESTOR_PROCESS: u8 = 0;
 
+/// The model's one process, as `IoGetRequestorProcess` names it.
+#[must_use]
+pub fn requestor_process() -> windows_sys::Wdk::Foundation::PEPROCESS {
+    (&raw const REQUESTOR_PROCESS) as isize
+}
+
 #[no_mangle]
 pub unsafe extern "system" fn IoGetRequestorProcess(
     _irp: *const IRP,

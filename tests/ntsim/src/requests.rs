@@ -424,6 +424,124 @@ impl Sim {
         status
     }
 
+    fn fast_io(
+        &self,
+        handle: Handle,
+    ) -> Option<(
+        *mut FILE_OBJECT,
+        *mut windows_sys::Wdk::Foundation::DEVICE_OBJECT,
+        windows_sys::Wdk::Foundation::FAST_IO_DISPATCH,
+    )> {
+        let fo = self.fo(handle).ok()?;
+        let device = Self::device_of(fo)?;
+        // SAFETY: a live device.
+        let driver = unsafe { (*device).DriverObject };
+        // SAFETY: its live driver.
+        let table = unsafe { (*driver).FastIoDispatch };
+        if table.is_null() {
+            return None;
+        }
+        // SAFETY: the driver's static dispatch table.
+        Some((fo, device, unsafe { *table }))
+    }
+
+    /// The fast I/O lock path, as the I/O manager tries it before building an IRP
+    /// (`FailImmediately`); None when the file system declines.
+    pub fn fast_lock(
+        &mut self,
+        handle: Handle,
+        offset: u64,
+        len: u64,
+        key: u32,
+        exclusive: bool,
+    ) -> Option<NTSTATUS> {
+        let (fo, device, table) = self.fast_io(handle)?;
+        let routine = table.FastIoLock?;
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let length = i64::try_from(len).unwrap_or(i64::MAX);
+        let mut iosb = windows_sys::Win32::System::IO::IO_STATUS_BLOCK::default();
+        let process = io::requestor_process();
+        // SAFETY: the driver's fast I/O routine with a live file object and valid arguments.
+        let done = unsafe {
+            routine(
+                fo, &offset, &length, process, key, true, exclusive, &mut iosb, device,
+            )
+        };
+        // SAFETY: the status member (zero-initialised, written by the routine).
+        done.then_some(unsafe { iosb.Anonymous.Status })
+    }
+
+    /// The fast I/O unlock-single path; None when the file system declines.
+    pub fn fast_unlock(
+        &mut self,
+        handle: Handle,
+        offset: u64,
+        len: u64,
+        key: u32,
+    ) -> Option<NTSTATUS> {
+        let (fo, device, table) = self.fast_io(handle)?;
+        let routine = table.FastIoUnlockSingle?;
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let length = i64::try_from(len).unwrap_or(i64::MAX);
+        let mut iosb = windows_sys::Win32::System::IO::IO_STATUS_BLOCK::default();
+        let process = io::requestor_process();
+        // SAFETY: as in `fast_lock`.
+        let done = unsafe { routine(fo, &offset, &length, process, key, &mut iosb, device) };
+        // SAFETY: the status member (zero-initialised, written by the routine).
+        done.then_some(unsafe { iosb.Anonymous.Status })
+    }
+
+    /// The fast I/O unlock-all and unlock-all-by-key paths; None when declined.
+    pub fn fast_unlock_all(&mut self, handle: Handle, key: Option<u32>) -> Option<NTSTATUS> {
+        let (fo, device, table) = self.fast_io(handle)?;
+        let mut iosb = windows_sys::Win32::System::IO::IO_STATUS_BLOCK::default();
+        let process = io::requestor_process();
+        let done = match key {
+            // SAFETY: as in `fast_lock`.
+            None => unsafe { (table.FastIoUnlockAll?)(fo, process, &mut iosb, device) },
+            // SAFETY: as above.
+            Some(key) => unsafe {
+                (table.FastIoUnlockAllByKey?)(
+                    fo,
+                    process as *const std::ffi::c_void,
+                    key,
+                    &mut iosb,
+                    device,
+                )
+            },
+        };
+        // SAFETY: the status member (zero-initialised, written by the routine).
+        done.then_some(unsafe { iosb.Anonymous.Status })
+    }
+
+    /// The fast I/O query paths (class 4 basic, 5 standard, 34 network open); None when the
+    /// file system declines.
+    pub fn fast_query(&mut self, handle: Handle, class: i32) -> Option<Reply> {
+        let (fo, device, table) = self.fast_io(handle)?;
+        let mut buffer = vec![0xE5u8; 64];
+        let mut iosb = windows_sys::Win32::System::IO::IO_STATUS_BLOCK::default();
+        let out = buffer.as_mut_ptr();
+        let done = match class {
+            // SAFETY: the routine writes one FILE_BASIC_INFORMATION (40 bytes) into 64.
+            4 => unsafe { (table.FastIoQueryBasicInfo?)(fo, true, out.cast(), &mut iosb, device) },
+            // SAFETY: as above (24 bytes).
+            5 => unsafe {
+                (table.FastIoQueryStandardInfo?)(fo, true, out.cast(), &mut iosb, device)
+            },
+            // SAFETY: as above (56 bytes).
+            34 => unsafe {
+                (table.FastIoQueryNetworkOpenInfo?)(fo, true, out.cast(), &mut iosb, device)
+            },
+            _ => false,
+        };
+        if !done {
+            return None;
+        }
+        buffer.truncate(iosb.Information);
+        // SAFETY: the status member the routine wrote.
+        Some((unsafe { iosb.Anonymous.Status }, buffer))
+    }
+
     /// Pool blocks still allocated with `tag` (e.g. notify system buffers, `FsNb`).
     #[must_use]
     pub fn pool_blocks_tagged(&self, tag: &[u8; 4]) -> usize {

@@ -81,3 +81,63 @@ fn lock_released_at_cleanup() {
     sim.close(b);
     finish_clean(sim);
 }
+
+#[test]
+fn lock_fast_io_paths_agree_with_the_irp_path() {
+    let mut sim = Sim::new();
+    let a = open_rw(&mut sim, "\\fast");
+    let b = open_rw(&mut sim, "\\fast");
+    sim.write(a, Some(0), &filled(b'f', 100)).expect("write");
+    assert_eq!(
+        sim.fast_lock(a, 0, 10, 0, true),
+        Some(status::STATUS_SUCCESS)
+    );
+    assert_eq!(
+        sim.fast_lock(b, 5, 1, 0, false),
+        Some(STATUS_LOCK_NOT_GRANTED)
+    );
+    assert_eq!(
+        sim.lock(b, 5, 1, 0, false),
+        STATUS_LOCK_NOT_GRANTED,
+        "the IRP path sees the same lock"
+    );
+    assert_eq!(sim.read(b, 0, 10), Err(STATUS_FILE_LOCK_CONFLICT));
+    assert_eq!(sim.fast_unlock(a, 0, 10, 0), Some(status::STATUS_SUCCESS));
+    assert_eq!(sim.fast_unlock(a, 0, 10, 0), Some(STATUS_RANGE_NOT_LOCKED));
+    assert_eq!(
+        sim.fast_lock(a, 0, 10, 3, true),
+        Some(status::STATUS_SUCCESS)
+    );
+    assert_eq!(
+        sim.fast_lock(a, 20, 10, 4, true),
+        Some(status::STATUS_SUCCESS)
+    );
+    assert_eq!(
+        sim.fast_unlock_all(a, Some(3)),
+        Some(status::STATUS_SUCCESS)
+    );
+    assert_eq!(
+        sim.lock(b, 0, 10, 0, true),
+        status::STATUS_SUCCESS,
+        "key 3's lock went"
+    );
+    assert_eq!(
+        sim.lock(b, 20, 1, 0, true),
+        STATUS_LOCK_NOT_GRANTED,
+        "key 4's stayed"
+    );
+    assert_eq!(sim.fast_unlock_all(a, None), Some(status::STATUS_SUCCESS));
+    assert_eq!(sim.lock(b, 20, 1, 0, true), status::STATUS_SUCCESS);
+    // Fast queries give the IRP path's bytes.
+    for class in [4, 5, 34] {
+        let fast = sim.fast_query(a, class).expect("fast query answered");
+        assert_eq!(
+            fast,
+            sim.query_information(a, class, fast.1.len()),
+            "class {class}"
+        );
+    }
+    sim.close(a);
+    sim.close(b);
+    finish_clean(sim);
+}
