@@ -57,6 +57,36 @@ pub fn name_filter(is_directory: bool) -> u32 {
     }
 }
 
+/// `FO_FILE_MODIFIED` / `FO_FILE_SIZE_CHANGED` (wdm.h).
+const FO_FILE_MODIFIED: u32 = 0x0000_1000;
+const FO_FILE_SIZE_CHANGED: u32 = 0x0000_2000;
+
+/// A user write succeeded on `file_object`: mark it modified (and resized) so the handle's
+/// cleanup reports the change once ([`report_at_cleanup`]), as fastfat does, rather than one
+/// report per write.
+pub fn note_write(file_object: *mut nt::FILE_OBJECT, fcb: &Fcb, size_before: u64) {
+    let mut flags = FO_FILE_MODIFIED;
+    if fcb.file_size() != size_before {
+        flags |= FO_FILE_SIZE_CHANGED;
+    }
+    // SAFETY: the write request's file object; its flags are the file system's to set.
+    unsafe { (*file_object).Flags |= flags };
+}
+
+/// The handle's cleanup: report the writes [`note_write`] recorded (last write, and size).
+pub fn report_at_cleanup(vcb: &Vcb, fcb: &Fcb, file_object: *mut nt::FILE_OBJECT) {
+    // SAFETY: the cleanup request's file object.
+    let flags = unsafe { (*file_object).Flags };
+    if flags & FO_FILE_MODIFIED == 0 {
+        return;
+    }
+    let mut filter = filter::LAST_WRITE;
+    if flags & FO_FILE_SIZE_CHANGED != 0 {
+        filter |= filter::SIZE;
+    }
+    report_fcb(vcb, fcb, filter, action::MODIFIED);
+}
+
 /// Reports a change of the entry `name` in directory `parent`.
 pub fn report(vcb: &Vcb, parent: FileId, name: &Name, filter: u32, action: u32) {
     let Ok(dir) = vcb.with_volume(|v| namesup::dir_path(v, parent)) else {

@@ -68,8 +68,8 @@ pub unsafe fn check_write(fcb: &Fcb, irp: *const IRP, paging: bool) -> Result<()
 }
 
 /// The handle's last cleanup: its change notification watch ends (`FsRtlNotifyCleanup`
-/// completes a pended watcher with `STATUS_NOTIFY_CLEANUP`) and its byte-range locks go
-/// (`FsRtlFastUnlockAll`).
+/// completes a pended watcher with `STATUS_NOTIFY_CLEANUP`), its writes are reported to
+/// watchers (NT-22) and its byte-range locks go (`FsRtlFastUnlockAll`).
 pub fn cleanup_handle(vcb: &Vcb, context: &IrpContext, fcb: &Fcb) {
     let ccb = context.ccb();
     if fcb.is_directory {
@@ -85,6 +85,7 @@ pub fn cleanup_handle(vcb: &Vcb, context: &IrpContext, fcb: &Fcb) {
         }
         return;
     }
+    crate::notify::report_at_cleanup(vcb, fcb, context.file_object);
     if context.irp.is_null() {
         return;
     }

@@ -58,6 +58,7 @@ pub fn common_write(context: &IrpContext) -> Outcome {
     if let Err(status) = unsafe { super::lockctrl::check_write(fcb, context.irp, io.paging) } {
         return Outcome::status(status);
     }
+    let size_before = fcb.file_size();
     let result = if io.paging {
         paging_write(vcb, fcb, &io)
     } else if io.nocache {
@@ -65,6 +66,10 @@ pub fn common_write(context: &IrpContext) -> Outcome {
     } else {
         cached_write(vcb, context.file_object, fcb, &io)
     };
+    if result.is_ok() && !io.paging {
+        // Reported to directory watchers at the handle's cleanup (NT-22, as fastfat does).
+        crate::notify::note_write(context.file_object, fcb, size_before);
+    }
     match result {
         Ok(information) => Outcome::Complete {
             status: nt::STATUS_SUCCESS,

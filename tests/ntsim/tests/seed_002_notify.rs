@@ -306,3 +306,45 @@ fn nt_22_deleting_a_watched_directory_completes_its_watchers() {
     sim.close(watcher);
     finish_clean(sim);
 }
+
+#[test]
+fn nt_22_writes_are_reported_once_at_cleanup() {
+    let mut sim = Sim::new();
+    mkdir(&mut sim, "\\w");
+    let h = open_rw(&mut sim, "\\w\\log");
+    let watcher = open_dir(&mut sim, "\\w");
+    let pending = sim
+        .notify_change_directory(watcher, SIZE, false, 256)
+        .expect("notify");
+    sim.write(h, None, b"one").expect("append");
+    sim.write(h, None, b"two").expect("append");
+    assert!(
+        sim.notify_result(pending).is_none(),
+        "nothing until the handle's cleanup"
+    );
+    sim.close(h);
+    let r = sim.notify_result(pending).expect("reported at cleanup");
+    assert_eq!(records(&r.data), [(MODIFIED, "log".to_string())]);
+    // A write that does not change the size is not a SIZE change, but a LAST_WRITE one.
+    let h = open_rw(&mut sim, "\\w\\log");
+    let size_only = sim
+        .notify_change_directory(watcher, SIZE, false, 256)
+        .expect("notify");
+    sim.write(h, Some(0), b"ONE").expect("overwrite");
+    sim.close(h);
+    assert!(sim.notify_result(size_only).is_none());
+    sim.close(watcher);
+    let r = sim.notify_result(size_only).expect("cleanup");
+    assert_eq!(r.status, STATUS_NOTIFY_CLEANUP);
+    let w = open_dir(&mut sim, "\\w");
+    let last_write = sim
+        .notify_change_directory(w, LAST_WRITE, false, 256)
+        .expect("notify");
+    let h = open_rw(&mut sim, "\\w\\log");
+    sim.write(h, Some(0), b"1").expect("overwrite");
+    sim.close(h);
+    let r = sim.notify_result(last_write).expect("last write reported");
+    assert_eq!(records(&r.data), [(MODIFIED, "log".to_string())]);
+    sim.close(w);
+    finish_clean(sim);
+}
