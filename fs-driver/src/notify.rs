@@ -64,7 +64,10 @@ const FO_FILE_SIZE_CHANGED: u32 = 0x0000_2000;
 /// A user write succeeded on `file_object`: mark it modified (and resized) so the handle's
 /// cleanup reports the change once ([`report_at_cleanup`]), as fastfat does, rather than one
 /// report per write.
-pub fn note_write(file_object: *mut nt::FILE_OBJECT, fcb: &Fcb, size_before: u64) {
+///
+/// # Safety
+/// `file_object` is the write request's live file object.
+pub unsafe fn note_write(file_object: *mut nt::FILE_OBJECT, fcb: &Fcb, size_before: u64) {
     let mut flags = FO_FILE_MODIFIED;
     if fcb.file_size() != size_before {
         flags |= FO_FILE_SIZE_CHANGED;
@@ -74,7 +77,10 @@ pub fn note_write(file_object: *mut nt::FILE_OBJECT, fcb: &Fcb, size_before: u64
 }
 
 /// The handle's cleanup: report the writes [`note_write`] recorded (last write, and size).
-pub fn report_at_cleanup(vcb: &Vcb, fcb: &Fcb, file_object: *mut nt::FILE_OBJECT) {
+///
+/// # Safety
+/// `file_object` is the cleanup request's live file object.
+pub unsafe fn report_at_cleanup(vcb: &Vcb, fcb: &Fcb, file_object: *mut nt::FILE_OBJECT) {
     // SAFETY: the cleanup request's file object.
     let flags = unsafe { (*file_object).Flags };
     if flags & FO_FILE_MODIFIED == 0 {

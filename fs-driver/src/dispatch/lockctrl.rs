@@ -85,7 +85,8 @@ pub fn cleanup_handle(vcb: &Vcb, context: &IrpContext, fcb: &Fcb) {
         }
         return;
     }
-    crate::notify::report_at_cleanup(vcb, fcb, context.file_object);
+    // SAFETY: the cleanup request's file object.
+    unsafe { crate::notify::report_at_cleanup(vcb, fcb, context.file_object) };
     if context.irp.is_null() {
         return;
     }

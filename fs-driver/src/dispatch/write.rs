@@ -68,7 +68,8 @@ pub fn common_write(context: &IrpContext) -> Outcome {
     };
     if result.is_ok() && !io.paging {
         // Reported to directory watchers at the handle's cleanup (NT-22, as fastfat does).
-        crate::notify::note_write(context.file_object, fcb, size_before);
+        // SAFETY: the request's file object.
+        unsafe { crate::notify::note_write(context.file_object, fcb, size_before) };
     }
     match result {
         Ok(information) => Outcome::Complete {
