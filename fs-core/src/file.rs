@@ -89,10 +89,12 @@ impl<D: BlockDevice> Volume<D> {
     /// Reads stream bytes straight from their clusters, a run at a time.
     pub(crate) fn read_stream(&mut self, key: StreamKey, pos: u64, buf: &mut [u8]) -> Result<()> {
         let cs = u64::from(self.geo.cluster_size());
+        let last_vcn = (pos + buf.len() as u64).saturating_sub(1) / cs;
         let mut done = 0usize;
         while done < buf.len() {
             let p = pos + done as u64;
-            let run = self.extent_map(key)?.run_at(p / cs).ok_or(Error::Corrupt {
+            let map = self.extent_map_to(key, last_vcn)?;
+            let run = map.run_at(p / cs).ok_or(Error::Corrupt {
                 what: "file data past its clusters",
                 at: 0,
             })?;
@@ -244,11 +246,14 @@ impl<D: BlockDevice> Volume<D> {
                 p += n as u64;
                 continue;
             }
-            let run = self.extent_map(key)?.run_at(vcn).ok_or(Error::Corrupt {
-                what: "file data past its clusters",
-                at: 0,
-            })?;
             let last_vcn = (end - 1) / cs;
+            let run = self
+                .extent_map_to(key, last_vcn)?
+                .run_at(vcn)
+                .ok_or(Error::Corrupt {
+                    what: "file data past its clusters",
+                    at: 0,
+                })?;
             let mut clusters = 1u64;
             while clusters < u64::from(run.len)
                 && vcn + clusters <= last_vcn

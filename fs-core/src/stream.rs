@@ -35,16 +35,35 @@ pub struct Run {
     pub len: u32,
 }
 
-/// A stream's clusters in order, as runs.
+/// A stream's clusters in order, as runs. The chain is walked lazily: only as far as the
+/// clusters asked for so far (`walked` of `total`), so the first write into a 1 GiB file does
+/// not read the whole chain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExtentMap {
     runs: Vec<Run>,
-    count: u64,
+    walked: u64,
+    total: u64,
+    /// The cluster the walk visits next (while `walked < total`).
+    next: u32,
 }
 
 impl ExtentMap {
+    fn unwalked(first: u32, total: u64) -> ExtentMap {
+        ExtentMap {
+            runs: Vec::new(),
+            walked: 0,
+            total,
+            next: first,
+        }
+    }
+
+    /// Clusters in the stream.
     pub fn count(&self) -> u64 {
-        self.count
+        self.total
+    }
+
+    fn is_complete(&self) -> bool {
+        self.walked == self.total
     }
 
     pub fn first(&self) -> u32 {
@@ -55,14 +74,26 @@ impl ExtentMap {
         self.runs.last().map(|r| r.lcn + r.len - 1)
     }
 
+    fn record_walked(&mut self, lcn: u32) {
+        match self.runs.last_mut() {
+            Some(r) if r.lcn.checked_add(r.len) == Some(lcn) && r.len < u32::MAX => r.len += 1,
+            _ => self.runs.push(Run {
+                vcn: self.walked,
+                lcn,
+                len: 1,
+            }),
+        }
+        self.walked += 1;
+    }
+
     /// Every cluster of the stream, in stream order.
     pub fn clusters(&self) -> impl Iterator<Item = u32> + '_ {
         self.runs.iter().flat_map(|r| r.lcn..r.lcn + r.len)
     }
 
-    /// The cluster holding stream cluster `vcn`.
+    /// The cluster holding stream cluster `vcn`, if the walk got that far.
     pub fn lookup(&self, vcn: u64) -> Option<u32> {
-        if vcn >= self.count {
+        if vcn >= self.walked {
             return None;
         }
         let i = self
@@ -86,17 +117,10 @@ impl ExtentMap {
         })
     }
 
-    /// Appends `lcn` as the next cluster.
+    /// Appends `lcn` as the next cluster (of a fully walked stream).
     pub fn push(&mut self, lcn: u32) {
-        match self.runs.last_mut() {
-            Some(r) if r.lcn.checked_add(r.len) == Some(lcn) && r.len < u32::MAX => r.len += 1,
-            _ => self.runs.push(Run {
-                vcn: self.count,
-                lcn,
-                len: 1,
-            }),
-        }
-        self.count += 1;
+        self.record_walked(lcn);
+        self.total += 1;
     }
 
     /// Keeps the first `count` clusters.
@@ -105,13 +129,14 @@ impl ExtentMap {
         if let Some(r) = self.runs.last_mut() {
             r.len = r.len.min((count - r.vcn) as u32);
         }
-        self.count = self.count.min(count);
+        self.walked = self.walked.min(count);
+        self.total = self.total.min(count);
     }
 
     /// Replaces the cluster at `vcn` with `lcn` (after a copy-on-write move), splitting its
     /// run and merging with the run before when the new cluster continues it.
     pub fn replace(&mut self, vcn: u64, lcn: u32) {
-        if vcn >= self.count {
+        if vcn >= self.walked {
             return;
         }
         let i = self
@@ -167,20 +192,13 @@ impl<D: BlockDevice> Volume<D> {
         })
     }
 
-    /// Walks a chain in `tree`'s table, checking bounds and length so a damaged or cyclic
-    /// chain ends in an error, never a loop.
-    pub(crate) fn walk_chain(&mut self, tree: Tree, first: u32, count: u64) -> Result<ExtentMap> {
+    fn unwalked_map(&self, tree: Tree, first: u32, count: u64) -> Result<ExtentMap> {
         let at = self.table_offset(tree);
-        let mut map = ExtentMap::default();
-        if count == 0 {
-            return if first == 0 {
-                Ok(map)
-            } else {
-                Err(Error::Corrupt {
-                    what: "empty file with a first cluster",
-                    at,
-                })
-            };
+        if count == 0 && first != 0 {
+            return Err(Error::Corrupt {
+                what: "empty file with a first cluster",
+                at,
+            });
         }
         if count > u64::from(self.geo.cluster_count) {
             return Err(Error::Corrupt {
@@ -188,51 +206,67 @@ impl<D: BlockDevice> Volume<D> {
                 at,
             });
         }
-        let mut c = first;
-        loop {
+        Ok(ExtentMap::unwalked(first, count))
+    }
+
+    /// Walks `map`'s chain on until stream cluster `upto` is mapped (or the chain ends),
+    /// checking bounds and length, so a damaged or cyclic chain ends in an error, never a loop.
+    fn walk_further(&mut self, tree: Tree, map: &mut ExtentMap, upto: u64) -> Result<()> {
+        let at = self.table_offset(tree);
+        while !map.is_complete() && map.walked <= upto {
+            let c = map.next;
             if !self.geo.is_cluster(c) {
                 return Err(Error::Corrupt {
                     what: "cluster chain points outside the volume",
                     at,
                 });
             }
-            map.push(c);
+            map.record_walked(c);
             let next = self.entry(tree, c)?;
-            if map.count == count {
+            if map.is_complete() {
                 if next != END {
                     return Err(Error::Corrupt {
                         what: "cluster chain longer than its file record says",
                         at,
                     });
                 }
-                return Ok(map);
-            }
-            if next == END || next == FREE {
+            } else if next == END || next == FREE {
                 return Err(Error::Corrupt {
                     what: "cluster chain shorter than its file record says",
                     at,
                 });
             }
-            c = next;
+            map.next = next;
         }
+        Ok(())
     }
 
-    /// The stream's extent map, walked on first use.
+    /// The stream's extent map, walked at least as far as stream cluster `upto`.
+    pub(crate) fn extent_map_to(&mut self, key: StreamKey, upto: u64) -> Result<&ExtentMap> {
+        let mut map = match self.extents.remove(&key) {
+            Some(map) => map,
+            None => {
+                let (first, count) = self.chain_head(key)?;
+                self.unwalked_map(key.tree(), first, count)?
+            }
+        };
+        self.walk_further(key.tree(), &mut map, upto)?;
+        Ok(self.extents.entry(key).or_insert(map))
+    }
+
+    /// The stream's whole extent map.
     pub(crate) fn extent_map(&mut self, key: StreamKey) -> Result<&ExtentMap> {
-        if !self.extents.contains_key(&key) {
-            let (first, count) = self.chain_head(key)?;
-            let map = self.walk_chain(key.tree(), first, count)?;
-            self.extents.insert(key, map);
-        }
-        Ok(&self.extents[&key])
+        self.extent_map_to(key, u64::MAX)
     }
 
     /// The cluster holding stream cluster `vcn`.
     pub(crate) fn stream_lcn(&mut self, key: StreamKey, vcn: u64) -> Result<u32> {
-        self.extent_map(key)?.lookup(vcn).ok_or(Error::Corrupt {
-            what: "stream read past its clusters",
-            at: 0,
-        })
+        self.extent_map_to(key, vcn)?
+            .lookup(vcn)
+            .ok_or(Error::Corrupt {
+                what: "stream read past its clusters",
+                at: 0,
+            })
     }
 
     /// Records a live stream's new first cluster and count with its owner.
@@ -330,7 +364,7 @@ impl<D: BlockDevice> Volume<D> {
         let next = self.entry(Tree::Live, lcn)?;
         self.set_live(new, next)?;
         if vcn == 0 {
-            let count = self.extent_map(key)?.count();
+            let count = self.extent_map_to(key, 0)?.count();
             self.extents
                 .get_mut(&key)
                 .expect("mapped above")

@@ -281,3 +281,37 @@ fn granularity_one_byte_into_a_sealed_64_mib_file_moves_one_cluster() {
     vol.read(f, 12_345_677, &mut one).unwrap();
     assert_eq!(&one, &[0xAB, b'!', 0xAB]);
 }
+
+#[test]
+fn granularity_first_write_into_a_sealed_1_gib_file_reads_only_what_it_needs() {
+    // After a mount nothing of the file's chain is in memory: the first write must not walk
+    // all 262,144 clusters of it to change the first one.
+    let mut vol = mount(formatted(1100 << 20, 4096));
+    let f = create_file(&mut vol, "/huge", b"");
+    let zeros = vec![0u8; 16 << 20];
+    for i in 0..64u64 {
+        vol.write(f, i * (16 << 20), &zeros).unwrap();
+    }
+    vol.seal().unwrap();
+    let dev = vol.unmount().unwrap();
+    let mut vol = Volume::mount(CountingDevice::new(dev), opts()).unwrap();
+    vol.device_mut().reset();
+    vol.write(f, 0, b"!").unwrap();
+    vol.sync().unwrap();
+    let counts = vol.device().counts.clone();
+    assert!(
+        counts.read_bytes < 128 * 1024,
+        "read {} bytes for a 1-byte write",
+        counts.read_bytes
+    );
+    assert!(
+        counts.written_bytes < 64 * 1024,
+        "wrote {} bytes",
+        counts.written_bytes
+    );
+    let status = vol.overlay_status(f).unwrap();
+    assert_eq!(
+        (status.overlay_clusters, status.base_clusters),
+        (1, 262_143)
+    );
+}

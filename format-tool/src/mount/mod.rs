@@ -123,6 +123,7 @@ fn serve(a: &MountArgs, read_only: bool, shared: Shared) -> Result<(), String> {
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
     let notifier = Arc::new(OnceLock::new());
+    let fs_shared = shared.clone();
     let fs = CowfatFs {
         shared,
         writeback_cache: a.writeback_cache,
@@ -131,6 +132,7 @@ fn serve(a: &MountArgs, read_only: bool, shared: Shared) -> Result<(), String> {
     let mut session = Session::new(fs, &a.dir, &config(a, read_only))
         .map_err(|e| format!("cannot mount it at {}: {e}", a.dir.display()))?;
     let _ = notifier.set(session.notifier());
+    start_periodic_commit(fs_shared);
     let unmounter = session.unmount_callable();
     let dir = a.dir.clone();
     std::thread::spawn(move || unmount_on_signal(signals, unmounter, &dir));
@@ -145,6 +147,24 @@ fn serve(a: &MountArgs, read_only: bool, shared: Shared) -> Result<(), String> {
     session
         .run()
         .map_err(|e| format!("the FUSE session failed: {e}"))
+}
+
+/// How long changes may wait in memory before they are committed, as ext4's default.
+const COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Commits changes every few seconds, so that what a crash can lose is bounded in time even
+/// when no program calls fsync. Ends when the volume is gone (unmounted).
+fn start_periodic_commit(shared: Shared) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(COMMIT_INTERVAL);
+        let mut st = state::lock(&shared);
+        if st.vol.is_none() {
+            return;
+        }
+        if let Err(e) = st.sync() {
+            note(format_args!("periodic commit failed: {e:?}"));
+        }
+    });
 }
 
 fn stop_signals() -> SigSet {
