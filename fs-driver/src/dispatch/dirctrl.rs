@@ -271,7 +271,6 @@ fn seek(
     let first = if root { 0 } else { 2 };
     let skip = ordinal.saturating_sub(first) as usize;
     search.cursor = DirCursor::start();
-    search.ordinal = ordinal.max(if root { 2 } else { 0 }).min(ordinal);
     if skip > 0 {
         let (entries, _) = vcb.with_volume(|v| v.read_dir(dir, &DirCursor::start(), skip))?;
         if let Some(last) = entries.last() {

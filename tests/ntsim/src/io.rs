@@ -848,8 +848,10 @@ pub struct AsyncResult {
     pub new_system_buffer: bool,
 }
 
-/// `IRP_DEALLOCATE_BUFFER`.
+/// `IRP_BUFFERED_IO`, `IRP_DEALLOCATE_BUFFER`, `IRP_INPUT_OPERATION`.
+const IRP_BUFFERED_IO: u32 = 0x10;
 const IRP_DEALLOCATE_BUFFER: u32 = 0x20;
+const IRP_INPUT_OPERATION: u32 = 0x40;
 
 /// Sends an IRP whose output goes to a user buffer of `len` bytes (`Irp->UserBuffer`) and
 /// which the file system may pend; returns the token its result is filed under. The IRP
@@ -905,11 +907,15 @@ unsafe fn finish_async(irp: *mut IRP, status: NTSTATUS, information: usize) {
     // SAFETY: created by Box::into_raw in `send_async`, reclaimed once.
     let mut user = unsafe { Box::from_raw(record.user) };
     let new_system_buffer = irp_ref.Flags & IRP_DEALLOCATE_BUFFER != 0;
+    // IopCompleteRequest: a buffered input operation is copied back to the caller; a buffer
+    // marked IRP_DEALLOCATE_BUFFER is freed. FsRtl's new buffer sets all three flags.
+    let copy_back = irp_ref.Flags & (IRP_BUFFERED_IO | IRP_INPUT_OPERATION)
+        == (IRP_BUFFERED_IO | IRP_INPUT_OPERATION);
     let n = information.min(user.len());
     if new_system_buffer {
         // SAFETY: the system buffer member holds the new buffer.
         let system = unsafe { irp_ref.AssociatedIrp.SystemBuffer };
-        if status >= 0 || is_warning(status) {
+        if copy_back && (status >= 0 || is_warning(status)) {
             // SAFETY: the FS filled `information` bytes of its new buffer.
             unsafe { ptr::copy_nonoverlapping(system.cast::<u8>(), user.as_mut_ptr(), n) };
         }
