@@ -542,6 +542,31 @@ impl Sim {
         Some((unsafe { iosb.Anonymous.Status }, buffer))
     }
 
+    /// `IRP_MJ_SHUTDOWN` to every registered file system's control device (what the I/O
+    /// manager sends at system shutdown); the first failure, else success.
+    pub fn shutdown(&mut self) -> NTSTATUS {
+        let file_systems = kernel::with(|k| k.file_systems.clone());
+        let mut result = windows_sys::Win32::Foundation::STATUS_SUCCESS;
+        for fs in file_systems {
+            // SAFETY: a registered file system's live control device.
+            let irp = io::allocate_irp(unsafe { (*fs).StackSize }, false);
+            let location = io::location(
+                0x10,
+                0,
+                std::ptr::null_mut(),
+                IO_STACK_LOCATION_0::default(),
+            );
+            // SAFETY: a fresh IRP.
+            unsafe { io::set_next_stack(irp, location) };
+            // SAFETY: a complete shutdown IRP for the control device.
+            let (status, _) = unsafe { io::send_and_free(fs, irp) };
+            if status < 0 && result >= 0 {
+                result = status;
+            }
+        }
+        result
+    }
+
     /// Pool blocks still allocated with `tag` (e.g. notify system buffers, `FsNb`).
     #[must_use]
     pub fn pool_blocks_tagged(&self, tag: &[u8; 4]) -> usize {

@@ -487,3 +487,34 @@ fn info_rename_in_place_across_directories_and_replace() {
     sim.close(d);
     finish_clean(sim);
 }
+
+#[test]
+fn nt_09_delete_and_rename_over_refused_while_an_image_is_mapped() {
+    let mut sim = Sim::new();
+    let open =
+        Open::new(access::GENERIC_READ | access::GENERIC_WRITE | access::DELETE).share(share::ALL);
+    let exe = sim.create("\\app.exe", &open).expect("create");
+    sim.write(exe, Some(0), &filled(b'M', 4096)).expect("write");
+    let image = sim.create_image_section(exe).expect("image section");
+    let view = sim.map_view(image, 0, 0).expect("image view");
+    assert_eq!(
+        sim.set_information(exe, class::DISPOSITION, &[1]),
+        status::STATUS_CANNOT_DELETE
+    );
+    sim.close(exe);
+    let other = sim.create("\\new.exe", &open).expect("create");
+    assert_eq!(
+        sim.rename(other, class::RENAME, "app.exe", 1),
+        status::STATUS_ACCESS_DENIED,
+        "the mapped image is not replaced"
+    );
+    sim.unmap_view(view);
+    sim.close_section(image);
+    sim.memory_pressure();
+    assert_eq!(
+        sim.rename(other, class::RENAME, "app.exe", 1),
+        status::STATUS_SUCCESS
+    );
+    sim.close(other);
+    finish_clean(sim);
+}

@@ -153,3 +153,19 @@ fn vol_flush_file_and_volume_write_dirty_pages() {
     sim.close(h);
     finish_clean(sim);
 }
+
+#[test]
+fn vol_shutdown_flushes_every_mounted_volume() {
+    let mut sim = Sim::new();
+    let h = open_rw(&mut sim, "\\pending");
+    sim.write(h, Some(0), &filled(b's', 4096)).expect("write");
+    sim.take_trace();
+    assert_eq!(sim.shutdown(), status::STATUS_SUCCESS);
+    assert_eq!(
+        paging_irps(&sim.trace(), mj::WRITE),
+        vec![(0, 4096)],
+        "shutdown wrote the dirty page"
+    );
+    sim.close(h);
+    finish_clean(sim);
+}
