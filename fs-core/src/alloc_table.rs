@@ -210,4 +210,21 @@ impl<D: BlockDevice> Volume<D> {
             .forget(offset, u64::from(self.geo.cluster_size()));
         Ok(())
     }
+
+    /// Which clusters are in use, by the live files or kept for the base: bit `i` of `bits`
+    /// (LSB first) is cluster `first + i` (FSCTL_GET_VOLUME_BITMAP). Clusters past the end of
+    /// the volume are left clear. Returns how many clusters were described.
+    pub fn cluster_usage(&mut self, first: u32, bits: &mut [u8]) -> Result<u32> {
+        let end = self.geo.cluster_end();
+        let first = first.max(FIRST_CLUSTER);
+        let count = (bits.len() as u64 * 8).min(u64::from(end.saturating_sub(first))) as u32;
+        bits.fill(0);
+        for i in 0..count {
+            let c = first + i;
+            if !self.cluster_is_free(c)? || self.pending_free.contains(&c) {
+                bits[(i / 8) as usize] |= 1 << (i % 8);
+            }
+        }
+        Ok(count)
+    }
 }

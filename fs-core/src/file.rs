@@ -1,6 +1,8 @@
 //! File data and attributes: read, write (copy-on-write where the base holds the cluster),
 //! the three sizes NT keeps apart, attributes and times.
 
+use alloc::vec::Vec;
+
 use crate::device::BlockDevice;
 use crate::error::{Error, Result};
 use crate::ondisk::record::{RawRecord, RecordFlags};
@@ -359,5 +361,29 @@ impl<D: BlockDevice> Volume<D> {
             }
         }
         self.put_record(id.record(), &raw)
+    }
+
+    /// Up to `max` runs of a file's clusters, from the one holding stream cluster `from`
+    /// (FSCTL_GET_RETRIEVAL_POINTERS). Cluster numbers are the volume's (from 2).
+    pub fn file_extents(
+        &mut self,
+        id: FileId,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<crate::types::Extent>> {
+        self.file_record(id)?;
+        let map = self.extent_map(StreamKey::File(Tree::Live, id.record()))?;
+        let first = map
+            .runs()
+            .partition_point(|r| r.vcn + u64::from(r.len) <= from);
+        Ok(map.runs()[first..]
+            .iter()
+            .take(max)
+            .map(|r| crate::types::Extent {
+                vcn: r.vcn,
+                lcn: r.lcn,
+                clusters: r.len,
+            })
+            .collect())
     }
 }

@@ -55,7 +55,7 @@ pub use file::WriteMode;
 pub use format::format;
 pub use name::{Name, NameError};
 pub use types::{
-    DirCursor, DirEntry, FileAttributes, FileId, FileInfo, FileKind, FileOverlayStatus, FileTimes,
-    FormatOptions, MountOptions, SetTimes, VolumeInfo,
+    DirCursor, DirEntry, Extent, FileAttributes, FileId, FileInfo, FileKind, FileOverlayStatus,
+    FileTimes, FormatOptions, MountOptions, SetTimes, VolumeInfo,
 };
 pub use volume::{Tree, Volume};

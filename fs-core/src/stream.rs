@@ -103,6 +103,11 @@ impl ExtentMap {
         Some(r.lcn + (vcn - r.vcn) as u32)
     }
 
+    /// The walked runs.
+    pub fn runs(&self) -> &[Run] {
+        &self.runs
+    }
+
     /// The run containing `vcn`, cut to start at `vcn`.
     pub fn run_at(&self, vcn: u64) -> Option<Run> {
         let lcn = self.lookup(vcn)?;

@@ -209,3 +209,12 @@ impl Default for MountOptions {
         MountOptions::new(Box::new(crate::time::SystemClock))
     }
 }
+
+/// Contiguous clusters of a file: stream clusters `vcn..vcn+clusters` live in volume clusters
+/// `lcn..lcn+clusters` (what FSCTL_GET_RETRIEVAL_POINTERS reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub vcn: u64,
+    pub lcn: u32,
+    pub clusters: u32,
+}

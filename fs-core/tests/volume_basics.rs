@@ -243,3 +243,31 @@ fn two_terabyte_volume_formats_and_mounts_in_little_memory() {
     let mut vol = mount(dev);
     assert_eq!(cat(&mut vol, "/x"), b"far");
 }
+
+#[test]
+fn extents_and_cluster_usage_describe_the_allocation() {
+    let mut vol = mount(formatted(8 << 20, 4096));
+    let a = create_file(&mut vol, "/a", &[1u8; 3 * 4096]);
+    let b = create_file(&mut vol, "/b", &[2u8; 4096]);
+    vol.write(a, 3 * 4096, &[3u8; 4096]).unwrap();
+    let ext = vol.file_extents(a, 0, 10).unwrap();
+    assert_eq!(ext.iter().map(|e| e.clusters).sum::<u32>(), 4);
+    assert_eq!(
+        ext.len(),
+        2,
+        "{ext:?}: /b's cluster sits between /a's third and fourth"
+    );
+    assert_eq!(ext[1].vcn, 3);
+    assert_eq!(vol.file_extents(a, 3, 10).unwrap(), ext[1..].to_vec());
+    let lb = vol.file_extents(b, 0, 1).unwrap()[0].lcn;
+    let mut bits = [0u8; 4];
+    let described = vol.cluster_usage(2, &mut bits).unwrap();
+    assert_eq!(described, 32);
+    let used: Vec<u32> = (0..32)
+        .filter(|i| bits[(i / 8) as usize] & (1 << (i % 8)) != 0)
+        .map(|i| i + 2)
+        .collect();
+    assert!(used.contains(&lb) && used.contains(&ext[0].lcn));
+    // record table, root directory, 4 clusters of /a, 1 of /b
+    assert_eq!(used.len(), 7, "{used:?}");
+}
