@@ -1,6 +1,6 @@
-//! IRP_MJ_FILE_SYSTEM_CONTROL: mount (sent to the control device) and the user FSCTLs
-//! (dismount now; lock/unlock volume, purge failure mode NT-12 and cowfat's overlay FSCTLs
-//! come later and answer `STATUS_INVALID_DEVICE_REQUEST` until then).
+//! IRP_MJ_FILE_SYSTEM_CONTROL: mount (sent to the control device) and the user FSCTLs:
+//! dismount here, the other volume FSCTLs in `volctrl`, purge failure mode (NT-12) and
+//! cowfat's overlay FSCTLs in `overlay`; unknown codes answer `STATUS_INVALID_DEVICE_REQUEST`.
 //!
 //! A volume that is not cowfat answers `STATUS_UNRECOGNIZED_VOLUME`: every disk volume the
 //! system mounts is offered to each registered disk file system in turn, and any other error
@@ -205,6 +205,8 @@ fn user_fs_request(context: &IrpContext) -> Outcome {
         nt::FSCTL_LOCK_VOLUME => super::volctrl::lock_volume(context),
         nt::FSCTL_UNLOCK_VOLUME => super::volctrl::unlock_volume(context),
         nt::FSCTL_IS_VOLUME_MOUNTED => super::volctrl::is_volume_mounted(context),
+        nt::FSCTL_GET_VOLUME_BITMAP => super::volctrl::get_volume_bitmap(context),
+        nt::FSCTL_GET_RETRIEVAL_POINTERS => super::volctrl::get_retrieval_pointers(context),
         nt::FSCTL_SET_PURGE_FAILURE_MODE => overlay::set_purge_failure_mode(context),
         api::FSCTL_COWFAT_QUERY_MAPPED_STATE => overlay::query_mapped_state(context),
         api::FSCTL_COWFAT_QUERY_OVERLAY => overlay::query_overlay(context),
@@ -230,6 +232,11 @@ fn dismount(context: &IrpContext) -> Outcome {
     let guard = vcb.acquire_exclusive();
     if vcb.dismounted.get() {
         return Outcome::status(nt::STATUS_VOLUME_DISMOUNTED);
+    }
+    // Locked: only the holder may dismount (unlocked, anyone with a volume handle may, and
+    // the other handles just start failing).
+    if super::volctrl::locked_against(vcb, context.file_object) {
+        return Outcome::status(nt::STATUS_ACCESS_DENIED);
     }
     for id in Vcb::fcb_ids(&guard) {
         if let Some(fcb) = guard.find(fs_core::FileId(id)) {

@@ -32,6 +32,9 @@ use crate::kernel;
 use crate::mm;
 use crate::trace::{Event, FoId};
 
+/// `METHOD_NEITHER` (winioctl.h): the transfer method in an FSCTL code's low two bits.
+const METHOD_NEITHER: u32 = 3;
+
 /// Serialises tests: the driver's globals are process-wide.
 static TEST_LOCK: Mutex<()> = Mutex::new(());
 
@@ -698,8 +701,12 @@ impl Sim {
         status
     }
 
-    /// `NtFsControlFile(handle, code, input, output)` with `METHOD_BUFFERED` buffers: the
-    /// status and the bytes the file system returned (`IoStatus.Information` of them).
+    /// `NtFsControlFile(handle, code, input, output)`: the status and the bytes the file
+    /// system returned (`IoStatus.Information` of them). The buffers are passed the way the
+    /// code's transfer method says (its low two bits, `CTL_CODE`): `METHOD_BUFFERED` in one
+    /// system buffer; `METHOD_NEITHER` as the caller's own, the input in
+    /// `Type3InputBuffer` and the output in `Irp->UserBuffer` (the requester's address space,
+    /// which a synchronous FSD request runs in). The direct methods are not modelled.
     ///
     /// # Errors
     /// `STATUS_INVALID_HANDLE` for a handle that is not open; otherwise the FSCTL's status is
@@ -717,6 +724,9 @@ impl Sim {
         let Some(device) = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device)) else {
             return (STATUS_INVALID_HANDLE, Vec::new());
         };
+        if code & 3 == METHOD_NEITHER {
+            return self.fsctl_neither(fo, device, code, input, output_len);
+        }
         let mut system = vec![0u8; input.len().max(output_len)];
         system[..input.len()].copy_from_slice(input);
         // SAFETY: a live device.
@@ -739,6 +749,45 @@ impl Sim {
         io::reap_devices();
         system.truncate(information.min(output_len));
         (status, system)
+    }
+
+    /// [`Sim::fsctl`] for a `METHOD_NEITHER` code: the caller's buffers go down as they are.
+    fn fsctl_neither(
+        &mut self,
+        fo: *mut FILE_OBJECT,
+        device: *mut DEVICE_OBJECT,
+        code: u32,
+        input: &[u8],
+        output_len: usize,
+    ) -> (NTSTATUS, Vec<u8>) {
+        let mut input = input.to_vec();
+        let mut output = vec![0u8; output_len];
+        // SAFETY: a live device.
+        let irp = io::allocate_irp(unsafe { (*device).StackSize }, false);
+        let mut parameters = IO_STACK_LOCATION_0::default();
+        parameters.FileSystemControl = IO_STACK_LOCATION_0_14 {
+            OutputBufferLength: u32::try_from(output_len).unwrap_or(u32::MAX),
+            InputBufferLength: u32::try_from(input.len()).unwrap_or(u32::MAX),
+            FsControlCode: code,
+            Type3InputBuffer: if input.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                input.as_mut_ptr().cast()
+            },
+        };
+        // SAFETY: a fresh IRP.
+        unsafe { io::set_next_stack(irp, io::location(0x0d, 0x00, fo, parameters)) };
+        // SAFETY: a fresh IRP of the model.
+        let irp_ref = unsafe { &mut *irp };
+        // Both buffers outlive the synchronous request.
+        if output_len > 0 {
+            irp_ref.UserBuffer = output.as_mut_ptr().cast();
+        }
+        // SAFETY: a complete IRP for the file object's device.
+        let (status, information) = unsafe { io::send_and_free(device, irp) };
+        io::reap_devices();
+        output.truncate(information.min(output_len));
+        (status, output)
     }
 
     /// `FSCTL_COWFAT_QUERY_MAPPED_STATE`, with the purge probe or without.
