@@ -84,47 +84,34 @@ pub trait BlockDevice {
     }
 }
 
-impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
-    fn size(&self) -> u64 {
-        (**self).size()
-    }
-    fn sector_size(&self) -> u32 {
-        (**self).sector_size()
-    }
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
-        (**self).read_at(offset, buf)
-    }
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), DeviceError> {
-        (**self).write_at(offset, buf)
-    }
-    fn flush(&mut self) -> Result<(), DeviceError> {
-        (**self).flush()
-    }
-    fn write_zeroes(&mut self, offset: u64, len: u64) -> Result<(), DeviceError> {
-        (**self).write_zeroes(offset, len)
-    }
+/// Forwards every method to the device behind a pointer, so `&mut D` and `Box<D>` are
+/// devices too (a volume over a borrowed device, a boxed device chosen at run time).
+macro_rules! forward_block_device {
+    ($($ptr:ty),*) => {$(
+        impl<T: BlockDevice + ?Sized> BlockDevice for $ptr {
+            fn size(&self) -> u64 {
+                (**self).size()
+            }
+            fn sector_size(&self) -> u32 {
+                (**self).sector_size()
+            }
+            fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+                (**self).read_at(offset, buf)
+            }
+            fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), DeviceError> {
+                (**self).write_at(offset, buf)
+            }
+            fn flush(&mut self) -> Result<(), DeviceError> {
+                (**self).flush()
+            }
+            fn write_zeroes(&mut self, offset: u64, len: u64) -> Result<(), DeviceError> {
+                (**self).write_zeroes(offset, len)
+            }
+        }
+    )*};
 }
 
-impl<T: BlockDevice + ?Sized> BlockDevice for Box<T> {
-    fn size(&self) -> u64 {
-        (**self).size()
-    }
-    fn sector_size(&self) -> u32 {
-        (**self).sector_size()
-    }
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
-        (**self).read_at(offset, buf)
-    }
-    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), DeviceError> {
-        (**self).write_at(offset, buf)
-    }
-    fn flush(&mut self) -> Result<(), DeviceError> {
-        (**self).flush()
-    }
-    fn write_zeroes(&mut self, offset: u64, len: u64) -> Result<(), DeviceError> {
-        (**self).write_zeroes(offset, len)
-    }
-}
+forward_block_device!(&mut T, Box<T>);
 
 /// Checks that `[offset, offset + len)` is sector aligned and inside a device of `size`.
 pub fn check_range(offset: u64, len: usize, size: u64, sector: u32) -> Result<(), DeviceError> {

@@ -56,6 +56,19 @@ pub use windows_sys::Win32::Foundation::{
 pub use windows_sys::Win32::System::Kernel::{NotificationEvent, SynchronizationEvent, LIST_ENTRY};
 pub use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
+/// `FILE_INFORMATION_CLASS` and `FS_INFORMATION_CLASS` values, from windows-sys.
+pub use windows_sys::Wdk::Storage::FileSystem::{
+    FileAllInformation, FileAllocationInformation, FileAttributeTagInformation,
+    FileBasicInformation, FileCompressionInformation, FileDispositionInformation,
+    FileDispositionInformationEx, FileEaInformation, FileEndOfFileInformation,
+    FileFsAttributeInformation, FileFsDeviceInformation, FileFsFullSizeInformation,
+    FileFsLabelInformation, FileFsSectorSizeInformation, FileFsSizeInformation,
+    FileFsVolumeInformation, FileInternalInformation, FileLinkInformation, FileLinkInformationEx,
+    FileNameInformation, FileNetworkOpenInformation, FileNormalizedNameInformation,
+    FilePositionInformation, FileRenameInformation, FileRenameInformationEx,
+    FileStandardInformation, FileStreamInformation, FileValidDataLengthInformation,
+};
+
 /// `IoCreateDevice` characteristics: apply the device's security to opens of any name below it.
 pub use windows_sys::Wdk::System::SystemServices::FILE_DEVICE_SECURE_OPEN;
 

@@ -35,47 +35,47 @@ use crate::{namesup, section};
 /// `FILE_INFORMATION_CLASS` values (wdm.h / ntifs.h).
 pub mod class {
     /// `FileBasicInformation`.
-    pub const BASIC: i32 = 4;
+    pub const BASIC: i32 = crate::nt::FileBasicInformation;
     /// `FileStandardInformation`.
-    pub const STANDARD: i32 = 5;
+    pub const STANDARD: i32 = crate::nt::FileStandardInformation;
     /// `FileInternalInformation`.
-    pub const INTERNAL: i32 = 6;
+    pub const INTERNAL: i32 = crate::nt::FileInternalInformation;
     /// `FileEaInformation`.
-    pub const EA: i32 = 7;
+    pub const EA: i32 = crate::nt::FileEaInformation;
     /// `FileNameInformation`.
-    pub const NAME: i32 = 9;
+    pub const NAME: i32 = crate::nt::FileNameInformation;
     /// `FileRenameInformation`.
-    pub const RENAME: i32 = 10;
+    pub const RENAME: i32 = crate::nt::FileRenameInformation;
     /// `FileLinkInformation`.
-    pub const LINK: i32 = 11;
+    pub const LINK: i32 = crate::nt::FileLinkInformation;
     /// `FileDispositionInformation`.
-    pub const DISPOSITION: i32 = 13;
+    pub const DISPOSITION: i32 = crate::nt::FileDispositionInformation;
     /// `FilePositionInformation`.
-    pub const POSITION: i32 = 14;
+    pub const POSITION: i32 = crate::nt::FilePositionInformation;
     /// `FileAllInformation`.
-    pub const ALL: i32 = 18;
+    pub const ALL: i32 = crate::nt::FileAllInformation;
     /// `FileAllocationInformation`.
-    pub const ALLOCATION: i32 = 19;
+    pub const ALLOCATION: i32 = crate::nt::FileAllocationInformation;
     /// `FileEndOfFileInformation`.
-    pub const END_OF_FILE: i32 = 20;
+    pub const END_OF_FILE: i32 = crate::nt::FileEndOfFileInformation;
     /// `FileStreamInformation`.
-    pub const STREAM: i32 = 22;
+    pub const STREAM: i32 = crate::nt::FileStreamInformation;
     /// `FileCompressionInformation`.
-    pub const COMPRESSION: i32 = 28;
+    pub const COMPRESSION: i32 = crate::nt::FileCompressionInformation;
     /// `FileNetworkOpenInformation`.
-    pub const NETWORK_OPEN: i32 = 34;
+    pub const NETWORK_OPEN: i32 = crate::nt::FileNetworkOpenInformation;
     /// `FileAttributeTagInformation`.
-    pub const ATTRIBUTE_TAG: i32 = 35;
+    pub const ATTRIBUTE_TAG: i32 = crate::nt::FileAttributeTagInformation;
     /// `FileValidDataLengthInformation`.
-    pub const VALID_DATA_LENGTH: i32 = 39;
+    pub const VALID_DATA_LENGTH: i32 = crate::nt::FileValidDataLengthInformation;
     /// `FileNormalizedNameInformation`.
-    pub const NORMALIZED_NAME: i32 = 48;
+    pub const NORMALIZED_NAME: i32 = crate::nt::FileNormalizedNameInformation;
     /// `FileDispositionInformationEx`.
-    pub const DISPOSITION_EX: i32 = 64;
+    pub const DISPOSITION_EX: i32 = crate::nt::FileDispositionInformationEx;
     /// `FileRenameInformationEx`.
-    pub const RENAME_EX: i32 = 65;
+    pub const RENAME_EX: i32 = crate::nt::FileRenameInformationEx;
     /// `FileLinkInformationEx`.
-    pub const LINK_EX: i32 = 72;
+    pub const LINK_EX: i32 = crate::nt::FileLinkInformationEx;
 }
 
 /// `FILE_DISPOSITION_INFORMATION_EX.Flags` (ntifs.h).

@@ -30,19 +30,19 @@ fsd_entry_point!(
 /// `FS_INFORMATION_CLASS` values (ntifs.h).
 pub mod class {
     /// `FileFsVolumeInformation`.
-    pub const VOLUME: i32 = 1;
+    pub const VOLUME: i32 = crate::nt::FileFsVolumeInformation;
     /// `FileFsLabelInformation`.
-    pub const LABEL: i32 = 2;
+    pub const LABEL: i32 = crate::nt::FileFsLabelInformation;
     /// `FileFsSizeInformation`.
-    pub const SIZE: i32 = 3;
+    pub const SIZE: i32 = crate::nt::FileFsSizeInformation;
     /// `FileFsDeviceInformation`.
-    pub const DEVICE: i32 = 4;
+    pub const DEVICE: i32 = crate::nt::FileFsDeviceInformation;
     /// `FileFsAttributeInformation`.
-    pub const ATTRIBUTE: i32 = 5;
+    pub const ATTRIBUTE: i32 = crate::nt::FileFsAttributeInformation;
     /// `FileFsFullSizeInformation`.
-    pub const FULL_SIZE: i32 = 7;
+    pub const FULL_SIZE: i32 = crate::nt::FileFsFullSizeInformation;
     /// `FileFsSectorSizeInformation`.
-    pub const SECTOR_SIZE: i32 = 11;
+    pub const SECTOR_SIZE: i32 = crate::nt::FileFsSectorSizeInformation;
 }
 
 /// `FILE_CASE_PRESERVED_NAMES | FILE_UNICODE_ON_DISK` (ntifs.h).

@@ -24,27 +24,29 @@ use windows_sys::Win32::Foundation::{
     STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_DEVICE_REQUEST,
 };
 
+/// The class numbers, from windows-sys (an outside reference, not the driver's own table).
 mod class {
-    pub const BASIC: i32 = 4;
-    pub const STANDARD: i32 = 5;
-    pub const INTERNAL: i32 = 6;
-    pub const EA: i32 = 7;
-    pub const NAME: i32 = 9;
-    pub const RENAME: i32 = 10;
-    pub const LINK: i32 = 11;
-    pub const DISPOSITION: i32 = 13;
-    pub const POSITION: i32 = 14;
-    pub const ALL: i32 = 18;
-    pub const ALLOCATION: i32 = 19;
-    pub const END_OF_FILE: i32 = 20;
-    pub const STREAM: i32 = 22;
-    pub const COMPRESSION: i32 = 28;
-    pub const NETWORK_OPEN: i32 = 34;
-    pub const ATTRIBUTE_TAG: i32 = 35;
-    pub const VALID_DATA_LENGTH: i32 = 39;
-    pub const NORMALIZED_NAME: i32 = 48;
-    pub const DISPOSITION_EX: i32 = 64;
-    pub const RENAME_EX: i32 = 65;
+    use windows_sys::Wdk::Storage::FileSystem as fs;
+    pub const BASIC: i32 = fs::FileBasicInformation;
+    pub const STANDARD: i32 = fs::FileStandardInformation;
+    pub const INTERNAL: i32 = fs::FileInternalInformation;
+    pub const EA: i32 = fs::FileEaInformation;
+    pub const NAME: i32 = fs::FileNameInformation;
+    pub const RENAME: i32 = fs::FileRenameInformation;
+    pub const LINK: i32 = fs::FileLinkInformation;
+    pub const DISPOSITION: i32 = fs::FileDispositionInformation;
+    pub const POSITION: i32 = fs::FilePositionInformation;
+    pub const ALL: i32 = fs::FileAllInformation;
+    pub const ALLOCATION: i32 = fs::FileAllocationInformation;
+    pub const END_OF_FILE: i32 = fs::FileEndOfFileInformation;
+    pub const STREAM: i32 = fs::FileStreamInformation;
+    pub const COMPRESSION: i32 = fs::FileCompressionInformation;
+    pub const NETWORK_OPEN: i32 = fs::FileNetworkOpenInformation;
+    pub const ATTRIBUTE_TAG: i32 = fs::FileAttributeTagInformation;
+    pub const VALID_DATA_LENGTH: i32 = fs::FileValidDataLengthInformation;
+    pub const NORMALIZED_NAME: i32 = fs::FileNormalizedNameInformation;
+    pub const DISPOSITION_EX: i32 = fs::FileDispositionInformationEx;
+    pub const RENAME_EX: i32 = fs::FileRenameInformationEx;
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
