@@ -127,10 +127,45 @@ mod runtime {
         ".popsection",
     );
 
-    // `__chkstk` probes each page of a frame larger than a page, for user stacks that grow on
-    // demand. Kernel stacks are fully resident, so the probe has nothing to do; its calling
-    // convention (size in RAX, every register preserved) is met by a bare `ret`.
-    core::arch::global_asm!(".globl __chkstk", "__chkstk:", "ret");
+    // `__chkstk`: the compiler calls it before a prologue's `sub rsp, rax` whenever a frame is
+    // larger than a page, with the frame's size in RAX. It touches the new frame one page at a
+    // time, from the top down, so that a frame running off the end of the stack faults on the
+    // guard page below the stack (a clean stack-overflow bug check naming the culprit) instead
+    // of jumping over it and writing into whatever memory lies below. Every register is kept
+    // (RAX too: the caller subtracts it next); only the flags change, as the contract allows.
+    // The stack report keeps frames under 2 KiB, so in cowfat.sys it should never be called;
+    // it is there for the day a frame grows.
+    core::arch::global_asm!(
+        ".globl __chkstk",
+        ".seh_proc __chkstk",
+        "__chkstk:",
+        "push r10",
+        ".seh_pushreg r10",
+        "push r11",
+        ".seh_pushreg r11",
+        ".seh_endprologue",
+        // The caller's RSP before its `call`: above our two pushes and the return address.
+        "lea r10, [rsp + 24]",
+        // R11: the lowest byte of the frame being made (0 if RAX is absurd).
+        "mov r11, r10",
+        "sub r11, rax",
+        "jae 2f",
+        "xor r11, r11",
+        "2:",
+        // One probe per page, top down, while still above the frame's lowest byte.
+        "sub r10, 0x1000",
+        "cmp r10, r11",
+        "jb 3f",
+        "test qword ptr [r10], r10",
+        "jmp 2b",
+        // Then the lowest byte itself, on the last (partial) page.
+        "3:",
+        "test qword ptr [r11], r11",
+        "pop r11",
+        "pop r10",
+        "ret",
+        ".seh_endproc",
+    );
 }
 
 /// The WDK build's allocator: windows-drivers-rs' pool allocator.

@@ -149,7 +149,13 @@ impl MetaCache {
     /// Forgets every clean block (after a volume discard or commit rewrote tables behind the
     /// cache). Dirty blocks stay: on a read-only mount they are the only copy of a replay.
     pub fn drop_clean(&mut self) {
-        self.blocks.retain(|_, b| b.dirty);
+        // Rebuilt rather than `retain`ed: removing in place rebalances the tree through a
+        // chain of node helpers that was the deepest stack use under a cache miss (NT-23).
+        for (offset, block) in core::mem::take(&mut self.blocks) {
+            if block.dirty {
+                self.blocks.insert(offset, block);
+            }
+        }
         self.clean_bytes = 0;
     }
 

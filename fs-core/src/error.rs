@@ -47,6 +47,8 @@ pub enum Error {
     FileTooLarge,
     #[error("stale file id (the file was deleted)")]
     StaleFileId,
+    #[error("out of memory")]
+    OutOfMemory,
 }
 
 impl From<DeviceError> for Error {

@@ -72,7 +72,7 @@ pub fn format<D: BlockDevice>(dev: &mut D, options: &FormatOptions) -> Result<Ge
     seal_block(&mut diff);
     dev.write_at(geo.diff_offset, &diff)?;
 
-    let mut state = RawState::new_zeroed();
+    let mut state = RawState::new_boxed()?;
     state.magic = MAGIC;
     state.journal_seq.set(1);
     state.live_records_first.set(records_cluster);
@@ -85,7 +85,7 @@ pub fn format<D: BlockDevice>(dev: &mut D, options: &FormatOptions) -> Result<Ge
     }
     dev.write_at(geo.state_offset, &state.to_block())?;
 
-    let mut boot = RawBoot::new_zeroed();
+    let mut boot = RawBoot::new_boxed()?;
     boot.signature = SIGNATURE;
     boot.version.set(VERSION);
     boot.serial.set(options.serial);

@@ -26,22 +26,15 @@ impl<D: BlockDevice> Volume<D> {
             return Err(Error::NotFound);
         }
         let mut bytes = [0u8; RECORD_SIZE];
-        let at = self.meta_read(
-            StreamKey::RecordTable(tree),
-            u64::from(record) * RECORD_SIZE as u64,
-            &mut bytes,
-        )?;
+        let at =
+            self.record_table_read(tree, u64::from(record) * RECORD_SIZE as u64, &mut bytes)?;
         RawRecord::parse(&bytes, at)
     }
 
     /// Writes live record `record`.
     pub(crate) fn put_record(&mut self, record: u32, raw: &RawRecord) -> Result<()> {
         let bytes = raw.to_bytes();
-        self.meta_write(
-            StreamKey::RecordTable(Tree::Live),
-            u64::from(record) * RECORD_SIZE as u64,
-            &bytes,
-        )
+        self.record_table_write(u64::from(record) * RECORD_SIZE as u64, &bytes)
     }
 
     /// The live record of a file id: in use and of the same sequence, else the id is stale.

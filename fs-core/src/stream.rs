@@ -179,22 +179,18 @@ impl ExtentMap {
 
 impl<D: BlockDevice> Volume<D> {
     /// First cluster and cluster count of a stream, as its owner records them.
-    fn chain_head(&mut self, key: StreamKey) -> Result<(u32, u64)> {
+    fn record_table_head(&self, tree: Tree) -> (u32, u64) {
         let s = &self.state;
-        Ok(match key {
-            StreamKey::RecordTable(Tree::Live) => (
+        match tree {
+            Tree::Live => (
                 s.live_records_first.get(),
                 u64::from(s.live_records_clusters.get()),
             ),
-            StreamKey::RecordTable(Tree::Base) => (
+            Tree::Base => (
                 s.base_records_first.get(),
                 u64::from(s.base_records_clusters.get()),
             ),
-            StreamKey::File(tree, record) => {
-                let raw = self.record(tree, record)?;
-                (raw.first_cluster.get(), raw.cluster_count.get())
-            }
-        })
+        }
     }
 
     fn unwalked_map(&self, tree: Tree, first: u32, count: u64) -> Result<ExtentMap> {
@@ -247,16 +243,47 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     /// The stream's extent map, walked at least as far as stream cluster `upto`.
+    ///
+    /// A file's chain head is in its record, read through the record table's own map; the
+    /// record table's head is in the state block. The two lookups are separate functions so
+    /// that neither calls itself again: no recursion on a kernel stack.
     pub(crate) fn extent_map_to(&mut self, key: StreamKey, upto: u64) -> Result<&ExtentMap> {
+        let StreamKey::File(tree, record) = key else {
+            return self.record_table_map_to(key.tree(), upto);
+        };
         let mut map = match self.extents.remove(&key) {
             Some(map) => map,
             None => {
-                let (first, count) = self.chain_head(key)?;
-                self.unwalked_map(key.tree(), first, count)?
+                let raw = self.record(tree, record)?;
+                self.unwalked_map(tree, raw.first_cluster.get(), raw.cluster_count.get())?
             }
         };
-        self.walk_further(key.tree(), &mut map, upto)?;
+        self.walk_further(tree, &mut map, upto)?;
         Ok(self.extents.entry(key).or_insert(map))
+    }
+
+    /// The record table's extent map, walked at least as far as cluster `upto`.
+    fn record_table_map_to(&mut self, tree: Tree, upto: u64) -> Result<&ExtentMap> {
+        let key = StreamKey::RecordTable(tree);
+        let mut map = match self.extents.remove(&key) {
+            Some(map) => map,
+            None => {
+                let (first, count) = self.record_table_head(tree);
+                self.unwalked_map(tree, first, count)?
+            }
+        };
+        self.walk_further(tree, &mut map, upto)?;
+        Ok(self.extents.entry(key).or_insert(map))
+    }
+
+    /// The cluster holding record-table cluster `vcn`.
+    fn record_table_lcn(&mut self, key: StreamKey, vcn: u64) -> Result<u32> {
+        self.record_table_map_to(key.tree(), vcn)?
+            .lookup(vcn)
+            .ok_or(Error::Corrupt {
+                what: "record table read past its clusters",
+                at: 0,
+            })
     }
 
     /// The stream's whole extent map.
@@ -278,9 +305,7 @@ impl<D: BlockDevice> Volume<D> {
     fn set_chain_head(&mut self, key: StreamKey, first: u32, count: u64) -> Result<()> {
         match key {
             StreamKey::RecordTable(Tree::Live) => {
-                self.state.live_records_first.set(first);
-                self.state.live_records_clusters.set(count as u32);
-                self.state_dirty = true;
+                self.set_record_table_head(first, count);
                 Ok(())
             }
             StreamKey::File(Tree::Live, record) => {
@@ -356,25 +381,56 @@ impl<D: BlockDevice> Volume<D> {
         }
     }
 
+    fn set_record_table_head(&mut self, first: u32, count: u64) {
+        self.state.live_records_first.set(first);
+        self.state.live_records_clusters.set(count as u32);
+        self.state_dirty = true;
+    }
+
     /// Makes stream cluster `vcn` writable: when the base uses it, moves it to a new cluster
     /// (copy-on-write) and returns `(new, Some(old))`; else `(cluster, None)`. The caller
     /// copies what the old cluster held where its write does not cover it.
     pub(crate) fn make_writable(&mut self, key: StreamKey, vcn: u64) -> Result<(u32, Option<u32>)> {
+        let (lcn, moved_from, new_head) = self.move_if_base(key, vcn)?;
+        if let Some(count) = new_head {
+            self.set_chain_head(key, lcn, count)?;
+        }
+        Ok((lcn, moved_from))
+    }
+
+    /// [`Self::make_writable`] for the live record table, whose head is in the state block:
+    /// kept apart because writing a file's head writes its record, in the record table.
+    fn record_table_writable(&mut self, key: StreamKey, vcn: u64) -> Result<(u32, Option<u32>)> {
+        let (lcn, moved_from, new_head) = self.move_if_base(key, vcn)?;
+        if let Some(count) = new_head {
+            self.set_record_table_head(lcn, count);
+        }
+        Ok((lcn, moved_from))
+    }
+
+    /// The copy-on-write move of [`Self::make_writable`], without recording a new chain head:
+    /// returns `(cluster, moved from, Some(count) when the first cluster moved)`.
+    fn move_if_base(
+        &mut self,
+        key: StreamKey,
+        vcn: u64,
+    ) -> Result<(u32, Option<u32>, Option<u64>)> {
         let lcn = self.stream_lcn(key, vcn)?;
         if !self.is_base_cluster(lcn)? {
-            return Ok((lcn, None));
+            return Ok((lcn, None, None));
         }
         let from_reservation = self.take_reserved(key, vcn);
         let new = self.allocate(1, u64::from(from_reservation))?[0];
         let next = self.entry(Tree::Live, lcn)?;
         self.set_live(new, next)?;
+        let mut new_head = None;
         if vcn == 0 {
             let count = self.extent_map_to(key, 0)?.count();
             self.extents
                 .get_mut(&key)
                 .expect("mapped above")
                 .replace(0, new);
-            self.set_chain_head(key, new, count)?;
+            new_head = Some(count);
         } else {
             let prev = self.stream_lcn(key, vcn - 1)?;
             self.set_live(prev, new)?;
@@ -385,7 +441,7 @@ impl<D: BlockDevice> Volume<D> {
         }
         // The base keeps `lcn`; live no longer uses it.
         self.set_live(lcn, FREE)?;
-        Ok((new, Some(lcn)))
+        Ok((new, Some(lcn), new_head))
     }
 
     fn zero_meta_cluster(&mut self, c: u32) {
@@ -400,6 +456,31 @@ impl<D: BlockDevice> Volume<D> {
     /// Reads bytes of a metadata stream through the cache. Returns the volume offset of the
     /// first byte (for error messages).
     pub(crate) fn meta_read(&mut self, key: StreamKey, pos: u64, buf: &mut [u8]) -> Result<u64> {
+        self.meta_read_with(key, pos, buf, Self::stream_lcn)
+    }
+
+    /// [`Self::meta_read`] of the record table (see [`Self::extent_map_to`] for why apart).
+    pub(crate) fn record_table_read(
+        &mut self,
+        tree: Tree,
+        pos: u64,
+        buf: &mut [u8],
+    ) -> Result<u64> {
+        self.meta_read_with(
+            StreamKey::RecordTable(tree),
+            pos,
+            buf,
+            Self::record_table_lcn,
+        )
+    }
+
+    fn meta_read_with(
+        &mut self,
+        key: StreamKey,
+        pos: u64,
+        buf: &mut [u8],
+        lcn_of: fn(&mut Self, StreamKey, u64) -> Result<u32>,
+    ) -> Result<u64> {
         let (cs, mb) = (
             u64::from(self.geo.cluster_size()),
             u64::from(self.geo.meta_block_size()),
@@ -408,7 +489,7 @@ impl<D: BlockDevice> Volume<D> {
         let mut done = 0usize;
         while done < buf.len() {
             let p = pos + done as u64;
-            let lcn = self.stream_lcn(key, p / cs)?;
+            let lcn = lcn_of(self, key, p / cs)?;
             let within = p % cs;
             let block = self.geo.cluster_offset(lcn) + within / mb * mb;
             let in_block = (within % mb) as usize;
@@ -423,6 +504,22 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Writes bytes of a live metadata stream through the cache, moving base clusters first.
     pub(crate) fn meta_write(&mut self, key: StreamKey, pos: u64, data: &[u8]) -> Result<()> {
+        self.meta_write_with(key, pos, data, Self::make_writable)
+    }
+
+    /// [`Self::meta_write`] of the live record table.
+    pub(crate) fn record_table_write(&mut self, pos: u64, data: &[u8]) -> Result<()> {
+        let key = StreamKey::RecordTable(Tree::Live);
+        self.meta_write_with(key, pos, data, Self::record_table_writable)
+    }
+
+    fn meta_write_with(
+        &mut self,
+        key: StreamKey,
+        pos: u64,
+        data: &[u8],
+        writable: fn(&mut Self, StreamKey, u64) -> Result<(u32, Option<u32>)>,
+    ) -> Result<()> {
         let (cs, mb) = (
             u64::from(self.geo.cluster_size()),
             u64::from(self.geo.meta_block_size()),
@@ -430,7 +527,7 @@ impl<D: BlockDevice> Volume<D> {
         let mut done = 0usize;
         while done < data.len() {
             let p = pos + done as u64;
-            let (lcn, moved_from) = self.make_writable(key, p / cs)?;
+            let (lcn, moved_from) = writable(self, key, p / cs)?;
             if let Some(old) = moved_from {
                 self.copy_meta_cluster(old, lcn)?;
             }

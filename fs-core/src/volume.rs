@@ -33,8 +33,10 @@ pub enum Tree {
 pub struct Volume<D: BlockDevice> {
     pub(crate) dev: D,
     pub(crate) geo: Geometry,
-    pub(crate) boot: RawBoot,
-    pub(crate) state: RawState,
+    // The boot and state blocks are 4 KiB each: boxed, so a Volume (moved by value out of
+    // mount and into the driver's VCB) stays small enough for the kernel stack.
+    pub(crate) boot: Box<RawBoot>,
+    pub(crate) state: Box<RawState>,
     pub(crate) state_dirty: bool,
     pub(crate) cache: MetaCache,
     pub(crate) upcase: UpcaseTable,
@@ -59,7 +61,7 @@ impl<D: BlockDevice> core::fmt::Debug for Volume<D> {
 }
 
 /// Reads the boot block, or its backup in the last 4 KiB of the device when the first is bad.
-pub(crate) fn read_boot<D: BlockDevice>(dev: &mut D) -> Result<(RawBoot, Geometry)> {
+pub(crate) fn read_boot<D: BlockDevice>(dev: &mut D) -> Result<(Box<RawBoot>, Geometry)> {
     if dev.size() < BLOCK_SIZE as u64 * 2 {
         return Err(Error::NotCowfat(
             "the device is too small to hold a cowfat volume",
@@ -88,7 +90,14 @@ pub(crate) fn read_boot<D: BlockDevice>(dev: &mut D) -> Result<(RawBoot, Geometr
 impl<D: BlockDevice> Volume<D> {
     /// Mounts the volume on `dev`: checks the boot block, replays a committed journal
     /// transaction, finishes an interrupted volume commit or discard, frees orphaned files.
-    pub fn mount(mut dev: D, options: MountOptions) -> Result<Volume<D>> {
+    pub fn mount(dev: D, options: MountOptions) -> Result<Volume<D>> {
+        Self::mount_boxed(dev, options).map(|volume| *volume)
+    }
+
+    /// [`Self::mount`] into a box, for the kernel: the volume is built on the heap before the
+    /// deep part of mount (replay finishing, orphan purge) runs, so no caller's frame holds a
+    /// copy of it on the 24 KiB stack.
+    pub fn mount_boxed(mut dev: D, options: MountOptions) -> Result<Box<Volume<D>>> {
         let (boot, geo) = read_boot(&mut dev)?;
         let mut cache = MetaCache::default();
         replay_journal(&mut dev, &geo, &mut cache, options.read_only)?;
@@ -97,7 +106,7 @@ impl<D: BlockDevice> Volume<D> {
             .to_vec();
         let state = RawState::parse(&state_block, geo.state_offset)?;
         let upcase = read_upcase(&mut dev, &geo, &boot)?;
-        let mut volume = Volume {
+        let mut volume = Box::new(Volume {
             dev,
             geo,
             boot,
@@ -112,7 +121,7 @@ impl<D: BlockDevice> Volume<D> {
             free_records: BTreeSet::new(),
             pending_free: BTreeSet::new(),
             reservations: Reservations::default(),
-        };
+        });
         volume.check_state()?;
         let pending =
             volume.state.flags() & (StateFlags::COMMIT_PENDING | StateFlags::DISCARD_PENDING);
@@ -176,7 +185,7 @@ impl<D: BlockDevice> Volume<D> {
             let seq = self.state.journal_seq.get();
             self.state.journal_seq.set(seq + 1);
             self.cache
-                .put(self.geo.state_offset, self.state.to_block().to_vec(), false);
+                .put(self.geo.state_offset, self.state.to_block(), false);
             self.cache.commit(
                 &mut self.dev,
                 self.geo.journal_offset,
@@ -200,13 +209,20 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Syncs and hands the device back.
     pub fn unmount(mut self) -> Result<D> {
+        self.close()?;
+        Ok(self.dev)
+    }
+
+    /// What [`Self::unmount`] does, in place (the driver keeps its volume boxed): syncs and
+    /// flushes so that nothing needs replay. The volume is not to be used afterwards.
+    pub fn close(&mut self) -> Result<()> {
         self.sync()?;
         if !self.read_only {
             // The last commit's home writes were not flushed by it (the next commit's data
             // flush would have): flush them now so nothing needs replay.
             self.dev.flush()?;
         }
-        Ok(self.dev)
+        Ok(())
     }
 
     pub(crate) fn now(&self) -> NtTime {

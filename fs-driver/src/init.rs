@@ -138,7 +138,11 @@ pub unsafe fn driver_entry(
     }
     driver.DriverUnload = Some(driver_unload);
     CFAT_DATA.set_driver(driver_object, control);
+    // Low priority: cowfat is asked to mount a disk only after NTFS, FAT and the other in-box
+    // file systems have declined it, so it stays off the path of every other disk's mount.
     // SAFETY: `control` was just created by IoCreateDevice and is ours.
+    unsafe { (*control).Flags |= nt::DO_LOW_PRIORITY_FILESYSTEM };
+    // SAFETY: as above.
     unsafe { (*control).Flags &= !nt::DO_DEVICE_INITIALIZING };
     // SAFETY: a live disk file system control device; from here on mount requests may come.
     unsafe { nt::IoRegisterFileSystem(control) };

@@ -176,6 +176,9 @@ pub const FILE_WRITE_TO_END_OF_FILE: i64 = -1;
 pub const FILE_USE_FILE_POINTER_POSITION: i64 = -2;
 /// `DEVICE_OBJECT.Flags`: still being initialised; cleared once DriverEntry is done with it.
 pub const DO_DEVICE_INITIALIZING: u32 = 0x0000_0080;
+/// `DEVICE_OBJECT.Flags` of a file system's control device: queue it behind the other disk
+/// file systems, so the in-box ones are asked to mount a new disk first.
+pub const DO_LOW_PRIORITY_FILESYSTEM: u32 = 0x0001_0000;
 /// `DEVICE_OBJECT.Flags`: the medium may have changed; the FS must verify the volume.
 pub const DO_VERIFY_VOLUME: u32 = 0x0000_0002;
 /// `IofCompleteRequest` priority boost: none (wdm.h).

@@ -106,6 +106,7 @@ fn volume_request(context: &IrpContext) -> Result<&Vcb, NTSTATUS> {
 
 /// `FSCTL_SET_PURGE_FAILURE_MODE` (NT-12).
 #[must_use]
+#[inline(never)] // an FSCTL handler: kept out of the dispatcher's frame (NT-23)
 pub fn set_purge_failure_mode(context: &IrpContext) -> Outcome {
     let (_, fcb) = match file_request(context) {
         Ok(r) => r,
@@ -122,6 +123,7 @@ pub fn set_purge_failure_mode(context: &IrpContext) -> Outcome {
 
 /// `FSCTL_COWFAT_QUERY_MAPPED_STATE`.
 #[must_use]
+#[inline(never)] // an FSCTL handler: kept out of the dispatcher's frame (NT-23)
 pub fn query_mapped_state(context: &IrpContext) -> Outcome {
     let (vcb, fcb) = match file_request(context) {
         Ok(r) => r,
@@ -143,6 +145,7 @@ pub fn query_mapped_state(context: &IrpContext) -> Outcome {
 
 /// `FSCTL_COWFAT_QUERY_OVERLAY`.
 #[must_use]
+#[inline(never)] // an FSCTL handler: kept out of the dispatcher's frame (NT-23)
 pub fn query_overlay(context: &IrpContext) -> Outcome {
     let (vcb, fcb) = match file_request(context) {
         Ok(r) => r,
@@ -180,6 +183,7 @@ pub enum OverlayOp {
 
 /// `FSCTL_COWFAT_COMMIT_FILE` / `FSCTL_COWFAT_DISCARD_FILE` (NT-21).
 #[must_use]
+#[inline(never)] // an FSCTL handler: kept out of the dispatcher's frame (NT-23)
 pub fn file_overlay(context: &IrpContext, op: OverlayOp) -> Outcome {
     let (vcb, fcb) = match file_request(context) {
         Ok(r) => r,
@@ -214,20 +218,27 @@ fn file_overlay_locked(
         // SAFETY: as above; main is held (NT-18 order).
         let _paging = unsafe { ResourceGuard::exclusive(fcb.paging_io_resource()) };
         let id = fcb.id;
-        let info = vcb.with_volume(|v| {
-            match op {
-                OverlayOp::Commit => v.commit_file(id)?,
-                OverlayOp::Discard => v.discard_file(id)?,
-            }
-            v.release_overlay_reservation(id);
-            v.info(id)
-        })?;
+        let info = vcb.with_volume(|v| commit_or_discard(v, id, op))?;
         fcb.set_sizes(info.allocation_size, info.file_size, info.valid_data_length);
     }
     // SAFETY: the request's file object of this FCB (Cc's sizes are per stream).
     unsafe { update_cc_sizes(file_object, fcb) };
     report_overlay_change(vcb, fcb);
     Ok(())
+}
+
+/// The fs-core half of a file commit or discard.
+fn commit_or_discard(
+    v: &mut fs_core::Volume<crate::blockdev::TargetDevice>,
+    id: fs_core::FileId,
+    op: OverlayOp,
+) -> fs_core::Result<fs_core::FileInfo> {
+    match op {
+        OverlayOp::Commit => v.commit_file(id)?,
+        OverlayOp::Discard => v.discard_file(id)?,
+    }
+    v.release_overlay_reservation(id);
+    v.info(id)
 }
 
 /// NT-21's precondition: the stream's pages are written and gone, and no user mapping can
@@ -269,6 +280,7 @@ fn report_overlay_change(vcb: &Vcb, fcb: &Fcb) {
 
 /// `FSCTL_COWFAT_SEAL_VOLUME` / `FSCTL_COWFAT_COMMIT_VOLUME`, online.
 #[must_use]
+#[inline(never)] // an FSCTL handler: kept out of the dispatcher's frame (NT-23)
 pub fn seal_or_commit_volume(context: &IrpContext, seal: bool) -> Outcome {
     let vcb = match volume_request(context) {
         Ok(v) => v,
@@ -329,6 +341,7 @@ fn seal_or_commit_locked(vcb: &Vcb, guard: &VcbExclusive<'_>, seal: bool) -> Res
 /// `FSCTL_COWFAT_DISCARD_VOLUME`: only on the handle that holds FSCTL_LOCK_VOLUME (which
 /// succeeded because nothing was open or mapped, NT-21).
 #[must_use]
+#[inline(never)] // an FSCTL handler: kept out of the dispatcher's frame (NT-23)
 pub fn discard_volume(context: &IrpContext) -> Outcome {
     let vcb = match volume_request(context) {
         Ok(v) => v,

@@ -7,6 +7,7 @@
 //! which never calls back into Cc, Mm or the I/O manager above the disk, so it cannot be
 //! re-entered.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
@@ -36,7 +37,8 @@ pub struct Vcb {
     pub serial: u64,
     resource: UnsafeCell<ERESOURCE>,
     volume_lock: UnsafeCell<ERESOURCE>,
-    volume: UnsafeCell<Option<Volume<TargetDevice>>>,
+    /// Boxed: a `Volume` is a few hundred bytes, and the VCB is built on the mount path's stack.
+    volume: UnsafeCell<Option<Box<Volume<TargetDevice>>>>,
     fcbs: UnsafeCell<BTreeMap<u64, *mut Fcb>>,
     /// File objects of volume opens not yet closed.
     pub volume_opens: Counter,
@@ -83,7 +85,7 @@ impl Vcb {
         vdo: *mut DEVICE_OBJECT,
         vpb: *mut VPB,
         target: *mut DEVICE_OBJECT,
-        volume: Volume<TargetDevice>,
+        volume: Box<Volume<TargetDevice>>,
     ) -> Result<(), NTSTATUS> {
         let serial = volume.volume_info().serial;
         let vcb = Vcb {
@@ -181,7 +183,7 @@ impl Vcb {
         // SAFETY: the volume lock is held exclusive and `f` (fs-core) never re-enters it.
         let volume = unsafe { &mut *self.volume.get() };
         let volume = volume.as_mut().ok_or(nt::STATUS_VOLUME_DISMOUNTED)?;
-        f(volume).map_err(|e| status_of(&e))
+        run_out_of_line(f, volume).map_err(|e| status_of(&e))
     }
 
     /// Unmounts fs-core's volume (flushing it). Later `with_volume` calls fail.
@@ -194,7 +196,7 @@ impl Vcb {
         // SAFETY: the volume lock is held exclusive.
         let volume = unsafe { &mut *self.volume.get() };
         match volume.take() {
-            Some(v) => v.unmount().map(drop).map_err(|e| status_of(&e)),
+            Some(mut v) => v.close().map_err(|e| status_of(&e)),
             None => Ok(()),
         }
     }
@@ -237,4 +239,15 @@ impl Vcb {
         unsafe { nt::IoDeleteDevice(vdo) };
         crate::global::CFAT_DATA.volume_dismounted();
     }
+}
+
+/// Calls `f` in a frame of its own. fs-core's operations inline deeply; inlined into the
+/// dispatch routine that called `with_volume`, their locals would stay on the stack under
+/// everything that routine calls afterwards (a change notification walks directories).
+#[inline(never)]
+fn run_out_of_line<R>(
+    f: impl FnOnce(&mut Volume<TargetDevice>) -> fs_core::Result<R>,
+    volume: &mut Volume<TargetDevice>,
+) -> fs_core::Result<R> {
+    f(volume)
 }

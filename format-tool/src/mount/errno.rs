@@ -19,6 +19,7 @@ pub fn errno(e: &Error) -> Errno {
         Error::FileTooLarge => Errno::EFBIG,
         Error::StaleFileId => Errno::ESTALE,
         Error::Unsupported(_) => Errno::EOPNOTSUPP,
+        Error::OutOfMemory => Errno::ENOMEM,
         // Overlay control through xattrs: "no overlay" / "no base" are refusals, not I/O errors.
         Error::NotSealed | Error::AlreadySealed | Error::NoBaseVersion => Errno::EINVAL,
         _ => {

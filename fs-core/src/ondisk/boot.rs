@@ -4,7 +4,10 @@
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use super::{block_is_valid, seal_block, BLOCK_SIZE};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use super::{block_is_valid, BLOCK_SIZE};
 use crate::error::{Error, Result};
 
 /// At byte 3, where NTFS and exFAT keep theirs: no other file system claims the volume.
@@ -68,21 +71,19 @@ pub struct RawBoot {
 const _: () = assert!(core::mem::size_of::<RawBoot>() == BLOCK_SIZE);
 
 impl RawBoot {
-    pub fn new_zeroed() -> RawBoot {
-        <RawBoot as zerocopy::FromZeros>::new_zeroed()
+    /// A zeroed block on the heap (see [`super::boxed_zeroed`]).
+    pub fn new_boxed() -> Result<Box<RawBoot>> {
+        super::boxed_zeroed()
     }
 
     /// Bytes with the CRC filled in.
-    pub fn to_block(&self) -> [u8; BLOCK_SIZE] {
-        let mut block = [0u8; BLOCK_SIZE];
-        block.copy_from_slice(self.as_bytes());
-        seal_block(&mut block);
-        block
+    pub fn to_block(&self) -> Vec<u8> {
+        super::sealed_block_of(self)
     }
 
     /// Parses and checks signature, version and CRC. `at` is where the block was read.
-    pub fn parse(block: &[u8], at: u64) -> Result<RawBoot> {
-        let raw = RawBoot::read_from_bytes(block).map_err(|_| Error::Corrupt {
+    pub fn parse(block: &[u8], at: u64) -> Result<Box<RawBoot>> {
+        let raw = super::boxed_from_block::<RawBoot>(block)?.ok_or(Error::Corrupt {
             what: "boot block size",
             at,
         })?;

@@ -36,6 +36,39 @@ pub fn seal_block(block: &mut [u8]) {
     crc.copy_from_slice(&value.to_le_bytes());
 }
 
+/// A whole-block structure on the heap, zeroed. These structures are a block (4 KiB) each:
+/// on the 24 KiB kernel stack they would take a sixth of it per copy, so they never live there.
+///
+/// # Errors
+/// [`Error::OutOfMemory`] when the allocation fails.
+pub fn boxed_zeroed<T: zerocopy::FromZeros>() -> crate::error::Result<alloc::boxed::Box<T>> {
+    T::new_box_zeroed().map_err(|_| crate::error::Error::OutOfMemory)
+}
+
+/// `block`'s bytes as a whole-block structure on the heap; `None` when the sizes differ.
+///
+/// # Errors
+/// [`Error::OutOfMemory`] when the allocation fails.
+pub fn boxed_from_block<T: zerocopy::FromZeros + zerocopy::FromBytes + zerocopy::IntoBytes>(
+    block: &[u8],
+) -> crate::error::Result<Option<alloc::boxed::Box<T>>> {
+    if block.len() != core::mem::size_of::<T>() {
+        return Ok(None);
+    }
+    let mut boxed = boxed_zeroed::<T>()?;
+    boxed.as_mut_bytes().copy_from_slice(block);
+    Ok(Some(boxed))
+}
+
+/// A whole-block structure's bytes with the CRC filled in, on the heap.
+pub fn sealed_block_of<T: zerocopy::IntoBytes + zerocopy::Immutable>(
+    value: &T,
+) -> alloc::vec::Vec<u8> {
+    let mut block = value.as_bytes().to_vec();
+    seal_block(&mut block);
+    block
+}
+
 /// Whether a checked block's CRC matches (or the block is all zero).
 pub fn block_is_valid(block: &[u8]) -> bool {
     let (payload, crc) = block.split_at(block.len() - 4);

@@ -4,7 +4,10 @@
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use super::{block_is_valid, seal_block, BLOCK_SIZE};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use super::{block_is_valid, BLOCK_SIZE};
 use crate::error::{Error, Result};
 
 pub const MAGIC: [u8; 4] = *b"CFST";
@@ -64,19 +67,17 @@ pub struct RawState {
 const _: () = assert!(core::mem::size_of::<RawState>() == BLOCK_SIZE);
 
 impl RawState {
-    pub fn new_zeroed() -> RawState {
-        <RawState as zerocopy::FromZeros>::new_zeroed()
+    /// A zeroed block on the heap (see [`super::boxed_zeroed`]).
+    pub fn new_boxed() -> Result<Box<RawState>> {
+        super::boxed_zeroed()
     }
 
-    pub fn to_block(&self) -> [u8; BLOCK_SIZE] {
-        let mut block = [0u8; BLOCK_SIZE];
-        block.copy_from_slice(self.as_bytes());
-        seal_block(&mut block);
-        block
+    pub fn to_block(&self) -> Vec<u8> {
+        super::sealed_block_of(self)
     }
 
-    pub fn parse(block: &[u8], at: u64) -> Result<RawState> {
-        let raw = RawState::read_from_bytes(block).map_err(|_| Error::Corrupt {
+    pub fn parse(block: &[u8], at: u64) -> Result<Box<RawState>> {
+        let raw = super::boxed_from_block::<RawState>(block)?.ok_or(Error::Corrupt {
             what: "state block size",
             at,
         })?;

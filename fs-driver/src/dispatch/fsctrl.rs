@@ -73,18 +73,22 @@ impl fs_core::time::Clock for KernelClock {
     }
 }
 
-/// Mounts the volume on `target` and publishes it through `vpb`.
+/// Mounts the volume on `target` and publishes it through `vpb`. Out of line, like every
+/// FSCTL handler: inlined, the dispatcher's frame would hold every arm's locals at once while
+/// any one of them runs (NT-23).
+#[inline(never)]
 fn mount_volume(vpb: *mut VPB, target: *mut DEVICE_OBJECT) -> Result<(), NTSTATUS> {
     if vpb.is_null() || target.is_null() {
         return Err(nt::STATUS_INVALID_PARAMETER);
     }
     // SAFETY: the I/O manager keeps the target device alive while a volume is mounted on it.
     let device = unsafe { TargetDevice::open(target) }?;
-    let volume =
-        Volume::mount(device, MountOptions::new(Box::new(KernelClock))).map_err(|e| match e {
+    let volume = Volume::mount_boxed(device, MountOptions::new(Box::new(KernelClock))).map_err(
+        |e| match e {
             Error::NotCowfat(_) | Error::Corrupt { .. } => nt::STATUS_UNRECOGNIZED_VOLUME,
             e => status_of(&e),
-        })?;
+        },
+    )?;
     let info = volume.volume_info();
     let vdo = create_volume_device(target)?;
     // SAFETY: a fresh device whose extension was sized for a VCB.
@@ -154,6 +158,7 @@ unsafe fn publish_vpb(vpb: *mut VPB, vdo: *mut DEVICE_OBJECT, serial: u64, label
 /// `IRP_MN_VERIFY_VOLUME`: the medium may have changed; is it still our volume? A read-only
 /// mount of what is there now, compared by serial number. `STATUS_WRONG_VOLUME` tells the I/O
 /// manager to mount afresh; either way the device's `DO_VERIFY_VOLUME` is cleared.
+#[inline(never)]
 fn verify(context: &IrpContext) -> Outcome {
     let Some(vcb) = context.vcb() else {
         return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);
@@ -182,7 +187,7 @@ fn same_volume(vcb: &Vcb) -> Result<bool, NTSTATUS> {
     // SAFETY: the target device outlives the mounted volume.
     let device = unsafe { TargetDevice::open(vcb.target) }?;
     let options = MountOptions::new(Box::new(KernelClock)).read_only();
-    match Volume::mount(device, options) {
+    match Volume::mount_boxed(device, options) {
         Ok(volume) => Ok(volume.volume_info().serial == vcb.serial),
         Err(Error::NotCowfat(_) | Error::Corrupt { .. }) => Ok(false),
         Err(e) => Err(status_of(&e)),
@@ -190,6 +195,7 @@ fn same_volume(vcb: &Vcb) -> Result<bool, NTSTATUS> {
 }
 
 /// `IRP_MN_USER_FS_REQUEST`.
+#[inline(never)]
 fn user_fs_request(context: &IrpContext) -> Outcome {
     if context.irp.is_null() {
         return Outcome::not_yet();
@@ -222,6 +228,7 @@ fn user_fs_request(context: &IrpContext) -> Outcome {
 /// `FSCTL_DISMOUNT_VOLUME` on a volume handle: flush and purge every stream (Mm's and Cc's
 /// file objects close as their sections go, NT-04), unmount fs-core, and stop serving. The
 /// VCB and the volume device object go with the last close.
+#[inline(never)]
 fn dismount(context: &IrpContext) -> Outcome {
     let Some(vcb) = context.vcb() else {
         return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);

@@ -24,6 +24,7 @@ use crate::wdk_inline::io_get_current_irp_stack_location;
 
 /// `FSCTL_LOCK_VOLUME`.
 #[must_use]
+#[inline(never)] // an FSCTL handler: kept out of the dispatcher's frame (NT-23)
 pub fn lock_volume(context: &IrpContext) -> Outcome {
     let Some(vcb) = context.vcb() else {
         return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);
@@ -72,6 +73,7 @@ fn lock(vcb: &Vcb, file_object: *mut FILE_OBJECT) -> Result<(), NTSTATUS> {
 
 /// `FSCTL_UNLOCK_VOLUME`.
 #[must_use]
+#[inline(never)] // an FSCTL handler: kept out of the dispatcher's frame (NT-23)
 pub fn unlock_volume(context: &IrpContext) -> Outcome {
     let Some(vcb) = context.vcb() else {
         return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);
@@ -88,6 +90,7 @@ pub fn unlock_volume(context: &IrpContext) -> Outcome {
 
 /// `FSCTL_IS_VOLUME_MOUNTED`.
 #[must_use]
+#[inline(never)] // an FSCTL handler: kept out of the dispatcher's frame (NT-23)
 pub fn is_volume_mounted(context: &IrpContext) -> Outcome {
     match context.vcb() {
         Some(vcb) if !vcb.dismounted.get() => Outcome::status(nt::STATUS_SUCCESS),
@@ -203,6 +206,7 @@ fn put_u32(out: &mut [u8], at: usize, value: u32) {
 /// is `STATUS_BUFFER_TOO_SMALL`, a short input or a start past the end
 /// `STATUS_INVALID_PARAMETER` (NTFS's and fastfat's checks).
 #[must_use]
+#[inline(never)] // an FSCTL handler: kept out of the dispatcher's frame (NT-23)
 pub fn get_volume_bitmap(context: &IrpContext) -> Outcome {
     let Some(vcb) = context.vcb() else {
         return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);
@@ -277,6 +281,7 @@ fn volume_bitmap(vcb: &Vcb, buffers: &mut NeitherBuffers) -> Result<(NTSTATUS, u
 /// negative input: `STATUS_INVALID_PARAMETER`; an output smaller than the structure (room for
 /// one extent): `STATUS_BUFFER_TOO_SMALL`.
 #[must_use]
+#[inline(never)] // an FSCTL handler: kept out of the dispatcher's frame (NT-23)
 pub fn get_retrieval_pointers(context: &IrpContext) -> Outcome {
     let Some(vcb) = context.vcb() else {
         return Outcome::status(nt::STATUS_INVALID_DEVICE_REQUEST);

@@ -6,6 +6,8 @@
 //!   Debian's `mingw-w64-x86-64-dev` import library `libntoskrnl.a`, plus a short allowlist of
 //!   newer exports with the Windows version that introduced them.
 //! - [`inf`]: a parser and checker for cowfat.inf.
+//! - [`stack`]: the stack report: frames from the unwind codes, deepest paths from every entry
+//!   point, NT-23's budgets.
 //!
 //! The checks are functions returning every problem found, so the `check-driver-package`
 //! binary and the tests share them and a failure lists all that is wrong at once.
@@ -14,6 +16,7 @@
 pub mod exports;
 pub mod inf;
 pub mod pe;
+pub mod stack;
 
 use std::path::{Path, PathBuf};
 

@@ -14,6 +14,7 @@ use windows_sys::Wdk::Foundation::{
     DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, IO_STACK_LOCATION, IO_STACK_LOCATION_0,
     IO_STACK_LOCATION_0_16, IO_STACK_LOCATION_0_3, IRP, KEVENT, MDL, VPB,
 };
+use windows_sys::Wdk::Storage::FileSystem::DO_LOW_PRIORITY_FILESYSTEM;
 use windows_sys::Wdk::System::SystemServices::SHARE_ACCESS;
 use windows_sys::Win32::Foundation::{
     NTSTATUS, STATUS_PENDING, STATUS_SHARING_VIOLATION, STATUS_SUCCESS, UNICODE_STRING,
@@ -28,6 +29,7 @@ use crate::trace::{Event, FoId};
 const MAX_STACK: usize = 8;
 /// `DO_DEVICE_INITIALIZING`.
 const DO_DEVICE_INITIALIZING: u32 = 0x80;
+
 /// `MDL_MAPPED_TO_SYSTEM_VA`.
 const MDL_MAPPED_TO_SYSTEM_VA: i16 = 0x1;
 /// `IRP_MJ_DEVICE_CONTROL`, `IRP_MJ_INTERNAL_DEVICE_CONTROL`, `IRP_MJ_CLOSE`.
@@ -154,7 +156,28 @@ pub(crate) fn live_devices_of(driver: *mut DRIVER_OBJECT) -> usize {
 
 #[no_mangle]
 pub unsafe extern "system" fn IoRegisterFileSystem(deviceobject: *const DEVICE_OBJECT) {
-    kernel::with(|k| k.file_systems.push(deviceobject.cast_mut()));
+    // The I/O manager keeps one queue per file system type and offers a new volume to each in
+    // order: a normal file system goes in at the head, one flagged DO_LOW_PRIORITY_FILESYSTEM
+    // at the tail, behind everything already there.
+    // SAFETY: the caller passes its live control device.
+    let flags = unsafe { (*deviceobject).Flags };
+    let device = deviceobject.cast_mut();
+    kernel::with(|k| {
+        if flags & DO_LOW_PRIORITY_FILESYSTEM != 0 {
+            k.file_systems.push(device);
+        } else {
+            k.file_systems.insert(0, device);
+        }
+    });
+}
+
+/// The `Flags` of the registered file systems' control devices, in the order a new volume is
+/// offered to them.
+#[must_use]
+pub fn registered_file_system_flags() -> Vec<u32> {
+    let devices = kernel::with(|k| k.file_systems.clone());
+    // SAFETY: registered control devices stay alive until they unregister.
+    devices.iter().map(|&d| unsafe { (*d).Flags }).collect()
 }
 
 #[no_mangle]

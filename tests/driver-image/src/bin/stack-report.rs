@@ -1,0 +1,32 @@
+//! `stack-report [IMAGE [PDB]]`: prints cowfat.sys's largest frames and deepest paths and exits
+//! 1 when a budget of NT-23 is broken. `scripts/build-driver` runs it on every build.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use driver_image::stack::{analyse, build, check_chkstk, NT23};
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1).map(PathBuf::from);
+    let image = args.next().unwrap_or_else(driver_image::image_path);
+    let pdb = args.next().unwrap_or_else(|| image.with_extension("pdb"));
+    let graph = match build(&image, &pdb) {
+        Ok(graph) => graph,
+        Err(e) => {
+            eprintln!("stack-report: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = analyse(&graph, NT23);
+    print!("{}", report.render(NT23, 15, 10));
+    let chkstk = check_chkstk(&graph);
+    match &chkstk {
+        Ok(()) => println!("__chkstk: probes each page of a large frame, top down"),
+        Err(e) => println!("{e}"),
+    }
+    if report.problems.is_empty() && chkstk.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
