@@ -177,6 +177,9 @@ impl ExtentMap {
     }
 }
 
+/// [`Volume::make_writable`] or its record-table twin: `(cluster, moved from)`.
+type MakeWritable<D> = fn(&mut Volume<D>, StreamKey, u64) -> Result<(u32, Option<u32>)>;
+
 impl<D: BlockDevice> Volume<D> {
     /// First cluster and cluster count of a stream, as its owner records them.
     fn record_table_head(&self, tree: Tree) -> (u32, u64) {
@@ -518,7 +521,7 @@ impl<D: BlockDevice> Volume<D> {
         key: StreamKey,
         pos: u64,
         data: &[u8],
-        writable: fn(&mut Self, StreamKey, u64) -> Result<(u32, Option<u32>)>,
+        writable: MakeWritable<D>,
     ) -> Result<()> {
         let (cs, mb) = (
             u64::from(self.geo.cluster_size()),

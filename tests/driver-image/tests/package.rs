@@ -63,3 +63,41 @@ fn mingw_reference_knows_ntoskrnl() {
     assert!(exports.ntoskrnl.contains("IoCreateDevice"));
     assert!(!exports.ntoskrnl.contains("CcIsFileCached"));
 }
+
+fn stack_graph() -> driver_image::stack::CallGraph {
+    let image = driver_image::image_path();
+    driver_image::stack::build(&image, &image.with_extension("pdb"))
+        .unwrap_or_else(|e| panic!("stack report: {e}"))
+}
+
+/// NT-23: no frame over 2 KiB (over 1 KiB only with a named reason), no path from an entry
+/// point over 6 KiB, no recursion. The whole report is printed when it fails.
+#[test]
+fn cowfat_sys_fits_the_kernel_stack() {
+    let graph = stack_graph();
+    let report = driver_image::stack::analyse(&graph, driver_image::stack::NT23);
+    assert!(
+        report.problems.is_empty(),
+        "{}",
+        report.render(driver_image::stack::NT23, 15, 10)
+    );
+    // The report must see the driver, not an empty graph: the dispatch routines are there.
+    for entry in [
+        "fs_driver::dispatch::create::fsd_create",
+        "fs_driver::dispatch::fsctrl::fsd_file_system_control",
+    ] {
+        assert!(
+            report.paths.iter().any(|p| p.steps[0].name == entry),
+            "{entry} is not among the entry points"
+        );
+    }
+}
+
+/// NT-23: `__chkstk` touches each page of a large frame, top down, preserving registers.
+#[test]
+fn cowfat_sys_chkstk_probes_pages() {
+    let graph = stack_graph();
+    if let Err(e) = driver_image::stack::check_chkstk(&graph) {
+        panic!("{e}");
+    }
+}

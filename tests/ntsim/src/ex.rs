@@ -35,6 +35,7 @@ fn pool_layout(size: usize) -> Option<Layout> {
 
 #[no_mangle]
 pub extern "system" fn ExAllocatePool2(flags: u64, numberofbytes: usize, tag: u32) -> *mut c_void {
+    crate::stack::note_driver_call();
     let Some(layout) = pool_layout(numberofbytes) else {
         return std::ptr::null_mut();
     };
@@ -189,11 +190,13 @@ pub extern "system" fn ExAcquireResourceExclusiveLite(
     resource: *mut ERESOURCE,
     wait: bool,
 ) -> bool {
+    crate::stack::note_driver_call();
     acquire_or_wait(resource, true, wait)
 }
 
 #[no_mangle]
 pub extern "system" fn ExAcquireResourceSharedLite(resource: *mut ERESOURCE, wait: bool) -> bool {
+    crate::stack::note_driver_call();
     acquire_or_wait(resource, false, wait)
 }
 

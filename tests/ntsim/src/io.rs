@@ -386,6 +386,8 @@ pub(crate) unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> N
             k.paging_depth += u32::from(paging);
         });
     }
+    crate::stack::note_driver_call();
+    let _entry = (!is_disk(device)).then(crate::stack::DriverEntry::enter);
     // SAFETY: the driver's dispatch routine with its device and IRP.
     let status = unsafe { routine(device, irp) };
     if paging {

@@ -38,6 +38,7 @@ pub mod mm;
 pub mod name;
 pub mod notify;
 pub mod requests;
+pub mod stack;
 pub mod trace;
 
 pub use api::{Handle, Open, Section, Sim, View};
