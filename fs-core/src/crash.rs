@@ -41,18 +41,23 @@ impl CrashPlan {
         }
     }
 
+    /// This plan widened to `states` subsets per epoch: exhaustive up to that many, and that
+    /// many random ones beyond.
+    pub fn widened(mut self, states: Option<u64>) -> Self {
+        if let Some(n) = states {
+            self.exhaustive_limit = n.max(self.exhaustive_limit);
+            self.random_per_epoch = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        self
+    }
+
     /// `quick`, unless `COWFAT_CRASH_STATES=N` asks for `N` states per epoch.
     #[cfg(feature = "std")]
     pub fn from_env(seed: u64) -> Self {
-        let mut plan = Self::quick(seed);
-        if let Some(n) = std::env::var(CRASH_STATES_ENV)
+        let states = std::env::var(CRASH_STATES_ENV)
             .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        {
-            plan.exhaustive_limit = n.max(plan.exhaustive_limit);
-            plan.random_per_epoch = usize::try_from(n).unwrap_or(usize::MAX);
-        }
-        plan
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        Self::quick(seed).widened(states)
     }
 }
 
