@@ -31,12 +31,12 @@ pub struct CrashPlan {
 pub const CRASH_STATES_ENV: &str = "COWFAT_CRASH_STATES";
 
 impl CrashPlan {
-    /// The default plan of the CI runs: exhaustive up to 4 writes per epoch, 8 random subsets
-    /// beyond.
+    /// The default plan of the CI runs: exhaustive up to 6 writes per epoch, 16 random
+    /// subsets beyond.
     pub fn quick(seed: u64) -> Self {
         CrashPlan {
-            exhaustive_limit: 16,
-            random_per_epoch: 8,
+            exhaustive_limit: 64,
+            random_per_epoch: 16,
             seed,
         }
     }

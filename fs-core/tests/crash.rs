@@ -457,7 +457,7 @@ fn crash_during_recovery_then_mount_again() {
             n += 1;
             // Only the crash images whose mount has recovery work, and a sample of those.
             let needs = needs_recovery(&crash.image);
-            if !needs || n % 3 != 0 {
+            if !needs || n % 8 != 0 {
                 return;
             }
             recoveries += 1;
