@@ -272,7 +272,7 @@ fn crash_states_of_a_dynamic_vhd_stay_readable_by_cowfat_and_qemu() {
                 assert!(report.is_clean(), "{what}: fsck found {:#?}", report.problems);
                 let mut vol = Volume::mount(dev, opts().read_only()).unwrap();
                 let got = snapshot(&mut vol);
-                if checked % 6 == 0 {
+                if checked % 10 == 0 {
                     qemu_agrees(&crash_path, &scratch, &what);
                     by_qemu += 1;
                 }
