@@ -184,9 +184,7 @@ pub fn epoch_subsets(sectors: &[usize], plan: &CrashPlan, epoch_seed: u64) -> Ve
     let mut rng = Rng::new(plan.seed ^ epoch_seed.wrapping_mul(0x1000_0000_01B3));
     for _ in 0..plan.random_per_epoch {
         let landed: Vec<bool> = (0..n).map(|_| rng.next() & 1 == 1).collect();
-        let missing: Vec<usize> = (0..n)
-            .filter(|&i| !landed[i] && sectors[i] > 1)
-            .collect();
+        let missing: Vec<usize> = (0..n).filter(|&i| !landed[i] && sectors[i] > 1).collect();
         let torn = if !missing.is_empty() && rng.next() & 1 == 1 {
             let i = missing[rng.below(missing.len() as u64) as usize];
             Some((i, 1 + rng.below(sectors[i] as u64 - 1) as usize))

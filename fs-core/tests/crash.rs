@@ -61,7 +61,9 @@ struct Recording {
 impl Recording {
     fn start(vol: &mut Volume<CrashRecorder>, with_base: bool) -> Recording {
         let state = snapshot(vol);
-        let base = with_base.then(|| base_snapshot(vol.device().current())).flatten();
+        let base = with_base
+            .then(|| base_snapshot(vol.device().current()))
+            .flatten();
         Recording {
             recorder: CrashRecorder::new(MemDevice::new(0)),
             states: vec![state],
@@ -75,7 +77,9 @@ impl Recording {
     fn step(&mut self, vol: &mut Volume<CrashRecorder>) {
         let with_base = self.bases[0].is_some();
         self.states.push(snapshot(vol));
-        let base = with_base.then(|| base_snapshot(vol.device().current())).flatten();
+        let base = with_base
+            .then(|| base_snapshot(vol.device().current()))
+            .flatten();
         self.bases.push(base);
         self.returned_at.push(vol.device().ops.len());
     }
@@ -129,7 +133,11 @@ fn observe(image: MemDevice, what: &str) -> (Snapshot, Option<MemDevice>) {
         Err(e) => panic!("{what}: check failed: {e}"),
         Ok(checked) => checked,
     };
-    assert!(report.is_clean(), "{what}: fsck found {:#?}", report.problems);
+    assert!(
+        report.is_clean(),
+        "{what}: fsck found {:#?}",
+        report.problems
+    );
     let mut vol =
         Volume::mount(image, opts()).unwrap_or_else(|e| panic!("{what}: mount failed: {e}"));
     let snap = snapshot(&mut vol);
@@ -149,7 +157,10 @@ fn check_crash_states(label: &str, rec: &Recording, plan: &CrashPlan) -> usize {
             crash.subset.torn
         );
         let allowed = rec.allowed(&crash);
-        assert!(!allowed.is_empty(), "{what}: a step returned without a flush");
+        assert!(
+            !allowed.is_empty(),
+            "{what}: a step returned without a flush"
+        );
         let check_base = rec.bases[allowed[0]].is_some() && checked % 3 == 0;
         let image = crash.image;
         let (got, mounted) = observe(image, &what);

@@ -202,7 +202,11 @@ fn check_bitmaps(bytes: &[u8], what: &str) {
 /// Whether `got` has the names and sizes of one of the `allowed` steps and every byte from
 /// one of the steps up to `hi` (a data overwrite in place may land partly before its sync).
 fn matches(got: &Snapshot, allowed: &[usize], hi: usize, states: &[Snapshot]) -> bool {
-    let shape = |s: &Snapshot| s.iter().map(|(k, v)| (k.clone(), v.len())).collect::<Vec<_>>();
+    let shape = |s: &Snapshot| {
+        s.iter()
+            .map(|(k, v)| (k.clone(), v.len()))
+            .collect::<Vec<_>>()
+    };
     if !allowed.iter().any(|&i| shape(&states[i]) == shape(got)) {
         return false;
     }
@@ -252,8 +256,13 @@ fn crash_states_of_a_dynamic_vhd_stay_readable_by_cowfat_and_qemu() {
         );
         let done_by = |t: usize| run.returned_at.iter().rposition(|&r| r <= t).unwrap();
         let (early, late) = (done_by(crash.earliest), done_by(crash.latest));
-        let allowed: Vec<usize> = (late..=early + 1).filter(|&i| i < run.states.len()).collect();
-        assert!(!allowed.is_empty(), "{what}: a step returned without a flush");
+        let allowed: Vec<usize> = (late..=early + 1)
+            .filter(|&i| i < run.states.len())
+            .collect();
+        assert!(
+            !allowed.is_empty(),
+            "{what}: a step returned without a flush"
+        );
         std::fs::write(&crash_path, &crash.bytes).unwrap();
         let got = match open(&crash_path, false, None) {
             Err(e) => {
@@ -269,7 +278,11 @@ fn crash_states_of_a_dynamic_vhd_stay_readable_by_cowfat_and_qemu() {
                     }
                     Err(e) => panic!("{what}: the volume does not check: {e}"),
                 };
-                assert!(report.is_clean(), "{what}: fsck found {:#?}", report.problems);
+                assert!(
+                    report.is_clean(),
+                    "{what}: fsck found {:#?}",
+                    report.problems
+                );
                 let mut vol = Volume::mount(dev, opts().read_only()).unwrap();
                 let got = snapshot(&mut vol);
                 if checked % 10 == 0 {

@@ -24,7 +24,11 @@ fn pattern(seed: u8, len: usize) -> Vec<u8> {
 fn content(image: &MemDevice, path: &str, what: &str) -> Option<Vec<u8>> {
     let (report, image) = fs_core::fsck::check(image.clone(), false, &mut |_, _| {})
         .unwrap_or_else(|e| panic!("{what}: the crash image does not check: {e}"));
-    assert!(report.is_clean(), "{what}: fsck found {:#?}", report.problems);
+    assert!(
+        report.is_clean(),
+        "{what}: fsck found {:#?}",
+        report.problems
+    );
     let options = MountOptions::new(Box::new(FixedClock(NtTime(0)))).read_only();
     let mut vol = Volume::mount(image, options).unwrap();
     let id = vol.resolve(path).ok()?;
@@ -84,10 +88,19 @@ fn what_a_flush_promised_survives_a_power_cut() {
     // A file written through Cc and flushed: IRP_MJ_FLUSH_BUFFERS on its handle.
     let a = open_rw(&mut sim, "\\a");
     assert_eq!(sim.write(a, Some(0), &a_data), Ok(a_data.len()));
-    states += power_cut(&sim, "before any flush", 1, &[], &[("\\a", &[&[], &a_data])]);
+    states += power_cut(
+        &sim,
+        "before any flush",
+        1,
+        &[],
+        &[("\\a", &[&[], &a_data])],
+    );
     assert_eq!(sim.flush(a), status::STATUS_SUCCESS);
     states += power_cut(&sim, "after flushing a", 2, &[("\\a", &a_data)], &[]);
-    assert!(sim.disk_flushes() >= 2, "the driver's flush reached the disk");
+    assert!(
+        sim.disk_flushes() >= 2,
+        "the driver's flush reached the disk"
+    );
 
     // More work, not flushed: a second file, renamed; a rewrite of a's start.
     let b = open_rw(&mut sim, "\\b");
@@ -120,11 +133,20 @@ fn what_a_flush_promised_survives_a_power_cut() {
     a_new[..a2_data.len()].copy_from_slice(&a2_data);
     assert_eq!(sim.write(a, Some(0), &a2_data), Ok(a2_data.len()));
     let c = open_rw(&mut sim, "\\c");
-    assert_eq!(sim.set_information(c, DISPOSITION, &[1]), status::STATUS_SUCCESS);
+    assert_eq!(
+        sim.set_information(c, DISPOSITION, &[1]),
+        status::STATUS_SUCCESS
+    );
     sim.close(c);
     assert_eq!(sim.flush(a), status::STATUS_SUCCESS);
     // The file flush commits the volume's metadata too: c's delete is durable with it.
-    states += power_cut(&sim, "after the second flush of a", 5, &[("\\a", &a_new)], &[]);
+    states += power_cut(
+        &sim,
+        "after the second flush of a",
+        5,
+        &[("\\a", &a_new)],
+        &[],
+    );
     for image in sim.disk_crash_images(&CrashPlan::quick(6), 6) {
         assert!(content(&image, "\\c", "after the delete").is_none());
     }
@@ -134,6 +156,9 @@ fn what_a_flush_promised_survives_a_power_cut() {
     assert_eq!(sim.dismount(), status::STATUS_SUCCESS);
     // After a dismount nothing is left in the cache.
     states += power_cut(&sim, "after the dismount", 7, &[("\\a", &a_new)], &[]);
-    println!("ntsim disk write cache: {states} crash images checked, {} disk flushes", sim.disk_flushes());
+    println!(
+        "ntsim disk write cache: {states} crash images checked, {} disk flushes",
+        sim.disk_flushes()
+    );
     finish_clean(sim);
 }
