@@ -90,7 +90,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -98,7 +98,7 @@ impl Rng {
     }
     /// A number in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 
@@ -142,7 +142,7 @@ pub fn epoch_subsets(sectors: &[usize], plan: &CrashPlan, epoch_seed: u64) -> Ve
     }
     // Every prefix (an in-order disk), each with the next write torn after one sector and
     // after half of it.
-    for k in 0..n {
+    for (k, &count) in sectors.iter().enumerate() {
         let landed: Vec<bool> = (0..n).map(|i| i < k).collect();
         push(
             Subset {
@@ -151,8 +151,8 @@ pub fn epoch_subsets(sectors: &[usize], plan: &CrashPlan, epoch_seed: u64) -> Ve
             },
             &mut out,
         );
-        for cut in [1, sectors[k] / 2] {
-            if cut >= 1 && cut < sectors[k] {
+        for cut in [1, count / 2] {
+            if cut >= 1 && cut < count {
                 push(
                     Subset {
                         landed: landed.clone(),
@@ -183,9 +183,9 @@ pub fn epoch_subsets(sectors: &[usize], plan: &CrashPlan, epoch_seed: u64) -> Ve
     // Seeded random subsets, half of them with one missing write torn at a random sector.
     let mut rng = Rng::new(plan.seed ^ epoch_seed.wrapping_mul(0x1000_0000_01B3));
     for _ in 0..plan.random_per_epoch {
-        let landed: Vec<bool> = (0..n).map(|_| rng.next() & 1 == 1).collect();
+        let landed: Vec<bool> = (0..n).map(|_| rng.next_u64() & 1 == 1).collect();
         let missing: Vec<usize> = (0..n).filter(|&i| !landed[i] && sectors[i] > 1).collect();
-        let torn = if !missing.is_empty() && rng.next() & 1 == 1 {
+        let torn = if !missing.is_empty() && rng.next_u64() & 1 == 1 {
             let i = missing[rng.below(missing.len() as u64) as usize];
             Some((i, 1 + rng.below(sectors[i] as u64 - 1) as usize))
         } else {
