@@ -28,6 +28,7 @@ extern crate std;
 
 mod alloc_table;
 mod cache;
+pub mod crash;
 pub mod device;
 mod dir;
 pub mod error;

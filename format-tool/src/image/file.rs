@@ -40,18 +40,30 @@ impl HostFile {
         }
         let io = |e: std::io::Error| io_error(&e, offset);
         self.file.seek(SeekFrom::Start(offset)).map_err(io)?;
-        self.file.write_all(buf).map_err(io)
+        self.file.write_all(buf).map_err(io)?;
+        #[cfg(test)]
+        super::recording::note(|| super::recording::FileOp::Write {
+            offset,
+            data: buf.to_vec(),
+        });
+        Ok(())
     }
 
     pub fn flush(&mut self) -> Result<(), DeviceError> {
         if !self.writable {
             return Ok(());
         }
-        self.file.sync_data().map_err(|e| io_error(&e, 0))
+        self.file.sync_data().map_err(|e| io_error(&e, 0))?;
+        #[cfg(test)]
+        super::recording::note(|| super::recording::FileOp::Flush);
+        Ok(())
     }
 
     pub fn set_len(&mut self, len: u64) -> Result<(), DeviceError> {
-        self.file.set_len(len).map_err(|e| io_error(&e, len))
+        self.file.set_len(len).map_err(|e| io_error(&e, len))?;
+        #[cfg(test)]
+        super::recording::note(|| super::recording::FileOp::SetLen(len));
+        Ok(())
     }
 
     /// Makes a range of the host file read as zeros without allocating space for ranges that

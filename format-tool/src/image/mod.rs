@@ -355,4 +355,8 @@ pub mod probe {
 }
 
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
+mod recording;
+#[cfg(test)]
 mod tests;

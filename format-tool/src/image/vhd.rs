@@ -374,6 +374,9 @@ impl VhdDisk {
         file.write_all_at(0, footer.as_bytes())?;
         file.write_all_at(header_at, header.as_bytes())?;
         file.write_all_at(bat_offset, &vec![0xFF; to_usize(bat_bytes)])?;
+        // The footer at the end makes the file a VHD: the structures it points at must be
+        // durable first, or a crash can leave a VHD whose BAT is whatever the host had there.
+        file.flush()?;
         file.write_all_at(footer_at, footer.as_bytes())?;
         let bitmap_size = bitmap_size(block_size);
         let bat = vec![BAT_UNUSED; to_usize(u64::from(entries))];
@@ -472,9 +475,12 @@ impl VhdDisk {
         self.file.write_all_at(at, data)
     }
 
-    /// Appends a block where the footer was and moves the footer past it. Order matters for a
-    /// crash: (1) the footer at the new end, (2) the bitmap over the old footer, (3) the BAT
-    /// entry. Until (3) the new block is unreferenced space and the image stays valid.
+    /// Appends a block where the footer was and moves the footer past it. On a host that
+    /// keeps writes in a volatile cache until a flush, each step must be durable before the
+    /// next one is issued: (1) the footer at the new end, before (2) the bitmap overwrites the
+    /// old footer (else a crash can leave a file that ends in no footer); (2) before (3) the
+    /// BAT entry (else the entry can point at a block whose bitmap is the old footer's bytes).
+    /// Until (3) the new block is unreferenced space and the image stays valid.
     fn allocate_block(&mut self, index: usize) -> Result<u32, DeviceError> {
         let Layout::Dynamic(d) = &mut self.layout else {
             return Ok(BAT_UNUSED);
@@ -485,10 +491,12 @@ impl VhdDisk {
             .map_err(|_| DeviceError::new(super::device::DeviceErrorKind::OutOfRange, block_at))?;
         self.file
             .write_all_at(new_footer_at, self.footer.as_bytes())?;
+        self.file.flush()?;
         // All sectors are marked present: this is not a differencing disk, so the bitmap only
         // matters to readers that consult it, and for them the whole block is valid data.
         self.file
             .write_all_at(block_at, &vec![0xFF; to_usize(d.bitmap_size)])?;
+        self.file.flush()?;
         self.file
             .write_all_at(d.bat_offset + 4 * index as u64, &sector.to_be_bytes())?;
         d.bat[index] = sector;

@@ -649,6 +649,56 @@ impl Sim {
         (status, flags & fs_driver::nt::DO_VERIFY_VOLUME == 0)
     }
 
+    /// Puts a volatile write cache in front of the disk (a real disk with its write cache on):
+    /// from now on a write is durable only once an `IRP_MJ_FLUSH_BUFFERS` to the disk
+    /// completed after it.
+    pub fn enable_disk_write_cache(&mut self) {
+        kernel::with(|k| {
+            let durable = k.disk.clone().unwrap_or_else(|| MemDevice::new(0));
+            k.disk_cache = Some(disk::WriteCache {
+                durable,
+                unflushed: Vec::new(),
+                flushes: 0,
+            });
+        });
+    }
+
+    /// `IRP_MJ_FLUSH_BUFFERS` requests the disk completed since its write cache was turned on.
+    #[must_use]
+    pub fn disk_flushes(&self) -> u64 {
+        kernel::with(|k| k.disk_cache.as_ref().map_or(0, |c| c.flushes))
+    }
+
+    /// The images a power cut now could leave on the disk (the last completed flush's medium
+    /// and, per `plan`, subsets of the writes since, one possibly torn), the image with every
+    /// write landed last. Empty without a write cache.
+    #[must_use]
+    pub fn disk_crash_images(&self, plan: &fs_core::crash::CrashPlan, seed: u64) -> Vec<MemDevice> {
+        let Some(cache) = kernel::with(|k| k.disk_cache.clone()) else {
+            return Vec::new();
+        };
+        let writes: Vec<(u64, &[u8])> = cache
+            .unflushed
+            .iter()
+            .map(|(o, d)| (*o, d.as_slice()))
+            .collect();
+        let sectors = fs_core::crash::sector_counts(writes.iter().map(|w| w.1.len()));
+        let mut images: Vec<MemDevice> = fs_core::crash::epoch_subsets(&sectors, plan, seed)
+            .iter()
+            .map(|subset| {
+                let mut image = cache.durable.clone();
+                fs_core::crash::apply_subset(&mut image, &writes, subset);
+                image
+            })
+            .collect();
+        if writes.is_empty() {
+            images.push(cache.durable.clone());
+        } else {
+            images.push(self.medium());
+        }
+        images
+    }
+
     /// Makes the disk pend every request (completed when the requester waits) or not.
     pub fn set_disk_pending(&mut self, pend: bool) {
         kernel::with(|k| k.disk_pends = pend);

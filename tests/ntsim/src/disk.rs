@@ -4,6 +4,10 @@
 //! `STATUS_INVALID_PARAMETER`). In pending mode ([`crate::api::Sim::set_disk_pending`]) the
 //! disk returns `STATUS_PENDING` for every request and completes them when the requester
 //! waits (`KeWaitForSingleObject`), which is where a real completion would wake it.
+//! With a write cache ([`crate::api::Sim::enable_disk_write_cache`]) the disk behaves like one
+//! with its volatile cache on: reads see every write, but a write is durable only once an
+//! `IRP_MJ_FLUSH_BUFFERS` completed after it, and a power cut leaves any subset of the later
+//! ones (the model of `fs_core::crash`).
 #![allow(unsafe_code)]
 
 use std::ptr;
@@ -29,6 +33,25 @@ const IRP_MJ_READ: u8 = 0x03;
 const IRP_MJ_WRITE: u8 = 0x04;
 const IRP_MJ_FLUSH_BUFFERS: u8 = 0x09;
 const IRP_MJ_DEVICE_CONTROL: u8 = 0x0e;
+
+/// What a power cut would leave of the disk: the medium as of the last completed flush, and
+/// the writes issued since, in order.
+#[derive(Debug, Clone)]
+pub struct WriteCache {
+    pub durable: MemDevice,
+    pub unflushed: Vec<(u64, Vec<u8>)>,
+    /// `IRP_MJ_FLUSH_BUFFERS` requests the disk completed.
+    pub flushes: u64,
+}
+
+impl WriteCache {
+    fn flush(&mut self) {
+        for (offset, data) in self.unflushed.drain(..) {
+            self.durable.put(offset, &data);
+        }
+        self.flushes += 1;
+    }
+}
 
 /// The disk driver object, its device and the device's VPB.
 #[derive(Debug)]
@@ -133,7 +156,10 @@ unsafe extern "system" fn disk_dispatch(_device: *const DEVICE_OBJECT, irp: *mut
     let (status, information) = match location.MajorFunction {
         // SAFETY: a read/write IRP of ours.
         IRP_MJ_READ | IRP_MJ_WRITE => unsafe { transfer(irp, &location) },
-        IRP_MJ_FLUSH_BUFFERS => (STATUS_SUCCESS, 0),
+        IRP_MJ_FLUSH_BUFFERS => {
+            kernel::with(|k| k.disk_cache.as_mut().map(WriteCache::flush));
+            (STATUS_SUCCESS, 0)
+        }
         // SAFETY: a device control IRP of ours.
         IRP_MJ_DEVICE_CONTROL => unsafe { device_control(irp, &location) },
         _ => (STATUS_INVALID_DEVICE_REQUEST, 0),
@@ -197,7 +223,11 @@ unsafe fn transfer(irp: *mut IRP, location: &IO_STACK_LOCATION) -> (NTSTATUS, us
             // SAFETY: the MDL describes `len` readable bytes.
             let data = unsafe { std::slice::from_raw_parts(buffer, len) };
             disk.write_at(offset, data)
-                .map_err(|_| STATUS_INVALID_PARAMETER)
+                .map_err(|_| STATUS_INVALID_PARAMETER)?;
+            if let Some(cache) = k.disk_cache.as_mut() {
+                cache.unflushed.push((offset, data.to_vec()));
+            }
+            Ok(())
         } else {
             k.disk_io.0 += 1;
             // SAFETY: the MDL describes `len` writable bytes no one else uses now.

@@ -216,6 +216,8 @@ pub struct Kernel {
     pub irps: BTreeMap<*mut IRP, IrpRecord>,
     /// The disk's medium.
     pub disk: Option<MemDevice>,
+    /// The disk's volatile write cache, when a test turned it on.
+    pub disk_cache: Option<crate::disk::WriteCache>,
     /// The disk's device object.
     pub disk_device: *mut DEVICE_OBJECT,
     /// Sector transfers the disk served (reads, writes).
@@ -283,6 +285,7 @@ impl Kernel {
             next_fo: 1,
             irps: BTreeMap::new(),
             disk: None,
+            disk_cache: None,
             disk_device: std::ptr::null_mut(),
             disk_io: (0, 0),
             control_areas: BTreeMap::new(),
