@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::image::partition::Scheme;
 use crate::image::ImageFormat;
-use crate::size::parse_size;
+use crate::size::{parse_size, parse_size_arg, SizeArg};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -61,8 +61,8 @@ pub enum Command {
 pub struct CreateArgs {
     pub image: PathBuf,
     /// Disk size: bytes or with a binary suffix (64M, 2G, 1T).
-    #[arg(long, value_parser = parse_size)]
-    pub size: u64,
+    #[arg(long, value_parser = parse_size_arg)]
+    pub size: SizeArg,
     #[arg(long, value_enum, default_value = "vhd")]
     pub format: ImageFormat,
     #[arg(long, value_enum, default_value = "gpt")]

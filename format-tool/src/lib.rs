@@ -12,4 +12,5 @@ pub mod mount;
 pub mod output;
 pub mod progress;
 pub mod size;
+pub mod staged;
 pub mod volume;

@@ -463,3 +463,189 @@ fn sfdisk_finds_the_partition_create_made() {
     assert_eq!(json["partitiontable"]["partitions"][0]["start"], 2048);
     assert_eq!(json["partitiontable"]["partitions"][0]["type"], "7");
 }
+
+// ---- failed commands leave nothing behind ----
+
+/// Runs cowfat with the host refusing to let any file grow past `limit_kib` KiB (RLIMIT_FSIZE,
+/// with SIGXFSZ ignored so the write fails with EFBIG instead of killing the process): a real
+/// mid-command write failure.
+fn cowfat_limited(limit_kib: u64, args: &[&str]) -> Run {
+    let mut script = format!("trap '' XFSZ; ulimit -f {}; exec \"$0\"", limit_kib * 2);
+    for i in 1..=args.len() {
+        script.push_str(&format!(" \"${{{i}}}\""));
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(BIN)
+        .args(args)
+        .output()
+        .expect("sh runs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Names in a directory, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_create_refused_for_its_size_leaves_nothing_and_says_the_size_as_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.vhd");
+    let w = w.to_str().unwrap();
+    let r = cowfat(["create", w, "--size", "1K"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim(),
+        format!("cowfat: cannot create {w}: the disk (1 KiB) is too small for a 1 MiB-aligned partition.")
+    );
+    let z = dir.path().join("z.vhd");
+    let z = z.to_str().unwrap();
+    let r = cowfat(["create", z, "--size", "99999T"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim(),
+        format!(
+            "cowfat: cannot create {z}: a VHD is limited to 2040 GiB; 99999 TiB was asked for."
+        )
+    );
+    assert!(
+        names_in(dir.path()).is_empty(),
+        "{:?}",
+        names_in(dir.path())
+    );
+    // The next try is not told "it already exists".
+    ok(["create", w, "--size", "4M"]);
+    assert_eq!(names_in(dir.path()), ["w.vhd"]);
+}
+
+#[test]
+fn a_create_that_fails_while_writing_leaves_nothing_and_keeps_the_old_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("d.vhd");
+    let img = img.to_str().unwrap();
+    let r = cowfat_limited(
+        1024,
+        &["create", img, "--size", "64M", "--format", "vhd-dynamic"],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with(&format!("cowfat: cannot create {img}: I/O error at byte")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("File too large"), "{}", r.stderr);
+    assert!(
+        names_in(dir.path()).is_empty(),
+        "{:?}",
+        names_in(dir.path())
+    );
+    // --force over an existing image: the old one stays whole until the new one is complete.
+    ok(["create", img, "--size", "4M"]);
+    let before = std::fs::read(img).unwrap();
+    let r = cowfat_limited(
+        1024,
+        &[
+            "create",
+            img,
+            "--size",
+            "64M",
+            "--format",
+            "vhd-dynamic",
+            "--force",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(names_in(dir.path()), ["d.vhd"]);
+    assert!(
+        std::fs::read(img).unwrap() == before,
+        "the old image changed"
+    );
+}
+
+#[test]
+fn a_failed_get_leaves_no_partial_copy_and_keeps_an_existing_file() {
+    let (s, _) = with_keeper("g.vhd", &[]);
+    let big = data(3 << 20, 5);
+    s.put(&big, "/big.bin");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("big.bin");
+    let out = out.to_str().unwrap();
+    let r = cowfat_limited(1024, &["get", s.img(), "/big.bin", out]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim(),
+        format!(
+            "cowfat: cannot read /big.bin in {}: writing the output failed: File too large (os error 27).",
+            s.img()
+        )
+    );
+    assert!(
+        names_in(out_dir.path()).is_empty(),
+        "{:?}",
+        names_in(out_dir.path())
+    );
+    std::fs::write(out, b"older copy").unwrap();
+    assert_eq!(
+        cowfat_limited(1024, &["get", s.img(), "/big.bin", out]).code,
+        1
+    );
+    assert_eq!(std::fs::read(out).unwrap(), b"older copy");
+    assert_eq!(names_in(out_dir.path()), ["big.bin"]);
+    ok(["get", s.img(), "/big.bin", out]);
+    assert!(std::fs::read(out).unwrap() == big);
+}
+
+#[test]
+fn a_failed_export_removes_what_it_made_and_only_that() {
+    let s = Scratch::new("e.vhd", &[]);
+    ok(["mkdir", s.img(), "/tree"]);
+    s.put(b"small and first", "/tree/a.txt");
+    ok(["mkdir", s.img(), "/tree/sub"]);
+    s.put(&data(2 << 20, 3), "/tree/sub/big.bin");
+    let host = tempfile::tempdir().unwrap();
+    let fresh = host.path().join("new/out");
+    let r = cowfat_limited(1024, &["export", s.img(), "/tree", fresh.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "cowfat: cannot export /tree/sub/big.bin in {}: writing the output failed: File too large",
+            s.img()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        names_in(host.path()).is_empty(),
+        "{:?}",
+        names_in(host.path())
+    );
+    // Into an existing directory: what was there stays, what the export made goes.
+    let existing = host.path().join("keep");
+    std::fs::create_dir(&existing).unwrap();
+    std::fs::write(existing.join("mine.txt"), b"mine").unwrap();
+    let r = cowfat_limited(
+        1024,
+        &["export", s.img(), "/tree", existing.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(names_in(&existing), ["mine.txt"]);
+    assert_eq!(std::fs::read(existing.join("mine.txt")).unwrap(), b"mine");
+    ok(["export", s.img(), "/tree", existing.to_str().unwrap()]);
+    assert_eq!(names_in(&existing), ["a.txt", "mine.txt", "sub"]);
+}

@@ -9,23 +9,49 @@ use super::Outcome;
 use crate::cli::CreateArgs;
 use crate::error::{Cause, Failure};
 use crate::image::device::{BlockDevice, DeviceError};
-use crate::image::{self, guid::Guid};
+use crate::image::partition::PartitionError;
+use crate::image::vhd::VhdError;
+use crate::image::{self, guid::Guid, ImageError};
 use crate::output::value_name;
 use crate::progress::Progress;
-use crate::size::human;
+use crate::size::{human, SizeArg};
+use crate::staged::{CommitError, StagedFile};
 
+/// The image is made under a temporary name beside IMAGE and renamed into place once
+/// formatted and flushed; any failure removes it, so a failed create leaves nothing behind
+/// (and `--force` leaves the old image untouched until the new one is complete).
 pub fn run(a: &CreateArgs) -> Outcome {
     let fail = |cause| Failure::new(&a.image, "create", None, cause);
     let cluster_size = check_cluster_size(a.cluster_size).map_err(|why| fail(Cause::Usage(why)))?;
-    let (dev, part) = image::create(&a.image, a.size, a.format, a.partition, a.force)
-        .map_err(|e| fail(e.into()))?;
-    if let Err(cause) = format_volume(dev, cluster_size, &a.label) {
-        // A half-made image is worse than none: remove what this command created.
-        let _ = std::fs::remove_file(&a.image);
-        return Err(fail(cause));
+    if !a.force && std::fs::symlink_metadata(&a.image).is_ok() {
+        return Err(fail(ImageError::Exists.into()));
     }
+    let staged = StagedFile::new(&a.image);
+    let (dev, part) = image::create(staged.path(), a.size.bytes, a.format, a.partition, false)
+        .map_err(|e| fail(size_cause(e, &a.size)))?;
+    format_volume(dev, cluster_size, &a.label).map_err(fail)?;
+    staged.commit(a.force).map_err(|e| match e {
+        CommitError::Exists => fail(ImageError::Exists.into()),
+        CommitError::Io(e) => fail(ImageError::Create(e).into()),
+    })?;
     report(&a.image, a, part.start, part.len);
     Ok(None)
+}
+
+/// Size problems are worded with the size as the user typed it; they are usage errors.
+fn size_cause(e: ImageError, size: &SizeArg) -> Cause {
+    match e {
+        ImageError::Vhd(VhdError::TooLarge(_)) => Cause::Usage(format!(
+            "a VHD is limited to 2040 GiB; {size} was asked for"
+        )),
+        ImageError::Vhd(VhdError::SizeUnaligned(_)) => Cause::Usage(format!(
+            "the disk size {size} is not a whole number of 512-byte sectors"
+        )),
+        ImageError::Partition(PartitionError::TooSmall { .. }) => Cause::Usage(format!(
+            "the disk ({size}) is too small for a 1 MiB-aligned partition"
+        )),
+        other => other.into(),
+    }
 }
 
 fn check_cluster_size(n: u64) -> Result<u32, String> {
@@ -67,7 +93,7 @@ fn report(path: &Path, a: &CreateArgs, start: u64, len: u64) {
         "created {}: {} disk of {}, {} partition at {start} of {}, cowfat volume with {}-byte clusters",
         path.display(),
         value_name(&a.format),
-        human(a.size),
+        a.size,
         value_name(&a.partition),
         human(len),
         a.cluster_size

@@ -11,6 +11,7 @@ use crate::cli::{GetArgs, ImagePath, LsArgs, MkdirArgs, MvArgs, PutArgs, RmArgs}
 use crate::error::{Cause, Failure};
 use crate::output::{attribute_letters, format_time, kind_name, print_json};
 use crate::progress::Progress;
+use crate::staged::{CommitError, StagedFile};
 use crate::volume::{self, Session};
 
 /// Directory entries fetched per call while listing.
@@ -299,17 +300,31 @@ pub fn get(a: &GetArgs, index: Option<u32>) -> Outcome {
     let mut s = volume::open(&a.image, false, index)?;
     let id = open_file(&mut s, &a.path).map_err(|c| s.fail("read", &a.path, c))?;
     let dest = host_target(&a.host_file, &a.path);
-    let mut out =
-        File::create(&dest).map_err(|e| s.fail("read", &a.path, Cause::Host(dest.clone(), e)))?;
     let size = s
         .info(id)
         .map_err(|c| s.fail("read", &a.path, c))?
         .file_size;
+    let host_err = |s: &Session, e| s.fail("read", &a.path, Cause::Host(dest.clone(), e));
+    // Written beside DEST and renamed over it when complete: a failed get leaves no partial
+    // copy, and an existing DEST stays as it was.
+    let staged = StagedFile::new(&dest);
+    let mut out = staged.create().map_err(|e| host_err(&s, e))?;
     copy_out(&mut s, id, &mut out, &Progress::bytes(size, "get"))
         .map_err(|c| s.fail("read", &a.path, c))?;
-    out.sync_all()
-        .map_err(|e| s.fail("read", &a.path, Cause::Host(dest.clone(), e)))?;
+    out.sync_all().map_err(|e| host_err(&s, e))?;
+    drop(out);
+    staged
+        .commit(true)
+        .map_err(|e| host_err(&s, commit_io(e)))?;
     Ok(None)
+}
+
+/// A replacing commit only fails with an I/O error; this keeps the match total.
+pub fn commit_io(e: CommitError) -> std::io::Error {
+    match e {
+        CommitError::Io(e) => e,
+        CommitError::Exists => std::io::ErrorKind::AlreadyExists.into(),
+    }
 }
 
 /// A host directory receives the file under its own name.
