@@ -102,11 +102,22 @@ pub struct ImagePath {
     pub path: String,
 }
 
+/// For commands that make new names in the image.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// Allow names Win32 programs cannot open (CON, NUL.txt, COM1..., names ending in a dot or
+    /// a space); the NT file system and the driver accept them.
+    #[arg(long)]
+    pub allow_nt_names: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct PutArgs {
     pub image: PathBuf,
     pub host_file: PathBuf,
     pub path: String,
+    #[command(flatten)]
+    pub names: NameArgs,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +134,8 @@ pub struct MkdirArgs {
     /// Make missing parents too; an existing directory is not an error.
     #[arg(short = 'p', long)]
     pub parents: bool,
+    #[command(flatten)]
+    pub names: NameArgs,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +152,8 @@ pub struct MvArgs {
     pub image: PathBuf,
     pub from: String,
     pub to: String,
+    #[command(flatten)]
+    pub names: NameArgs,
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +163,8 @@ pub struct ImportArgs {
     /// Directory in the image that receives HOSTDIR's contents.
     #[arg(default_value = "/")]
     pub path: String,
+    #[command(flatten)]
+    pub names: NameArgs,
 }
 
 #[derive(Debug, Args)]

@@ -14,3 +14,4 @@ pub mod progress;
 pub mod size;
 pub mod staged;
 pub mod volume;
+pub mod win32_names;

@@ -649,3 +649,141 @@ fn a_failed_export_removes_what_it_made_and_only_that() {
     ok(["export", s.img(), "/tree", existing.to_str().unwrap()]);
     assert_eq!(names_in(&existing), ["a.txt", "mine.txt", "sub"]);
 }
+
+// ---- names Win32 programs cannot open ----
+
+fn device_message(image: &str, path: &str, name: &str, device: &str) -> String {
+    format!(
+        "cowfat: cannot write {path} in {image}: the name \"{name}\" is refused: {device} is a reserved device name on Windows (with any extension): Win32 programs would open the device, not the file (pass --allow-nt-names to create it anyway)."
+    )
+}
+
+#[test]
+fn every_reserved_device_name_is_refused_with_its_reason_and_exit_2() {
+    let s = Scratch::new("names.vhd", &[]);
+    let host = s.host("x.txt", b"x");
+    let host = host.to_str().unwrap();
+    let mut names: Vec<(String, String)> = ["CON", "PRN", "AUX", "NUL"]
+        .iter()
+        .map(|d| (d.to_string(), d.to_string()))
+        .collect();
+    for prefix in ["COM", "LPT"] {
+        for digit in [
+            "1", "2", "3", "4", "5", "6", "7", "8", "9", "\u{b9}", "\u{b2}", "\u{b3}",
+        ] {
+            names.push((format!("{prefix}{digit}"), format!("{prefix}{digit}")));
+        }
+    }
+    // Any case, any extension, spaces before the extension.
+    for (name, device) in [
+        ("con", "CON"),
+        ("Nul.txt", "NUL"),
+        ("aux.tar.gz", "AUX"),
+        ("com7.log", "COM7"),
+        ("lPt\u{b2}.dat", "LPT\u{b2}"),
+        ("prn .txt", "PRN"),
+    ] {
+        names.push((name.into(), device.into()));
+    }
+    for (name, device) in &names {
+        let path = format!("/{name}");
+        let r = cowfat(["put", s.img(), host, &path]);
+        assert_eq!(r.code, 2, "{name}: {}", r.stderr);
+        assert_eq!(
+            r.stderr.trim(),
+            device_message(s.img(), &path, name, device),
+            "{name}"
+        );
+    }
+    let ls = String::from_utf8(ok(["ls", s.img()])).unwrap();
+    assert_eq!(ls.trim(), "", "nothing was created");
+}
+
+#[test]
+fn names_ending_in_a_dot_or_a_space_are_refused() {
+    let s = Scratch::new("trail.vhd", &[]);
+    let host = s.host("x.txt", b"x");
+    let host = host.to_str().unwrap();
+    for (name, end) in [
+        ("trail.", "a dot"),
+        ("trailing ", "a space"),
+        ("a..", "a dot"),
+    ] {
+        let path = format!("/{name}");
+        let r = cowfat(["put", s.img(), host, &path]);
+        assert_eq!(r.code, 2, "{name:?}: {}", r.stderr);
+        assert_eq!(
+            r.stderr.trim_end_matches('\n'),
+            format!(
+                "cowfat: cannot write {path} in {}: the name \"{name}\" is refused: it ends in {end}, which Win32 strips from names, so Win32 programs cannot open the file (pass --allow-nt-names to create it anyway).",
+                s.img()
+            )
+        );
+    }
+    // Names that only look close are ordinary.
+    for name in ["console", "com10", "lpt0", ".con", "a.b"] {
+        ok(["put", s.img(), host, &format!("/{name}")]);
+    }
+    let mut ls: Vec<String> = String::from_utf8(ok(["ls", s.img()]))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    ls.sort();
+    assert_eq!(ls, [".con", "a.b", "com10", "console", "lpt0"]);
+}
+
+#[test]
+fn mkdir_mv_and_import_refuse_them_too_and_allow_nt_names_lets_them_through() {
+    let s = Scratch::new("nt.vhd", &[]);
+    s.put(b"data", "/f.txt");
+    let r = cowfat(["mkdir", s.img(), "/NUL"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("NUL is a reserved device name"),
+        "{}",
+        r.stderr
+    );
+    let r = cowfat(["mkdir", "-p", s.img(), "/ok/dir."]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("it ends in a dot"), "{}", r.stderr);
+    let r = cowfat(["mv", s.img(), "/f.txt", "/lpt1.txt"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("LPT1 is a reserved device name"),
+        "{}",
+        r.stderr
+    );
+    let tree = s.dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::write(tree.join("aux.c"), b"int main;").unwrap();
+    let r = cowfat(["import", s.img(), tree.to_str().unwrap(), "/in"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("AUX is a reserved device name"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.cat("/f.txt"), b"data", "the refused mv left the file");
+    // With the option, NT-only names are made and read back.
+    ok(["mkdir", s.img(), "/NUL", "--allow-nt-names"]);
+    ok(["mv", s.img(), "/f.txt", "/NUL/con.txt", "--allow-nt-names"]);
+    let host = s.host("t", b"trailing");
+    ok([
+        "put",
+        "--allow-nt-names",
+        s.img(),
+        host.to_str().unwrap(),
+        "/trail. ",
+    ]);
+    ok([
+        "import",
+        s.img(),
+        tree.to_str().unwrap(),
+        "/in",
+        "--allow-nt-names",
+    ]);
+    assert_eq!(s.cat("/NUL/con.txt"), b"data");
+    assert_eq!(s.cat("/trail. "), b"trailing");
+    assert_eq!(s.cat("/in/aux.c"), b"int main;");
+}

@@ -25,6 +25,7 @@ pub fn import(a: &ImportArgs, index: Option<u32>) -> Outcome {
     };
     let total = tree_bytes(&a.host_dir).map_err(|(p, e)| host_fail(&p, e))?;
     let mut s = volume::open(&a.image, true, index)?;
+    s.allow_nt_names = a.names.allow_nt_names;
     make_dir(&mut s, &a.path, true).map_err(|c| s.fail("import into", &a.path, c))?;
     let progress = Progress::bytes(total, "import");
     let base = a.path.trim_end_matches(['/', '\\']).to_owned();
