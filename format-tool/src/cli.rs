@@ -29,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Create an image and format a cowfat volume in it.
     Create(CreateArgs),
+    /// Partition and format an existing disk image (e.g. one `qemu-img create` or Hyper-V made).
+    Format(FormatArgs),
     /// Show the image, its partition and the volume.
     Info(InfoArgs),
     /// List a directory (or show one file).
@@ -73,6 +75,21 @@ pub struct CreateArgs {
     #[arg(long, default_value = "")]
     pub label: String,
     /// Overwrite IMAGE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    pub image: PathBuf,
+    #[arg(long, value_enum, default_value = "gpt")]
+    pub partition: Scheme,
+    /// Cluster size, 512 to 64K, a power of two.
+    #[arg(long, value_parser = parse_size, default_value = "4096")]
+    pub cluster_size: u64,
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Replace an existing partition table or volume (everything on the disk is lost).
     #[arg(long)]
     pub force: bool,
 }

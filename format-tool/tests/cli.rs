@@ -520,8 +520,14 @@ fn a_create_refused_for_its_size_leaves_nothing_and_says_the_size_as_typed() {
     assert_eq!(
         r.stderr.trim(),
         format!(
-            "cowfat: cannot create {z}: a VHD is limited to 2040 GiB; 99999 TiB was asked for."
+            "cowfat: cannot create {z}: a VHD is limited to 2040 GiB; 99999 TiB was asked for (--format vhdx allows up to 64 TiB)."
         )
+    );
+    let r = cowfat(["create", z, "--size", "65T", "--format", "vhdx"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim(),
+        format!("cowfat: cannot create {z}: a VHDX is limited to 64 TiB; 65 TiB was asked for.")
     );
     assert!(
         names_in(dir.path()).is_empty(),
@@ -786,4 +792,142 @@ fn mkdir_mv_and_import_refuse_them_too_and_allow_nt_names_lets_them_through() {
     assert_eq!(s.cat("/NUL/con.txt"), b"data");
     assert_eq!(s.cat("/trail. "), b"trailing");
     assert_eq!(s.cat("/in/aux.c"), b"int main;");
+}
+
+// ---- VHDX ----
+
+/// `qemu-img check` finds nothing wrong with the image.
+fn qemu_check_clean(image: &str, step: &str) {
+    let out = Command::new("qemu-img")
+        .args(["check", "-f", "vhdx", image])
+        .output()
+        .expect("qemu-img is installed (apt-get install qemu-utils)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("No errors were found"),
+        "after {step}: {text}"
+    );
+}
+
+#[test]
+fn vhdx_round_trip_with_overlay_stays_clean_for_qemu_after_every_step() {
+    for format in ["vhdx", "vhdx-dynamic"] {
+        let s = Scratch::new(&format!("{format}.vhdx"), &["--format", format]);
+        let img = s.img();
+        qemu_check_clean(img, "create");
+        let info: serde_json::Value = serde_json::from_slice(&ok(["info", img, "--json"])).unwrap();
+        assert_eq!(info["format"], format);
+        assert_eq!(info["disk_size"], 64 << 20);
+        let qemu = Command::new("qemu-img")
+            .args(["info", "--output=json", img])
+            .output()
+            .unwrap();
+        let qemu: serde_json::Value = serde_json::from_slice(&qemu.stdout).unwrap();
+        assert_eq!(qemu["format"], "vhdx");
+        assert_eq!(qemu["virtual-size"], 64 << 20);
+
+        let base = data(5 << 20, 11);
+        s.put(&base, "/base.bin");
+        qemu_check_clean(img, "put");
+        ok(["overlay", "seal", img]);
+        qemu_check_clean(img, "seal");
+        let changed = data(3 << 20, 12);
+        s.put(&changed, "/base.bin");
+        s.put(b"made after the seal", "/new.txt");
+        qemu_check_clean(img, "change");
+        assert!(s.cat("/base.bin") == changed);
+        ok(["overlay", "discard", img]);
+        qemu_check_clean(img, "discard");
+        assert!(
+            s.cat("/base.bin") == base,
+            "{format}: discard brings back the base"
+        );
+        assert_eq!(cowfat(["cat", img, "/new.txt"]).code, 1);
+        let fsck = cowfat(["fsck", img]);
+        assert_eq!(fsck.code, 0, "{format}: {}", fsck.stderr);
+        qemu_check_clean(img, "fsck");
+        // What qemu reads is what the tool wrote.
+        let raw = s.dir.path().join("conv.raw");
+        let st = Command::new("qemu-img")
+            .args([
+                "convert",
+                "-f",
+                "vhdx",
+                "-O",
+                "raw",
+                img,
+                raw.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert!(ok(["cat", raw.to_str().unwrap(), "/base.bin"]) == base);
+    }
+}
+
+#[test]
+fn vhdx_images_qemu_img_creates_are_formatted_and_used() {
+    for extra in [&[][..], &["-o", "subformat=fixed"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("q.vhdx");
+        let img = image.to_str().unwrap();
+        let st = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "vhdx"])
+            .args(extra)
+            .args([img, "64M"])
+            .status()
+            .expect("qemu-img is installed");
+        assert!(st.success());
+        let out = String::from_utf8(ok(["format", img, "--label", "QEMU"])).unwrap();
+        assert!(out.starts_with(&format!("formatted {img}: vhdx")), "{out}");
+        let content = data(2 << 20, 13);
+        let host = dir.path().join("in.bin");
+        std::fs::write(&host, &content).unwrap();
+        ok(["put", img, host.to_str().unwrap(), "/in.bin"]);
+        let back = dir.path().join("back.bin");
+        ok(["get", img, "/in.bin", back.to_str().unwrap()]);
+        assert!(std::fs::read(&back).unwrap() == content);
+        qemu_check_clean(img, "put into a qemu-made image");
+        // A second format would destroy the volume: refused without --force.
+        let r = cowfat(["format", img]);
+        assert_eq!(r.code, 1);
+        assert_eq!(
+            r.stderr.trim(),
+            format!("cowfat: cannot format {img}: it already holds a GPT partition table (pass --force to replace it; everything on the disk is lost).")
+        );
+        assert!(ok(["cat", img, "/in.bin"]) == content);
+    }
+}
+
+#[test]
+fn a_damaged_vhdx_is_reported_and_left_alone() {
+    let s = Scratch::new("bad.vhdx", &["--format", "vhdx-dynamic"]);
+    let mut bytes = std::fs::read(&s.image).unwrap();
+    // Both headers' checksums.
+    bytes[64 * 1024 + 4] ^= 1;
+    bytes[128 * 1024 + 4] ^= 1;
+    std::fs::write(&s.image, &bytes).unwrap();
+    let r = cowfat(["ls", s.img()]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr.trim(),
+        format!(
+            "cowfat: cannot open {}: neither VHDX header is valid (signature, CRC-32C or version).",
+            s.img()
+        )
+    );
+    let r = cowfat(["put", s.img(), s.host("x", b"x").to_str().unwrap(), "/x"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        std::fs::read(&s.image).unwrap() == bytes,
+        "a failed open wrote"
+    );
+    std::fs::write(&s.image, vec![0u8; 2 << 20]).unwrap();
+    let r = cowfat(["ls", s.img()]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr.trim(),
+        format!("cowfat: cannot open {}: it is named like a VHDX but does not start with the \"vhdxfile\" signature; the file is damaged or not a VHDX.", s.img())
+    );
 }

@@ -6,11 +6,12 @@ use fs_core::time::NtTime;
 use fs_core::FormatOptions;
 
 use super::Outcome;
-use crate::cli::CreateArgs;
+use crate::cli::{CreateArgs, FormatArgs};
 use crate::error::{Cause, Failure};
 use crate::image::device::{BlockDevice, DeviceError};
 use crate::image::partition::PartitionError;
 use crate::image::vhd::VhdError;
+use crate::image::vhdx::VhdxError;
 use crate::image::{self, guid::Guid, ImageError};
 use crate::output::value_name;
 use crate::progress::Progress;
@@ -42,9 +43,13 @@ pub fn run(a: &CreateArgs) -> Outcome {
 fn size_cause(e: ImageError, size: &SizeArg) -> Cause {
     match e {
         ImageError::Vhd(VhdError::TooLarge(_)) => Cause::Usage(format!(
-            "a VHD is limited to 2040 GiB; {size} was asked for"
+            "a VHD is limited to 2040 GiB; {size} was asked for (--format vhdx allows up to 64 TiB)"
         )),
-        ImageError::Vhd(VhdError::SizeUnaligned(_)) => Cause::Usage(format!(
+        ImageError::Vhdx(VhdxError::TooLarge(_)) => {
+            Cause::Usage(format!("a VHDX is limited to 64 TiB; {size} was asked for"))
+        }
+        ImageError::Vhd(VhdError::SizeUnaligned(_))
+        | ImageError::Vhdx(VhdxError::SizeUnaligned(_)) => Cause::Usage(format!(
             "the disk size {size} is not a whole number of 512-byte sectors"
         )),
         ImageError::Partition(PartitionError::TooSmall { .. }) => Cause::Usage(format!(
@@ -52,6 +57,28 @@ fn size_cause(e: ImageError, size: &SizeArg) -> Cause {
         )),
         other => other.into(),
     }
+}
+
+/// `cowfat format`: a partition table and a volume in an image another program made.
+pub fn format_existing(a: &FormatArgs) -> Outcome {
+    let fail = |cause| Failure::new(&a.image, "format", None, cause);
+    let cluster_size = check_cluster_size(a.cluster_size).map_err(|why| fail(Cause::Usage(why)))?;
+    let (dev, part) =
+        image::prepare_existing(&a.image, a.partition, a.force).map_err(|e| fail(e.into()))?;
+    let format = dev.inner().format();
+    let disk_size = dev.inner().size();
+    format_volume(dev, cluster_size, &a.label).map_err(fail)?;
+    println!(
+        "formatted {}: {} disk of {}, {} partition at {} of {}, cowfat volume with {}-byte clusters",
+        a.image.display(),
+        value_name(&format),
+        human(disk_size),
+        value_name(&a.partition),
+        part.start,
+        human(part.len),
+        a.cluster_size
+    );
+    Ok(None)
 }
 
 fn check_cluster_size(n: u64) -> Result<u32, String> {
