@@ -65,8 +65,9 @@ pub struct CreateArgs {
     /// Disk size: bytes or with a binary suffix (64M, 2G, 1T).
     #[arg(long, value_parser = parse_size_arg)]
     pub size: SizeArg,
-    #[arg(long, value_enum, default_value = "vhd")]
-    pub format: ImageFormat,
+    /// Image format; by default vhdx for a .vhdx name, else vhd.
+    #[arg(long, value_enum)]
+    pub format: Option<ImageFormat>,
     #[arg(long, value_enum, default_value = "gpt")]
     pub partition: Scheme,
     /// Cluster size, 512 to 64K, a power of two.

@@ -523,11 +523,13 @@ fn a_create_refused_for_its_size_leaves_nothing_and_says_the_size_as_typed() {
             "cowfat: cannot create {z}: a VHD is limited to 2040 GiB; 99999 TiB was asked for (--format vhdx allows up to 64 TiB)."
         )
     );
-    let r = cowfat(["create", z, "--size", "65T", "--format", "vhdx"]);
+    let x = dir.path().join("x.vhdx");
+    let x = x.to_str().unwrap();
+    let r = cowfat(["create", x, "--size", "65T"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert_eq!(
         r.stderr.trim(),
-        format!("cowfat: cannot create {z}: a VHDX is limited to 64 TiB; 65 TiB was asked for.")
+        format!("cowfat: cannot create {x}: a VHDX is limited to 64 TiB; 65 TiB was asked for.")
     );
     assert!(
         names_in(dir.path()).is_empty(),
@@ -537,6 +539,35 @@ fn a_create_refused_for_its_size_leaves_nothing_and_says_the_size_as_typed() {
     // The next try is not told "it already exists".
     ok(["create", w, "--size", "4M"]);
     assert_eq!(names_in(dir.path()), ["w.vhd"]);
+}
+
+#[test]
+fn the_format_follows_the_name_and_a_mismatch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let vhdx = dir.path().join("d.vhdx");
+    let vhdx = vhdx.to_str().unwrap();
+    let out = String::from_utf8(ok(["create", vhdx, "--size", "8M"])).unwrap();
+    assert!(
+        out.starts_with(&format!("created {vhdx}: vhdx disk of 8 MiB")),
+        "{out}"
+    );
+    let info: serde_json::Value = serde_json::from_slice(&ok(["info", vhdx, "--json"])).unwrap();
+    assert_eq!(info["format"], "vhdx");
+    for (name, format, ext) in [
+        ("e.vhdx", "vhd", "vhdx"),
+        ("e.vhd", "vhdx-dynamic", "vhd"),
+        ("e.vhd", "raw", "vhd"),
+    ] {
+        let path = dir.path().join(name);
+        let p = path.to_str().unwrap();
+        let r = cowfat(["create", p, "--size", "8M", "--format", format]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert_eq!(
+            r.stderr.trim(),
+            format!("cowfat: cannot create {p}: --format {format} does not match the name's .{ext} extension (Windows opens the image by its extension).")
+        );
+    }
+    assert_eq!(names_in(dir.path()), ["d.vhdx"]);
 }
 
 #[test]

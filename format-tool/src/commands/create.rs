@@ -12,7 +12,7 @@ use crate::image::device::{BlockDevice, DeviceError};
 use crate::image::partition::PartitionError;
 use crate::image::vhd::VhdError;
 use crate::image::vhdx::VhdxError;
-use crate::image::{self, guid::Guid, ImageError};
+use crate::image::{self, guid::Guid, ImageError, ImageFormat};
 use crate::output::value_name;
 use crate::progress::Progress;
 use crate::size::{human, SizeArg};
@@ -27,16 +27,46 @@ pub fn run(a: &CreateArgs) -> Outcome {
     if !a.force && std::fs::symlink_metadata(&a.image).is_ok() {
         return Err(fail(ImageError::Exists.into()));
     }
+    let format = choose_format(&a.image, a.format).map_err(|why| fail(Cause::Usage(why)))?;
     let staged = StagedFile::new(&a.image);
-    let (dev, part) = image::create(staged.path(), a.size.bytes, a.format, a.partition, false)
+    let (dev, part) = image::create(staged.path(), a.size.bytes, format, a.partition, false)
         .map_err(|e| fail(size_cause(e, &a.size)))?;
     format_volume(dev, cluster_size, &a.label).map_err(fail)?;
     staged.commit(a.force).map_err(|e| match e {
         CommitError::Exists => fail(ImageError::Exists.into()),
         CommitError::Io(e) => fail(ImageError::Create(e).into()),
     })?;
-    report(&a.image, a, part.start, part.len);
+    report(&a.image, a, format, part.start, part.len);
     Ok(None)
+}
+
+/// The format asked for, else the one the name implies. Windows picks the driver by the
+/// extension, so a VHD named .vhdx (or the reverse) would not attach: refused.
+fn choose_format(image: &Path, asked: Option<ImageFormat>) -> Result<ImageFormat, String> {
+    let extension = image
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let named = match extension.as_deref() {
+        Some("vhdx") => Some((
+            ImageFormat::Vhdx,
+            [ImageFormat::Vhdx, ImageFormat::VhdxDynamic],
+        )),
+        Some("vhd") => Some((
+            ImageFormat::Vhd,
+            [ImageFormat::Vhd, ImageFormat::VhdDynamic],
+        )),
+        _ => None,
+    };
+    match (asked, named) {
+        (None, Some((default, _))) => Ok(default),
+        (None, None) => Ok(ImageFormat::Vhd),
+        (Some(f), Some((_, allowed))) if !allowed.contains(&f) => Err(format!(
+            "--format {} does not match the name's .{} extension (Windows opens the image by its extension)",
+            value_name(&f),
+            extension.unwrap_or_default()
+        )),
+        (Some(f), _) => Ok(f),
+    }
 }
 
 /// Size problems are worded with the size as the user typed it; they are usage errors.
@@ -115,11 +145,11 @@ fn now() -> NtTime {
     NtTime::from_unix(i64::try_from(d.as_secs()).unwrap_or(0), d.subsec_nanos())
 }
 
-fn report(path: &Path, a: &CreateArgs, start: u64, len: u64) {
+fn report(path: &Path, a: &CreateArgs, format: ImageFormat, start: u64, len: u64) {
     println!(
         "created {}: {} disk of {}, {} partition at {start} of {}, cowfat volume with {}-byte clusters",
         path.display(),
-        value_name(&a.format),
+        value_name(&format),
         a.size,
         value_name(&a.partition),
         human(len),
