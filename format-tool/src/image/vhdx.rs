@@ -183,10 +183,20 @@ pub struct VhdxDisk {
     /// The headers carry fresh write GUIDs for this session.
     session_started: bool,
     log_sequence: u64,
-    /// Test hook: stop a logged update after the log entry is durable and before the
-    /// in-place write, as a crash there would.
+    /// Test hook: stop the next logged update at this step, as a crash there would.
     #[cfg(test)]
-    crash_after_log: bool,
+    crash_at: Option<CrashPoint>,
+}
+
+/// The steps of a logged update a test can stop after (a crash there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CrashPoint {
+    /// The header names the new log GUID; no entry written yet.
+    LogGuidSet,
+    /// The log entry is durable; the in-place write has not happened.
+    LogWritten,
+    /// The in-place write is durable; the log GUID is not cleared yet.
+    InPlaceWritten,
 }
 
 impl std::fmt::Debug for VhdxDisk {
@@ -575,7 +585,7 @@ impl VhdxDisk {
             session_started: false,
             log_sequence: 0,
             #[cfg(test)]
-            crash_after_log: false,
+            crash_at: None,
         };
         if needs_log_cleared {
             // The replay is durable; the log is empty again.
@@ -711,7 +721,7 @@ impl VhdxDisk {
             session_started: true,
             log_sequence: 0,
             #[cfg(test)]
-            crash_after_log: false,
+            crash_at: None,
         })
     }
 
@@ -779,6 +789,7 @@ impl VhdxDisk {
     fn logged_write(&mut self, writes: &[(u64, &[u8])]) -> Result<(), DeviceError> {
         let log_guid = Guid::random().0;
         self.update_header(|h| h.log_guid = log_guid)?;
+        self.crash_point(CrashPoint::LogGuidSet)?;
         self.log_sequence += 1;
         let entry = log::build_entry(self.log_sequence, log_guid, self.file_len, writes);
         if entry.len() as u64 > self.log_length {
@@ -789,15 +800,27 @@ impl VhdxDisk {
         }
         self.file.write_all_at(self.log_offset, &entry)?;
         self.file.flush()?;
-        #[cfg(test)]
-        if self.crash_after_log {
-            return Err(DeviceError::new(DeviceErrorKind::Io { code: -1 }, 0));
-        }
+        self.crash_point(CrashPoint::LogWritten)?;
         for (at, sector) in writes {
             self.file.write_all_at(*at, sector)?;
         }
         self.file.flush()?;
+        self.crash_point(CrashPoint::InPlaceWritten)?;
         self.update_header(|h| h.log_guid = [0; 16])
+    }
+
+    /// Test builds: fails here if the test asked for a crash at this step.
+    #[cfg(test)]
+    fn crash_point(&self, here: CrashPoint) -> Result<(), DeviceError> {
+        if self.crash_at == Some(here) {
+            return Err(DeviceError::new(DeviceErrorKind::Io { code: -1 }, 0));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(test))]
+    fn crash_point(&self, _: CrashPoint) -> Result<(), DeviceError> {
+        Ok(())
     }
 
     /// Allocates payload block `block` at the next 1 MiB boundary past the file's end and
@@ -885,10 +908,10 @@ impl VhdxDisk {
         Ok(())
     }
 
-    /// Test hook: the next logged update stops after its log entry is durable.
+    /// Test hook: the next logged update stops after `point`.
     #[cfg(test)]
-    fn crash_after_log_write(&mut self) {
-        self.crash_after_log = true;
+    fn crash_after(&mut self, point: CrashPoint) {
+        self.crash_at = Some(point);
     }
 }
 
