@@ -544,3 +544,61 @@ fn a_hostile_log_is_searched_within_bounds() {
     }
     assert!(started.elapsed().as_secs() < 20, "the search is bounded");
 }
+
+/// `qemu-io` reads `len` bytes of `byte` at `at` (it exits 0 but says "Pattern verification
+/// failed" on a mismatch).
+fn qemu_io_verify(path: &Path, byte: u8, at: u64, len: u64) -> bool {
+    let out = Command::new("qemu-io")
+        .args(["-f", "vhdx", "-r", "-c"])
+        .arg(format!("read -P {byte} {at} {len}"))
+        .arg(path)
+        .output()
+        .expect("qemu-io is installed (qemu-utils)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    out.status.success() && !text.contains("failed")
+}
+
+#[test]
+fn blocks_past_the_first_sector_bitmap_entry_are_where_qemu_looks() {
+    // Past 128 blocks of 32 MiB the BAT interleaves a sector bitmap entry every 128 payload
+    // entries: a 6 GiB disk has payload blocks on both sides of two of them.
+    let dir = tempfile::tempdir().unwrap();
+    let size = 6 << 30;
+    let at = |block: u64| block * DEFAULT_BLOCK_SIZE + 4096;
+    for fixed in [false, true] {
+        let (path, f) = new_file(&dir, if fixed { "bigf.vhdx" } else { "bigd.vhdx" });
+        let mut d = VhdxDisk::create(f, size, fixed).unwrap();
+        for (block, byte) in [(127u64, 1u8), (128, 2), (129, 3), (191, 4)] {
+            d.write_at(at(block), &vec![byte; 4096]).unwrap();
+        }
+        drop(d);
+        qemu_check(&path);
+        for (block, byte) in [(127u64, 1u8), (128, 2), (129, 3), (191, 4)] {
+            assert!(
+                qemu_io_verify(&path, byte, at(block), 4096),
+                "fixed={fixed}: block {block}"
+            );
+        }
+        assert!(
+            !qemu_io_verify(&path, 9, at(128), 4096),
+            "the check can fail"
+        );
+        // And the other way: qemu writes past the bitmap entry, we read it.
+        let st = Command::new("qemu-io")
+            .args(["-f", "vhdx", "-c", &format!("write -P 7 {} 4096", at(150))])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(st.status.success());
+        let mut d = reopen(&path, false).unwrap();
+        let mut buf = vec![0u8; 4096];
+        d.read_at(at(150), &mut buf).unwrap();
+        assert!(
+            buf.iter().all(|&b| b == 7),
+            "fixed={fixed}: qemu's block 150"
+        );
+        d.read_at(at(129), &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 3));
+    }
+}
