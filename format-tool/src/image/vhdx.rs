@@ -532,7 +532,7 @@ impl VhdxDisk {
         let log_offset = header.log_offset.get();
         let log_length = u64::from(header.log_length.get());
         let log_span = placed("log", log_offset, log_length, len)?;
-        let (mut file_len, pending) = if header.log_guid == [0; 16] {
+        let (file_len, pending) = if header.log_guid == [0; 16] {
             (len, None)
         } else {
             Self::replay(&mut file, &header, log_span, len)?
@@ -562,11 +562,6 @@ impl VhdxDisk {
             &spans,
             file_len,
         )?;
-        if pending.is_none() {
-            file_len = file
-                .file_len()
-                .map_err(|e| super::device::io_error(&e, 0))?;
-        }
         let needs_log_cleared = header.log_guid != [0; 16] && file.writable();
         let mut disk = Self {
             file,
