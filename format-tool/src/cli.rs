@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::image::partition::Scheme;
 use crate::image::ImageFormat;
-use crate::size::parse_size;
+use crate::size::{parse_size, parse_size_arg, SizeArg};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Create an image and format a cowfat volume in it.
     Create(CreateArgs),
+    /// Partition and format an existing disk image (e.g. one `qemu-img create` or Hyper-V made).
+    Format(FormatArgs),
     /// Show the image, its partition and the volume.
     Info(InfoArgs),
     /// List a directory (or show one file).
@@ -61,10 +63,11 @@ pub enum Command {
 pub struct CreateArgs {
     pub image: PathBuf,
     /// Disk size: bytes or with a binary suffix (64M, 2G, 1T).
-    #[arg(long, value_parser = parse_size)]
-    pub size: u64,
-    #[arg(long, value_enum, default_value = "vhd")]
-    pub format: ImageFormat,
+    #[arg(long, value_parser = parse_size_arg)]
+    pub size: SizeArg,
+    /// Image format; by default vhdx for a .vhdx name, else vhd.
+    #[arg(long, value_enum)]
+    pub format: Option<ImageFormat>,
     #[arg(long, value_enum, default_value = "gpt")]
     pub partition: Scheme,
     /// Cluster size, 512 to 64K, a power of two.
@@ -73,6 +76,21 @@ pub struct CreateArgs {
     #[arg(long, default_value = "")]
     pub label: String,
     /// Overwrite IMAGE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    pub image: PathBuf,
+    #[arg(long, value_enum, default_value = "gpt")]
+    pub partition: Scheme,
+    /// Cluster size, 512 to 64K, a power of two.
+    #[arg(long, value_parser = parse_size, default_value = "4096")]
+    pub cluster_size: u64,
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Replace an existing partition table or volume (everything on the disk is lost).
     #[arg(long)]
     pub force: bool,
 }
@@ -102,11 +120,22 @@ pub struct ImagePath {
     pub path: String,
 }
 
+/// For commands that make new names in the image.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// Allow names Win32 programs cannot open (CON, NUL.txt, COM1..., names ending in a dot or
+    /// a space); the NT file system and the driver accept them.
+    #[arg(long)]
+    pub allow_nt_names: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct PutArgs {
     pub image: PathBuf,
     pub host_file: PathBuf,
     pub path: String,
+    #[command(flatten)]
+    pub names: NameArgs,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +152,8 @@ pub struct MkdirArgs {
     /// Make missing parents too; an existing directory is not an error.
     #[arg(short = 'p', long)]
     pub parents: bool,
+    #[command(flatten)]
+    pub names: NameArgs,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +170,8 @@ pub struct MvArgs {
     pub image: PathBuf,
     pub from: String,
     pub to: String,
+    #[command(flatten)]
+    pub names: NameArgs,
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +181,8 @@ pub struct ImportArgs {
     /// Directory in the image that receives HOSTDIR's contents.
     #[arg(default_value = "/")]
     pub path: String,
+    #[command(flatten)]
+    pub names: NameArgs,
 }
 
 #[derive(Debug, Args)]

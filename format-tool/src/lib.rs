@@ -12,4 +12,6 @@ pub mod mount;
 pub mod output;
 pub mod progress;
 pub mod size;
+pub mod staged;
 pub mod volume;
+pub mod win32_names;

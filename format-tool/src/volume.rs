@@ -9,6 +9,7 @@ use fs_core::{FileId, FileInfo, MountOptions};
 
 use crate::error::{Cause, Failure};
 use crate::image::{self, Disk, OpenImage, PartitionDevice};
+use crate::win32_names::win32_problem;
 
 pub type Dev = PartitionDevice<Disk>;
 
@@ -26,6 +27,8 @@ pub struct Session {
     pub image: PathBuf,
     pub facts: ImageFacts,
     pub vol: Volume<Dev>,
+    /// Allow new names that Win32 programs cannot open (`--allow-nt-names`).
+    pub allow_nt_names: bool,
 }
 
 /// Opens the image and mounts its volume (read-only unless `writable`).
@@ -55,6 +58,7 @@ pub fn open(image: &Path, writable: bool, index: Option<u32>) -> Result<Session,
         image: image.to_path_buf(),
         facts,
         vol,
+        allow_nt_names: false,
     })
 }
 
@@ -106,6 +110,21 @@ impl Session {
             id = self.vol.lookup(id, &name(part)?)?;
         }
         Ok((id, name(last)?))
+    }
+
+    /// Checks a name this command is about to create: refused, with the reason, if Win32
+    /// programs could not open it (unless `--allow-nt-names`).
+    pub fn check_new_name(&self, name: &Name) -> Result<(), Cause> {
+        if self.allow_nt_names {
+            return Ok(());
+        }
+        let text = name.to_string_lossy();
+        match win32_problem(&text) {
+            None => Ok(()),
+            Some(why) => Err(Cause::Usage(format!(
+                "the name \"{text}\" is refused: {why} (pass --allow-nt-names to create it anyway)"
+            ))),
+        }
     }
 
     /// Writes everything out and unmounts, so a later command sees a clean volume.

@@ -463,3 +463,502 @@ fn sfdisk_finds_the_partition_create_made() {
     assert_eq!(json["partitiontable"]["partitions"][0]["start"], 2048);
     assert_eq!(json["partitiontable"]["partitions"][0]["type"], "7");
 }
+
+// ---- failed commands leave nothing behind ----
+
+/// Runs cowfat with the host refusing to let any file grow past `limit_kib` KiB (RLIMIT_FSIZE,
+/// with SIGXFSZ ignored so the write fails with EFBIG instead of killing the process): a real
+/// mid-command write failure.
+fn cowfat_limited(limit_kib: u64, args: &[&str]) -> Run {
+    let mut script = format!("trap '' XFSZ; ulimit -f {}; exec \"$0\"", limit_kib * 2);
+    for i in 1..=args.len() {
+        script.push_str(&format!(" \"${{{i}}}\""));
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(BIN)
+        .args(args)
+        .output()
+        .expect("sh runs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Names in a directory, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_create_refused_for_its_size_leaves_nothing_and_says_the_size_as_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.vhd");
+    let w = w.to_str().unwrap();
+    let r = cowfat(["create", w, "--size", "1K"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim(),
+        format!("cowfat: cannot create {w}: the disk (1 KiB) is too small for a 1 MiB-aligned partition.")
+    );
+    let z = dir.path().join("z.vhd");
+    let z = z.to_str().unwrap();
+    let r = cowfat(["create", z, "--size", "99999T"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim(),
+        format!(
+            "cowfat: cannot create {z}: a VHD is limited to 2040 GiB; 99999 TiB was asked for (--format vhdx allows up to 64 TiB)."
+        )
+    );
+    let x = dir.path().join("x.vhdx");
+    let x = x.to_str().unwrap();
+    let r = cowfat(["create", x, "--size", "65T"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim(),
+        format!("cowfat: cannot create {x}: a VHDX is limited to 64 TiB; 65 TiB was asked for.")
+    );
+    assert!(
+        names_in(dir.path()).is_empty(),
+        "{:?}",
+        names_in(dir.path())
+    );
+    // The next try is not told "it already exists".
+    ok(["create", w, "--size", "4M"]);
+    assert_eq!(names_in(dir.path()), ["w.vhd"]);
+}
+
+#[test]
+fn the_format_follows_the_name_and_a_mismatch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let vhdx = dir.path().join("d.vhdx");
+    let vhdx = vhdx.to_str().unwrap();
+    let out = String::from_utf8(ok(["create", vhdx, "--size", "8M"])).unwrap();
+    assert!(
+        out.starts_with(&format!("created {vhdx}: vhdx disk of 8 MiB")),
+        "{out}"
+    );
+    let info: serde_json::Value = serde_json::from_slice(&ok(["info", vhdx, "--json"])).unwrap();
+    assert_eq!(info["format"], "vhdx");
+    for (name, format, ext) in [
+        ("e.vhdx", "vhd", "vhdx"),
+        ("e.vhd", "vhdx-dynamic", "vhd"),
+        ("e.vhd", "raw", "vhd"),
+    ] {
+        let path = dir.path().join(name);
+        let p = path.to_str().unwrap();
+        let r = cowfat(["create", p, "--size", "8M", "--format", format]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert_eq!(
+            r.stderr.trim(),
+            format!("cowfat: cannot create {p}: --format {format} does not match the name's .{ext} extension (Windows opens the image by its extension).")
+        );
+    }
+    assert_eq!(names_in(dir.path()), ["d.vhdx"]);
+}
+
+#[test]
+fn a_create_that_fails_while_writing_leaves_nothing_and_keeps_the_old_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("d.vhd");
+    let img = img.to_str().unwrap();
+    let r = cowfat_limited(
+        1024,
+        &["create", img, "--size", "64M", "--format", "vhd-dynamic"],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with(&format!("cowfat: cannot create {img}: I/O error at byte")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("File too large"), "{}", r.stderr);
+    assert!(
+        names_in(dir.path()).is_empty(),
+        "{:?}",
+        names_in(dir.path())
+    );
+    // --force over an existing image: the old one stays whole until the new one is complete.
+    ok(["create", img, "--size", "4M"]);
+    let before = std::fs::read(img).unwrap();
+    let r = cowfat_limited(
+        1024,
+        &[
+            "create",
+            img,
+            "--size",
+            "64M",
+            "--format",
+            "vhd-dynamic",
+            "--force",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(names_in(dir.path()), ["d.vhd"]);
+    assert!(
+        std::fs::read(img).unwrap() == before,
+        "the old image changed"
+    );
+}
+
+#[test]
+fn a_failed_get_leaves_no_partial_copy_and_keeps_an_existing_file() {
+    let (s, _) = with_keeper("g.vhd", &[]);
+    let big = data(3 << 20, 5);
+    s.put(&big, "/big.bin");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("big.bin");
+    let out = out.to_str().unwrap();
+    let r = cowfat_limited(1024, &["get", s.img(), "/big.bin", out]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim(),
+        format!(
+            "cowfat: cannot read /big.bin in {}: writing the output failed: File too large (os error 27).",
+            s.img()
+        )
+    );
+    assert!(
+        names_in(out_dir.path()).is_empty(),
+        "{:?}",
+        names_in(out_dir.path())
+    );
+    std::fs::write(out, b"older copy").unwrap();
+    assert_eq!(
+        cowfat_limited(1024, &["get", s.img(), "/big.bin", out]).code,
+        1
+    );
+    assert_eq!(std::fs::read(out).unwrap(), b"older copy");
+    assert_eq!(names_in(out_dir.path()), ["big.bin"]);
+    ok(["get", s.img(), "/big.bin", out]);
+    assert!(std::fs::read(out).unwrap() == big);
+}
+
+#[test]
+fn a_failed_export_removes_what_it_made_and_only_that() {
+    let s = Scratch::new("e.vhd", &[]);
+    ok(["mkdir", s.img(), "/tree"]);
+    s.put(b"small and first", "/tree/a.txt");
+    ok(["mkdir", s.img(), "/tree/sub"]);
+    s.put(&data(2 << 20, 3), "/tree/sub/big.bin");
+    let host = tempfile::tempdir().unwrap();
+    let fresh = host.path().join("new/out");
+    let r = cowfat_limited(1024, &["export", s.img(), "/tree", fresh.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "cowfat: cannot export /tree/sub/big.bin in {}: writing the output failed: File too large",
+            s.img()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        names_in(host.path()).is_empty(),
+        "{:?}",
+        names_in(host.path())
+    );
+    // Into an existing directory: what was there stays, what the export made goes.
+    let existing = host.path().join("keep");
+    std::fs::create_dir(&existing).unwrap();
+    std::fs::write(existing.join("mine.txt"), b"mine").unwrap();
+    let r = cowfat_limited(
+        1024,
+        &["export", s.img(), "/tree", existing.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(names_in(&existing), ["mine.txt"]);
+    assert_eq!(std::fs::read(existing.join("mine.txt")).unwrap(), b"mine");
+    ok(["export", s.img(), "/tree", existing.to_str().unwrap()]);
+    assert_eq!(names_in(&existing), ["a.txt", "mine.txt", "sub"]);
+}
+
+// ---- names Win32 programs cannot open ----
+
+fn device_message(image: &str, path: &str, name: &str, device: &str) -> String {
+    format!(
+        "cowfat: cannot write {path} in {image}: the name \"{name}\" is refused: {device} is a reserved device name on Windows (with any extension): Win32 programs would open the device, not the file (pass --allow-nt-names to create it anyway)."
+    )
+}
+
+#[test]
+fn every_reserved_device_name_is_refused_with_its_reason_and_exit_2() {
+    let s = Scratch::new("names.vhd", &[]);
+    let host = s.host("x.txt", b"x");
+    let host = host.to_str().unwrap();
+    let mut names: Vec<(String, String)> = ["CON", "PRN", "AUX", "NUL"]
+        .iter()
+        .map(|d| (d.to_string(), d.to_string()))
+        .collect();
+    for prefix in ["COM", "LPT"] {
+        for digit in [
+            "1", "2", "3", "4", "5", "6", "7", "8", "9", "\u{b9}", "\u{b2}", "\u{b3}",
+        ] {
+            names.push((format!("{prefix}{digit}"), format!("{prefix}{digit}")));
+        }
+    }
+    // Any case, any extension, spaces before the extension.
+    for (name, device) in [
+        ("con", "CON"),
+        ("Nul.txt", "NUL"),
+        ("aux.tar.gz", "AUX"),
+        ("com7.log", "COM7"),
+        ("lPt\u{b2}.dat", "LPT\u{b2}"),
+        ("prn .txt", "PRN"),
+    ] {
+        names.push((name.into(), device.into()));
+    }
+    for (name, device) in &names {
+        let path = format!("/{name}");
+        let r = cowfat(["put", s.img(), host, &path]);
+        assert_eq!(r.code, 2, "{name}: {}", r.stderr);
+        assert_eq!(
+            r.stderr.trim(),
+            device_message(s.img(), &path, name, device),
+            "{name}"
+        );
+    }
+    let ls = String::from_utf8(ok(["ls", s.img()])).unwrap();
+    assert_eq!(ls.trim(), "", "nothing was created");
+}
+
+#[test]
+fn names_ending_in_a_dot_or_a_space_are_refused() {
+    let s = Scratch::new("trail.vhd", &[]);
+    let host = s.host("x.txt", b"x");
+    let host = host.to_str().unwrap();
+    for (name, end) in [
+        ("trail.", "a dot"),
+        ("trailing ", "a space"),
+        ("a..", "a dot"),
+    ] {
+        let path = format!("/{name}");
+        let r = cowfat(["put", s.img(), host, &path]);
+        assert_eq!(r.code, 2, "{name:?}: {}", r.stderr);
+        assert_eq!(
+            r.stderr.trim_end_matches('\n'),
+            format!(
+                "cowfat: cannot write {path} in {}: the name \"{name}\" is refused: it ends in {end}, which Win32 strips from names, so Win32 programs cannot open the file (pass --allow-nt-names to create it anyway).",
+                s.img()
+            )
+        );
+    }
+    // Names that only look close are ordinary.
+    for name in ["console", "com10", "lpt0", ".con", "a.b"] {
+        ok(["put", s.img(), host, &format!("/{name}")]);
+    }
+    let mut ls: Vec<String> = String::from_utf8(ok(["ls", s.img()]))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    ls.sort();
+    assert_eq!(ls, [".con", "a.b", "com10", "console", "lpt0"]);
+}
+
+#[test]
+fn mkdir_mv_and_import_refuse_them_too_and_allow_nt_names_lets_them_through() {
+    let s = Scratch::new("nt.vhd", &[]);
+    s.put(b"data", "/f.txt");
+    let r = cowfat(["mkdir", s.img(), "/NUL"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("NUL is a reserved device name"),
+        "{}",
+        r.stderr
+    );
+    let r = cowfat(["mkdir", "-p", s.img(), "/ok/dir."]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("it ends in a dot"), "{}", r.stderr);
+    let r = cowfat(["mv", s.img(), "/f.txt", "/lpt1.txt"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("LPT1 is a reserved device name"),
+        "{}",
+        r.stderr
+    );
+    let tree = s.dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::write(tree.join("aux.c"), b"int main;").unwrap();
+    let r = cowfat(["import", s.img(), tree.to_str().unwrap(), "/in"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("AUX is a reserved device name"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.cat("/f.txt"), b"data", "the refused mv left the file");
+    // With the option, NT-only names are made and read back.
+    ok(["mkdir", s.img(), "/NUL", "--allow-nt-names"]);
+    ok(["mv", s.img(), "/f.txt", "/NUL/con.txt", "--allow-nt-names"]);
+    let host = s.host("t", b"trailing");
+    ok([
+        "put",
+        "--allow-nt-names",
+        s.img(),
+        host.to_str().unwrap(),
+        "/trail. ",
+    ]);
+    ok([
+        "import",
+        s.img(),
+        tree.to_str().unwrap(),
+        "/in",
+        "--allow-nt-names",
+    ]);
+    assert_eq!(s.cat("/NUL/con.txt"), b"data");
+    assert_eq!(s.cat("/trail. "), b"trailing");
+    assert_eq!(s.cat("/in/aux.c"), b"int main;");
+}
+
+// ---- VHDX ----
+
+/// `qemu-img check` finds nothing wrong with the image.
+fn qemu_check_clean(image: &str, step: &str) {
+    let out = Command::new("qemu-img")
+        .args(["check", "-f", "vhdx", image])
+        .output()
+        .expect("qemu-img is installed (apt-get install qemu-utils)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("No errors were found"),
+        "after {step}: {text}"
+    );
+}
+
+#[test]
+fn vhdx_round_trip_with_overlay_stays_clean_for_qemu_after_every_step() {
+    for format in ["vhdx", "vhdx-dynamic"] {
+        let s = Scratch::new(&format!("{format}.vhdx"), &["--format", format]);
+        let img = s.img();
+        qemu_check_clean(img, "create");
+        let info: serde_json::Value = serde_json::from_slice(&ok(["info", img, "--json"])).unwrap();
+        assert_eq!(info["format"], format);
+        assert_eq!(info["disk_size"], 64 << 20);
+        let qemu = Command::new("qemu-img")
+            .args(["info", "--output=json", img])
+            .output()
+            .unwrap();
+        let qemu: serde_json::Value = serde_json::from_slice(&qemu.stdout).unwrap();
+        assert_eq!(qemu["format"], "vhdx");
+        assert_eq!(qemu["virtual-size"], 64 << 20);
+
+        let base = data(5 << 20, 11);
+        s.put(&base, "/base.bin");
+        qemu_check_clean(img, "put");
+        ok(["overlay", "seal", img]);
+        qemu_check_clean(img, "seal");
+        let changed = data(3 << 20, 12);
+        s.put(&changed, "/base.bin");
+        s.put(b"made after the seal", "/new.txt");
+        qemu_check_clean(img, "change");
+        assert!(s.cat("/base.bin") == changed);
+        ok(["overlay", "discard", img]);
+        qemu_check_clean(img, "discard");
+        assert!(
+            s.cat("/base.bin") == base,
+            "{format}: discard brings back the base"
+        );
+        assert_eq!(cowfat(["cat", img, "/new.txt"]).code, 1);
+        let fsck = cowfat(["fsck", img]);
+        assert_eq!(fsck.code, 0, "{format}: {}", fsck.stderr);
+        qemu_check_clean(img, "fsck");
+        // What qemu reads is what the tool wrote.
+        let raw = s.dir.path().join("conv.raw");
+        let st = Command::new("qemu-img")
+            .args([
+                "convert",
+                "-f",
+                "vhdx",
+                "-O",
+                "raw",
+                img,
+                raw.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert!(ok(["cat", raw.to_str().unwrap(), "/base.bin"]) == base);
+    }
+}
+
+#[test]
+fn vhdx_images_qemu_img_creates_are_formatted_and_used() {
+    for extra in [&[][..], &["-o", "subformat=fixed"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("q.vhdx");
+        let img = image.to_str().unwrap();
+        let st = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "vhdx"])
+            .args(extra)
+            .args([img, "64M"])
+            .status()
+            .expect("qemu-img is installed");
+        assert!(st.success());
+        let out = String::from_utf8(ok(["format", img, "--label", "QEMU"])).unwrap();
+        assert!(out.starts_with(&format!("formatted {img}: vhdx")), "{out}");
+        let content = data(2 << 20, 13);
+        let host = dir.path().join("in.bin");
+        std::fs::write(&host, &content).unwrap();
+        ok(["put", img, host.to_str().unwrap(), "/in.bin"]);
+        let back = dir.path().join("back.bin");
+        ok(["get", img, "/in.bin", back.to_str().unwrap()]);
+        assert!(std::fs::read(&back).unwrap() == content);
+        qemu_check_clean(img, "put into a qemu-made image");
+        // A second format would destroy the volume: refused without --force.
+        let r = cowfat(["format", img]);
+        assert_eq!(r.code, 1);
+        assert_eq!(
+            r.stderr.trim(),
+            format!("cowfat: cannot format {img}: it already holds a GPT partition table (pass --force to replace it; everything on the disk is lost).")
+        );
+        assert!(ok(["cat", img, "/in.bin"]) == content);
+    }
+}
+
+#[test]
+fn a_damaged_vhdx_is_reported_and_left_alone() {
+    let s = Scratch::new("bad.vhdx", &["--format", "vhdx-dynamic"]);
+    let mut bytes = std::fs::read(&s.image).unwrap();
+    // Both headers' checksums.
+    bytes[64 * 1024 + 4] ^= 1;
+    bytes[128 * 1024 + 4] ^= 1;
+    std::fs::write(&s.image, &bytes).unwrap();
+    let r = cowfat(["ls", s.img()]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr.trim(),
+        format!(
+            "cowfat: cannot open {}: neither VHDX header is valid (signature, CRC-32C or version).",
+            s.img()
+        )
+    );
+    let r = cowfat(["put", s.img(), s.host("x", b"x").to_str().unwrap(), "/x"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        std::fs::read(&s.image).unwrap() == bytes,
+        "a failed open wrote"
+    );
+    std::fs::write(&s.image, vec![0u8; 2 << 20]).unwrap();
+    let r = cowfat(["ls", s.img()]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr.trim(),
+        format!("cowfat: cannot open {}: it is named like a VHDX but does not start with the \"vhdxfile\" signature; the file is damaged or not a VHDX.", s.img())
+    );
+}

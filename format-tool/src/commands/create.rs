@@ -6,25 +6,108 @@ use fs_core::time::NtTime;
 use fs_core::FormatOptions;
 
 use super::Outcome;
-use crate::cli::CreateArgs;
+use crate::cli::{CreateArgs, FormatArgs};
 use crate::error::{Cause, Failure};
 use crate::image::device::{BlockDevice, DeviceError};
-use crate::image::{self, guid::Guid};
+use crate::image::partition::PartitionError;
+use crate::image::vhd::VhdError;
+use crate::image::vhdx::VhdxError;
+use crate::image::{self, guid::Guid, ImageError, ImageFormat};
 use crate::output::value_name;
 use crate::progress::Progress;
-use crate::size::human;
+use crate::size::{human, SizeArg};
+use crate::staged::{CommitError, StagedFile};
 
+/// The image is made under a temporary name beside IMAGE and renamed into place once
+/// formatted and flushed; any failure removes it, so a failed create leaves nothing behind
+/// (and `--force` leaves the old image untouched until the new one is complete).
 pub fn run(a: &CreateArgs) -> Outcome {
     let fail = |cause| Failure::new(&a.image, "create", None, cause);
     let cluster_size = check_cluster_size(a.cluster_size).map_err(|why| fail(Cause::Usage(why)))?;
-    let (dev, part) = image::create(&a.image, a.size, a.format, a.partition, a.force)
-        .map_err(|e| fail(e.into()))?;
-    if let Err(cause) = format_volume(dev, cluster_size, &a.label) {
-        // A half-made image is worse than none: remove what this command created.
-        let _ = std::fs::remove_file(&a.image);
-        return Err(fail(cause));
+    if !a.force && std::fs::symlink_metadata(&a.image).is_ok() {
+        return Err(fail(ImageError::Exists.into()));
     }
-    report(&a.image, a, part.start, part.len);
+    let format = choose_format(&a.image, a.format).map_err(|why| fail(Cause::Usage(why)))?;
+    let staged = StagedFile::new(&a.image);
+    let (dev, part) = image::create(staged.path(), a.size.bytes, format, a.partition, false)
+        .map_err(|e| fail(size_cause(e, &a.size)))?;
+    format_volume(dev, cluster_size, &a.label).map_err(fail)?;
+    staged.commit(a.force).map_err(|e| match e {
+        CommitError::Exists => fail(ImageError::Exists.into()),
+        CommitError::Io(e) => fail(ImageError::Create(e).into()),
+    })?;
+    report(&a.image, a, format, part.start, part.len);
+    Ok(None)
+}
+
+/// The format asked for, else the one the name implies. Windows picks the driver by the
+/// extension, so a VHD named .vhdx (or the reverse) would not attach: refused.
+fn choose_format(image: &Path, asked: Option<ImageFormat>) -> Result<ImageFormat, String> {
+    let extension = image
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let named = match extension.as_deref() {
+        Some("vhdx") => Some((
+            ImageFormat::Vhdx,
+            [ImageFormat::Vhdx, ImageFormat::VhdxDynamic],
+        )),
+        Some("vhd") => Some((
+            ImageFormat::Vhd,
+            [ImageFormat::Vhd, ImageFormat::VhdDynamic],
+        )),
+        _ => None,
+    };
+    match (asked, named) {
+        (None, Some((default, _))) => Ok(default),
+        (None, None) => Ok(ImageFormat::Vhd),
+        (Some(f), Some((_, allowed))) if !allowed.contains(&f) => Err(format!(
+            "--format {} does not match the name's .{} extension (Windows opens the image by its extension)",
+            value_name(&f),
+            extension.unwrap_or_default()
+        )),
+        (Some(f), _) => Ok(f),
+    }
+}
+
+/// Size problems are worded with the size as the user typed it; they are usage errors.
+fn size_cause(e: ImageError, size: &SizeArg) -> Cause {
+    match e {
+        ImageError::Vhd(VhdError::TooLarge(_)) => Cause::Usage(format!(
+            "a VHD is limited to 2040 GiB; {size} was asked for (--format vhdx allows up to 64 TiB)"
+        )),
+        ImageError::Vhdx(VhdxError::TooLarge(_)) => {
+            Cause::Usage(format!("a VHDX is limited to 64 TiB; {size} was asked for"))
+        }
+        ImageError::Vhd(VhdError::SizeUnaligned(_))
+        | ImageError::Vhdx(VhdxError::SizeUnaligned(_)) => Cause::Usage(format!(
+            "the disk size {size} is not a whole number of 512-byte sectors"
+        )),
+        ImageError::Partition(PartitionError::TooSmall { .. }) => Cause::Usage(format!(
+            "the disk ({size}) is too small for a 1 MiB-aligned partition"
+        )),
+        other => other.into(),
+    }
+}
+
+/// `cowfat format`: a partition table and a volume in an image another program made.
+pub fn format_existing(a: &FormatArgs) -> Outcome {
+    let fail = |cause| Failure::new(&a.image, "format", None, cause);
+    let cluster_size = check_cluster_size(a.cluster_size).map_err(|why| fail(Cause::Usage(why)))?;
+    let (dev, part) =
+        image::prepare_existing(&a.image, a.partition, a.force).map_err(|e| fail(e.into()))?;
+    let format = dev.inner().format();
+    let disk_size = dev.inner().size();
+    format_volume(dev, cluster_size, &a.label).map_err(fail)?;
+    println!(
+        "formatted {}: {} disk of {}, {} partition at {} of {}, cowfat volume with {}-byte clusters",
+        a.image.display(),
+        value_name(&format),
+        human(disk_size),
+        value_name(&a.partition),
+        part.start,
+        human(part.len),
+        a.cluster_size
+    );
     Ok(None)
 }
 
@@ -62,12 +145,12 @@ fn now() -> NtTime {
     NtTime::from_unix(i64::try_from(d.as_secs()).unwrap_or(0), d.subsec_nanos())
 }
 
-fn report(path: &Path, a: &CreateArgs, start: u64, len: u64) {
+fn report(path: &Path, a: &CreateArgs, format: ImageFormat, start: u64, len: u64) {
     println!(
         "created {}: {} disk of {}, {} partition at {start} of {}, cowfat volume with {}-byte clusters",
         path.display(),
-        value_name(&a.format),
-        human(a.size),
+        value_name(&format),
+        a.size,
         value_name(&a.partition),
         human(len),
         a.cluster_size

@@ -11,6 +11,7 @@ use crate::cli::{GetArgs, ImagePath, LsArgs, MkdirArgs, MvArgs, PutArgs, RmArgs}
 use crate::error::{Cause, Failure};
 use crate::output::{attribute_letters, format_time, kind_name, print_json};
 use crate::progress::Progress;
+use crate::staged::{CommitError, StagedFile};
 use crate::volume::{self, Session};
 
 /// Directory entries fetched per call while listing.
@@ -189,6 +190,7 @@ pub fn put(a: &PutArgs, index: Option<u32>) -> Outcome {
     })?;
     let len = host.metadata().map(|m| m.len()).unwrap_or(0);
     let mut s = volume::open(&a.image, true, index)?;
+    s.allow_nt_names = a.names.allow_nt_names;
     let target =
         put_target(&mut s, &a.path, &a.host_file).map_err(|c| s.fail("write", &a.path, c))?;
     let progress = Progress::bytes(len, "put");
@@ -231,11 +233,14 @@ pub fn put_file(
             return Err(fs_core::Error::IsADirectory.into())
         }
         Ok(id) => (id, false),
-        Err(fs_core::Error::NotFound) => (
-            s.vol
-                .create(dir, &name, FileKind::File, FileAttributes::ARCHIVE)?,
-            true,
-        ),
+        Err(fs_core::Error::NotFound) => {
+            s.check_new_name(&name)?;
+            (
+                s.vol
+                    .create(dir, &name, FileKind::File, FileAttributes::ARCHIVE)?,
+                true,
+            )
+        }
         Err(e) => return Err(e.into()),
     };
     let result = write_stream(s, id, &mut host, progress);
@@ -299,17 +304,31 @@ pub fn get(a: &GetArgs, index: Option<u32>) -> Outcome {
     let mut s = volume::open(&a.image, false, index)?;
     let id = open_file(&mut s, &a.path).map_err(|c| s.fail("read", &a.path, c))?;
     let dest = host_target(&a.host_file, &a.path);
-    let mut out =
-        File::create(&dest).map_err(|e| s.fail("read", &a.path, Cause::Host(dest.clone(), e)))?;
     let size = s
         .info(id)
         .map_err(|c| s.fail("read", &a.path, c))?
         .file_size;
+    let host_err = |s: &Session, e| s.fail("read", &a.path, Cause::Host(dest.clone(), e));
+    // Written beside DEST and renamed over it when complete: a failed get leaves no partial
+    // copy, and an existing DEST stays as it was.
+    let staged = StagedFile::new(&dest);
+    let mut out = staged.create().map_err(|e| host_err(&s, e))?;
     copy_out(&mut s, id, &mut out, &Progress::bytes(size, "get"))
         .map_err(|c| s.fail("read", &a.path, c))?;
-    out.sync_all()
-        .map_err(|e| s.fail("read", &a.path, Cause::Host(dest.clone(), e)))?;
+    out.sync_all().map_err(|e| host_err(&s, e))?;
+    drop(out);
+    staged
+        .commit(true)
+        .map_err(|e| host_err(&s, commit_io(e)))?;
     Ok(None)
+}
+
+/// A replacing commit only fails with an I/O error; this keeps the match total.
+pub fn commit_io(e: CommitError) -> std::io::Error {
+    match e {
+        CommitError::Io(e) => e,
+        CommitError::Exists => std::io::ErrorKind::AlreadyExists.into(),
+    }
 }
 
 /// A host directory receives the file under its own name.
@@ -325,6 +344,7 @@ fn host_target(host: &Path, path: &str) -> std::path::PathBuf {
 
 pub fn mkdir(a: &MkdirArgs, index: Option<u32>) -> Outcome {
     let mut s = volume::open(&a.image, true, index)?;
+    s.allow_nt_names = a.names.allow_nt_names;
     make_dir(&mut s, &a.path, a.parents).map_err(|c| s.fail("create directory", &a.path, c))?;
     s.close()?;
     Ok(None)
@@ -334,6 +354,7 @@ pub fn mkdir(a: &MkdirArgs, index: Option<u32>) -> Outcome {
 pub fn make_dir(s: &mut Session, path: &str, parents: bool) -> Result<FileId, Cause> {
     if !parents {
         let (dir, name) = s.parent_and_name(path)?;
+        s.check_new_name(&name)?;
         return Ok(s
             .vol
             .create(dir, &name, FileKind::Directory, FileAttributes::empty())?);
@@ -345,6 +366,7 @@ pub fn make_dir(s: &mut Session, path: &str, parents: bool) -> Result<FileId, Ca
             Ok(found) if s.info(found)?.kind == FileKind::Directory => found,
             Ok(_) => return Err(fs_core::Error::NotADirectory.into()),
             Err(fs_core::Error::NotFound) => {
+                s.check_new_name(&name)?;
                 s.vol
                     .create(id, &name, FileKind::Directory, FileAttributes::empty())?
             }
@@ -382,6 +404,7 @@ fn remove_children(s: &mut Session, dir: FileId) -> Result<(), Cause> {
 
 pub fn mv(a: &MvArgs, index: Option<u32>) -> Outcome {
     let mut s = volume::open(&a.image, true, index)?;
+    s.allow_nt_names = a.names.allow_nt_names;
     move_path(&mut s, &a.from, &a.to).map_err(|c| s.fail("move", &a.from, c))?;
     s.close()?;
     Ok(None)
@@ -399,6 +422,7 @@ fn move_path(s: &mut Session, from: &str, to: &str) -> Result<(), Cause> {
         Some(id) => (id, src_name.clone()),
         None => s.parent_and_name(to)?,
     };
+    s.check_new_name(&dst_name)?;
     Ok(s.vol
         .rename(src_dir, &src_name, dst_dir, &dst_name, false)?)
 }

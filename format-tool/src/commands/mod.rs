@@ -15,6 +15,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     let index = cli.partition_index;
     match cli.command {
         Command::Create(a) => create::run(&a),
+        Command::Format(a) => create::format_existing(&a),
         Command::Info(a) => info::run(&a, index),
         Command::Ls(a) => files::ls(&a, index),
         Command::Cat(a) => files::cat(&a, index),

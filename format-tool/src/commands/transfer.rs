@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use fs_core::{FileId, FileKind};
 
-use super::files::{copy_out, list_dir, make_dir, put_file};
+use super::files::{commit_io, copy_out, list_dir, make_dir, put_file};
 use super::Outcome;
 use crate::cli::{ExportArgs, ImportArgs};
 use crate::error::{Cause, Failure};
 use crate::progress::Progress;
+use crate::staged::{CreatedPaths, StagedFile};
 use crate::volume::{self, Session};
 
 pub fn import(a: &ImportArgs, index: Option<u32>) -> Outcome {
@@ -24,6 +25,7 @@ pub fn import(a: &ImportArgs, index: Option<u32>) -> Outcome {
     };
     let total = tree_bytes(&a.host_dir).map_err(|(p, e)| host_fail(&p, e))?;
     let mut s = volume::open(&a.image, true, index)?;
+    s.allow_nt_names = a.names.allow_nt_names;
     make_dir(&mut s, &a.path, true).map_err(|c| s.fail("import into", &a.path, c))?;
     let progress = Progress::bytes(total, "import");
     let base = a.path.trim_end_matches(['/', '\\']).to_owned();
@@ -82,12 +84,16 @@ fn import_dir(
 pub fn export(a: &ExportArgs, index: Option<u32>) -> Outcome {
     let mut s = volume::open(&a.image, false, index)?;
     let dir = export_root(&mut s, &a.path).map_err(|c| s.fail("export", &a.path, c))?;
-    fs::create_dir_all(&a.host_dir)
-        .map_err(|e| s.fail("export", &a.path, Cause::Host(a.host_dir.clone(), e)))?;
     let total = tree_size(&mut s, dir).map_err(|c| s.fail("export", &a.path, c))?;
+    // Everything the export makes is removed again if it fails part way: a half-exported
+    // tree would pass for a whole one. Files and directories that were there stay.
+    let mut made = CreatedPaths::new();
+    made.create_dir_all(&a.host_dir)
+        .map_err(|e| s.fail("export", &a.path, Cause::Host(a.host_dir.clone(), e)))?;
     let progress = Progress::bytes(total, "export");
     let base = a.path.trim_end_matches(['/', '\\']).to_owned();
-    export_dir(&mut s, dir, &base, &a.host_dir, &progress)?;
+    export_dir(&mut s, dir, &base, &a.host_dir, &progress, &mut made)?;
+    made.keep();
     Ok(None)
 }
 
@@ -116,6 +122,7 @@ fn export_dir(
     path: &str,
     host: &Path,
     progress: &Progress,
+    made: &mut CreatedPaths,
 ) -> Result<(), Failure> {
     let entries = list_dir(s, dir).map_err(|c| s.fail("export", path, c))?;
     for e in entries {
@@ -124,12 +131,22 @@ fn export_dir(
         let host_err =
             |s: &Session, err| s.fail("export", &child, Cause::Host(host_child.clone(), err));
         if e.info.kind == FileKind::Directory {
-            fs::create_dir_all(&host_child).map_err(|err| host_err(s, err))?;
-            export_dir(s, e.info.id, &child, &host_child, progress)?;
+            made.create_dir_all(&host_child)
+                .map_err(|err| host_err(s, err))?;
+            export_dir(s, e.info.id, &child, &host_child, progress, made)?;
             continue;
         }
-        let mut out = fs::File::create(&host_child).map_err(|err| host_err(s, err))?;
+        let existed = fs::symlink_metadata(&host_child).is_ok();
+        let staged = StagedFile::new(&host_child);
+        let mut out = staged.create().map_err(|err| host_err(s, err))?;
         copy_out(s, e.info.id, &mut out, progress).map_err(|c| s.fail("export", &child, c))?;
+        drop(out);
+        staged
+            .commit(true)
+            .map_err(|err| host_err(s, commit_io(err)))?;
+        if !existed {
+            made.file(&host_child);
+        }
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! Disk images: open or create a VHD (fixed or dynamic) or raw file, find its partition table
-//! and hand the cowfat partition to fs-core as a `BlockDevice`.
+//! Disk images: open or create a VHDX or VHD (fixed or dynamic) or raw file, find its
+//! partition table and hand the cowfat partition to fs-core as a `BlockDevice`.
 
 pub mod device;
 pub mod file;
@@ -7,6 +7,7 @@ pub mod guid;
 pub mod partition;
 pub mod raw;
 pub mod vhd;
+pub mod vhdx;
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
@@ -16,6 +17,7 @@ use file::HostFile;
 use partition::{Partition, PartitionError, Scheme, Table};
 use raw::RawDisk;
 use vhd::{DeviceErrorText, VhdDisk, VhdError, VhdKind};
+use vhdx::{VhdxDisk, VhdxError, VhdxKind};
 
 /// The container format of an image file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -27,6 +29,10 @@ pub enum ImageFormat {
     VhdDynamic,
     /// Raw disk bytes.
     Raw,
+    /// Fixed-size VHDX: every block allocated up front.
+    Vhdx,
+    /// Dynamic VHDX: blocks allocated as they are written.
+    VhdxDynamic,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,14 +47,20 @@ pub enum ImageError {
     TooShort(u64),
     #[error("it is named like a VHD but does not end with a VHD footer; the file is truncated or not a VHD")]
     MissingFooter,
+    #[error("it is named like a VHDX but does not start with the \"vhdxfile\" signature; the file is damaged or not a VHDX")]
+    MissingVhdxSignature,
     #[error("{0}")]
     Vhd(#[from] VhdError),
+    #[error("{0}")]
+    Vhdx(#[from] VhdxError),
     #[error("{0}")]
     Partition(#[from] PartitionError),
     #[error("it has a {scheme} partition table but no cowfat partition (found: {found})")]
     NoCowfatPartition { scheme: &'static str, found: String },
     #[error("it has no partition {index} (partitions: {found})")]
     NoSuchPartition { index: u32, found: String },
+    #[error("it already holds {0} (pass --force to replace it; everything on the disk is lost)")]
+    NotBlank(&'static str),
     #[error("{0}")]
     Device(DeviceErrorText),
 }
@@ -81,6 +93,7 @@ pub enum Disk {
     Raw(RawDisk),
     // Boxed: the VHD state (footer, BAT) is much larger than a raw file handle.
     Vhd(Box<VhdDisk>),
+    Vhdx(Box<VhdxDisk>),
 }
 
 impl Disk {
@@ -89,6 +102,8 @@ impl Disk {
             Self::Raw(_) => ImageFormat::Raw,
             Self::Vhd(v) if v.kind() == VhdKind::Fixed => ImageFormat::Vhd,
             Self::Vhd(_) => ImageFormat::VhdDynamic,
+            Self::Vhdx(v) if v.kind() == VhdxKind::Fixed => ImageFormat::Vhdx,
+            Self::Vhdx(_) => ImageFormat::VhdxDynamic,
         }
     }
 
@@ -96,6 +111,7 @@ impl Disk {
         match self {
             Self::Raw(d) => d,
             Self::Vhd(d) => &mut **d,
+            Self::Vhdx(d) => &mut **d,
         }
     }
 
@@ -103,6 +119,7 @@ impl Disk {
         match self {
             Self::Raw(d) => d,
             Self::Vhd(d) => d,
+            Self::Vhdx(d) => d,
         }
     }
 }
@@ -188,26 +205,32 @@ pub fn open_disk(path: &Path, writable: bool) -> Result<Disk, ImageError> {
     if len < 2 * SECTOR {
         return Err(ImageError::TooShort(len));
     }
+    let mut first = [0u8; 512];
+    host.read_exact_at(0, &mut first)?;
+    if vhdx::has_signature(&first) {
+        return Ok(Disk::Vhdx(Box::new(VhdxDisk::open(host, len)?)));
+    }
+    if is_named(path, "vhdx") {
+        return Err(ImageError::MissingVhdxSignature);
+    }
     let mut last = [0u8; 512];
     host.read_exact_at(len - SECTOR, &mut last)?;
     if vhd::has_footer_cookie(&last) {
         return Ok(Disk::Vhd(Box::new(VhdDisk::open(host, len)?)));
     }
-    let mut first = [0u8; 512];
-    host.read_exact_at(0, &mut first)?;
     if vhd::has_footer_cookie(&first) {
         // Dynamic VHDs start with a footer copy; without the one at the end they are cut short.
         return Err(VhdError::Truncated.into());
     }
-    if is_vhd_name(path) {
+    if is_named(path, "vhd") {
         return Err(ImageError::MissingFooter);
     }
     Ok(Disk::Raw(RawDisk::new(host, len / SECTOR * SECTOR)))
 }
 
-fn is_vhd_name(path: &Path) -> bool {
+fn is_named(path: &Path, extension: &str) -> bool {
     path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("vhd"))
+        .is_some_and(|e| e.eq_ignore_ascii_case(extension))
 }
 
 /// Opens an image down to its cowfat partition (or the one `--partition-index` names).
@@ -317,7 +340,35 @@ pub fn create(
             file.set_len(size).map_err(ImageError::Create)?;
             Disk::Raw(RawDisk::new(HostFile::new(file, true), size))
         }
+        ImageFormat::Vhdx => Disk::Vhdx(Box::new(VhdxDisk::create(file, size, true)?)),
+        ImageFormat::VhdxDynamic => Disk::Vhdx(Box::new(VhdxDisk::create(file, size, false)?)),
     };
+    let part = partition::write_table(&mut disk, scheme)?;
+    Ok((PartitionDevice::new(disk, part.start, part.len), part))
+}
+
+/// Writes a partition table into an existing image (one another program made, e.g.
+/// `qemu-img create` or Hyper-V) and returns the volume's partition, not yet formatted. A disk
+/// that already has a partition table or a cowfat volume is refused unless `force`.
+pub fn prepare_existing(
+    path: &Path,
+    scheme: Scheme,
+    force: bool,
+) -> Result<(PartitionDevice<Disk>, Partition), ImageError> {
+    let mut disk = open_disk(path, true)?;
+    if !force {
+        if probe::is_cowfat(&mut disk) == Some(true) {
+            return Err(ImageError::NotBlank("a cowfat volume"));
+        }
+        match partition::read_table(&mut disk) {
+            Ok(t) if t.scheme == Scheme::None => {}
+            Ok(t) if t.scheme == Scheme::Gpt => {
+                return Err(ImageError::NotBlank("a GPT partition table"))
+            }
+            Ok(_) => return Err(ImageError::NotBlank("an MBR partition table")),
+            Err(_) => return Err(ImageError::NotBlank("a damaged partition table")),
+        }
+    }
     let part = partition::write_table(&mut disk, scheme)?;
     Ok((PartitionDevice::new(disk, part.start, part.len), part))
 }
