@@ -68,21 +68,16 @@ pub struct CreateArgs {
     /// Image format; by default vhdx for a .vhdx name, else vhd.
     #[arg(long, value_enum)]
     pub format: Option<ImageFormat>,
-    #[arg(long, value_enum, default_value = "gpt")]
-    pub partition: Scheme,
-    /// Cluster size, 512 to 64K, a power of two.
-    #[arg(long, value_parser = parse_size, default_value = "4096")]
-    pub cluster_size: u64,
-    #[arg(long, default_value = "")]
-    pub label: String,
+    #[command(flatten)]
+    pub layout: LayoutArgs,
     /// Overwrite IMAGE if it exists.
     #[arg(long)]
     pub force: bool,
 }
 
+/// The partition table and volume layout, shared by `create` and `format`.
 #[derive(Debug, Args)]
-pub struct FormatArgs {
-    pub image: PathBuf,
+pub struct LayoutArgs {
     #[arg(long, value_enum, default_value = "gpt")]
     pub partition: Scheme,
     /// Cluster size, 512 to 64K, a power of two.
@@ -90,6 +85,13 @@ pub struct FormatArgs {
     pub cluster_size: u64,
     #[arg(long, default_value = "")]
     pub label: String,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    pub image: PathBuf,
+    #[command(flatten)]
+    pub layout: LayoutArgs,
     /// Replace an existing partition table or volume (everything on the disk is lost).
     #[arg(long)]
     pub force: bool,

@@ -384,6 +384,14 @@ impl<D: BlockDevice> Volume<D> {
         }
     }
 
+    /// The extent map a lookup just cached (no panic path if it was not).
+    fn mapped_extents(&mut self, key: StreamKey) -> Result<&mut ExtentMap> {
+        self.extents.get_mut(&key).ok_or(Error::Corrupt {
+            what: "extent map dropped during a copy-on-write move",
+            at: 0,
+        })
+    }
+
     fn set_record_table_head(&mut self, first: u32, count: u64) {
         self.state.live_records_first.set(first);
         self.state.live_records_clusters.set(count as u32);
@@ -429,18 +437,12 @@ impl<D: BlockDevice> Volume<D> {
         let mut new_head = None;
         if vcn == 0 {
             let count = self.extent_map_to(key, 0)?.count();
-            self.extents
-                .get_mut(&key)
-                .expect("mapped above")
-                .replace(0, new);
+            self.mapped_extents(key)?.replace(0, new);
             new_head = Some(count);
         } else {
             let prev = self.stream_lcn(key, vcn - 1)?;
             self.set_live(prev, new)?;
-            self.extents
-                .get_mut(&key)
-                .expect("mapped above")
-                .replace(vcn, new);
+            self.mapped_extents(key)?.replace(vcn, new);
         }
         // The base keeps `lcn`; live no longer uses it.
         self.set_live(lcn, FREE)?;

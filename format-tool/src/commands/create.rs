@@ -23,15 +23,22 @@ use crate::staged::{CommitError, StagedFile};
 /// (and `--force` leaves the old image untouched until the new one is complete).
 pub fn run(a: &CreateArgs) -> Outcome {
     let fail = |cause| Failure::new(&a.image, "create", None, cause);
-    let cluster_size = check_cluster_size(a.cluster_size).map_err(|why| fail(Cause::Usage(why)))?;
+    let cluster_size =
+        check_cluster_size(a.layout.cluster_size).map_err(|why| fail(Cause::Usage(why)))?;
     if !a.force && std::fs::symlink_metadata(&a.image).is_ok() {
         return Err(fail(ImageError::Exists.into()));
     }
     let format = choose_format(&a.image, a.format).map_err(|why| fail(Cause::Usage(why)))?;
     let staged = StagedFile::new(&a.image);
-    let (dev, part) = image::create(staged.path(), a.size.bytes, format, a.partition, false)
-        .map_err(|e| fail(size_cause(e, &a.size)))?;
-    format_volume(dev, cluster_size, &a.label).map_err(fail)?;
+    let (dev, part) = image::create(
+        staged.path(),
+        a.size.bytes,
+        format,
+        a.layout.partition,
+        false,
+    )
+    .map_err(|e| fail(size_cause(e, &a.size)))?;
+    format_volume(dev, cluster_size, &a.layout.label).map_err(fail)?;
     staged.commit(a.force).map_err(|e| match e {
         CommitError::Exists => fail(ImageError::Exists.into()),
         CommitError::Io(e) => fail(ImageError::Create(e).into()),
@@ -92,21 +99,22 @@ fn size_cause(e: ImageError, size: &SizeArg) -> Cause {
 /// `cowfat format`: a partition table and a volume in an image another program made.
 pub fn format_existing(a: &FormatArgs) -> Outcome {
     let fail = |cause| Failure::new(&a.image, "format", None, cause);
-    let cluster_size = check_cluster_size(a.cluster_size).map_err(|why| fail(Cause::Usage(why)))?;
-    let (dev, part) =
-        image::prepare_existing(&a.image, a.partition, a.force).map_err(|e| fail(e.into()))?;
+    let cluster_size =
+        check_cluster_size(a.layout.cluster_size).map_err(|why| fail(Cause::Usage(why)))?;
+    let (dev, part) = image::prepare_existing(&a.image, a.layout.partition, a.force)
+        .map_err(|e| fail(e.into()))?;
     let format = dev.inner().format();
     let disk_size = dev.inner().size();
-    format_volume(dev, cluster_size, &a.label).map_err(fail)?;
+    format_volume(dev, cluster_size, &a.layout.label).map_err(fail)?;
     println!(
         "formatted {}: {} disk of {}, {} partition at {} of {}, cowfat volume with {}-byte clusters",
         a.image.display(),
         value_name(&format),
         human(disk_size),
-        value_name(&a.partition),
+        value_name(&a.layout.partition),
         part.start,
         human(part.len),
-        a.cluster_size
+        a.layout.cluster_size
     );
     Ok(None)
 }
@@ -151,9 +159,9 @@ fn report(path: &Path, a: &CreateArgs, format: ImageFormat, start: u64, len: u64
         path.display(),
         value_name(&format),
         a.size,
-        value_name(&a.partition),
+        value_name(&a.layout.partition),
         human(len),
-        a.cluster_size
+        a.layout.cluster_size
     );
 }
 
