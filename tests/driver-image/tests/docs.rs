@@ -105,7 +105,8 @@ fn tests_named_in_the_docs_exist() {
     let root = driver_image::workspace_root();
     let known = docs::test_functions(&root).unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        known.contains("nt_08_purge_fails_while_user_mapped") && known.len() > 200,
+        // This very test is one of them: the scan must at least see it.
+        known.contains("tests_named_in_the_docs_exist") && known.len() > 200,
         "the scan of #[test] functions found too little ({} names)",
         known.len()
     );
