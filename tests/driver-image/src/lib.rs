@@ -5,6 +5,9 @@
 //! - [`exports`]: the outside reference for what ntoskrnl.exe exports: the symbol index of
 //!   Debian's `mingw-w64-x86-64-dev` import library `libntoskrnl.a`, plus a short allowlist of
 //!   newer exports with the Windows version that introduced them.
+//! - [`docs`]: the repository's documentation as data: the ntsim fidelity ledger against
+//!   ntsim and the image's imports, the tests the docs name, and every link in README.md and
+//!   `docs/`.
 //! - [`inf`]: a parser and checker for cowfat.inf.
 //! - [`stack`]: the stack report: frames from the unwind codes, deepest paths from every entry
 //!   point, NT-23's budgets.
@@ -13,6 +16,7 @@
 //! binary and the tests share them and a failure lists all that is wrong at once.
 #![forbid(unsafe_code)]
 
+pub mod docs;
 pub mod exports;
 pub mod inf;
 pub mod pe;
