@@ -26,9 +26,11 @@ pub mod notify;
 pub mod nt;
 pub mod overlay;
 pub mod resrcsup;
+pub mod seh;
 pub mod section;
 pub mod status;
 pub mod strucsup;
+pub mod userbuf;
 pub mod vcb;
 pub mod wdk_inline;
 

@@ -26,6 +26,7 @@ use crate::fcb::Fcb;
 use crate::nt::{self, FILE_OBJECT, NTSTATUS};
 use crate::resrcsup::ResourceGuard;
 use crate::section;
+use crate::seh;
 use crate::vcb::Vcb;
 
 fsd_entry_point!(
@@ -162,16 +163,13 @@ fn cached_write(
     }
     // SAFETY: the request's file object of this FCB; main resource held.
     unsafe { ensure_cache_map(file_object, fcb) };
+    let (length, buffer) = (io.length, io.buffer().cast_const());
+    // NT-24: Cc raises on a bad user buffer, an in-page error, no resources; the guard above
+    // stays out of the SEH frame and drops on the way out.
     // SAFETY: a cached file object; the buffer holds `length` bytes; Wait = TRUE.
-    let done = unsafe {
-        nt::CcCopyWrite(
-            file_object,
-            &signed,
-            io.length,
-            true,
-            io.buffer().cast_const().cast(),
-        )
-    };
+    let done = seh::kernel_call(|| unsafe {
+        nt::CcCopyWrite(file_object, &signed, length, true, buffer.cast())
+    })?;
     if !done {
         return Err(nt::STATUS_CANT_WAIT);
     }

@@ -842,12 +842,21 @@ pub(crate) unsafe fn send_read_write(
     let irp_ref = unsafe { &mut *irp };
     irp_ref.Flags = flags;
     irp_ref.Tail.Overlay.OriginalFileObject = fo;
+    // A user-mode request's buffer is the requester's memory for the request's life (unless
+    // the test placed it there already, e.g. unmapped).
+    let register = !with_mdl && crate::seh::classify(buffer.addr(), len as usize).is_none();
     if !with_mdl {
         irp_ref.UserBuffer = buffer.cast();
         irp_ref.RequestorMode = 1;
     }
+    if register {
+        crate::seh::register(buffer.addr(), len as usize, crate::seh::UserMemory::Mapped);
+    }
     // SAFETY: a complete IRP for the file's device.
     let result = unsafe { send_and_free(device, irp) };
+    if register {
+        crate::seh::unregister(buffer.addr());
+    }
     dereference(fo);
     result
 }
@@ -898,11 +907,23 @@ pub(crate) unsafe fn send_async(fo: *mut FILE_OBJECT, irp: *mut IRP, len: usize)
     });
     // SAFETY: a fresh IRP, ours until sent.
     let irp_ref = unsafe { &mut *irp };
-    irp_ref.UserBuffer = user.cast::<u8>().cast();
+    let user_address = if kernel::with(|k| k.unmapped_user_buffer_next) {
+        kernel::with(|k| k.unmapped_user_buffer_next = false);
+        crate::seh::register(crate::seh::UNMAPPED_USER_ADDRESS, len, crate::seh::UserMemory::Unmapped);
+        crate::seh::UNMAPPED_USER_ADDRESS
+    } else {
+        crate::seh::register(user.cast::<u8>().addr(), len, crate::seh::UserMemory::Mapped);
+        user.cast::<u8>().addr()
+    };
+    irp_ref.UserBuffer = std::ptr::with_exposed_provenance_mut(user_address);
     irp_ref.RequestorMode = 1;
     irp_ref.Tail.Overlay.OriginalFileObject = fo;
     // SAFETY: the caller's contract.
     let returned = unsafe { call_driver(device, irp) };
+    // A pended request keeps its buffer registered until the test ends (a notify).
+    if returned != STATUS_PENDING {
+        crate::seh::unregister(user_address);
+    }
     let done = kernel::with(|k| k.async_done.get(&token).map(|r| r.status));
     match done {
         Some(status) if returned != STATUS_PENDING && returned != status => {
@@ -931,6 +952,7 @@ unsafe fn finish_async(irp: *mut IRP, status: NTSTATUS, information: usize) {
     let irp_ref = unsafe { &mut *irp };
     // SAFETY: created by Box::into_raw in `send_async`, reclaimed once.
     let mut user = unsafe { Box::from_raw(record.user) };
+    crate::seh::unregister(user.as_ptr().addr());
     let new_system_buffer = irp_ref.Flags & IRP_DEALLOCATE_BUFFER != 0;
     // IopCompleteRequest: a buffered input operation is copied back to the caller; a buffer
     // marked IRP_DEALLOCATE_BUFFER is freed. FsRtl's new buffer sets all three flags.

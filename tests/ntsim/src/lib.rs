@@ -31,6 +31,7 @@ pub mod cc;
 pub mod disk;
 pub mod ex;
 pub mod filelock;
+pub mod hostile;
 pub mod fsrtl;
 pub mod io;
 pub mod kernel;
@@ -38,6 +39,7 @@ pub mod mm;
 pub mod name;
 pub mod notify;
 pub mod requests;
+pub mod seh;
 pub mod stack;
 pub mod trace;
 
