@@ -28,31 +28,44 @@ use core::ffi::c_void;
 
 use crate::nt::{self, NTSTATUS};
 
-/// The body an SEH frame runs: `context` is the [`Frame`] of [`try_except`].
-type Body = unsafe extern "system-unwind" fn(context: *mut c_void);
+/// Declares the SEH frame and defines the body runner with the ABI of the build: `system` on
+/// the image (SEH unwinds through frames by their unwind tables; a Rust `-unwind` ABI there
+/// would add landing pads and a C++ personality routine the image must not have), and
+/// `system-unwind` on the host, where ntsim's raise is a Rust unwind.
+macro_rules! seh_frame_abi {
+    ($abi:literal) => {
+        /// The body an SEH frame runs: `context` is the [`Frame`] of [`try_except`].
+        type Body = unsafe extern $abi fn(context: *mut c_void);
 
-extern "system-unwind" {
-    /// Calls `body(context)` inside an SEH frame that accepts every exception. Returns 0 when
-    /// the body returned, else the exception code.
-    fn cowfat_seh_try(body: Body, context: *mut c_void) -> NTSTATUS;
+        extern $abi {
+            /// Calls `body(context)` inside an SEH frame that accepts every exception. Returns
+            /// 0 when the body returned, else the exception code.
+            fn cowfat_seh_try(body: Body, context: *mut c_void) -> NTSTATUS;
+        }
+
+        /// Runs the frame's closure and stores its result.
+        ///
+        /// # Safety
+        /// `context` points to a live `Frame<F, R>`.
+        unsafe extern $abi fn run_body<F: FnOnce() -> R, R>(context: *mut c_void) {
+            // SAFETY: the caller's contract: `try_except` passes its own frame.
+            let frame = unsafe { &mut *context.cast::<Frame<F, R>>() };
+            if let Some(body) = frame.body.take() {
+                frame.result = Some(body());
+            }
+        }
+    };
 }
+
+#[cfg(windows)]
+seh_frame_abi!("system");
+#[cfg(not(windows))]
+seh_frame_abi!("system-unwind");
 
 /// The closure and its result, on the caller's stack while the frame runs.
 struct Frame<F, R> {
     body: Option<F>,
     result: Option<R>,
-}
-
-/// Runs the frame's closure and stores its result.
-///
-/// # Safety
-/// `context` points to a live `Frame<F, R>`.
-unsafe extern "system-unwind" fn run_body<F: FnOnce() -> R, R>(context: *mut c_void) {
-    // SAFETY: the caller's contract: `try_except` passes its own frame.
-    let frame = unsafe { &mut *context.cast::<Frame<F, R>>() };
-    if let Some(body) = frame.body.take() {
-        frame.result = Some(body());
-    }
 }
 
 /// Runs `body` in an SEH frame: its result, or the code of the exception raised inside it.

@@ -388,12 +388,64 @@ pub(crate) unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> N
     }
     crate::stack::note_driver_call();
     let _entry = (!is_disk(device)).then(crate::stack::DriverEntry::enter);
+    let before = (!is_disk(device)).then(ThreadState::now);
     // SAFETY: the driver's dispatch routine with its device and IRP.
     let status = unsafe { routine(device, irp) };
     if paging {
         kernel::with(|k| k.paging_depth -= 1);
     }
+    if let Some(before) = before {
+        before.check_after_dispatch(major);
+    }
     status
+}
+
+/// What a dispatch routine must leave as it found it on its thread (NT-24): the critical
+/// region and top-level IRP balanced, no ERESOURCE still held when the outermost request
+/// returns, no SEH frame left open.
+struct ThreadState {
+    critical_region: i32,
+    top_level_irp: *mut IRP,
+    outermost: bool,
+    seh_depth: u32,
+}
+
+impl ThreadState {
+    fn now() -> Self {
+        kernel::with(|k| {
+            let outermost = k.dispatch_depth == 0;
+            k.dispatch_depth += 1;
+            Self {
+                critical_region: k.critical_region,
+                top_level_irp: k.top_level_irp,
+                outermost,
+                seh_depth: k.seh_depth,
+            }
+        })
+    }
+
+    fn check_after_dispatch(&self, major: u8) {
+        let problem = kernel::with(|k| {
+            k.dispatch_depth -= 1;
+            if k.critical_region != self.critical_region {
+                return Some("APC_INDEX_MISMATCH: critical region not balanced");
+            }
+            if k.top_level_irp != self.top_level_irp {
+                return Some("the top-level IRP was not restored");
+            }
+            if k.seh_depth != self.seh_depth {
+                return Some("an SEH frame was left open");
+            }
+            let thread = k.thread;
+            let held = k.resources.values().any(|r| {
+                r.exclusive.is_some_and(|(t, _)| t == thread) || r.shared.contains_key(&thread)
+            });
+            (self.outermost && held).then_some("an ERESOURCE is still held after the request")
+        });
+        if let Some(problem) = problem {
+            bugcheck(&format!("after IRP major {major:#x}: {problem}"));
+        }
+    }
 }
 
 #[no_mangle]
