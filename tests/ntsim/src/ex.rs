@@ -75,9 +75,15 @@ fn pool_layout(size: usize) -> Option<Layout> {
 #[no_mangle]
 pub extern "system" fn ExAllocatePool2(flags: u64, numberofbytes: usize, tag: u32) -> *mut c_void {
     crate::stack::note_driver_call();
+    // Only the driver's own allocations fail, as under Driver Verifier.
     if pool_fails() {
         return std::ptr::null_mut();
     }
+    allocate_pool(flags, numberofbytes, tag)
+}
+
+/// Pool for the model's own routines (never failed by [`PoolFaults`]).
+pub fn allocate_pool(flags: u64, numberofbytes: usize, tag: u32) -> *mut c_void {
     let Some(layout) = pool_layout(numberofbytes) else {
         return std::ptr::null_mut();
     };

@@ -401,32 +401,38 @@ pub(crate) unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> N
 }
 
 /// What a dispatch routine must leave as it found it on its thread (NT-24): the critical
-/// region and top-level IRP balanced, no ERESOURCE still held when the outermost request
-/// returns, no SEH frame left open.
+/// region and top-level IRP balanced, no ERESOURCE held beyond what the thread held before
+/// (Cc's lazy writer holds the FCB's across its paging write), no SEH frame left open.
 struct ThreadState {
     critical_region: i32,
     top_level_irp: *mut IRP,
-    outermost: bool,
+    held: usize,
     seh_depth: u32,
+}
+
+/// ERESOURCEs the model's current thread holds (shared or exclusive).
+fn resources_held(k: &kernel::Kernel) -> usize {
+    let thread = k.thread;
+    k.resources
+        .values()
+        .filter(|r| {
+            r.exclusive.is_some_and(|(t, _)| t == thread) || r.shared.contains_key(&thread)
+        })
+        .count()
 }
 
 impl ThreadState {
     fn now() -> Self {
-        kernel::with(|k| {
-            let outermost = k.dispatch_depth == 0;
-            k.dispatch_depth += 1;
-            Self {
-                critical_region: k.critical_region,
-                top_level_irp: k.top_level_irp,
-                outermost,
-                seh_depth: k.seh_depth,
-            }
+        kernel::with(|k| Self {
+            critical_region: k.critical_region,
+            top_level_irp: k.top_level_irp,
+            held: resources_held(k),
+            seh_depth: k.seh_depth,
         })
     }
 
     fn check_after_dispatch(&self, major: u8) {
         let problem = kernel::with(|k| {
-            k.dispatch_depth -= 1;
             if k.critical_region != self.critical_region {
                 return Some("APC_INDEX_MISMATCH: critical region not balanced");
             }
@@ -436,11 +442,7 @@ impl ThreadState {
             if k.seh_depth != self.seh_depth {
                 return Some("an SEH frame was left open");
             }
-            let thread = k.thread;
-            let held = k.resources.values().any(|r| {
-                r.exclusive.is_some_and(|(t, _)| t == thread) || r.shared.contains_key(&thread)
-            });
-            (self.outermost && held).then_some("an ERESOURCE is still held after the request")
+            (resources_held(k) > self.held).then_some("an ERESOURCE is still held after the request")
         });
         if let Some(problem) = problem {
             bugcheck(&format!("after IRP major {major:#x}: {problem}"));

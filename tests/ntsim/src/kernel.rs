@@ -272,8 +272,6 @@ pub struct Kernel {
     pub disk_read_error: bool,
     /// The next asynchronous request (a directory query) carries an unmapped user buffer.
     pub unmapped_user_buffer_next: bool,
-    /// Dispatch routines of file systems running on this thread (nested: paging I/O).
-    pub dispatch_depth: u32,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -329,7 +327,6 @@ impl Kernel {
             pool_faults: crate::ex::PoolFaults::default(),
             disk_read_error: false,
             unmapped_user_buffer_next: false,
-            dispatch_depth: 0,
         }
     }
 
