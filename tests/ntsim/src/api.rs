@@ -184,7 +184,7 @@ pub struct Section(u32);
 
 /// A mapped view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct View(u32);
+pub struct View(pub(crate) u32);
 
 /// What [`Sim::finish`] found left over.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

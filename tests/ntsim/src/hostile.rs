@@ -120,6 +120,42 @@ impl Sim {
         (status, output_intact && input_intact)
     }
 
+    /// `NtReadFile` of `len` bytes at `offset` into a buffer that is `view` (of another file
+    /// on the volume) from `view_offset`: the status. On Windows the driver's first touch of
+    /// such a buffer faults into its own paging read; one that touches it while holding its
+    /// locks re-enters itself. ntsim cannot fault on a touch, so it checks the result: bytes
+    /// that changed without the pages being locked first are that re-entry (a bug check).
+    pub fn read_into_view(
+        &mut self,
+        handle: Handle,
+        offset: u64,
+        len: u32,
+        view: crate::api::View,
+        view_offset: u64,
+    ) -> NTSTATUS {
+        let Ok(fo) = self.fo(handle) else {
+            return STATUS_INVALID_HANDLE;
+        };
+        const CANARY: u8 = 0xA5;
+        let mut stand_in = vec![CANARY; len as usize];
+        let address = stand_in.as_mut_ptr();
+        let locks_before = kernel::with(|k| k.view_locks);
+        seh::register(address.addr(), stand_in.len(), UserMemory::View(view.0, view_offset));
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        // SAFETY: the file object is open; the stand-in outlives the request.
+        let (status, _) =
+            unsafe { io::send_read_write(fo, 0x03, offset, address, len, io_flags(fo), false) };
+        seh::unregister(address.addr());
+        let locked = kernel::with(|k| k.view_locks) > locks_before;
+        if !locked && stand_in.iter().any(|b| *b != CANARY) {
+            crate::ex::bugcheck(
+                "the driver wrote a user buffer that maps a file on the volume without locking it \
+                 first: on Windows that faults into its own paging read under its locks (re-entry)",
+            );
+        }
+        status
+    }
+
     /// Every disk read fails with `STATUS_DEVICE_DATA_ERROR` while `on`.
     pub fn set_disk_read_error(&mut self, on: bool) {
         kernel::with(|k| k.disk_read_error = on);

@@ -272,6 +272,10 @@ pub struct Kernel {
     pub disk_read_error: bool,
     /// The next asynchronous request (a directory query) carries an unmapped user buffer.
     pub unmapped_user_buffer_next: bool,
+    /// Driver MDLs over a view locked for writing: (view, offset, address, length).
+    pub mdl_views: BTreeMap<usize, (u32, u64, usize, usize)>,
+    /// View-backed user ranges locked so far.
+    pub view_locks: u64,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -327,6 +331,8 @@ impl Kernel {
             pool_faults: crate::ex::PoolFaults::default(),
             disk_read_error: false,
             unmapped_user_buffer_next: false,
+            mdl_views: BTreeMap::new(),
+            view_locks: 0,
         }
     }
 

@@ -43,6 +43,12 @@ pub enum UserMemory {
     Mapped,
     /// Nothing: any touch faults.
     Unmapped,
+    /// A mapped view of a file (view id, byte offset in the view): a touch faults the page
+    /// in through the file system's own paging read. The range's host memory is a stand-in
+    /// that ntsim fills from the view when the pages are locked and writes back when they are
+    /// unlocked; a driver that touches it without locking it first is caught
+    /// ([`Sim::read_into_view`](crate::api::Sim)).
+    View(u32, u64),
 }
 
 /// A registered range of the requester's address space.
@@ -145,7 +151,10 @@ fn probe(address: usize, len: usize, alignment: u32, what: &str) {
     if alignment > 1 && address % alignment as usize != 0 {
         raise(STATUS_DATATYPE_MISALIGNMENT);
     }
-    if classify(address, len) != Some(UserMemory::Mapped) {
+    if !matches!(
+        classify(address, len),
+        Some(UserMemory::Mapped | UserMemory::View(..))
+    ) {
         kernel::with(|k| {
             k.trace.push(crate::trace::Event::Kernel {
                 name: if what == "read" {
@@ -215,7 +224,7 @@ pub unsafe extern "system" fn IoAllocateMdl(
 pub unsafe extern "system-unwind" fn MmProbeAndLockPages(
     memorydescriptorlist: *mut MDL,
     accessmode: i8,
-    _operation: i32,
+    operation: i32,
 ) {
     crate::stack::note_driver_call();
     let mdl = memorydescriptorlist;
@@ -227,8 +236,11 @@ pub unsafe extern "system-unwind" fn MmProbeAndLockPages(
     // SAFETY: a live MDL of ours.
     let (start, len) = unsafe { ((*mdl).StartVa, (*mdl).ByteCount as usize) };
     let memory = classify(start.addr(), len);
+    if let Some(UserMemory::View(view, view_offset)) = memory {
+        lock_view_pages(mdl, start.cast(), len, view, view_offset, operation);
+    }
     let valid = match memory {
-        Some(UserMemory::Mapped) => true,
+        Some(UserMemory::Mapped | UserMemory::View(..)) => true,
         Some(UserMemory::Unmapped) => false,
         // Kernel memory: fine for a kernel-mode requester, a violation for a user-mode one.
         None => accessmode != USER_MODE,
@@ -253,7 +265,52 @@ pub unsafe extern "system" fn MmUnlockPages(memorydescriptorlist: *mut MDL) {
     // SAFETY: a live MDL of ours.
     unsafe { (*mdl).MdlFlags &= !(MDL_PAGES_LOCKED | MDL_MAPPED_TO_SYSTEM_VA) };
     kernel::with(|k| k.mdls.insert(mdl.addr(), false));
+    // Pages of a view locked for writing: what the driver wrote goes back into the view.
+    if let Some((view, offset, address, len)) = kernel::with(|k| k.mdl_views.remove(&mdl.addr())) {
+        // SAFETY: the registered stand-in memory of the view range, `len` bytes.
+        let data = unsafe { std::slice::from_raw_parts(address as *const u8, len) }.to_vec();
+        if let Err(status) = crate::mm::view_write(view, offset, &data) {
+            bugcheck(&format!("writing locked pages back into their view failed: {status:#x}"));
+        }
+    }
 }
+
+/// `MmProbeAndLockPages` of a range that is a view of a file: its pages fault in now (paging
+/// reads through the file system: legal here, no file system lock may be held yet) and are
+/// copied into the range's stand-in memory; for `IoWriteAccess` they are written back at the
+/// unlock. Raises the in-page error if a page cannot be read.
+fn lock_view_pages(
+    mdl: *mut MDL,
+    start: *mut u8,
+    len: usize,
+    view: u32,
+    view_offset: u64,
+    operation: i32,
+) {
+    let range_start = kernel::with(|k| {
+        k.user_ranges
+            .range(..=start.addr())
+            .next_back()
+            .map(|(a, _)| *a)
+    });
+    let offset = view_offset + (start.addr() - range_start.unwrap_or(start.addr())) as u64;
+    match crate::mm::view_read(view, offset, len) {
+        Ok(bytes) => {
+            // SAFETY: the registered stand-in memory of the view range holds `len` bytes.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), start, len) };
+        }
+        Err(status) => raise(status),
+    }
+    kernel::with(|k| {
+        k.view_locks += 1;
+        if operation == IO_WRITE_ACCESS {
+            k.mdl_views.insert(mdl.addr(), (view, offset, start.addr(), len));
+        }
+    });
+}
+
+/// `IoWriteAccess`.
+const IO_WRITE_ACCESS: i32 = 1;
 
 #[no_mangle]
 pub unsafe extern "system" fn IoFreeMdl(mdl: *mut MDL) {

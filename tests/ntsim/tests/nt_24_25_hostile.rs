@@ -149,3 +149,42 @@ fn nt_25_method_neither_fsctls_from_user_mode_refuse_kernel_and_unmapped_address
     sim.close(h);
     finish_checked(sim);
 }
+
+#[test]
+fn nt_25_noncached_read_into_a_view_of_another_file_on_the_volume() {
+    let mut sim = Sim::new();
+    let source = open_nc(&mut sim, "\\source");
+    let data = pattern(2 * PAGE);
+    assert_eq!(sim.write(source, Some(0), &data), Ok(data.len()));
+    let target = open_rw(&mut sim, "\\target");
+    assert_eq!(sim.write(target, Some(0), &vec![0x11; 3 * PAGE]), Ok(3 * PAGE));
+    sim.close(target);
+    // Nothing of the target cached: the lock must fault its pages in through our paging read.
+    sim.memory_pressure();
+    let target = open_rw(&mut sim, "\\target");
+    let section = sim.create_section(target, true).expect("section");
+    let view = sim.map_view(section, 0, 3 * PAGE as u64).expect("view");
+    sim.take_trace();
+    let status = sim.read_into_view(source, 0, 2 * PAGE as u32, view, PAGE as u64);
+    assert_eq!(status, status::STATUS_SUCCESS);
+    // Locking the buffer faulted the target's pages in through our own paging read, before
+    // any lock was taken (ntsim's after-dispatch checks and the driver's volume-borrow check
+    // stayed quiet).
+    let trace = sim.take_trace();
+    assert!(
+        trace.iter().any(|e| matches!(e, Event::Irp { major: 3, flags, .. }
+            if flags & IRP_PAGING_IO != 0)),
+        "{trace:#?}"
+    );
+    assert_eq!(sim.view_read(view, PAGE as u64, 2 * PAGE), Ok(data.clone()));
+    assert_eq!(sim.view_read(view, 0, PAGE), Ok(vec![0x11; PAGE]));
+    sim.modified_page_writer();
+    sim.unmap_view(view);
+    sim.close_section(section);
+    let mut want = vec![0x11; PAGE];
+    want.extend(&data);
+    assert_eq!(sim.read(target, 0, 3 * PAGE), Ok(want));
+    sim.close(target);
+    sim.close(source);
+    finish_checked(sim);
+}
