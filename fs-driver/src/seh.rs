@@ -128,11 +128,10 @@ pub fn user_buffer<R>(body: impl FnOnce() -> R) -> Result<R, NTSTATUS> {
 /// # Errors
 /// The expected exception's status.
 pub fn kernel_call<R>(body: impl FnOnce() -> R) -> Result<R, NTSTATUS> {
-    try_except(body).map_err(|code| {
+    try_except(body).inspect_err(|&code| {
         if !is_expected(code) {
             unexpected_exception(code);
         }
-        code
     })
 }
 

@@ -120,7 +120,14 @@ fn cached_read(context: &IrpContext, fcb: &Fcb, io: &IoRequest) -> Result<usize,
     // stays out of the SEH frame and drops on the way out.
     // SAFETY: a cached file object; the buffer holds `length` bytes; Wait = TRUE.
     let done = seh::kernel_call(|| unsafe {
-        nt::CcCopyRead(file_object, &io.offset, length, true, buffer.cast(), &mut iosb)
+        nt::CcCopyRead(
+            file_object,
+            &io.offset,
+            length,
+            true,
+            buffer.cast(),
+            &mut iosb,
+        )
     })?;
     if !done {
         return Err(nt::STATUS_CANT_WAIT);

@@ -55,7 +55,8 @@ impl IoRequest {
             let buffer = unsafe { (*context.irp).UserBuffer }.cast::<u8>();
             let for_write = u32::from(stack.MajorFunction) == nt::IRP_MJ_READ;
             // SAFETY: the request's own buffer, locked before any file system lock.
-            let lock = unsafe { LockedBuffer::lock(context.irp, buffer, params.Length, for_write) }?;
+            let lock =
+                unsafe { LockedBuffer::lock(context.irp, buffer, params.Length, for_write) }?;
             let address = lock.address();
             locked = Some(lock);
             address

@@ -827,7 +827,13 @@ impl Sim {
         crate::seh::register(output_at.addr(), output_len, user);
         // SAFETY: both buffers outlive the synchronous request.
         let (status, information) = unsafe {
-            fsctl_neither_at(fo, device, code, (input_at, input.len()), (output_at, output_len))
+            fsctl_neither_at(
+                fo,
+                device,
+                code,
+                (input_at, input.len()),
+                (output_at, output_len),
+            )
         };
         crate::seh::unregister(input_at.addr());
         crate::seh::unregister(output_at.addr());

@@ -96,7 +96,10 @@ impl Sim {
             Some(Hostile::Unmapped) => {
                 let address = UNMAPPED_USER_ADDRESS + offset;
                 seh::register(address, buf.len(), UserMemory::Unmapped);
-                (std::ptr::with_exposed_provenance_mut(address), Some(address))
+                (
+                    std::ptr::with_exposed_provenance_mut(address),
+                    Some(address),
+                )
             }
         };
         let input_before = input_buf.clone();
@@ -115,7 +118,8 @@ impl Sim {
         for address in [input_reg, output_reg].into_iter().flatten() {
             seh::unregister(address);
         }
-        let output_intact = output_at != Some(Hostile::Kernel) || output_buf.iter().all(|b| *b == WATCH);
+        let output_intact =
+            output_at != Some(Hostile::Kernel) || output_buf.iter().all(|b| *b == WATCH);
         let input_intact = input_at != Some(Hostile::Kernel) || input_buf == input_before;
         (status, output_intact && input_intact)
     }
@@ -140,7 +144,11 @@ impl Sim {
         let mut stand_in = vec![CANARY; len as usize];
         let address = stand_in.as_mut_ptr();
         let locks_before = kernel::with(|k| k.view_locks);
-        seh::register(address.addr(), stand_in.len(), UserMemory::View(view.0, view_offset));
+        seh::register(
+            address.addr(),
+            stand_in.len(),
+            UserMemory::View(view.0, view_offset),
+        );
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         // SAFETY: the file object is open; the stand-in outlives the request.
         let (status, _) =

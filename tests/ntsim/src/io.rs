@@ -415,9 +415,7 @@ fn resources_held(k: &kernel::Kernel) -> usize {
     let thread = k.thread;
     k.resources
         .values()
-        .filter(|r| {
-            r.exclusive.is_some_and(|(t, _)| t == thread) || r.shared.contains_key(&thread)
-        })
+        .filter(|r| r.exclusive.is_some_and(|(t, _)| t == thread) || r.shared.contains_key(&thread))
         .count()
 }
 
@@ -442,7 +440,8 @@ impl ThreadState {
             if k.seh_depth != self.seh_depth {
                 return Some("an SEH frame was left open");
             }
-            (resources_held(k) > self.held).then_some("an ERESOURCE is still held after the request")
+            (resources_held(k) > self.held)
+                .then_some("an ERESOURCE is still held after the request")
         });
         if let Some(problem) = problem {
             bugcheck(&format!("after IRP major {major:#x}: {problem}"));
@@ -963,10 +962,18 @@ pub(crate) unsafe fn send_async(fo: *mut FILE_OBJECT, irp: *mut IRP, len: usize)
     let irp_ref = unsafe { &mut *irp };
     let user_address = if kernel::with(|k| k.unmapped_user_buffer_next) {
         kernel::with(|k| k.unmapped_user_buffer_next = false);
-        crate::seh::register(crate::seh::UNMAPPED_USER_ADDRESS, len, crate::seh::UserMemory::Unmapped);
+        crate::seh::register(
+            crate::seh::UNMAPPED_USER_ADDRESS,
+            len,
+            crate::seh::UserMemory::Unmapped,
+        );
         crate::seh::UNMAPPED_USER_ADDRESS
     } else {
-        crate::seh::register(user.cast::<u8>().addr(), len, crate::seh::UserMemory::Mapped);
+        crate::seh::register(
+            user.cast::<u8>().addr(),
+            len,
+            crate::seh::UserMemory::Mapped,
+        );
         user.cast::<u8>().addr()
     };
     irp_ref.UserBuffer = std::ptr::with_exposed_provenance_mut(user_address);

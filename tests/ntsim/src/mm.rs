@@ -682,11 +682,15 @@ pub unsafe extern "system" fn MmMapLockedPagesSpecifyCache(
 ) -> *mut std::ffi::c_void {
     let mdl = memorydescriptorlist;
     match crate::seh::driver_mdl_locked(mdl) {
-        Some(false) => bugcheck("MmMapLockedPagesSpecifyCache of an MDL whose pages are not locked"),
+        Some(false) => {
+            bugcheck("MmMapLockedPagesSpecifyCache of an MDL whose pages are not locked")
+        }
         Some(true) => {
             // NT-25: a caller's pages are mapped non-executable.
             if priority & MDL_MAPPING_NO_EXECUTE == 0 {
-                bugcheck("MmGetSystemAddressForMdlSafe of a caller's buffer without MdlMappingNoExecute");
+                bugcheck(
+                    "MmGetSystemAddressForMdlSafe of a caller's buffer without MdlMappingNoExecute",
+                );
             }
             // SAFETY: the driver's locked MDL.
             unsafe { (*mdl).MdlFlags |= 0x0001 };

@@ -148,7 +148,7 @@ fn probe(address: usize, len: usize, alignment: u32, what: &str) {
     if len == 0 {
         return;
     }
-    if alignment > 1 && address % alignment as usize != 0 {
+    if alignment > 1 && !address.is_multiple_of(alignment as usize) {
         raise(STATUS_DATATYPE_MISALIGNMENT);
     }
     if !matches!(
@@ -234,7 +234,8 @@ pub unsafe extern "system-unwind" fn MmProbeAndLockPages(
         Some(false) => {}
     }
     // SAFETY: a live MDL of ours.
-    let (start, len) = unsafe { ((*mdl).StartVa, (*mdl).ByteCount as usize) };
+    let mdl_ref = unsafe { &mut *mdl };
+    let (start, len) = (mdl_ref.StartVa, mdl_ref.ByteCount as usize);
     let memory = classify(start.addr(), len);
     if let Some(UserMemory::View(view, view_offset)) = memory {
         lock_view_pages(mdl, start.cast(), len, view, view_offset, operation);
@@ -248,11 +249,9 @@ pub unsafe extern "system-unwind" fn MmProbeAndLockPages(
     if !valid {
         raise(STATUS_ACCESS_VIOLATION);
     }
-    // SAFETY: as above; the model's system address of locked pages is the buffer itself.
-    unsafe {
-        (*mdl).MdlFlags |= MDL_PAGES_LOCKED;
-        (*mdl).MappedSystemVa = start;
-    }
+    // The model's system address of locked pages is the buffer itself.
+    mdl_ref.MdlFlags |= MDL_PAGES_LOCKED;
+    mdl_ref.MappedSystemVa = start;
     kernel::with(|k| k.mdls.insert(mdl.addr(), true));
 }
 
@@ -270,7 +269,9 @@ pub unsafe extern "system" fn MmUnlockPages(memorydescriptorlist: *mut MDL) {
         // SAFETY: the registered stand-in memory of the view range, `len` bytes.
         let data = unsafe { std::slice::from_raw_parts(address as *const u8, len) }.to_vec();
         if let Err(status) = crate::mm::view_write(view, offset, &data) {
-            bugcheck(&format!("writing locked pages back into their view failed: {status:#x}"));
+            bugcheck(&format!(
+                "writing locked pages back into their view failed: {status:#x}"
+            ));
         }
     }
 }
@@ -304,7 +305,8 @@ fn lock_view_pages(
     kernel::with(|k| {
         k.view_locks += 1;
         if operation == IO_WRITE_ACCESS {
-            k.mdl_views.insert(mdl.addr(), (view, offset, start.addr(), len));
+            k.mdl_views
+                .insert(mdl.addr(), (view, offset, start.addr(), len));
         }
     });
 }

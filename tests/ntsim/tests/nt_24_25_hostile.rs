@@ -9,7 +9,8 @@ use common::*;
 use fs_driver::nt::{FSCTL_GET_RETRIEVAL_POINTERS, FSCTL_GET_VOLUME_BITMAP};
 use ntsim::hostile::Hostile;
 use windows_sys::Win32::Foundation::{
-    NTSTATUS, STATUS_ACCESS_VIOLATION, STATUS_BUFFER_OVERFLOW, STATUS_DEVICE_DATA_ERROR, STATUS_INVALID_USER_BUFFER,
+    NTSTATUS, STATUS_ACCESS_VIOLATION, STATUS_BUFFER_OVERFLOW, STATUS_DEVICE_DATA_ERROR,
+    STATUS_INVALID_USER_BUFFER,
 };
 
 const PAGE: usize = 4096;
@@ -29,7 +30,9 @@ fn finish_checked(sim: Sim) {
 }
 
 fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(7).wrapping_add(3)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(7).wrapping_add(3))
+        .collect()
 }
 
 #[test]
@@ -75,8 +78,7 @@ fn nt_25_directory_query_into_an_invalid_user_buffer_fails_cleanly() {
         .expect("open root");
     let status = sim.query_directory_unmapped(dir, FILE_DIRECTORY_INFORMATION, 4096);
     assert!(is_bad_buffer(status), "directory query: {status:#x}");
-    let (status, data) =
-        sim.query_directory(dir, FILE_DIRECTORY_INFORMATION, 4096, None, 0x01, 0);
+    let (status, data) = sim.query_directory(dir, FILE_DIRECTORY_INFORMATION, 4096, None, 0x01, 0);
     assert_eq!(status, status::STATUS_SUCCESS);
     assert!(!data.is_empty());
     sim.close(dir);
@@ -95,7 +97,10 @@ fn nt_24_cached_read_and_write_hitting_a_disk_error_return_it() {
     sim.set_disk_read_error(true);
     assert_eq!(sim.read(h, 0, PAGE), Err(STATUS_DEVICE_DATA_ERROR));
     // A partial-page cached write must read the page first.
-    assert_eq!(sim.write(h, Some(PAGE as u64 + 10), b"xy"), Err(STATUS_DEVICE_DATA_ERROR));
+    assert_eq!(
+        sim.write(h, Some(PAGE as u64 + 10), b"xy"),
+        Err(STATUS_DEVICE_DATA_ERROR)
+    );
     sim.set_disk_read_error(false);
     assert_eq!(sim.read(h, 0, 3 * PAGE), Ok(pattern(3 * PAGE)));
     assert_eq!(sim.write(h, Some(PAGE as u64 + 10), b"xy"), Ok(2));
@@ -157,7 +162,10 @@ fn nt_25_noncached_read_into_a_view_of_another_file_on_the_volume() {
     let data = pattern(2 * PAGE);
     assert_eq!(sim.write(source, Some(0), &data), Ok(data.len()));
     let target = open_rw(&mut sim, "\\target");
-    assert_eq!(sim.write(target, Some(0), &vec![0x11; 3 * PAGE]), Ok(3 * PAGE));
+    assert_eq!(
+        sim.write(target, Some(0), &vec![0x11; 3 * PAGE]),
+        Ok(3 * PAGE)
+    );
     sim.close(target);
     // Nothing of the target cached: the lock must fault its pages in through our paging read.
     sim.memory_pressure();
@@ -172,7 +180,9 @@ fn nt_25_noncached_read_into_a_view_of_another_file_on_the_volume() {
     // stayed quiet).
     let trace = sim.take_trace();
     assert!(
-        trace.iter().any(|e| matches!(e, Event::Irp { major: 3, flags, .. }
+        trace
+            .iter()
+            .any(|e| matches!(e, Event::Irp { major: 3, flags, .. }
             if flags & IRP_PAGING_IO != 0)),
         "{trace:#?}"
     );

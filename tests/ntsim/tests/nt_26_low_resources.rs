@@ -5,7 +5,7 @@
 //! clean after the dismount. Paging writes make progress with every allocation failing.
 //!
 //! `COWFAT_LOW_RESOURCES_SEEDS=N` adds N seeded runs that fail allocations at random (5%)
-//! over a longer scenario (the default run does 8).
+//! over a longer scenario (the default run does 8; tests/ntsim/README.md).
 
 mod common;
 use common::*;
@@ -130,7 +130,8 @@ fn nt_26_paging_writes_succeed_while_every_allocation_fails() {
     assert_eq!(sim.write(h, Some(0), &data), Ok(data.len()));
     let section = sim.create_section(h, true).expect("section");
     let view = sim.map_view(section, 0, 3 * PAGE as u64).expect("view");
-    sim.view_write(view, PAGE as u64, b"mapped").expect("view write");
+    sim.view_write(view, PAGE as u64, b"mapped")
+        .expect("view write");
     // From here every pool allocation fails: the lazy writer and the modified page writer
     // must still write the dirty pages (they are how memory comes back).
     sim.fail_pool_randomly(1_000_000, 1);
@@ -157,8 +158,10 @@ fn nt_26_paging_writes_succeed_while_every_allocation_fails() {
     want[PAGE..PAGE + 6].copy_from_slice(b"mapped");
     let (report, image) = fs_core::fsck::check(medium, false, &mut |_, _| {}).expect("fsck");
     assert!(report.is_clean(), "{:#?}", report.problems);
-    let options = fs_core::MountOptions::new(Box::new(fs_core::time::FixedClock(fs_core::time::NtTime(0))))
-        .read_only();
+    let options = fs_core::MountOptions::new(Box::new(fs_core::time::FixedClock(
+        fs_core::time::NtTime(0),
+    )))
+    .read_only();
     let mut vol = fs_core::Volume::mount(image, options).expect("mount");
     let id = vol.resolve("\\paging").expect("file");
     let mut got = vec![0u8; want.len()];
@@ -180,7 +183,11 @@ fn nt_26_random_pool_failures_keep_the_volume_consistent() {
             scenario(&mut sim, &mut run);
         }
         sim.fail_pool_randomly(0, 0);
-        assert!(run.unclean().is_empty(), "seed {seed}: {:x?}", run.unclean());
+        assert!(
+            run.unclean().is_empty(),
+            "seed {seed}: {:x?}",
+            run.unclean()
+        );
         let (leaks, medium) = sim.finish_keeping_medium();
         assert!(leaks.is_empty(), "seed {seed}: leaked {leaks:?}");
         let (report, _) = fs_core::fsck::check(medium, false, &mut |_, _| {}).expect("fsck");

@@ -202,8 +202,10 @@ impl Run {
                 let offset = self.rng.below(16) * 512;
                 let len = (1 + self.rng.below(8)) as u32 * 512;
                 let write = self.rng.below(2) == 0;
-                self.log
-                    .push(format!("unmapped-buffer {} f{f} {offset}+{len}", if write { "write" } else { "read" }));
+                self.log.push(format!(
+                    "unmapped-buffer {} f{f} {offset}+{len}",
+                    if write { "write" } else { "read" }
+                ));
                 let got = if write {
                     self.sim.write_unmapped(h, offset, len)
                 } else {
@@ -219,7 +221,9 @@ impl Run {
                 let offset = self.rng.below(7 * PAGE);
                 let len = 1 + self.rng.below(2 * PAGE);
                 let h = self.cached(f);
-                self.log.push(format!("cached read f{f} {offset}+{len} while the disk fails"));
+                self.log.push(format!(
+                    "cached read f{f} {offset}+{len} while the disk fails"
+                ));
                 self.sim.set_disk_read_error(true);
                 let got = self.sim.read(h, offset, len as usize);
                 self.sim.set_disk_read_error(false);
@@ -230,9 +234,12 @@ impl Run {
             }
             _ => {
                 let n = 1 + self.rng.below(2);
-                self.log.push(format!("open f{f} with pool allocation {n} failing"));
+                self.log
+                    .push(format!("open f{f} with pool allocation {n} failing"));
                 self.sim.fail_pool_allocation(Some(n));
-                let got = self.sim.create(FILES[f], &Open::read_write().share(share::ALL));
+                let got = self
+                    .sim
+                    .create(FILES[f], &Open::read_write().share(share::ALL));
                 self.sim.fail_pool_allocation(None);
                 match got {
                     Ok(h) => self.sim.close(h),

@@ -251,7 +251,11 @@ impl World {
         match rng.below(3) {
             0 => {
                 let (off, len) = rng.range(SECTOR, 8 * 1024);
-                let h = if rng.below(2) == 0 { self.c() } else { self.n() };
+                let h = if rng.below(2) == 0 {
+                    self.c()
+                } else {
+                    self.n()
+                };
                 let (off, len) = (off as u64, len as u32);
                 let got = if rng.below(2) == 0 {
                     self.sim.write_unmapped(h, off, len)
@@ -277,7 +281,9 @@ impl World {
             }
             _ => {
                 self.sim.fail_pool_allocation(Some(1 + rng.below(2) as u64));
-                let open = Open::read_write().share(share::ALL).disposition(disposition::FILE_OPEN);
+                let open = Open::read_write()
+                    .share(share::ALL)
+                    .disposition(disposition::FILE_OPEN);
                 let got = self.sim.create(PATH, &open);
                 self.sim.fail_pool_allocation(None);
                 match got {

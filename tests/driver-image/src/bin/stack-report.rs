@@ -26,7 +26,9 @@ fn main() -> ExitCode {
     }
     let seh = check_seh(&graph);
     match &seh {
-        Ok(()) => println!("SEH: cowfat_seh_try's .pdata entry has __C_specific_handler (ntoskrnl) and its scope"),
+        Ok(()) => println!(
+            "SEH: cowfat_seh_try's .pdata entry has __C_specific_handler (ntoskrnl) and its scope"
+        ),
         Err(e) => println!("{e}"),
     }
     if report.problems.is_empty() && chkstk.is_ok() && seh.is_ok() {

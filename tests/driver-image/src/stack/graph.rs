@@ -132,7 +132,10 @@ impl CallGraph {
                     self.import_slots.get(&slot).cloned()
                 });
             // The language data follows the codes (padded to even) and the handler RVA.
-            let count = self.image.read(entry.unwind + 2, 1).map_or(0, |b| u32::from(b[0]));
+            let count = self
+                .image
+                .read(entry.unwind + 2, 1)
+                .map_or(0, |b| u32::from(b[0]));
             let data = entry.unwind + 4 + 2 * ((count + 1) & !1) + 4;
             let scope_count = self
                 .image

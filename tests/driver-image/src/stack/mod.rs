@@ -113,13 +113,17 @@ pub fn check_seh(graph: &CallGraph) -> Result<(), String> {
     };
     let inside = |rva: u32| rva >= entry.begin && rva < entry.end;
     if !(inside(begin) && begin < end && end <= entry.end) {
-        return Err(format!("cowfat_seh_try's scope [{begin:#x}, {end:#x}) is not inside it"));
+        return Err(format!(
+            "cowfat_seh_try's scope [{begin:#x}, {end:#x}) is not inside it"
+        ));
     }
     if filter != 1 && !graph.is_code(filter) {
         return Err(format!("cowfat_seh_try's filter {filter:#x} is not code"));
     }
     if !inside(target) {
-        return Err(format!("cowfat_seh_try's handler target {target:#x} is not inside it"));
+        return Err(format!(
+            "cowfat_seh_try's handler target {target:#x} is not inside it"
+        ));
     }
     let others: Vec<u32> = handlers
         .iter()
