@@ -176,8 +176,10 @@ mod image {
     /// # Safety
     /// Called by `__C_specific_handler` with valid pointers and the trampoline's frame.
     unsafe extern "system" fn seh_filter(pointers: *const EXCEPTION_POINTERS, frame: usize) -> i32 {
+        // SAFETY: the dispatcher's exception pointers.
+        let record = unsafe { (*pointers).ExceptionRecord };
         // SAFETY: the dispatcher's exception record.
-        let record = unsafe { &*(*pointers).ExceptionRecord };
+        let record = unsafe { &*record };
         let mut code = record.ExceptionCode;
         if code == STATUS_IN_PAGE_ERROR && record.NumberParameters >= 3 {
             #[allow(clippy::cast_possible_truncation)] // an NTSTATUS in a ULONG_PTR

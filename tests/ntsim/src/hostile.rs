@@ -19,6 +19,9 @@ pub enum Hostile {
     Kernel,
 }
 
+/// `METHOD_BUFFERED` (devioctl.h).
+const METHOD_BUFFERED: u32 = 0;
+
 /// The byte a watched kernel buffer is filled with.
 const WATCH: u8 = 0x5A;
 
@@ -67,9 +70,10 @@ impl Sim {
         status
     }
 
-    /// A user-mode `METHOD_NEITHER` FSCTL whose input (`input`'s bytes) and output
+    /// A user-mode FSCTL whose input (`input`'s bytes) and output
     /// (`output_len` bytes) are placed as asked (`None`: the caller's own valid memory). The
-    /// status, and whether every watched kernel byte is unchanged.
+    /// status, and whether every watched kernel byte is unchanged. `METHOD_NEITHER` buffers go
+    /// to the file system as they are; `METHOD_BUFFERED` ones are the I/O manager's to probe.
     pub fn fsctl_hostile(
         &mut self,
         handle: Handle,
@@ -85,6 +89,24 @@ impl Sim {
         let Some(device) = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device)) else {
             return (STATUS_INVALID_HANDLE, true);
         };
+        if code & 3 == METHOD_BUFFERED {
+            // NtFsControlFile probes a buffered request's buffers and copies them itself: a
+            // bad one fails there, and the file system never sees an IRP.
+            if input_at.is_some() || output_at.is_some() {
+                kernel::with(|k| {
+                    k.trace.push(crate::trace::Event::Kernel {
+                        name: "NtFsControlFile refused a buffer",
+                        file: None,
+                    });
+                });
+                return (
+                    windows_sys::Win32::Foundation::STATUS_ACCESS_VIOLATION,
+                    true,
+                );
+            }
+            let (status, _) = self.fsctl(handle, code, input, output_len);
+            return (status, true);
+        }
         let mut input_buf = input.to_vec();
         let mut output_buf = vec![WATCH; output_len];
         let place = |buf: &mut Vec<u8>, at: Option<Hostile>, offset: usize| match at {

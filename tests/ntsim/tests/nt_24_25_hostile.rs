@@ -198,3 +198,44 @@ fn nt_25_noncached_read_into_a_view_of_another_file_on_the_volume() {
     sim.close(source);
     finish_checked(sim);
 }
+
+#[test]
+fn nt_25_private_fsctls_never_reach_the_file_system_with_a_callers_address() {
+    use cowfat_fsctl::*;
+    let mut sim = Sim::new();
+    let h = open_rw(&mut sim, "\\private");
+    sim.write(h, Some(0), b"data").expect("write");
+    let codes = [
+        FSCTL_COWFAT_QUERY_MAPPED_STATE,
+        FSCTL_COWFAT_QUERY_OVERLAY,
+        FSCTL_COWFAT_COMMIT_FILE,
+        FSCTL_COWFAT_DISCARD_FILE,
+        FSCTL_COWFAT_SEAL_VOLUME,
+        FSCTL_COWFAT_COMMIT_VOLUME,
+        FSCTL_COWFAT_DISCARD_VOLUME,
+    ];
+    for code in codes {
+        // METHOD_BUFFERED: the I/O manager copies the caller's buffers, so the file system
+        // only ever sees a system buffer. A private FSCTL with another method would need the
+        // probing the two METHOD_NEITHER ones get.
+        assert_eq!(code & 3, 0, "{code:#x} is not METHOD_BUFFERED");
+        sim.take_trace();
+        for (input_at, output_at) in [
+            (None, Some(Hostile::Kernel)),
+            (None, Some(Hostile::Unmapped)),
+            (Some(Hostile::Kernel), None),
+            (Some(Hostile::Unmapped), None),
+        ] {
+            let (status, intact) = sim.fsctl_hostile(h, code, &[0; 8], input_at, 64, output_at);
+            assert!(is_bad_buffer(status), "{code:#x}: {status:#x}");
+            assert!(intact);
+        }
+        let trace = sim.take_trace();
+        assert!(
+            !trace.iter().any(|e| e.is_irp(mj::FILE_SYSTEM_CONTROL)),
+            "{code:#x}: an IRP reached the file system: {trace:#?}"
+        );
+    }
+    sim.close(h);
+    finish_checked(sim);
+}
