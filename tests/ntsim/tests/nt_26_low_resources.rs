@@ -1,5 +1,5 @@
 //! NT-26: pool can run out. Driver Verifier's low-resources simulation, exhaustively: a
-//! create/write/map/read/rename/delete/close scenario runs once with pool allocation N failed,
+//! create/write/non-cached I/O/map/read/rename/delete/close scenario runs once with pool allocation N failed,
 //! for every N the scenario reaches. Every run returns clean statuses (success or
 //! `STATUS_INSUFFICIENT_RESOURCES`), never bug-checks, leaks nothing, and the volume checks
 //! clean after the dismount. Paging writes make progress with every allocation failing.
@@ -69,6 +69,20 @@ fn scenario(sim: &mut Sim, run: &mut Run) {
         if let Some(got) = run.note("read", sim.read(h, 0, data.len())) {
             assert_eq!(got, data, "a successful read returns the written bytes");
         }
+    }
+    // Non-cached I/O locks the caller's buffer with an MDL (IoAllocateMdl can fail too).
+    let nc = Open::read_write()
+        .share(share::ALL)
+        .disposition(disposition::FILE_OPEN)
+        .no_buffering();
+    if let Some(n) = run.note("open non-cached", sim.create("\\lowres", &nc)) {
+        let sector = pattern(2, 512);
+        if run.note("non-cached write", sim.write(n, Some(512), &sector)).is_some() {
+            if let Some(got) = run.note("non-cached read", sim.read(n, 512, 512)) {
+                assert_eq!(got, sector, "a successful non-cached read returns the bytes");
+            }
+        }
+        sim.close(n);
     }
     if let Some(section) = run.note("section", sim.create_section(h, false)) {
         if let Some(view) = run.note("map", sim.map_view(section, 0, PAGE as u64)) {
