@@ -142,13 +142,31 @@ pub unsafe extern "system-unwind" fn CcCopyRead(
     let sop = check_copy(fo, offset, u64::from(length), "CcCopyRead");
     // NT-24: a bad user buffer or a failed page read raises (WRK copysup.c).
     crate::seh::check_copy_buffer(buffer.cast_const(), length as usize);
-    // SAFETY: the caller's buffer holds `length` bytes.
-    let out = unsafe { std::slice::from_raw_parts_mut(buffer.cast::<u8>(), length as usize) };
+    // A buffer that maps a file: Cc's copy faults its pages in (our own paging read of that
+    // file, while the caller holds this one's resource: legal, another stream).
+    let view = crate::seh::view_behind(buffer.addr(), length as usize);
+    let mut staging = Vec::new();
+    let out = if view.is_some() {
+        staging.resize(length as usize, 0);
+        staging.as_mut_slice()
+    } else {
+        // SAFETY: the caller's buffer holds `length` bytes.
+        unsafe { std::slice::from_raw_parts_mut(buffer.cast::<u8>(), length as usize) }
+    };
     for index in pages(offset, u64::from(length)) {
         if let Err(s) = mm::fault_in(sop, index) {
             crate::seh::raise(normalize_io_error(s));
         }
         kernel::with(|k| mm::copy_page(k, sop, index, offset, out, None));
+    }
+    if let Some((view, at)) = view {
+        match mm::view_write(view, at, &staging) {
+            Ok(()) => {}
+            Err(windows_sys::Win32::Foundation::STATUS_ACCESS_VIOLATION) => {
+                crate::seh::raise(windows_sys::Win32::Foundation::STATUS_INVALID_USER_BUFFER)
+            }
+            Err(s) => crate::seh::raise(normalize_io_error(s)),
+        }
     }
     // SAFETY: the caller's status block.
     let iosb = unsafe { &mut *iostatus };

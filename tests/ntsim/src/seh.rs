@@ -188,6 +188,16 @@ pub fn check_copy_buffer(address: *const c_void, len: usize) {
     }
 }
 
+/// The view and offset behind `[address, address + len)` when it is a view-backed user range.
+#[must_use]
+pub fn view_behind(address: usize, len: usize) -> Option<(u32, u64)> {
+    let Some(UserMemory::View(view, view_offset)) = classify(address, len) else {
+        return None;
+    };
+    let start = kernel::with(|k| k.user_ranges.range(..=address).next_back().map(|(a, _)| *a))?;
+    Some((view, view_offset + (address - start) as u64))
+}
+
 /// `MDL_PAGES_LOCKED` (wdm.h).
 const MDL_PAGES_LOCKED: i16 = 0x0002;
 /// `MDL_MAPPED_TO_SYSTEM_VA` (wdm.h).

@@ -239,3 +239,40 @@ fn nt_25_private_fsctls_never_reach_the_file_system_with_a_callers_address() {
     sim.close(h);
     finish_checked(sim);
 }
+
+#[test]
+fn nt_24_cached_read_into_a_view_of_another_file_faults_it_in() {
+    let mut sim = Sim::new();
+    let source = open_rw(&mut sim, "\\source");
+    let data = pattern(PAGE + 300);
+    assert_eq!(sim.write(source, Some(0), &data), Ok(data.len()));
+    let target = open_rw(&mut sim, "\\target");
+    assert_eq!(
+        sim.write(target, Some(0), &vec![0x22; 3 * PAGE]),
+        Ok(3 * PAGE)
+    );
+    sim.close(target);
+    sim.memory_pressure();
+    let target = open_rw(&mut sim, "\\target");
+    let section = sim.create_section(target, true).expect("section");
+    let view = sim.map_view(section, 0, 3 * PAGE as u64).expect("view");
+    sim.take_trace();
+    // Cc copies into the view while the driver holds the source's resource: the copy faults
+    // the target's pages in through a paging read of the target.
+    let status = sim.read_into_view(source, 0, data.len() as u32, view, 100);
+    assert_eq!(status, status::STATUS_SUCCESS);
+    let trace = sim.take_trace();
+    assert!(
+        trace
+            .iter()
+            .any(|e| matches!(e, Event::Irp { major: 3, flags, .. }
+            if flags & IRP_PAGING_IO != 0)),
+        "{trace:#?}"
+    );
+    assert_eq!(sim.view_read(view, 100, data.len()), Ok(data.clone()));
+    sim.unmap_view(view);
+    sim.close_section(section);
+    sim.close(target);
+    sim.close(source);
+    finish_checked(sim);
+}

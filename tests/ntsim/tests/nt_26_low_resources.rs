@@ -77,9 +77,15 @@ fn scenario(sim: &mut Sim, run: &mut Run) {
         .no_buffering();
     if let Some(n) = run.note("open non-cached", sim.create("\\lowres", &nc)) {
         let sector = pattern(2, 512);
-        if run.note("non-cached write", sim.write(n, Some(512), &sector)).is_some() {
+        if run
+            .note("non-cached write", sim.write(n, Some(512), &sector))
+            .is_some()
+        {
             if let Some(got) = run.note("non-cached read", sim.read(n, 512, 512)) {
-                assert_eq!(got, sector, "a successful non-cached read returns the bytes");
+                assert_eq!(
+                    got, sector,
+                    "a successful non-cached read returns the bytes"
+                );
             }
         }
         sim.close(n);
