@@ -13,8 +13,10 @@
 //!   one-entry scope table around the call of the body. The filter ([`seh_filter`]) accepts
 //!   every exception and records its code (an in-page error's real I/O status, as fastfat's
 //!   `FatExceptionFilter` does) in the trampoline's frame; the handler returns it. Written in
-//!   assembly rather than in a C file built with clang: no C toolchain is needed (Debian 12
-//!   ships clang 14 only as an extra package) and the frame stays in the Rust build.
+//!   assembly rather than in a C file built with clang for `x86_64-pc-windows-msvc`: clang is
+//!   not installed by `scripts/build-driver` (Debian 12's clang-14 would be a second compiler
+//!   and a build step for one function), while the assembly is built by rustc with the rest
+//!   and links with `lld-link-22` as before; `tests/driver-image` checks the result.
 //! - On the host, `ntsim` defines `cowfat_seh_try`: it runs the body under `catch_unwind`,
 //!   where ntsim's raising routines unwind with the NTSTATUS as payload. The routines that
 //!   raise are therefore declared `extern "system-unwind"` on the host ([`crate::nt`]).
