@@ -27,8 +27,10 @@ pub mod nt;
 pub mod overlay;
 pub mod resrcsup;
 pub mod section;
+pub mod seh;
 pub mod status;
 pub mod strucsup;
+pub mod userbuf;
 pub mod vcb;
 pub mod wdk_inline;
 

@@ -15,15 +15,15 @@ pub use windows_sys::Wdk::Foundation::{
 };
 pub use windows_sys::Wdk::Foundation::{IO_SECURITY_CONTEXT, KEVENT, VPB};
 pub use windows_sys::Wdk::Storage::FileSystem::{
-    CcCoherencyFlushAndPurgeCache, CcCopyRead, CcCopyWrite, CcFlushCache, CcInitializeCacheMap,
-    CcPurgeCacheSection, CcSetFileSizes, CcUninitializeCacheMap,
-    FsRtlRegisterFileSystemFilterCallbacks, IoRegisterFileSystem, IoUnregisterFileSystem,
-    MmCanFileBeTruncated, MmDoesFileHaveUserWritableReferences, MmFlushForDelete, MmFlushForWrite,
-    MmFlushImageSection, SyncTypeCreateSection, CACHE_MANAGER_CALLBACKS, CC_FILE_SIZES,
-    FILE_BASIC_INFORMATION, FILE_NETWORK_OPEN_INFORMATION, FILE_STANDARD_INFORMATION,
-    FSRTL_ADVANCED_FCB_HEADER, FSRTL_COMMON_FCB_HEADER, FSRTL_FCB_HEADER_V2,
-    FSRTL_FLAG2_SUPPORTS_FILTER_CONTEXTS, FSRTL_FLAG_ADVANCED_HEADER, FS_FILTER_CALLBACKS,
-    FS_FILTER_CALLBACK_DATA, FS_FILTER_SECTION_SYNC_TYPE, MMFLUSH_TYPE,
+    CcCoherencyFlushAndPurgeCache, CcFlushCache, CcInitializeCacheMap, CcPurgeCacheSection,
+    CcSetFileSizes, CcUninitializeCacheMap, FsRtlRegisterFileSystemFilterCallbacks,
+    IoRegisterFileSystem, IoUnregisterFileSystem, MmCanFileBeTruncated,
+    MmDoesFileHaveUserWritableReferences, MmFlushForDelete, MmFlushForWrite, MmFlushImageSection,
+    SyncTypeCreateSection, CACHE_MANAGER_CALLBACKS, CC_FILE_SIZES, FILE_BASIC_INFORMATION,
+    FILE_NETWORK_OPEN_INFORMATION, FILE_STANDARD_INFORMATION, FSRTL_ADVANCED_FCB_HEADER,
+    FSRTL_COMMON_FCB_HEADER, FSRTL_FCB_HEADER_V2, FSRTL_FLAG2_SUPPORTS_FILTER_CONTEXTS,
+    FSRTL_FLAG_ADVANCED_HEADER, FS_FILTER_CALLBACKS, FS_FILTER_CALLBACK_DATA,
+    FS_FILTER_SECTION_SYNC_TYPE, MMFLUSH_TYPE,
 };
 pub use windows_sys::Wdk::System::SystemServices::{
     ExAcquireResourceExclusiveLite, ExAcquireResourceSharedLite, ExDeleteResourceLite,
@@ -51,7 +51,8 @@ pub use windows_sys::Win32::Foundation::{
     STATUS_NOT_IMPLEMENTED, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_INVALID,
     STATUS_OBJECT_NAME_NOT_FOUND, STATUS_OBJECT_PATH_NOT_FOUND, STATUS_PENDING,
     STATUS_PURGE_FAILED, STATUS_SHARING_VIOLATION, STATUS_SUCCESS, STATUS_UNRECOGNIZED_VOLUME,
-    STATUS_USER_MAPPED_FILE, STATUS_VOLUME_DISMOUNTED, STATUS_WRONG_VOLUME, UNICODE_STRING,
+    STATUS_UNSUCCESSFUL, STATUS_USER_MAPPED_FILE, STATUS_VOLUME_DISMOUNTED, STATUS_WRONG_VOLUME,
+    UNICODE_STRING,
 };
 pub use windows_sys::Win32::System::Kernel::{NotificationEvent, SynchronizationEvent, LIST_ENTRY};
 pub use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
@@ -244,3 +245,66 @@ pub use windows_sys::Win32::System::Kernel::STRING;
 pub use windows_sys::Wdk::System::SystemServices::KeBugCheckEx;
 /// Kernel pool allocation and free, re-exported for the root package's global allocator.
 pub use windows_sys::Wdk::System::SystemServices::{ExAllocatePool2, ExFreePoolWithTag};
+
+#[cfg(not(windows))]
+pub use raising_host::*;
+/// Routines that raise exceptions (NT-24), called only inside [`crate::seh`] frames. On the
+/// image they are ordinary ntoskrnl imports (the exception is SEH's); on the host ntsim raises
+/// by unwinding, so they are declared `system-unwind` there (the same calling convention,
+/// allowed to unwind into the caller's SEH frame).
+#[cfg(windows)]
+pub use raising_image::*;
+
+#[cfg(windows)]
+mod raising_image {
+    pub use windows_sys::Wdk::Storage::FileSystem::{CcCopyRead, CcCopyWrite};
+    pub use windows_sys::Wdk::System::SystemServices::{
+        MmProbeAndLockPages, ProbeForRead, ProbeForWrite,
+    };
+}
+
+#[cfg(not(windows))]
+#[allow(clashing_extern_declarations)] // windows-sys declares them `system`: same ABI, no unwind
+mod raising_host {
+    use super::{FILE_OBJECT, IO_STATUS_BLOCK, MDL};
+    use core::ffi::c_void;
+    use windows_sys::Wdk::System::SystemServices::LOCK_OPERATION;
+
+    extern "system-unwind" {
+        /// `CcCopyRead` (ntifs.h).
+        pub fn CcCopyRead(
+            fileobject: *const FILE_OBJECT,
+            fileoffset: *const i64,
+            length: u32,
+            wait: bool,
+            buffer: *mut c_void,
+            iostatus: *mut IO_STATUS_BLOCK,
+        ) -> bool;
+        /// `CcCopyWrite` (ntifs.h).
+        pub fn CcCopyWrite(
+            fileobject: *const FILE_OBJECT,
+            fileoffset: *const i64,
+            length: u32,
+            wait: bool,
+            buffer: *const c_void,
+        ) -> bool;
+        /// `MmProbeAndLockPages` (wdm.h).
+        pub fn MmProbeAndLockPages(
+            memorydescriptorlist: *mut MDL,
+            accessmode: i8,
+            operation: LOCK_OPERATION,
+        );
+        /// `ProbeForRead` (wdm.h).
+        pub fn ProbeForRead(address: *const c_void, length: usize, alignment: u32);
+        /// `ProbeForWrite` (wdm.h).
+        pub fn ProbeForWrite(address: *mut c_void, length: usize, alignment: u32);
+    }
+}
+
+/// Exceptions and hostile callers (NT-24, NT-25): the expected-status split, MDLs that lock a
+/// caller's buffer.
+pub use windows_sys::Wdk::Storage::FileSystem::FsRtlIsNtstatusExpected;
+pub use windows_sys::Wdk::System::SystemServices::{
+    IoAllocateMdl, IoFreeMdl, IoReadAccess, IoWriteAccess, MdlMappingNoExecute, MmUnlockPages,
+    UserMode,
+};

@@ -83,6 +83,27 @@ extern "system" fn KeLeaveCriticalRegion() {
     CRITICAL_REGION_DEPTH.with(|d| d.set(d.get() - 1));
 }
 
+/// The SEH frame: unit tests never raise, so the body just runs.
+#[no_mangle]
+unsafe extern "system-unwind" fn cowfat_seh_try(
+    body: unsafe extern "system-unwind" fn(*mut c_void),
+    context: *mut c_void,
+) -> NTSTATUS {
+    // SAFETY: the driver's body runner with its own frame.
+    unsafe { body(context) };
+    0
+}
+
+#[no_mangle]
+extern "system" fn FsRtlIsNtstatusExpected(status: NTSTATUS) -> bool {
+    // STATUS_ACCESS_VIOLATION, _DATATYPE_MISALIGNMENT, _ILLEGAL_INSTRUCTION,
+    // _INSTRUCTION_MISALIGNMENT are the unexpected ones.
+    !matches!(
+        status as u32,
+        0xC000_0005 | 0x8000_0002 | 0xC000_001D | 0xC000_00AA
+    )
+}
+
 macro_rules! not_in_unit_tests {
     ($(fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {$(
         #[no_mangle]
@@ -139,5 +160,11 @@ not_in_unit_tests! {
     fn IoGetRequestorProcess(i: *const IRP) -> crate::nt::PEPROCESS;
     fn FsRtlPrivateLock(l: *const crate::nt::FILE_LOCK, f: *const FILE_OBJECT, o: *const i64, n: *const i64, p: crate::nt::PEPROCESS, k: u32, i: bool, e: bool, s: *mut IO_STATUS_BLOCK, r: *const IRP, c: *const c_void, a: bool) -> bool;
     fn FsRtlFastUnlockSingle(l: *const crate::nt::FILE_LOCK, f: *const FILE_OBJECT, o: *const i64, n: *const i64, p: crate::nt::PEPROCESS, k: u32, c: *const c_void, a: bool) -> NTSTATUS;
+    fn ProbeForRead(a: *const c_void, l: usize, x: u32);
+    fn ProbeForWrite(a: *mut c_void, l: usize, x: u32);
+    fn MmProbeAndLockPages(m: *mut MDL, a: i8, o: i32);
+    fn MmUnlockPages(m: *mut MDL);
+    fn IoAllocateMdl(v: *const c_void, l: u32, s: bool, c: bool, i: *mut IRP) -> *mut MDL;
+    fn IoFreeMdl(m: *mut MDL);
     fn FsRtlFastUnlockAllByKey(l: *const crate::nt::FILE_LOCK, f: *const FILE_OBJECT, p: crate::nt::PEPROCESS, k: u32, c: *const c_void) -> NTSTATUS;
 }

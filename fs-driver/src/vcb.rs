@@ -39,6 +39,10 @@ pub struct Vcb {
     volume_lock: UnsafeCell<ERESOURCE>,
     /// Boxed: a `Volume` is a few hundred bytes, and the VCB is built on the mount path's stack.
     volume: UnsafeCell<Option<Box<Volume<TargetDevice>>>>,
+    /// Set while `with_volume` lends out the volume: a second borrow can only be the same
+    /// thread re-entering (the volume lock is recursive), e.g. a fault on a user buffer that
+    /// maps a file of this volume (NT-25). That would alias `&mut Volume`: a bug check.
+    volume_borrowed: Flag,
     fcbs: UnsafeCell<BTreeMap<u64, *mut Fcb>>,
     /// File objects of volume opens not yet closed.
     pub volume_opens: Counter,
@@ -100,6 +104,7 @@ impl Vcb {
             fcbs: UnsafeCell::new(BTreeMap::new()),
             volume_opens: Counter::new(0),
             dismounted: Flag::new(false),
+            volume_borrowed: Flag::new(false),
             notify_sync: UnsafeCell::new(0),
             dir_notify_list: UnsafeCell::new(nt::LIST_ENTRY::default()),
             locked_by: UnsafeCell::new(ptr::null_mut()),
@@ -180,10 +185,16 @@ impl Vcb {
     ) -> Result<R, NTSTATUS> {
         // SAFETY: initialised with the VCB.
         let _guard = unsafe { ResourceGuard::exclusive(self.volume_lock.get()) };
-        // SAFETY: the volume lock is held exclusive and `f` (fs-core) never re-enters it.
+        if self.volume_borrowed.get() {
+            volume_reentered();
+        }
+        // SAFETY: the volume lock is held exclusive and the flag says no borrow is live.
         let volume = unsafe { &mut *self.volume.get() };
         let volume = volume.as_mut().ok_or(nt::STATUS_VOLUME_DISMOUNTED)?;
-        run_out_of_line(f, volume).map_err(|e| status_of(&e))
+        self.volume_borrowed.set(true);
+        let result = run_out_of_line(f, volume).map_err(|e| status_of(&e));
+        self.volume_borrowed.set(false);
+        result
     }
 
     /// Unmounts fs-core's volume (flushing it). Later `with_volume` calls fail.
@@ -250,4 +261,11 @@ fn run_out_of_line<R>(
     volume: &mut Volume<TargetDevice>,
 ) -> fs_core::Result<R> {
     f(volume)
+}
+
+/// The bug check for fs-core re-entered on one thread under a live borrow of the volume.
+#[cold]
+#[inline(never)]
+fn volume_reentered() -> ! {
+    panic!("cowfat: fs-core re-entered under a live volume borrow (NT-25)")
 }

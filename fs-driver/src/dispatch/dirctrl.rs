@@ -250,8 +250,9 @@ fn query(context: &IrpContext, vcb: &Vcb, fcb: &Fcb) -> Result<(NTSTATUS, usize)
     }
     search.returned_any = true;
     let n = reply.bytes.len().min(length);
-    // SAFETY: the caller's buffer holds `length >= n` bytes.
-    unsafe { core::ptr::copy_nonoverlapping(reply.bytes.as_ptr(), buffer, n) };
+    // NT-25: probed and copied inside an SEH frame (the caller's buffer may be anything).
+    // SAFETY: the request's IRP and its caller's buffer of `length >= n` bytes.
+    unsafe { crate::userbuf::copy_out(context.irp, buffer, &reply.bytes[..n]) }?;
     let status = if overflow {
         nt::STATUS_BUFFER_OVERFLOW
     } else {

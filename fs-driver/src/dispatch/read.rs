@@ -15,6 +15,7 @@ use crate::cachesup::{ensure_cache_map, flush, has_data_section};
 use crate::fcb::Fcb;
 use crate::nt::{self, IO_STATUS_BLOCK, NTSTATUS};
 use crate::resrcsup::ResourceGuard;
+use crate::seh;
 use crate::vcb::Vcb;
 
 fsd_entry_point!(
@@ -114,17 +115,20 @@ fn cached_read(context: &IrpContext, fcb: &Fcb, io: &IoRequest) -> Result<usize,
     // SAFETY: the request's file object of this FCB; main resource held.
     unsafe { ensure_cache_map(context.file_object, fcb) };
     let mut iosb = IO_STATUS_BLOCK::default();
+    let (file_object, buffer) = (context.file_object, io.buffer());
+    // NT-24: Cc raises on a bad user buffer, an in-page error, no resources; the guard above
+    // stays out of the SEH frame and drops on the way out.
     // SAFETY: a cached file object; the buffer holds `length` bytes; Wait = TRUE.
-    let done = unsafe {
+    let done = seh::kernel_call(|| unsafe {
         nt::CcCopyRead(
-            context.file_object,
+            file_object,
             &io.offset,
             length,
             true,
-            io.buffer().cast(),
+            buffer.cast(),
             &mut iosb,
         )
-    };
+    })?;
     if !done {
         return Err(nt::STATUS_CANT_WAIT);
     }

@@ -1,14 +1,18 @@
 //! What read and write share: decoding the request (offset, length, paging/non-cached flags)
 //! and finding its buffer (fastfat's `FatMapUserBuffer`).
 //!
-//! The buffer is the MDL's system address when the IRP has one (paging I/O always does), else
-//! `Irp->UserBuffer`, valid in the requester's context: FSD requests are dispatched in the
-//! caller's thread (we never post), as fastfat relies on for synchronous requests.
+//! The buffer is the MDL's system address when the IRP has one (paging I/O always does). A
+//! non-cached request without one gets the caller's buffer locked with an MDL here, before
+//! any file system lock (NT-25, fastfat's `FatLockUserBuffer`): fs-core then works on the
+//! locked pages' system address, so a fault can never re-enter it. A cached request passes
+//! `Irp->UserBuffer` (valid in the requester's context: we never post) to Cc, which copies
+//! inside our SEH frame (NT-24).
 
 use core::ptr;
 
 use super::IrpContext;
 use crate::nt::{self, IRP, MDL, NTSTATUS};
+use crate::userbuf::LockedBuffer;
 use crate::wdk_inline::io_get_current_irp_stack_location;
 
 /// A decoded read or write.
@@ -22,6 +26,8 @@ pub struct IoRequest {
     /// `IRP_NOCACHE`.
     pub nocache: bool,
     buffer: *mut u8,
+    /// The caller's buffer, locked for a non-cached request (released with the request).
+    _locked: Option<LockedBuffer>,
 }
 
 impl IoRequest {
@@ -37,8 +43,23 @@ impl IoRequest {
         // SAFETY: Read and Write have the same layout; the member matches the major.
         let params = unsafe { stack.Parameters.Read };
         let flags = context.irp_flags();
+        let paging = flags & nt::IRP_PAGING_IO != 0;
+        let nocache = flags & nt::IRP_NOCACHE != 0;
+        // SAFETY: the caller's contract.
+        let has_mdl = !unsafe { (*context.irp).MdlAddress }.is_null();
+        let mut locked = None;
         let buffer = if params.Length == 0 {
             ptr::null_mut()
+        } else if nocache && !paging && !has_mdl {
+            // SAFETY: the caller's contract; no file system lock is held yet.
+            let buffer = unsafe { (*context.irp).UserBuffer }.cast::<u8>();
+            let for_write = u32::from(stack.MajorFunction) == nt::IRP_MJ_READ;
+            // SAFETY: the request's own buffer, locked before any file system lock.
+            let lock =
+                unsafe { LockedBuffer::lock(context.irp, buffer, params.Length, for_write) }?;
+            let address = lock.address();
+            locked = Some(lock);
+            address
         } else {
             // SAFETY: the caller's contract.
             unsafe { request_buffer(context.irp) }?
@@ -46,9 +67,10 @@ impl IoRequest {
         Ok(Self {
             offset: params.ByteOffset,
             length: params.Length,
-            paging: flags & nt::IRP_PAGING_IO != 0,
-            nocache: flags & nt::IRP_NOCACHE != 0,
+            paging,
+            nocache,
             buffer,
+            _locked: locked,
         })
     }
 
@@ -113,11 +135,11 @@ unsafe fn request_buffer(irp: *mut IRP) -> Result<*mut u8, NTSTATUS> {
 }
 
 /// `MmGetSystemAddressForMdlSafe` (a wdm.h macro): the mapped address if there is one, else
-/// map the locked pages.
+/// map the locked pages, non-executable (NT-25).
 ///
 /// # Safety
 /// `mdl` describes locked pages.
-unsafe fn mdl_system_address(mdl: *mut MDL) -> *mut core::ffi::c_void {
+pub(crate) unsafe fn mdl_system_address(mdl: *mut MDL) -> *mut core::ffi::c_void {
     // SAFETY: the caller's contract.
     let flags = unsafe { (*mdl).MdlFlags };
     if flags & (nt::MDL_MAPPED_TO_SYSTEM_VA | nt::MDL_SOURCE_IS_NONPAGED_POOL) != 0 {
@@ -125,7 +147,7 @@ unsafe fn mdl_system_address(mdl: *mut MDL) -> *mut core::ffi::c_void {
         return unsafe { (*mdl).MappedSystemVa };
     }
     // The priority constant is a small positive enum value.
-    let priority = nt::NormalPagePriority as u32;
+    let priority = nt::NormalPagePriority as u32 | nt::MdlMappingNoExecute;
     // SAFETY: locked pages, kernel mode, no fixed address, no bug check on failure.
     unsafe {
         nt::MmMapLockedPagesSpecifyCache(

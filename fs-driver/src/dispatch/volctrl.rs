@@ -12,6 +12,8 @@
 use core::mem::{offset_of, size_of};
 use core::ptr;
 
+use alloc::vec::Vec;
+
 use super::{IrpContext, Outcome};
 use crate::cachesup;
 use crate::nt::{
@@ -136,11 +138,11 @@ mod lcn {
 
 /// The caller's buffers of a `METHOD_NEITHER` FSCTL: the input at
 /// `Parameters.FileSystemControl.Type3InputBuffer`, the output at `Irp->UserBuffer`. Both are
-/// addresses in the requester's space, valid here because we run every request in the
-/// caller's thread and never post these two (as `dirctrl` relies on for its user buffer).
-/// fastfat also probes them for user-mode callers inside a `try`/`except`; Rust has no
-/// structured exception handling, so we rely on the I/O manager's contract instead.
+/// addresses in the requester's space, which may be anything (NT-25): the input is probed and
+/// copied in, and the answer is built in kernel memory and copied out, inside SEH frames
+/// ([`crate::userbuf`]), never under the volume's lock.
 struct NeitherBuffers {
+    irp: *const nt::IRP,
     input: *const u8,
     input_len: usize,
     output: *mut u8,
@@ -160,6 +162,7 @@ impl NeitherBuffers {
         // SAFETY: a valid IRP.
         let output = unsafe { (*context.irp).UserBuffer }.cast::<u8>();
         Self {
+            irp: context.irp,
             input: params.Type3InputBuffer.cast_const().cast(),
             input_len: params.InputBufferLength as usize,
             output,
@@ -173,21 +176,38 @@ impl NeitherBuffers {
 
     /// The input's leading `LARGE_INTEGER` (`StartingLcn` / `StartingVcn`), if it holds
     /// `size` bytes.
-    fn input_i64(&self, size: usize) -> Option<i64> {
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_PARAMETER` for a short input; the probe's or copy's status.
+    fn input_i64(&self, size: usize) -> Result<i64, NTSTATUS> {
         if self.input.is_null() || self.input_len < size || size < 8 {
-            return None;
+            return Err(nt::STATUS_INVALID_PARAMETER);
         }
-        // SAFETY: the caller's input holds at least `size >= 8` bytes; it may be unaligned.
-        Some(unsafe { self.input.cast::<i64>().read_unaligned() })
+        let mut bytes = [0u8; 8];
+        // SAFETY: the request's IRP and its caller's input.
+        unsafe { crate::userbuf::copy_in(self.irp, self.input, &mut bytes) }?;
+        Ok(i64::from_le_bytes(bytes))
     }
 
-    /// The whole output buffer.
-    fn output(&mut self) -> &mut [u8] {
-        if self.output.is_null() {
-            return &mut [];
-        }
-        // SAFETY: the caller's output holds `OutputBufferLength` writable bytes.
-        unsafe { core::slice::from_raw_parts_mut(self.output, self.output_len) }
+    /// A kernel buffer for `len <= output_len` bytes of answer.
+    ///
+    /// # Errors
+    /// `STATUS_INSUFFICIENT_RESOURCES` (NT-26).
+    fn kernel_output(&self, len: usize) -> Result<Vec<u8>, NTSTATUS> {
+        let mut out = Vec::new();
+        out.try_reserve_exact(len)
+            .map_err(|_| nt::STATUS_INSUFFICIENT_RESOURCES)?;
+        out.resize(len, 0);
+        Ok(out)
+    }
+
+    /// Copies the answer to the caller's output buffer.
+    ///
+    /// # Errors
+    /// The probe's or copy's status; nothing is written then.
+    fn deliver(&self, answer: &[u8]) -> Result<(), NTSTATUS> {
+        // SAFETY: the request's IRP and its caller's output of `output_len >= answer` bytes.
+        unsafe { crate::userbuf::copy_out(self.irp, self.output, answer) }
     }
 }
 
@@ -234,44 +254,37 @@ fn volume_bitmap(vcb: &Vcb, buffers: &mut NeitherBuffers) -> Result<(NTSTATUS, u
     if buffers.output_len < size_of::<VOLUME_BITMAP_BUFFER>() {
         return Err(nt::STATUS_BUFFER_TOO_SMALL);
     }
-    let start = buffers
-        .input_i64(size_of::<STARTING_LCN_INPUT_BUFFER>())
+    let start = buffers.input_i64(size_of::<STARTING_LCN_INPUT_BUFFER>())?;
+    let total = vcb.with_volume(|v| Ok(v.volume_info().total_clusters))?;
+    let start = u64::try_from(start)
+        .ok()
+        .filter(|s| *s < total)
         .ok_or(nt::STATUS_INVALID_PARAMETER)?;
-    let out = buffers.output();
-    let (status, bytes, first, desired) = vcb
-        .with_volume(|v| {
-            let total = v.volume_info().total_clusters;
-            let Some(start) = u64::try_from(start).ok().filter(|s| *s < total) else {
-                return Ok(None);
-            };
-            let first = start & !7;
-            let desired = total - first;
-            let wanted = usize::try_from(desired.div_ceil(8)).unwrap_or(usize::MAX);
-            let room = out.len() - BITMAP_HEADER;
-            let (status, bytes) = if room < wanted {
-                (nt::STATUS_BUFFER_OVERFLOW, room)
-            } else {
-                (nt::STATUS_SUCCESS, wanted)
-            };
-            let Some(cluster) = lcn::to_cluster(first) else {
-                return Ok(None);
-            };
-            v.cluster_usage(cluster, &mut out[BITMAP_HEADER..BITMAP_HEADER + bytes])?;
-            Ok(Some((status, bytes, first, desired)))
-        })?
-        .ok_or(nt::STATUS_INVALID_PARAMETER)?;
+    let first = start & !7;
+    let desired = total - first;
+    let wanted = usize::try_from(desired.div_ceil(8)).unwrap_or(usize::MAX);
+    let room = buffers.output_len - BITMAP_HEADER;
+    let (status, bytes) = if room < wanted {
+        (nt::STATUS_BUFFER_OVERFLOW, room)
+    } else {
+        (nt::STATUS_SUCCESS, wanted)
+    };
+    let cluster = lcn::to_cluster(first).ok_or(nt::STATUS_INVALID_PARAMETER)?;
+    let mut out = buffers.kernel_output(BITMAP_HEADER + bytes)?;
+    vcb.with_volume(|v| v.cluster_usage(cluster, &mut out[BITMAP_HEADER..]))?;
     let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     put_i64(
-        out,
+        &mut out,
         offset_of!(VOLUME_BITMAP_BUFFER, StartingLcn),
         as_i64(first),
     );
     put_i64(
-        out,
+        &mut out,
         offset_of!(VOLUME_BITMAP_BUFFER, BitmapSize),
         as_i64(desired),
     );
-    Ok((status, BITMAP_HEADER + bytes))
+    buffers.deliver(&out)?;
+    Ok((status, out.len()))
 }
 
 /// `FSCTL_GET_RETRIEVAL_POINTERS` on a file handle: the runs of the file's clusters from the
@@ -315,10 +328,8 @@ fn retrieval_pointers(
     id: fs_core::FileId,
     buffers: &mut NeitherBuffers,
 ) -> Result<(NTSTATUS, usize), NTSTATUS> {
-    let start = buffers
-        .input_i64(size_of::<STARTING_VCN_INPUT_BUFFER>())
-        .and_then(|s| u64::try_from(s).ok())
-        .ok_or(nt::STATUS_INVALID_PARAMETER)?;
+    let start = u64::try_from(buffers.input_i64(size_of::<STARTING_VCN_INPUT_BUFFER>())?)
+        .map_err(|_| nt::STATUS_INVALID_PARAMETER)?;
     if buffers.output_len < size_of::<RETRIEVAL_POINTERS_BUFFER>() {
         return Err(nt::STATUS_BUFFER_TOO_SMALL);
     }
@@ -329,8 +340,9 @@ fn retrieval_pointers(
         return Err(nt::STATUS_END_OF_FILE);
     };
     let skip = start - first.vcn;
-    let out = buffers.output();
     let count = extents.len().min(room);
+    let mut out = buffers.kernel_output(EXTENTS_AT + count * EXTENT_SIZE)?;
+    let out = &mut out;
     for (i, e) in extents.iter().take(count).enumerate() {
         let at = EXTENTS_AT + i * EXTENT_SIZE;
         let next = e.vcn + u64::from(e.clusters);
@@ -358,5 +370,6 @@ fn retrieval_pointers(
     } else {
         nt::STATUS_SUCCESS
     };
-    Ok((status, EXTENTS_AT + count * EXTENT_SIZE))
+    buffers.deliver(out)?;
+    Ok((status, out.len()))
 }

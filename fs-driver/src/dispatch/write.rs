@@ -26,6 +26,7 @@ use crate::fcb::Fcb;
 use crate::nt::{self, FILE_OBJECT, NTSTATUS};
 use crate::resrcsup::ResourceGuard;
 use crate::section;
+use crate::seh;
 use crate::vcb::Vcb;
 
 fsd_entry_point!(
@@ -157,28 +158,66 @@ fn cached_write(
     let signed = i64::try_from(offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)?;
     let id = fcb.id;
     vcb.with_volume(|v| v.reserve_overlay(id, offset, u64::from(io.length)))?;
-    if end > fcb.file_size() {
+    let size_before = fcb.file_size();
+    if end > size_before {
         extend_file(vcb, file_object, fcb, end)?;
     }
-    // SAFETY: the request's file object of this FCB; main resource held.
-    unsafe { ensure_cache_map(file_object, fcb) };
-    // SAFETY: a cached file object; the buffer holds `length` bytes; Wait = TRUE.
-    let done = unsafe {
-        nt::CcCopyWrite(
-            file_object,
-            &signed,
-            io.length,
-            true,
-            io.buffer().cast_const().cast(),
-        )
-    };
-    if !done {
-        return Err(nt::STATUS_CANT_WAIT);
+    let copied = copy_through_cc(file_object, fcb, signed, io);
+    if copied.is_err() && end > size_before {
+        // Nothing half-done (NT-24, fastfat's write.c restores FileSize the same way): the
+        // caller's bytes never arrived, so the file keeps its old size.
+        let _ = truncate_to(vcb, file_object, fcb, size_before);
     }
+    copied?;
     // SAFETY: initialised with the FCB; main is held (NT-18 order).
     let _paging = unsafe { ResourceGuard::exclusive(fcb.paging_io_resource()) };
     fcb.extend_valid_data(end);
     Ok(io.length as usize)
+}
+
+/// The copy of a cached write into the cache (the caller holds main exclusive).
+fn copy_through_cc(
+    file_object: *mut FILE_OBJECT,
+    fcb: &Fcb,
+    signed: i64,
+    io: &IoRequest,
+) -> Result<(), NTSTATUS> {
+    // SAFETY: the request's file object of this FCB; main resource held.
+    unsafe { ensure_cache_map(file_object, fcb) };
+    let (length, buffer) = (io.length, io.buffer().cast_const());
+    // NT-24: Cc raises on a bad user buffer, an in-page error, no resources; the guard above
+    // stays out of the SEH frame and drops on the way out.
+    // SAFETY: a cached file object; the buffer holds `length` bytes; Wait = TRUE.
+    let done = seh::kernel_call(|| unsafe {
+        nt::CcCopyWrite(file_object, &signed, length, true, buffer.cast())
+    })?;
+    if !done {
+        return Err(nt::STATUS_CANT_WAIT);
+    }
+    Ok(())
+}
+
+/// Gives the file back the size it had before a failed extending write.
+fn truncate_to(
+    vcb: &Vcb,
+    file_object: *mut FILE_OBJECT,
+    fcb: &Fcb,
+    size: u64,
+) -> Result<(), NTSTATUS> {
+    {
+        // SAFETY: initialised with the FCB; the caller holds main exclusive.
+        let _paging = unsafe { ResourceGuard::exclusive(fcb.paging_io_resource()) };
+        let id = fcb.id;
+        let info = vcb.with_volume(|v| {
+            v.set_file_size(id, size)?;
+            v.info(id)
+        })?;
+        let vdl = fcb.valid_data_length().min(info.file_size);
+        fcb.set_sizes(info.allocation_size, info.file_size, vdl);
+    }
+    // SAFETY: the request's file object of this FCB.
+    unsafe { update_cc_sizes(file_object, fcb) };
+    Ok(())
 }
 
 /// Grows the file to `end` before a cached write past end of file (the new part reads as

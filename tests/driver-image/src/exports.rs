@@ -79,6 +79,16 @@ pub const REQUIRED_IMPORTS: &[&str] = &[
     "FsRtlFastUnlockSingle",
     "FsRtlFastUnlockAllByKey",
     "IoGetRequestorProcess",
+    // Exceptions and hostile callers (NT-24, NT-25): the SEH frame's language handler, the
+    // expected-status split, probes and locked user buffers.
+    "__C_specific_handler",
+    "FsRtlIsNtstatusExpected",
+    "ProbeForRead",
+    "ProbeForWrite",
+    "IoAllocateMdl",
+    "MmProbeAndLockPages",
+    "MmUnlockPages",
+    "IoFreeMdl",
 ];
 
 /// WDK inline helpers and macros that ntoskrnl does not export: importing one makes the image

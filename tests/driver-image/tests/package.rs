@@ -101,3 +101,21 @@ fn cowfat_sys_chkstk_probes_pages() {
         panic!("{e}");
     }
 }
+
+/// NT-24: the SEH trampoline's `.pdata` entry has `__C_specific_handler` as its exception
+/// handler, imported from ntoskrnl.exe, with its scope around the call.
+#[test]
+fn cowfat_sys_has_its_seh_frame() {
+    let graph = stack_graph();
+    if let Err(e) = driver_image::stack::check_seh(&graph) {
+        panic!("{e}");
+    }
+    let facts = ImageFacts::read(&driver_image::image_path()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        facts
+            .imports
+            .iter()
+            .any(|i| i.name == "__C_specific_handler" && i.dll.eq_ignore_ascii_case("ntoskrnl.exe")),
+        "__C_specific_handler is not imported from ntoskrnl.exe"
+    );
+}

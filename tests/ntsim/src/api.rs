@@ -184,7 +184,7 @@ pub struct Section(u32);
 
 /// A mapped view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct View(u32);
+pub struct View(pub(crate) u32);
 
 /// What [`Sim::finish`] found left over.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -812,30 +812,31 @@ impl Sim {
     ) -> (NTSTATUS, Vec<u8>) {
         let mut input = input.to_vec();
         let mut output = vec![0u8; output_len];
-        // SAFETY: a live device.
-        let irp = io::allocate_irp(unsafe { (*device).StackSize }, false);
-        let mut parameters = IO_STACK_LOCATION_0::default();
-        parameters.FileSystemControl = IO_STACK_LOCATION_0_14 {
-            OutputBufferLength: u32::try_from(output_len).unwrap_or(u32::MAX),
-            InputBufferLength: u32::try_from(input.len()).unwrap_or(u32::MAX),
-            FsControlCode: code,
-            Type3InputBuffer: if input.is_empty() {
-                std::ptr::null_mut()
-            } else {
-                input.as_mut_ptr().cast()
-            },
+        let input_at = if input.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            input.as_mut_ptr()
         };
-        // SAFETY: a fresh IRP.
-        unsafe { io::set_next_stack(irp, io::location(0x0d, 0x00, fo, parameters)) };
-        // SAFETY: a fresh IRP of the model.
-        let irp_ref = unsafe { &mut *irp };
-        // Both buffers outlive the synchronous request.
-        if output_len > 0 {
-            irp_ref.UserBuffer = output.as_mut_ptr().cast();
-        }
-        // SAFETY: a complete IRP for the file object's device.
-        let (status, information) = unsafe { io::send_and_free(device, irp) };
-        io::reap_devices();
+        let output_at = if output_len > 0 {
+            output.as_mut_ptr()
+        } else {
+            std::ptr::null_mut()
+        };
+        let user = crate::seh::UserMemory::Mapped;
+        crate::seh::register(input_at.addr(), input.len(), user);
+        crate::seh::register(output_at.addr(), output_len, user);
+        // SAFETY: both buffers outlive the synchronous request.
+        let (status, information) = unsafe {
+            fsctl_neither_at(
+                fo,
+                device,
+                code,
+                (input_at, input.len()),
+                (output_at, output_len),
+            )
+        };
+        crate::seh::unregister(input_at.addr());
+        crate::seh::unregister(output_at.addr());
         output.truncate(information.min(output_len));
         (status, output)
     }
@@ -933,7 +934,13 @@ impl Sim {
     /// The end of every test: all handles must be closed; the volume is dismounted, memory
     /// pressure runs, the driver unloads, the disk goes, and what is left is reported.
     #[must_use]
-    pub fn finish(mut self) -> Leaks {
+    pub fn finish(self) -> Leaks {
+        self.finish_keeping_medium().0
+    }
+
+    /// [`Sim::finish`], and the disk's medium after the dismount (to check it with fsck).
+    #[must_use]
+    pub fn finish_keeping_medium(mut self) -> (Leaks, MemDevice) {
         if !self.handles.is_empty() {
             ex::bugcheck("finish with handles still open");
         }
@@ -958,7 +965,7 @@ impl Sim {
         leaks.devices = io::live_devices_of(self.driver);
         // The disk's current VPB (a fresh one after a dismount and remount).
         let current_vpb = self.vpb();
-        let _ = disk::destroy(&self.disk);
+        let medium = disk::destroy(&self.disk).unwrap_or_else(|| MemDevice::new(0));
         for vpb in self.old_vpbs.drain(..).chain(std::iter::once(current_vpb)) {
             disk::free_vpb(vpb);
         }
@@ -975,7 +982,7 @@ impl Sim {
             // SAFETY: created by Box::into_raw in `with_medium`; its devices are gone.
             drop(unsafe { Box::from_raw(self.driver) });
         }
-        leaks
+        (leaks, medium)
     }
 }
 
@@ -1014,6 +1021,40 @@ unsafe fn fill_create(
     // SAFETY: as above.
     let irp_ref = unsafe { &mut *irp };
     irp_ref.Tail.Overlay.OriginalFileObject = fo;
+}
+
+/// A user-mode `METHOD_NEITHER` `IRP_MN_USER_FS_REQUEST` with the caller's buffers as
+/// given: (address, length) each; the status and information.
+///
+/// # Safety
+/// `device` and `fo` are live; registered user buffers outlive the request.
+pub(crate) unsafe fn fsctl_neither_at(
+    fo: *mut FILE_OBJECT,
+    device: *mut DEVICE_OBJECT,
+    code: u32,
+    input: (*mut u8, usize),
+    output: (*mut u8, usize),
+) -> (NTSTATUS, usize) {
+    // SAFETY: a live device.
+    let irp = io::allocate_irp(unsafe { (*device).StackSize }, false);
+    let mut parameters = IO_STACK_LOCATION_0::default();
+    parameters.FileSystemControl = IO_STACK_LOCATION_0_14 {
+        OutputBufferLength: u32::try_from(output.1).unwrap_or(u32::MAX),
+        InputBufferLength: u32::try_from(input.1).unwrap_or(u32::MAX),
+        FsControlCode: code,
+        Type3InputBuffer: input.0.cast(),
+    };
+    // SAFETY: a fresh IRP.
+    unsafe { io::set_next_stack(irp, io::location(0x0d, 0x00, fo, parameters)) };
+    // SAFETY: a fresh IRP of the model.
+    let irp_ref = unsafe { &mut *irp };
+    irp_ref.UserBuffer = output.0.cast();
+    // NtFsControlFile from a user thread.
+    irp_ref.RequestorMode = 1;
+    // SAFETY: a complete IRP for the file object's device.
+    let (status, information) = unsafe { io::send_and_free(device, irp) };
+    io::reap_devices();
+    (status, information)
 }
 
 /// An `IRP_MN_USER_FS_REQUEST` with no buffers.

@@ -128,7 +128,7 @@ fn check_copy(
 }
 
 #[no_mangle]
-pub unsafe extern "system" fn CcCopyRead(
+pub unsafe extern "system-unwind" fn CcCopyRead(
     fileobject: *const FILE_OBJECT,
     fileoffset: *const i64,
     length: u32,
@@ -140,25 +140,53 @@ pub unsafe extern "system" fn CcCopyRead(
     // SAFETY: the caller's offset.
     let offset = u64::try_from(unsafe { *fileoffset }).unwrap_or(u64::MAX);
     let sop = check_copy(fo, offset, u64::from(length), "CcCopyRead");
-    let mut status = STATUS_SUCCESS;
-    // SAFETY: the caller's buffer holds `length` bytes.
-    let out = unsafe { std::slice::from_raw_parts_mut(buffer.cast::<u8>(), length as usize) };
+    // NT-24: a bad user buffer or a failed page read raises (WRK copysup.c).
+    crate::seh::check_copy_buffer(buffer.cast_const(), length as usize);
+    // A buffer that maps a file: Cc's copy faults its pages in (our own paging read of that
+    // file, while the caller holds this one's resource: legal, another stream).
+    let view = crate::seh::view_behind(buffer.addr(), length as usize);
+    let mut staging = Vec::new();
+    let out = if view.is_some() {
+        staging.resize(length as usize, 0);
+        staging.as_mut_slice()
+    } else {
+        // SAFETY: the caller's buffer holds `length` bytes.
+        unsafe { std::slice::from_raw_parts_mut(buffer.cast::<u8>(), length as usize) }
+    };
     for index in pages(offset, u64::from(length)) {
         if let Err(s) = mm::fault_in(sop, index) {
-            status = s;
-            break;
+            crate::seh::raise(normalize_io_error(s));
         }
         kernel::with(|k| mm::copy_page(k, sop, index, offset, out, None));
     }
+    if let Some((view, at)) = view {
+        match mm::view_write(view, at, &staging) {
+            Ok(()) => {}
+            Err(windows_sys::Win32::Foundation::STATUS_ACCESS_VIOLATION) => {
+                crate::seh::raise(windows_sys::Win32::Foundation::STATUS_INVALID_USER_BUFFER)
+            }
+            Err(s) => crate::seh::raise(normalize_io_error(s)),
+        }
+    }
     // SAFETY: the caller's status block.
     let iosb = unsafe { &mut *iostatus };
-    iosb.Anonymous.Status = status;
-    iosb.Information = if status < 0 { 0 } else { length as usize };
+    iosb.Anonymous.Status = STATUS_SUCCESS;
+    iosb.Information = length as usize;
     true
 }
 
+/// `FsRtlNormalizeNtstatus(status, STATUS_UNEXPECTED_IO_ERROR)`: what Cc raises for a page
+/// it could not read.
+fn normalize_io_error(status: i32) -> i32 {
+    if crate::seh::FsRtlIsNtstatusExpected(status) {
+        status
+    } else {
+        windows_sys::Win32::Foundation::STATUS_UNEXPECTED_IO_ERROR
+    }
+}
+
 #[no_mangle]
-pub unsafe extern "system" fn CcCopyWrite(
+pub unsafe extern "system-unwind" fn CcCopyWrite(
     fileobject: *const FILE_OBJECT,
     fileoffset: *const i64,
     length: u32,
@@ -169,6 +197,7 @@ pub unsafe extern "system" fn CcCopyWrite(
     // SAFETY: the caller's offset.
     let offset = u64::try_from(unsafe { *fileoffset }).unwrap_or(u64::MAX);
     let sop = check_copy(fo, offset, u64::from(length), "CcCopyWrite");
+    crate::seh::check_copy_buffer(buffer, length as usize);
     // SAFETY: the caller's buffer holds `length` bytes.
     let data = unsafe { std::slice::from_raw_parts(buffer.cast::<u8>(), length as usize) };
     let mut scratch = data.to_vec();
@@ -185,8 +214,8 @@ pub unsafe extern "system" fn CcCopyWrite(
                     });
                 }
             });
-        } else if mm::fault_in(sop, index).is_err() {
-            return false;
+        } else if let Err(s) = mm::fault_in(sop, index) {
+            crate::seh::raise(normalize_io_error(s));
         }
         kernel::with(|k| mm::copy_page(k, sop, index, offset, &mut scratch, Some(Dirty::Cache)));
     }

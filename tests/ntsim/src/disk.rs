@@ -230,6 +230,9 @@ unsafe fn transfer(irp: *mut IRP, location: &IO_STACK_LOCATION) -> (NTSTATUS, us
             Ok(())
         } else {
             k.disk_io.0 += 1;
+            if k.disk_read_error {
+                return Err(windows_sys::Win32::Foundation::STATUS_DEVICE_DATA_ERROR);
+            }
             // SAFETY: the MDL describes `len` writable bytes no one else uses now.
             let data = unsafe { std::slice::from_raw_parts_mut(buffer, len) };
             disk.read_at(offset, data)

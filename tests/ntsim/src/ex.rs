@@ -29,6 +29,45 @@ pub fn bugcheck(what: &str) -> ! {
     panic!("ntsim bug check: {what}")
 }
 
+/// Pool failure injection, as Driver Verifier's low-resources simulation: fail the Nth
+/// allocation the driver asks for, or each with a probability, from a seed.
+#[derive(Clone, Debug, Default)]
+pub struct PoolFaults {
+    /// Fail the allocation with this number (1-based, counted from the arming).
+    pub fail_nth: Option<u64>,
+    /// Fail each allocation with this probability, in parts per million.
+    pub rate_ppm: u32,
+    /// State of the generator behind `rate_ppm`.
+    pub seed: u64,
+    /// Allocations asked for since the arming.
+    pub attempts: u64,
+    /// Allocations failed.
+    pub failed: u64,
+}
+
+/// Should this allocation fail? Counts it.
+#[must_use]
+pub fn pool_fails() -> bool {
+    kernel::with(|k| {
+        let f = &mut k.pool_faults;
+        f.attempts += 1;
+        let mut fail = f.fail_nth == Some(f.attempts);
+        if f.rate_ppm > 0 {
+            // SplitMix64: deterministic from the seed.
+            f.seed = f.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = f.seed;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            fail |= z % 1_000_000 < u64::from(f.rate_ppm);
+        }
+        if fail {
+            f.failed += 1;
+        }
+        fail
+    })
+}
+
 fn pool_layout(size: usize) -> Option<Layout> {
     Layout::from_size_align(size.max(1), POOL_ALIGN).ok()
 }
@@ -36,6 +75,15 @@ fn pool_layout(size: usize) -> Option<Layout> {
 #[no_mangle]
 pub extern "system" fn ExAllocatePool2(flags: u64, numberofbytes: usize, tag: u32) -> *mut c_void {
     crate::stack::note_driver_call();
+    // Only the driver's own allocations fail, as under Driver Verifier.
+    if pool_fails() {
+        return std::ptr::null_mut();
+    }
+    allocate_pool(flags, numberofbytes, tag)
+}
+
+/// Pool for the model's own routines (never failed by [`PoolFaults`]).
+pub fn allocate_pool(flags: u64, numberofbytes: usize, tag: u32) -> *mut c_void {
     let Some(layout) = pool_layout(numberofbytes) else {
         return std::ptr::null_mut();
     };

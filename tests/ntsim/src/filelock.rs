@@ -62,7 +62,7 @@ pub unsafe extern "system" fn FsRtlInitializeFileLock(
     _completelockirproutine: PCOMPLETE_LOCK_IRP_ROUTINE,
     _unlockroutine: PUNLOCK_ROUTINE,
 ) {
-    let block = crate::ex::ExAllocatePool2(0x40, 16, FILE_LOCK_TAG);
+    let block = crate::ex::allocate_pool(0x40, 16, FILE_LOCK_TAG);
     let fresh = kernel::with(|k| {
         k.file_locks
             .insert(

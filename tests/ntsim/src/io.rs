@@ -388,12 +388,65 @@ pub(crate) unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> N
     }
     crate::stack::note_driver_call();
     let _entry = (!is_disk(device)).then(crate::stack::DriverEntry::enter);
+    let before = (!is_disk(device)).then(ThreadState::now);
     // SAFETY: the driver's dispatch routine with its device and IRP.
     let status = unsafe { routine(device, irp) };
     if paging {
         kernel::with(|k| k.paging_depth -= 1);
     }
+    if let Some(before) = before {
+        before.check_after_dispatch(major);
+    }
     status
+}
+
+/// What a dispatch routine must leave as it found it on its thread (NT-24): the critical
+/// region and top-level IRP balanced, no ERESOURCE held beyond what the thread held before
+/// (Cc's lazy writer holds the FCB's across its paging write), no SEH frame left open.
+struct ThreadState {
+    critical_region: i32,
+    top_level_irp: *mut IRP,
+    held: usize,
+    seh_depth: u32,
+}
+
+/// ERESOURCEs the model's current thread holds (shared or exclusive).
+fn resources_held(k: &kernel::Kernel) -> usize {
+    let thread = k.thread;
+    k.resources
+        .values()
+        .filter(|r| r.exclusive.is_some_and(|(t, _)| t == thread) || r.shared.contains_key(&thread))
+        .count()
+}
+
+impl ThreadState {
+    fn now() -> Self {
+        kernel::with(|k| Self {
+            critical_region: k.critical_region,
+            top_level_irp: k.top_level_irp,
+            held: resources_held(k),
+            seh_depth: k.seh_depth,
+        })
+    }
+
+    fn check_after_dispatch(&self, major: u8) {
+        let problem = kernel::with(|k| {
+            if k.critical_region != self.critical_region {
+                return Some("APC_INDEX_MISMATCH: critical region not balanced");
+            }
+            if k.top_level_irp != self.top_level_irp {
+                return Some("the top-level IRP was not restored");
+            }
+            if k.seh_depth != self.seh_depth {
+                return Some("an SEH frame was left open");
+            }
+            (resources_held(k) > self.held)
+                .then_some("an ERESOURCE is still held after the request")
+        });
+        if let Some(problem) = problem {
+            bugcheck(&format!("after IRP major {major:#x}: {problem}"));
+        }
+    }
 }
 
 #[no_mangle]
@@ -842,12 +895,21 @@ pub(crate) unsafe fn send_read_write(
     let irp_ref = unsafe { &mut *irp };
     irp_ref.Flags = flags;
     irp_ref.Tail.Overlay.OriginalFileObject = fo;
+    // A user-mode request's buffer is the requester's memory for the request's life (unless
+    // the test placed it there already, e.g. unmapped).
+    let register = !with_mdl && crate::seh::classify(buffer.addr(), len as usize).is_none();
     if !with_mdl {
         irp_ref.UserBuffer = buffer.cast();
         irp_ref.RequestorMode = 1;
     }
+    if register {
+        crate::seh::register(buffer.addr(), len as usize, crate::seh::UserMemory::Mapped);
+    }
     // SAFETY: a complete IRP for the file's device.
     let result = unsafe { send_and_free(device, irp) };
+    if register {
+        crate::seh::unregister(buffer.addr());
+    }
     dereference(fo);
     result
 }
@@ -898,11 +960,31 @@ pub(crate) unsafe fn send_async(fo: *mut FILE_OBJECT, irp: *mut IRP, len: usize)
     });
     // SAFETY: a fresh IRP, ours until sent.
     let irp_ref = unsafe { &mut *irp };
-    irp_ref.UserBuffer = user.cast::<u8>().cast();
+    let user_address = if kernel::with(|k| k.unmapped_user_buffer_next) {
+        kernel::with(|k| k.unmapped_user_buffer_next = false);
+        crate::seh::register(
+            crate::seh::UNMAPPED_USER_ADDRESS,
+            len,
+            crate::seh::UserMemory::Unmapped,
+        );
+        crate::seh::UNMAPPED_USER_ADDRESS
+    } else {
+        crate::seh::register(
+            user.cast::<u8>().addr(),
+            len,
+            crate::seh::UserMemory::Mapped,
+        );
+        user.cast::<u8>().addr()
+    };
+    irp_ref.UserBuffer = std::ptr::with_exposed_provenance_mut(user_address);
     irp_ref.RequestorMode = 1;
     irp_ref.Tail.Overlay.OriginalFileObject = fo;
     // SAFETY: the caller's contract.
     let returned = unsafe { call_driver(device, irp) };
+    // A pended request keeps its buffer registered until the test ends (a notify).
+    if returned != STATUS_PENDING {
+        crate::seh::unregister(user_address);
+    }
     let done = kernel::with(|k| k.async_done.get(&token).map(|r| r.status));
     match done {
         Some(status) if returned != STATUS_PENDING && returned != status => {
@@ -931,6 +1013,7 @@ unsafe fn finish_async(irp: *mut IRP, status: NTSTATUS, information: usize) {
     let irp_ref = unsafe { &mut *irp };
     // SAFETY: created by Box::into_raw in `send_async`, reclaimed once.
     let mut user = unsafe { Box::from_raw(record.user) };
+    crate::seh::unregister(user.as_ptr().addr());
     let new_system_buffer = irp_ref.Flags & IRP_DEALLOCATE_BUFFER != 0;
     // IopCompleteRequest: a buffered input operation is copied back to the caller; a buffer
     // marked IRP_DEALLOCATE_BUFFER is freed. FsRtl's new buffer sets all three flags.

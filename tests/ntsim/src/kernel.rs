@@ -258,6 +258,24 @@ pub struct Kernel {
     pub apc_derefs: Vec<*mut FILE_OBJECT>,
     /// FsRtl file locks by `FILE_LOCK` address ([`crate::filelock`]).
     pub file_locks: BTreeMap<usize, crate::filelock::LockState>,
+    /// The driver's SEH frames on this thread ([`crate::seh`]).
+    pub seh_depth: u32,
+    /// Exceptions raised so far.
+    pub raised: u64,
+    /// The requester's address space: registered ranges by start ([`crate::seh`]).
+    pub user_ranges: BTreeMap<usize, crate::seh::UserRange>,
+    /// MDLs the driver allocated (`IoAllocateMdl`), and whether their pages are locked.
+    pub mdls: BTreeMap<usize, bool>,
+    /// Pool failure injection ([`crate::ex::PoolFaults`]).
+    pub pool_faults: crate::ex::PoolFaults,
+    /// Every disk read fails with `STATUS_DEVICE_DATA_ERROR` while set (an injected error).
+    pub disk_read_error: bool,
+    /// The next asynchronous request (a directory query) carries an unmapped user buffer.
+    pub unmapped_user_buffer_next: bool,
+    /// Driver MDLs over a view locked for writing: (view, offset, address, length).
+    pub mdl_views: BTreeMap<usize, (u32, u64, usize, usize)>,
+    /// View-backed user ranges locked so far.
+    pub view_locks: u64,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -306,6 +324,15 @@ impl Kernel {
             async_done: BTreeMap::new(),
             apc_derefs: Vec::new(),
             file_locks: BTreeMap::new(),
+            seh_depth: 0,
+            raised: 0,
+            user_ranges: BTreeMap::new(),
+            mdls: BTreeMap::new(),
+            pool_faults: crate::ex::PoolFaults::default(),
+            disk_read_error: false,
+            unmapped_user_buffer_next: false,
+            mdl_views: BTreeMap::new(),
+            view_locks: 0,
         }
     }
 

@@ -32,12 +32,14 @@ pub mod disk;
 pub mod ex;
 pub mod filelock;
 pub mod fsrtl;
+pub mod hostile;
 pub mod io;
 pub mod kernel;
 pub mod mm;
 pub mod name;
 pub mod notify;
 pub mod requests;
+pub mod seh;
 pub mod stack;
 pub mod trace;
 

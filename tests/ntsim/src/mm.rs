@@ -668,6 +668,9 @@ pub unsafe extern "system" fn MmDoesFileHaveUserWritableReferences(
     })
 }
 
+/// `MdlMappingNoExecute` (wdm.h).
+const MDL_MAPPING_NO_EXECUTE: u32 = 0x4000_0000;
+
 #[no_mangle]
 pub unsafe extern "system" fn MmMapLockedPagesSpecifyCache(
     memorydescriptorlist: *mut MDL,
@@ -675,8 +678,25 @@ pub unsafe extern "system" fn MmMapLockedPagesSpecifyCache(
     _cachetype: MEMORY_CACHING_TYPE,
     _requestedaddress: *const std::ffi::c_void,
     _bugcheckonfailure: u32,
-    _priority: u32,
+    priority: u32,
 ) -> *mut std::ffi::c_void {
+    let mdl = memorydescriptorlist;
+    match crate::seh::driver_mdl_locked(mdl) {
+        Some(false) => {
+            bugcheck("MmMapLockedPagesSpecifyCache of an MDL whose pages are not locked")
+        }
+        Some(true) => {
+            // NT-25: a caller's pages are mapped non-executable.
+            if priority & MDL_MAPPING_NO_EXECUTE == 0 {
+                bugcheck(
+                    "MmGetSystemAddressForMdlSafe of a caller's buffer without MdlMappingNoExecute",
+                );
+            }
+            // SAFETY: the driver's locked MDL.
+            unsafe { (*mdl).MdlFlags |= 0x0001 };
+        }
+        None => {}
+    }
     // SAFETY: the caller's MDL; the model's MDLs are always mapped.
-    unsafe { (*memorydescriptorlist).MappedSystemVa }
+    unsafe { (*mdl).MappedSystemVa }
 }

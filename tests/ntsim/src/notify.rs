@@ -81,7 +81,7 @@ unsafe fn units_of(s: *const STRING) -> Vec<u16> {
 
 #[no_mangle]
 pub unsafe extern "system" fn FsRtlNotifyInitializeSync(notifysync: *mut PNOTIFY_SYNC) {
-    let block = crate::ex::ExAllocatePool2(POOL_FLAG_NON_PAGED, 64, NOTIFY_SYNC_TAG);
+    let block = crate::ex::allocate_pool(POOL_FLAG_NON_PAGED, 64, NOTIFY_SYNC_TAG);
     if block.is_null() {
         bugcheck("FsRtlNotifyInitializeSync: no pool");
     }
@@ -358,7 +358,7 @@ unsafe fn complete(irp: *mut IRP, status: NTSTATUS, data: &[u8]) {
     // SAFETY: the IRP belongs to the notify package until completed.
     let irp_ref = unsafe { &mut *irp };
     if !data.is_empty() {
-        let block = crate::ex::ExAllocatePool2(POOL_FLAG_NON_PAGED, data.len(), NOTIFY_BUFFER_TAG);
+        let block = crate::ex::allocate_pool(POOL_FLAG_NON_PAGED, data.len(), NOTIFY_BUFFER_TAG);
         if block.is_null() {
             bugcheck("no pool for a notify system buffer");
         }

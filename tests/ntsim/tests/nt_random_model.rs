@@ -4,6 +4,11 @@
 //! the driver, every read checked against a model of the files' contents. At the end the
 //! medium is checked with fs-core (fsck, and the same contents).
 //!
+//! Hostile callers and a failing machine at low rates (NT-24..NT-26): reads and writes with
+//! an unmapped user buffer (cached ones past end of file too: the size must not change),
+//! cached reads while the disk fails, opens while pool runs out. Each must fail cleanly or
+//! succeed, and change nothing the model does not know about.
+//!
 //! Deterministic: a fixed list of seeds; `NTSIM_SEED=<n>` and `NTSIM_OPS=<n>` replay one.
 //! Rules the model relies on (so the checks are exact): views are written and read only
 //! inside the current file size; non-cached writes are not issued while the file is mapped
@@ -14,6 +19,10 @@ mod common;
 use common::*;
 
 use ntsim::{Section, View};
+use windows_sys::Win32::Foundation::{
+    STATUS_ACCESS_VIOLATION, STATUS_DEVICE_DATA_ERROR, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_USER_BUFFER,
+};
 
 const PAGE: u64 = 4096;
 const FILES: [&str; 2] = ["\\r0.bin", "\\dir\\r1.bin"];
@@ -149,6 +158,10 @@ impl Run {
 
     fn step(&mut self) {
         let f = self.rng.below(FILES.len() as u64) as usize;
+        if self.rng.below(16) == 0 {
+            self.hostile(f);
+            return;
+        }
         match self.rng.below(20) {
             0..=3 => self.cached_write(f),
             4..=6 => self.cached_read(f),
@@ -172,6 +185,66 @@ impl Run {
             _ => {
                 self.log.push("memory pressure".into());
                 self.sim.memory_pressure();
+            }
+        }
+    }
+
+    /// One hostile request or failure (NT-24..NT-26); the model does not change.
+    fn hostile(&mut self, f: usize) {
+        let bad = |s: i32| s == STATUS_INVALID_USER_BUFFER || s == STATUS_ACCESS_VIOLATION;
+        match self.rng.below(6) {
+            0 | 1 => {
+                let h = if self.rng.below(2) == 0 {
+                    self.cached(f)
+                } else {
+                    self.noncached(f)
+                };
+                let offset = self.rng.below(16) * 512;
+                let len = (1 + self.rng.below(8)) as u32 * 512;
+                let write = self.rng.below(2) == 0;
+                self.log.push(format!(
+                    "unmapped-buffer {} f{f} {offset}+{len}",
+                    if write { "write" } else { "read" }
+                ));
+                let got = if write {
+                    self.sim.write_unmapped(h, offset, len)
+                } else {
+                    self.sim.read_unmapped(h, offset, len)
+                };
+                // A read at or past end of file may say so before it touches the buffer.
+                let eof = !write && offset >= self.files[f].model.len() as u64;
+                if !(bad(got) || (eof && got == status::STATUS_END_OF_FILE)) {
+                    self.check("unmapped buffer refused", got, STATUS_INVALID_USER_BUFFER);
+                }
+            }
+            2 | 3 => {
+                let offset = self.rng.below(7 * PAGE);
+                let len = 1 + self.rng.below(2 * PAGE);
+                let h = self.cached(f);
+                self.log.push(format!(
+                    "cached read f{f} {offset}+{len} while the disk fails"
+                ));
+                self.sim.set_disk_read_error(true);
+                let got = self.sim.read(h, offset, len as usize);
+                self.sim.set_disk_read_error(false);
+                let want = self.expected_read(f, offset, len);
+                if got != Err(STATUS_DEVICE_DATA_ERROR) {
+                    self.check("cached read while the disk fails", got, want);
+                }
+            }
+            _ => {
+                let n = 1 + self.rng.below(2);
+                self.log
+                    .push(format!("open f{f} with pool allocation {n} failing"));
+                self.sim.fail_pool_allocation(Some(n));
+                let got = self
+                    .sim
+                    .create(FILES[f], &Open::read_write().share(share::ALL));
+                self.sim.fail_pool_allocation(None);
+                match got {
+                    Ok(h) => self.sim.close(h),
+                    Err(s) => self.check("open without pool", s, STATUS_INSUFFICIENT_RESOURCES),
+                }
             }
         }
     }

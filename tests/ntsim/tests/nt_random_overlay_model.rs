@@ -16,6 +16,10 @@ use cowfat_fsctl::{
 use fs_core::time::{FixedClock, NtTime};
 use fs_core::{MountOptions, Volume};
 use ntsim::api::{Section, View};
+use windows_sys::Win32::Foundation::{
+    STATUS_ACCESS_VIOLATION, STATUS_DEVICE_DATA_ERROR, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_USER_BUFFER,
+};
 
 const SIZE: usize = 64 * 1024;
 const SECTOR: usize = 512;
@@ -235,7 +239,58 @@ impl World {
                 }
                 self.open_handles();
             }
+            15 => self.hostile(rng),
             _ => {}
+        }
+    }
+
+    /// NT-24..NT-26 at a low rate: an unmapped user buffer, a cached read while the disk
+    /// fails, a FILE_OPEN while pool runs out. Each fails cleanly or succeeds; the overlay
+    /// and the base stay as the model says.
+    fn hostile(&mut self, rng: &mut Rng) {
+        match rng.below(3) {
+            0 => {
+                let (off, len) = rng.range(SECTOR, 8 * 1024);
+                let h = if rng.below(2) == 0 {
+                    self.c()
+                } else {
+                    self.n()
+                };
+                let (off, len) = (off as u64, len as u32);
+                let got = if rng.below(2) == 0 {
+                    self.sim.write_unmapped(h, off, len)
+                } else {
+                    self.sim.read_unmapped(h, off, len)
+                };
+                assert!(
+                    got == STATUS_INVALID_USER_BUFFER || got == STATUS_ACCESS_VIOLATION,
+                    "unmapped buffer at {off}+{len}: {got:#x}"
+                );
+            }
+            1 => {
+                let (off, len) = rng.byte_range();
+                self.sim.set_disk_read_error(true);
+                let got = self.sim.read(self.c(), off as u64, len);
+                self.sim.set_disk_read_error(false);
+                if got != Err(STATUS_DEVICE_DATA_ERROR) {
+                    assert!(
+                        got.as_deref() == Ok(&self.live[off..off + len]),
+                        "cached read at {off}+{len} while the disk fails"
+                    );
+                }
+            }
+            _ => {
+                self.sim.fail_pool_allocation(Some(1 + rng.below(2) as u64));
+                let open = Open::read_write()
+                    .share(share::ALL)
+                    .disposition(disposition::FILE_OPEN);
+                let got = self.sim.create(PATH, &open);
+                self.sim.fail_pool_allocation(None);
+                match got {
+                    Ok(h) => self.sim.close(h),
+                    Err(s) => assert_eq!(s, STATUS_INSUFFICIENT_RESOURCES),
+                }
+            }
         }
     }
 }

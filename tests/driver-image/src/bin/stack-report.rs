@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use driver_image::stack::{analyse, build, check_chkstk, NT23};
+use driver_image::stack::{analyse, build, check_chkstk, check_seh, NT23};
 
 fn main() -> ExitCode {
     let (mut frames, mut worst) = (15, 10);
@@ -43,7 +43,14 @@ fn main() -> ExitCode {
         Ok(()) => println!("__chkstk: probes each page of a large frame, top down"),
         Err(e) => println!("{e}"),
     }
-    if report.problems.is_empty() && chkstk.is_ok() {
+    let seh = check_seh(&graph);
+    match &seh {
+        Ok(()) => println!(
+            "SEH: cowfat_seh_try's .pdata entry has __C_specific_handler (ntoskrnl) and its scope"
+        ),
+        Err(e) => println!("{e}"),
+    }
+    if report.problems.is_empty() && chkstk.is_ok() && seh.is_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

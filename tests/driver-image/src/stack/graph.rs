@@ -20,7 +20,7 @@ use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile64};
 use object::LittleEndian as LE;
 use pdb::FallibleIterator;
 
-use super::unwind::{runtime_functions, total_prologue, Prologue};
+use super::unwind::{runtime_functions, total_prologue, Prologue, RuntimeFunction};
 
 /// What a function reaches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,9 +85,89 @@ pub struct CallGraph {
     /// function whose address is taken.
     pub roots: Vec<(usize, &'static str)>,
     image: Image,
+    /// The `.pdata` entries, as read.
+    pdata: Vec<RuntimeFunction>,
+    /// IAT slot RVA -> imported routine name.
+    import_slots: HashMap<u32, String>,
+}
+
+/// A `.pdata` entry with a language-specific exception handler (NT-24's SEH frames).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerEntry {
+    /// The function (or fragment) it covers: RVAs `[begin, end)`.
+    pub begin: u32,
+    /// One past its last byte.
+    pub end: u32,
+    /// RVA of the handler.
+    pub handler: u32,
+    /// The imported routine the handler is a thunk of (`jmp [iat slot]`), if it is one.
+    pub handler_import: Option<String>,
+    /// The C scope table that follows (`__C_specific_handler`'s language data): (begin, end,
+    /// filter or 1, jump target) RVAs per scope; empty when the count is implausible.
+    pub scopes: Vec<[u32; 4]>,
 }
 
 impl CallGraph {
+    /// Every `.pdata` entry with an exception handler, the handler resolved to its import
+    /// and its scope table read.
+    ///
+    /// # Errors
+    /// A sentence when an entry's unwind information cannot be read.
+    pub fn exception_handlers(&self) -> Result<Vec<HandlerEntry>, String> {
+        let read = |rva: u32, len: usize| self.image.read(rva, len);
+        let mut out = Vec::new();
+        for entry in &self.pdata {
+            let info = super::unwind::parse_unwind_info(entry.unwind, &read)?;
+            let Some(handler) = info.handler else {
+                continue;
+            };
+            // A thunk is `jmp qword ptr [rip + disp32]` (FF 25).
+            let handler_import = self
+                .image
+                .read(handler, 6)
+                .filter(|b| b[0] == 0xFF && b[1] == 0x25)
+                .and_then(|b| {
+                    let disp = i32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                    let slot = handler.checked_add(6)?.checked_add_signed(disp)?;
+                    self.import_slots.get(&slot).cloned()
+                });
+            // The language data follows the codes (padded to even) and the handler RVA.
+            let count = self
+                .image
+                .read(entry.unwind + 2, 1)
+                .map_or(0, |b| u32::from(b[0]));
+            let data = entry.unwind + 4 + 2 * ((count + 1) & !1) + 4;
+            let scope_count = self
+                .image
+                .read(data, 4)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let mut scopes = Vec::new();
+            if scope_count <= 64 {
+                for i in 0..scope_count {
+                    let Some(b) = self.image.read(data + 4 + 16 * i, 16) else {
+                        break;
+                    };
+                    let word = |k: usize| u32::from_le_bytes([b[k], b[k + 1], b[k + 2], b[k + 3]]);
+                    scopes.push([word(0), word(4), word(8), word(12)]);
+                }
+            }
+            out.push(HandlerEntry {
+                begin: entry.begin,
+                end: entry.end,
+                handler,
+                handler_import,
+                scopes,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Is `rva` in an executable section?
+    #[must_use]
+    pub fn is_code(&self, rva: u32) -> bool {
+        self.image.is_code(rva)
+    }
+
     /// The instructions of the function named `name` (its first range), decoded.
     #[must_use]
     pub fn instructions_of(&self, name: &str) -> Option<Vec<Instruction>> {
@@ -185,10 +265,13 @@ pub fn build(image_path: &Path, pdb_path: &Path) -> Result<CallGraph, String> {
     for i in taken {
         roots.push((i, "address taken"));
     }
+    let pdata = read_pdata(&file, &image)?;
     Ok(CallGraph {
         functions,
         roots,
         image,
+        pdata,
+        import_slots: imports,
     })
 }
 
@@ -339,6 +422,20 @@ fn pointers_in_data(
         }
     }
     Ok(pointers)
+}
+
+fn read_pdata(file: &PeFile64<'_>, image: &Image) -> Result<Vec<RuntimeFunction>, String> {
+    let directory = file
+        .data_directories()
+        .get(IMAGE_DIRECTORY_ENTRY_EXCEPTION)
+        .ok_or("the image has no exception directory (.pdata)")?;
+    let pdata = image
+        .read(
+            directory.virtual_address.get(LE),
+            directory.size.get(LE) as usize,
+        )
+        .ok_or(".pdata is outside the image")?;
+    Ok(runtime_functions(&pdata))
 }
 
 fn discover_functions(

@@ -8,7 +8,7 @@ pub mod graph;
 pub mod report;
 pub mod unwind;
 
-pub use graph::{build, CallGraph};
+pub use graph::{build, CallGraph, HandlerEntry};
 pub use report::{analyse, Budgets, StackReport, NT23};
 
 use iced_x86::{FlowControl, Mnemonic, OpKind, Register};
@@ -77,4 +77,63 @@ pub fn check_chkstk(graph: &CallGraph) -> Result<(), String> {
             missing.join(", ")
         ))
     }
+}
+
+/// The name of fs-driver's SEH frame (`fs-driver/src/seh.rs`).
+pub const SEH_TRAMPOLINE: &str = "cowfat_seh_try";
+
+/// NT-24: the SEH frame is really there. The trampoline has a `.pdata` entry whose exception
+/// handler is a thunk of `__C_specific_handler` from the import table, with one scope that lies
+/// inside it and covers its call, a filter in code and a jump target inside it; and it is the
+/// only function with a handler (nothing else may claim to catch).
+///
+/// # Errors
+/// A sentence naming what is missing.
+pub fn check_seh(graph: &CallGraph) -> Result<(), String> {
+    let start = graph
+        .functions
+        .iter()
+        .find(|f| f.name == SEH_TRAMPOLINE)
+        .map(|f| f.start)
+        .ok_or("the image has no cowfat_seh_try (the PDB names none): no SEH frame")?;
+    let handlers = graph.exception_handlers()?;
+    let entry = handlers
+        .iter()
+        .find(|h| h.begin == start)
+        .ok_or("cowfat_seh_try's .pdata entry has no exception handler (UNW_FLAG_EHANDLER)")?;
+    if entry.handler_import.as_deref() != Some("__C_specific_handler") {
+        return Err(format!(
+            "cowfat_seh_try's exception handler at {:#x} is {:?}, not the import __C_specific_handler",
+            entry.handler, entry.handler_import
+        ));
+    }
+    let [begin, end, filter, target] = match entry.scopes.as_slice() {
+        [scope] => *scope,
+        other => return Err(format!("cowfat_seh_try has {} scopes, not 1", other.len())),
+    };
+    let inside = |rva: u32| rva >= entry.begin && rva < entry.end;
+    if !(inside(begin) && begin < end && end <= entry.end) {
+        return Err(format!(
+            "cowfat_seh_try's scope [{begin:#x}, {end:#x}) is not inside it"
+        ));
+    }
+    if filter != 1 && !graph.is_code(filter) {
+        return Err(format!("cowfat_seh_try's filter {filter:#x} is not code"));
+    }
+    if !inside(target) {
+        return Err(format!(
+            "cowfat_seh_try's handler target {target:#x} is not inside it"
+        ));
+    }
+    let others: Vec<u32> = handlers
+        .iter()
+        .filter(|h| h.begin != start)
+        .map(|h| h.begin)
+        .collect();
+    if !others.is_empty() {
+        return Err(format!(
+            "functions other than cowfat_seh_try have exception handlers: {others:#x?}"
+        ));
+    }
+    Ok(())
 }

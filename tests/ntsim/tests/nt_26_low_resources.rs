@@ -1,0 +1,224 @@
+//! NT-26: pool can run out. Driver Verifier's low-resources simulation, exhaustively: a
+//! create/write/non-cached I/O/map/read/rename/delete/close scenario runs once with pool allocation N failed,
+//! for every N the scenario reaches. Every run returns clean statuses (success or
+//! `STATUS_INSUFFICIENT_RESOURCES`), never bug-checks, leaks nothing, and the volume checks
+//! clean after the dismount. Paging writes make progress with every allocation failing.
+//!
+//! `COWFAT_LOW_RESOURCES_SEEDS=N` adds N seeded runs that fail allocations at random (5%)
+//! over a longer scenario (the default run does 8; tests/ntsim/README.md).
+
+mod common;
+use common::*;
+
+use windows_sys::Win32::Foundation::{NTSTATUS, STATUS_INSUFFICIENT_RESOURCES};
+
+const PAGE: usize = 4096;
+const RENAME: i32 = windows_sys::Wdk::Storage::FileSystem::FileRenameInformation;
+const DISPOSITION: i32 = windows_sys::Wdk::Storage::FileSystem::FileDispositionInformation;
+
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
+        .collect()
+}
+
+/// Records each status; a status other than success or no-resources fails the run.
+#[derive(Default)]
+struct Run {
+    statuses: Vec<(&'static str, NTSTATUS)>,
+}
+
+impl Run {
+    fn note<T>(&mut self, what: &'static str, result: Result<T, NTSTATUS>) -> Option<T> {
+        match result {
+            Ok(v) => {
+                self.statuses.push((what, 0));
+                Some(v)
+            }
+            Err(s) => {
+                self.statuses.push((what, s));
+                None
+            }
+        }
+    }
+
+    fn status(&mut self, what: &'static str, status: NTSTATUS) -> bool {
+        self.statuses.push((what, status));
+        status >= 0
+    }
+
+    fn unclean(&self) -> Vec<(&'static str, NTSTATUS)> {
+        self.statuses
+            .iter()
+            .copied()
+            .filter(|(_, s)| *s < 0 && *s != STATUS_INSUFFICIENT_RESOURCES)
+            .collect()
+    }
+}
+
+/// The scenario; every handle, view and section it opens is closed again.
+fn scenario(sim: &mut Sim, run: &mut Run) {
+    let open = Open::read_write()
+        .share(share::ALL)
+        .disposition(disposition::FILE_OPEN_IF);
+    let Some(h) = run.note("create", sim.create("\\lowres", &open)) else {
+        return;
+    };
+    let data = pattern(1, 2 * PAGE + 100);
+    if run.note("write", sim.write(h, Some(0), &data)).is_some() {
+        if let Some(got) = run.note("read", sim.read(h, 0, data.len())) {
+            assert_eq!(got, data, "a successful read returns the written bytes");
+        }
+    }
+    // Non-cached I/O locks the caller's buffer with an MDL (IoAllocateMdl can fail too).
+    let nc = Open::read_write()
+        .share(share::ALL)
+        .disposition(disposition::FILE_OPEN)
+        .no_buffering();
+    if let Some(n) = run.note("open non-cached", sim.create("\\lowres", &nc)) {
+        let sector = pattern(2, 512);
+        if run
+            .note("non-cached write", sim.write(n, Some(512), &sector))
+            .is_some()
+        {
+            if let Some(got) = run.note("non-cached read", sim.read(n, 512, 512)) {
+                assert_eq!(
+                    got, sector,
+                    "a successful non-cached read returns the bytes"
+                );
+            }
+        }
+        sim.close(n);
+    }
+    if let Some(section) = run.note("section", sim.create_section(h, false)) {
+        if let Some(view) = run.note("map", sim.map_view(section, 0, PAGE as u64)) {
+            run.note("view read", sim.view_read(view, 0, 16));
+            sim.unmap_view(view);
+        }
+        sim.close_section(section);
+    }
+    if run.status("rename", sim.rename(h, RENAME, "\\lowres2", 0)) {
+        let _ = run.status("delete", sim.set_information(h, DISPOSITION, &[1]));
+    }
+    sim.close(h);
+}
+
+/// One run with pool allocation `n` failed: Some(attempts) if it reached `n`.
+fn run_failing(n: u64) -> (Run, u64) {
+    let mut sim = Sim::new();
+    sim.fail_pool_allocation(Some(n));
+    let mut run = Run::default();
+    scenario(&mut sim, &mut run);
+    let (attempts, _) = sim.pool_fault_counts();
+    sim.fail_pool_allocation(None);
+    let (leaks, medium) = sim.finish_keeping_medium();
+    assert!(leaks.is_empty(), "allocation {n} failed: leaked {leaks:?}");
+    let (report, _) = fs_core::fsck::check(medium, false, &mut |_, _| {})
+        .unwrap_or_else(|e| panic!("allocation {n} failed: the volume does not check: {e}"));
+    assert!(
+        report.is_clean(),
+        "allocation {n} failed: fsck {:#?}",
+        report.problems
+    );
+    (run, attempts)
+}
+
+#[test]
+fn nt_26_every_failed_pool_allocation_gives_a_clean_status() {
+    let mut n = 1;
+    loop {
+        let (run, attempts) = run_failing(n);
+        assert!(
+            run.unclean().is_empty(),
+            "allocation {n} failed: {:x?}",
+            run.unclean()
+        );
+        if attempts < n {
+            // The scenario no longer reaches allocation n: every one has been failed once.
+            assert!(n > 2, "the scenario allocates pool (reached {attempts})");
+            break;
+        }
+        n += 1;
+    }
+}
+
+#[test]
+fn nt_26_paging_writes_succeed_while_every_allocation_fails() {
+    let mut sim = Sim::new();
+    let h = open_rw(&mut sim, "\\paging");
+    let data = pattern(9, 3 * PAGE);
+    assert_eq!(sim.write(h, Some(0), &data), Ok(data.len()));
+    let section = sim.create_section(h, true).expect("section");
+    let view = sim.map_view(section, 0, 3 * PAGE as u64).expect("view");
+    sim.view_write(view, PAGE as u64, b"mapped")
+        .expect("view write");
+    // From here every pool allocation fails: the lazy writer and the modified page writer
+    // must still write the dirty pages (they are how memory comes back).
+    sim.fail_pool_randomly(1_000_000, 1);
+    let (attempts_before, _) = sim.pool_fault_counts();
+    sim.take_trace();
+    sim.lazy_writer();
+    sim.modified_page_writer();
+    let trace = sim.take_trace();
+    // Not one pool request on the way: the paging path cannot depend on one. (The driver's
+    // Rust heap is the host allocator here; tests/ntsim/README.md.)
+    let (attempts_after, _) = sim.pool_fault_counts();
+    assert_eq!(
+        attempts_after, attempts_before,
+        "the paging writes asked for pool"
+    );
+    let failed_writes: Vec<_> = trace
+        .iter()
+        .filter(|e| matches!(e, Event::Completed { major: 4, status, .. } if *status < 0))
+        .collect();
+    assert!(failed_writes.is_empty(), "{failed_writes:#?}");
+    assert!(
+        paging_irps(&trace, mj::WRITE).len() >= 2,
+        "both writers wrote: {trace:#?}"
+    );
+    sim.fail_pool_randomly(0, 0);
+    sim.unmap_view(view);
+    sim.close_section(section);
+    sim.close(h);
+    let (leaks, medium) = sim.finish_keeping_medium();
+    assert!(leaks.is_empty(), "{leaks:?}");
+    let mut want = data;
+    want[PAGE..PAGE + 6].copy_from_slice(b"mapped");
+    let (report, image) = fs_core::fsck::check(medium, false, &mut |_, _| {}).expect("fsck");
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    let options = fs_core::MountOptions::new(Box::new(fs_core::time::FixedClock(
+        fs_core::time::NtTime(0),
+    )))
+    .read_only();
+    let mut vol = fs_core::Volume::mount(image, options).expect("mount");
+    let id = vol.resolve("\\paging").expect("file");
+    let mut got = vec![0u8; want.len()];
+    vol.read(id, 0, &mut got).expect("read");
+    assert_eq!(got, want, "the paging writes reached the disk");
+}
+
+#[test]
+fn nt_26_random_pool_failures_keep_the_volume_consistent() {
+    let seeds: u64 = std::env::var("COWFAT_LOW_RESOURCES_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    for seed in 0..seeds {
+        let mut sim = Sim::new();
+        sim.fail_pool_randomly(50_000, seed);
+        let mut run = Run::default();
+        for _ in 0..4 {
+            scenario(&mut sim, &mut run);
+        }
+        sim.fail_pool_randomly(0, 0);
+        assert!(
+            run.unclean().is_empty(),
+            "seed {seed}: {:x?}",
+            run.unclean()
+        );
+        let (leaks, medium) = sim.finish_keeping_medium();
+        assert!(leaks.is_empty(), "seed {seed}: leaked {leaks:?}");
+        let (report, _) = fs_core::fsck::check(medium, false, &mut |_, _| {}).expect("fsck");
+        assert!(report.is_clean(), "seed {seed}: {:#?}", report.problems);
+    }
+}
