@@ -137,6 +137,7 @@ impl<D: BlockDevice> Volume<D> {
         self.dir_remove(dir.record(), &key)?;
         raw.flags.set((raw.flags() | RecordFlags::ORPHAN).bits());
         self.put_record(entry.id.record(), &raw)?;
+        self.orphans.insert(entry.id.record());
         self.touch_directory(dir.record())?;
         Ok(entry.id)
     }

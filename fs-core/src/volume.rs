@@ -45,6 +45,9 @@ pub struct Volume<D: BlockDevice> {
     pub(crate) extents: BTreeMap<StreamKey, ExtentMap>,
     pub(crate) dirs: BTreeMap<u32, DirIndex>,
     pub(crate) free_records: BTreeSet<u32>,
+    /// Records unlinked while open (flagged ORPHAN on disk, which is what the next mount
+    /// goes by): a seal or commit keeps them out of the base it makes.
+    pub(crate) orphans: BTreeSet<u32>,
     /// Clusters freed in the running transaction: the committed metadata may still point at
     /// them, so no data may be written into them before the next commit.
     pub(crate) pending_free: BTreeSet<u32>,
@@ -119,6 +122,7 @@ impl<D: BlockDevice> Volume<D> {
             extents: BTreeMap::new(),
             dirs: BTreeMap::new(),
             free_records: BTreeSet::new(),
+            orphans: BTreeSet::new(),
             pending_free: BTreeSet::new(),
             reservations: Reservations::default(),
         });
@@ -126,6 +130,8 @@ impl<D: BlockDevice> Volume<D> {
         let pending =
             volume.state.flags() & (StateFlags::COMMIT_PENDING | StateFlags::DISCARD_PENDING);
         if !pending.is_empty() {
+            // The commit keeps orphans out of the base, so it needs to know them.
+            volume.load_records()?;
             // Read-only, this finishes the operation in memory only.
             volume.finish_pending_overlay_op()?;
         }
