@@ -130,8 +130,11 @@ impl<D: BlockDevice> Volume<D> {
         let pending =
             volume.state.flags() & (StateFlags::COMMIT_PENDING | StateFlags::DISCARD_PENDING);
         if !pending.is_empty() {
-            // The commit keeps orphans out of the base, so it needs to know them.
-            volume.load_records()?;
+            // A commit keeps orphans out of the base, so it needs to know them (a discard
+            // rewrites the live tables it would read them from, and reloads them after).
+            if pending.contains(StateFlags::COMMIT_PENDING) {
+                volume.load_records()?;
+            }
             // Read-only, this finishes the operation in memory only.
             volume.finish_pending_overlay_op()?;
         }
