@@ -87,3 +87,72 @@ fn discard_after_a_commit_with_an_orphan_leaves_no_trace_of_it() {
     assert_eq!(cat(&mut vol, "/kept"), pattern(9, 30_000));
     assert_clean(vol.unmount().unwrap());
 }
+
+/// A full volume with free records left (files made and deleted before it filled up) and an
+/// empty directory `/d`, so a create there gets its record and then finds no cluster for the
+/// directory's entries.
+fn full_volume() -> Volume<MemDevice> {
+    let mut vol = mount(formatted(16 << 20, 4096));
+    let root = vol.root().unwrap();
+    for i in 0..64 {
+        create_file(&mut vol, &format!("/tmp{i}"), b"x");
+    }
+    for i in 0..64 {
+        vol.delete(root, &name(&format!("tmp{i}"))).unwrap();
+    }
+    mkdir(&mut vol, "/d");
+    let big = vol
+        .create(root, &name("big"), fs_core::FileKind::File, Default::default())
+        .unwrap();
+    let chunk = vec![7u8; 1 << 20];
+    let mut at = 0u64;
+    while vol.write(big, at, &chunk).is_ok() {
+        at += chunk.len() as u64;
+    }
+    let cluster = vec![7u8; 4096];
+    while vol.write(big, at, &cluster).is_ok() {
+        at += cluster.len() as u64;
+    }
+    vol
+}
+
+#[test]
+fn create_refused_for_space_leaves_no_record_behind() {
+    let mut vol = full_volume();
+    let dir = vol.resolve("/d").unwrap();
+    let mut refused = 0;
+    for i in 0..40 {
+        let made = vol.create(
+            dir,
+            &name(&format!("file-with-a-long-name-{i:04}")),
+            fs_core::FileKind::File,
+            Default::default(),
+        );
+        match made {
+            Ok(_) => {}
+            Err(fs_core::Error::NoSpace) => refused += 1,
+            Err(e) => panic!("create: {e:?}"),
+        }
+    }
+    assert!(refused > 0, "the volume never filled up");
+    vol.sync().unwrap();
+    assert_clean(vol.unmount().unwrap());
+}
+
+#[test]
+fn rename_refused_for_space_keeps_the_old_name() {
+    let mut vol = full_volume();
+    let root = vol.root().unwrap();
+    let dir = vol.resolve("/d").unwrap();
+    let renamed = vol.rename(
+        root,
+        &name("big"),
+        dir,
+        &name("a-name-long-enough-to-need-entry-room"),
+        false,
+    );
+    assert_eq!(renamed, Err(fs_core::Error::NoSpace));
+    assert!(vol.resolve("/big").is_ok(), "the file lost its name");
+    vol.sync().unwrap();
+    assert_clean(vol.unmount().unwrap());
+}
