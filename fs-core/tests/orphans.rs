@@ -102,7 +102,12 @@ fn full_volume() -> Volume<MemDevice> {
     }
     mkdir(&mut vol, "/d");
     let big = vol
-        .create(root, &name("big"), fs_core::FileKind::File, Default::default())
+        .create(
+            root,
+            &name("big"),
+            fs_core::FileKind::File,
+            Default::default(),
+        )
         .unwrap();
     let chunk = vec![7u8; 1 << 20];
     let mut at = 0u64;

@@ -131,8 +131,12 @@ pub fn run(cfg: &Config) -> Summary {
     }
     let done = Arc::new(AtomicU64::new(0));
     let controller = cfg.cowfat.as_ref().map(|_| {
-        let (overlay, done, every, workers) =
-            (overlay.clone(), done.clone(), cfg.overlay_every, cfg.workers);
+        let (overlay, done, every, workers) = (
+            overlay.clone(),
+            done.clone(),
+            cfg.overlay_every,
+            cfg.workers,
+        );
         std::thread::spawn(move || volume_operations(&overlay, &done, every, workers as u64))
     });
     let results = Arc::new(Mutex::new(Vec::new()));
@@ -283,9 +287,8 @@ impl Worker {
     fn run(&mut self, ops: u64) -> Result<(), Failure> {
         fs::create_dir_all(&self.dir).map_err(|e| self.fail("mkdir", "", e))?;
         for i in 0..ops {
-            self.step().map_err(|f| {
-                Failure(format!("worker {} operation {i}: {}", self.id, f.0))
-            })?;
+            self.step()
+                .map_err(|f| Failure(format!("worker {} operation {i}: {}", self.id, f.0)))?;
         }
         self.handles.clear();
         Ok(())
@@ -406,8 +409,7 @@ impl Worker {
         if from == to {
             return Ok(());
         }
-        fs::rename(self.path(&from), self.path(&to))
-            .map_err(|e| self.fail("rename", &from, e))?;
+        fs::rename(self.path(&from), self.path(&to)).map_err(|e| self.fail("rename", &from, e))?;
         self.names.remove(&from);
         if let Some(victim) = self.names.insert(to.clone(), o) {
             self.objects[victim].name = None;
@@ -460,7 +462,9 @@ impl Worker {
         let what = format!("handle on object {o}");
         if self.rng.bool() {
             let len = self.rng.usize(1..MAX_WRITE);
-            let offset = self.rng.usize(..=self.objects[o].model.len().min(MAX_SIZE - len));
+            let offset = self
+                .rng
+                .usize(..=self.objects[o].model.len().min(MAX_SIZE - len));
             let data = self.data(len);
             fileio::write_at(&self.handles[i].0, offset as u64, &data)
                 .map_err(|e| self.fail("write", &what, e))?;
@@ -514,7 +518,11 @@ impl Worker {
         let seen = view.read(0, size);
         view.unmap();
         self.counts.add("mapped-read");
-        compare(&format!("{name} (mapped)"), self.objects[o].model.bytes(), &seen)
+        compare(
+            &format!("{name} (mapped)"),
+            self.objects[o].model.bytes(),
+            &seen,
+        )
     }
 
     fn fsync(&mut self) -> Result<(), Failure> {
@@ -523,8 +531,8 @@ impl Worker {
         } else {
             let name = self.random_name();
             if self.names.contains_key(&name) {
-                let f = fileio::open_rw(&self.path(&name))
-                    .map_err(|e| self.fail("open", &name, e))?;
+                let f =
+                    fileio::open_rw(&self.path(&name)).map_err(|e| self.fail("open", &name, e))?;
                 f.sync_all().map_err(|e| self.fail("fsync", &name, e))?;
             }
         }
@@ -550,9 +558,8 @@ impl Worker {
     fn shared_op(&mut self) -> Result<(), Failure> {
         let name = format!("s{}", self.rng.usize(..SHARED_NAMES));
         let path = self.shared.join(&name);
-        let tolerated = |e: &io::Error| {
-            matches!(e.kind(), ErrorKind::NotFound | ErrorKind::AlreadyExists)
-        };
+        let tolerated =
+            |e: &io::Error| matches!(e.kind(), ErrorKind::NotFound | ErrorKind::AlreadyExists);
         let done = match self.rng.u32(..3) {
             0 => {
                 self.stamps += 1;
@@ -568,7 +575,9 @@ impl Worker {
                 }
             }
             1 => {
-                let to = self.shared.join(format!("s{}", self.rng.usize(..SHARED_NAMES)));
+                let to = self
+                    .shared
+                    .join(format!("s{}", self.rng.usize(..SHARED_NAMES)));
                 fs::rename(&path, to)
             }
             _ => fs::remove_file(&path),

@@ -40,7 +40,10 @@ fn main() {
     let (cfg, verify) = parse(&mut args).unwrap_or_else(|problem| usage_error(&problem, HELP));
     if let Some(manifest) = verify {
         match stress::verify(&cfg.dir, &manifest) {
-            Ok(n) => println!("verified {n} files against {}\n{n} passed, 0 failed", manifest.display()),
+            Ok(n) => println!(
+                "verified {n} files against {}\n{n} passed, 0 failed",
+                manifest.display()
+            ),
             Err(f) => {
                 println!("FAIL {f}\n0 passed, 1 failed");
                 std::process::exit(1);
