@@ -280,6 +280,12 @@ impl<D: BlockDevice> Volume<D> {
     /// back). Their clusters become overlay-only and their base record free. Each orphan is
     /// done whole before the journal may commit early, so any cut leaves a consistent volume.
     fn keep_orphans_out_of_base(&mut self) -> Result<()> {
+        if self.read_only {
+            // Finishing a cut-short commit in memory: no cluster to give live its own copy of
+            // the record in. The next writable mount finishes the commit for real.
+            self.base_keeps_orphans = !self.orphans.is_empty();
+            return Ok(());
+        }
         let orphans: Vec<u32> = self.orphans.iter().copied().collect();
         for record in orphans {
             let live = self.record(Tree::Live, record)?;

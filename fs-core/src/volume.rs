@@ -48,6 +48,9 @@ pub struct Volume<D: BlockDevice> {
     /// Records unlinked while open (flagged ORPHAN on disk, which is what the next mount
     /// goes by): a seal or commit keeps them out of the base it makes.
     pub(crate) orphans: BTreeSet<u32>,
+    /// A read-only mount finished a cut-short commit in memory and could not take the orphans
+    /// out of the base (the next writable mount does): fsck counts their base clusters owned.
+    pub(crate) base_keeps_orphans: bool,
     /// Clusters freed in the running transaction: the committed metadata may still point at
     /// them, so no data may be written into them before the next commit.
     pub(crate) pending_free: BTreeSet<u32>,
@@ -123,6 +126,7 @@ impl<D: BlockDevice> Volume<D> {
             dirs: BTreeMap::new(),
             free_records: BTreeSet::new(),
             orphans: BTreeSet::new(),
+            base_keeps_orphans: false,
             pending_free: BTreeSet::new(),
             reservations: Reservations::default(),
         });
