@@ -706,7 +706,9 @@ fn refusal_cause(out: &Output) -> String {
         "the overlay command did not refuse"
     );
     let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    said.rsplit(": ").next().unwrap_or_default().to_string()
+    let after_program = said.strip_prefix("cowfat: ").unwrap_or(&said);
+    let (_, cause) = after_program.split_once(": ").unwrap_or_default();
+    cause.to_string()
 }
 
 #[test]
@@ -748,6 +750,19 @@ fn mounted_overlay_commands_refuse_as_on_the_image() {
     assert!(overlay(&["commit"], &m.dir, None).status.success());
     assert_eq!(refusal_cause(&overlay(&["seal"], &m.dir, None)), already);
 
+    // A directory's overlay changes only with the whole volume.
+    std::fs::create_dir(m.dir.join("dir")).unwrap();
+    let dir_refusal = "unsupported: a directory's overlay changes only with the whole volume.";
+    assert!(overlay(&["commit"], &m.dir, None).status.success());
+    assert_eq!(
+        refusal_cause(&overlay(&["commit"], &m.dir, Some("dir"))),
+        dir_refusal
+    );
+    assert_eq!(
+        refusal_cause(&overlay(&["discard"], &m.dir, Some("dir"))),
+        dir_refusal
+    );
+
     // A file made after the last commit has no base version.
     std::fs::write(m.dir.join("newer.txt"), b"newer").unwrap();
     assert_eq!(
@@ -761,6 +776,8 @@ fn mounted_overlay_commands_refuse_as_on_the_image() {
     m.stop();
     fsck_clean(&img);
     assert_eq!(on_image(&["seal", img_s]), already);
+    assert_eq!(on_image(&["commit", img_s, "dir"]), dir_refusal);
+    assert_eq!(on_image(&["discard", img_s, "dir"]), dir_refusal);
     assert_eq!(on_image(&["commit", img_s, "newer.txt"]), no_base);
     assert_eq!(on_image(&["discard", img_s, "newer.txt"]), no_base);
 }

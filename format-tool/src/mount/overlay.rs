@@ -92,7 +92,7 @@ pub fn set(fs: &CowfatFs, ino: u64, name: &OsStr, value: &[u8]) -> Result<(), Er
 
 fn discard_file(st: &mut State, ino: u64) -> Result<(), Errno> {
     if st.info(ino)?.kind == FileKind::Directory {
-        // A directory's discard changes names the kernel caches: done on the image instead.
+        // Refused as on the image (where fs-core refuses it), before the open check.
         return Err(Errno::EISDIR);
     }
     if st.table.is_open(ino) {
@@ -104,11 +104,16 @@ fn discard_file(st: &mut State, ino: u64) -> Result<(), Errno> {
 
 /// The overlay refusals, each with an errno of its own, so that `cowfat overlay` on a mount
 /// (the other end of this small protocol, [`refusal`]) says what it says on the image.
-const REFUSALS: [(fs_core::Error, Errno); 3] = [
+const REFUSALS: [(fs_core::Error, Errno); 4] = [
     (fs_core::Error::AlreadySealed, Errno::EALREADY),
     (fs_core::Error::NotSealed, Errno::ENODATA),
     (fs_core::Error::NoBaseVersion, Errno::ENOMSG),
+    (DIRECTORY_REFUSAL, Errno::EISDIR),
 ];
+
+/// fs-core's refusal of a directory's commit or discard (a test compares it with the image's).
+const DIRECTORY_REFUSAL: fs_core::Error =
+    fs_core::Error::Unsupported("a directory's overlay changes only with the whole volume");
 
 fn refusal_errno(e: fs_core::Error) -> Errno {
     REFUSALS
@@ -176,7 +181,6 @@ fn refusal(action: OverlayAction, e: rustix::io::Errno) -> String {
     match (action, e) {
         (_, E::BUSY) => "the file is open (or mapped) by a process; close it and try again".into(),
         (OverlayAction::Discard, E::OPNOTSUPP) => "the kernel's caches could not be made to show this discard (the whole volume's, or any file's on a --writeback-cache mount); unmount it and run `cowfat overlay discard IMAGE [PATH]`".into(),
-        (OverlayAction::Discard, E::ISDIR) => "a directory's overlay cannot be discarded while the volume is mounted; unmount it first".into(),
         (OverlayAction::Seal, E::INVAL) => "seal applies to the whole volume: give the mount point".into(),
         (_, e) => format!("the mounted volume answered: {e}"),
     }
