@@ -781,3 +781,28 @@ fn mounted_overlay_commands_refuse_as_on_the_image() {
     assert_eq!(on_image(&["commit", img_s, "newer.txt"]), no_base);
     assert_eq!(on_image(&["discard", img_s, "newer.txt"]), no_base);
 }
+
+#[test]
+fn overlay_commit_through_a_writeback_cache_mount_takes_data_still_cached() {
+    require_fuse();
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let img = create_image(work.path());
+    put(&img, "f.txt", b"base");
+    ok(cowfat().args(["overlay", "seal"]).arg(&img));
+    let m = Mount::start(&img, &work.path().join("mnt"), &["--writeback-cache"]);
+    // Written and still open: the bytes sit dirty in the kernel's page cache.
+    let held = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.dir.join("f.txt"))
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&held, b"committed", 0).unwrap();
+    assert!(overlay(&["commit"], &m.dir, None).status.success());
+    std::os::unix::fs::FileExt::write_all_at(&held, b"LATER", 0).unwrap();
+    drop(held);
+    m.stop();
+    fsck_clean(&img);
+    // The volume discard drops what came after the commit, and only that.
+    ok(cowfat().args(["overlay", "discard"]).arg(&img));
+    assert_eq!(cat(&img, "f.txt"), b"committed");
+}
