@@ -158,11 +158,6 @@ pub fn run(a: &OverlayArgs, target: &Path) -> Outcome {
         return status(target, a.json).map_err(fail);
     }
     let value = verb.split(' ').next().unwrap_or(verb);
-    // Data a program wrote before this command may still be dirty in the kernel's page cache
-    // (always so on a --writeback-cache mount): written back first, so a seal or commit
-    // takes it, as the driver flushes before its own.
-    let dir = std::fs::File::open(target).map_err(|e| fail(e.to_string()))?;
-    rustix::fs::syncfs(&dir).map_err(|e| fail(format!("cannot write back cached data: {e}")))?;
     rustix::fs::setxattr(
         target,
         XATTR,
