@@ -268,9 +268,10 @@ impl<D: BlockDevice> Volume<D> {
         s.set_flags(StateFlags::SEALED);
         s.seal_time.set(now);
         self.state_dirty = true;
+        // The base's maps (its record table's too) describe the base before this commit.
+        self.extents.retain(|k, _| k.tree() == Tree::Live);
         self.keep_orphans_out_of_base()?;
         self.sync()?;
-        self.extents.retain(|k, _| k.tree() == Tree::Live);
         Ok(())
     }
 

@@ -161,3 +161,29 @@ fn rename_refused_for_space_keeps_the_old_name() {
     vol.sync().unwrap();
     assert_clean(vol.unmount().unwrap());
 }
+
+/// A commit while an orphan is open, after base records were read (per-file status, commit or
+/// discard cache the base record table's map): freeing the orphan's base record must write
+/// the new base record table, not the one from before the commit.
+#[test]
+fn commit_with_an_orphan_frees_its_record_in_the_new_base() {
+    let mut vol = mount(formatted(16 << 20, 4096));
+    let kept = create_file(&mut vol, "/kept", &pattern(9, 30_000));
+    vol.seal().unwrap();
+    vol.write(kept, 0, &pattern(3, 5000)).unwrap();
+    vol.overlay_status(kept).unwrap();
+    let root = vol.root().unwrap();
+    let f = create_file(&mut vol, "/open", &pattern(1, 100_000));
+    vol.unlink(root, &name("open")).unwrap();
+    vol.commit().unwrap();
+    vol.write(f, 0, &pattern(2, 20_000)).unwrap();
+    vol.purge_orphan(f).unwrap();
+    let mut committed = pattern(9, 30_000);
+    committed[..5000].copy_from_slice(&pattern(3, 5000));
+    // The discard makes the base live again: the orphan must not come back from it.
+    vol.discard().unwrap();
+    assert_eq!(cat(&mut vol, "/kept"), committed);
+    let mut vol = mount(assert_clean(vol.unmount().unwrap()));
+    assert_eq!(cat(&mut vol, "/kept"), committed);
+    assert_clean(vol.unmount().unwrap());
+}
