@@ -1,7 +1,8 @@
 //! `cowfat mount` through the real kernel: the mapped-file program and the exerciser on the
 //! host's own file system (the reference) and on cowfat mounts (default and writeback
 //! cache), the image checked with `cowfat fsck` and read back with `cowfat cat` afterwards,
-//! seed 004 on a sealed file, overlay control through a mount, and a mount killed mid-write.
+//! seed 004 on a sealed file, overlay control through a mount, a mount killed mid-write, and
+//! `cowfat-stress` (several workers at once, online overlay operations) on both mount modes.
 //!
 //! Needs Linux, root and /dev/fuse; without them every test fails and says so (a skipped
 //! FUSE test would hide that CI never ran it). The test programs come from the
@@ -622,4 +623,186 @@ fn a_crash_with_an_unlinked_open_file_is_cleaned_at_the_next_mount() {
     assert_eq!(std::fs::read_dir(&m.dir).unwrap().count(), 0);
     m.stop();
     fsck_clean(&img);
+}
+
+/// The stress run's size: operations per worker, workers and seed, from the environment for a
+/// longer run (`COWFAT_STRESS_OPS=50000 cargo test -p format-tool --test fuse stress`).
+fn stress_setting(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_string())
+}
+
+/// Runs `cowfat-stress` on a fresh mount with online overlay operations from another process,
+/// then unmounts: fsck must be clean, and after a new mount every surviving file must match
+/// the program's model (through its manifest).
+fn stress_on_a_mount(extra: &[&str], default_seed: &str) {
+    require_fuse();
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let img = work.path().join("disk.vhd");
+    ok(cowfat().arg("create").arg(&img).args(["--size", "1G"]));
+    let mnt = work.path().join("mnt");
+    let manifest = work.path().join("manifest");
+    let m = Mount::start(&img, &mnt, extra);
+    let seed = stress_setting("COWFAT_STRESS_SEED", default_seed);
+    let started = Instant::now();
+    let out = run(Command::new(mapped_bin("cowfat-stress"))
+        .arg(&m.dir)
+        .args(["--workers", &stress_setting("COWFAT_STRESS_WORKERS", "4")])
+        .args(["--ops", &stress_setting("COWFAT_STRESS_OPS", "4000")])
+        .args(["--seed", &seed, "--overlay-every-ms", "700"])
+        .arg("--cowfat")
+        .arg(env!("CARGO_BIN_EXE_cowfat"))
+        .arg("--manifest")
+        .arg(&manifest));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // The seed, the operation counts and the summary, in the log of every run.
+    for line in stdout.lines().filter(|l| {
+        l.starts_with("cowfat-stress:") || l.starts_with("operations:") || l.contains(" passed, ")
+    }) {
+        eprintln!("{line}");
+    }
+    eprintln!("stress took {:.1} s", started.elapsed().as_secs_f64());
+    assert!(
+        out.status.success(),
+        "cowfat-stress failed (seed {seed}):\n{stdout}"
+    );
+    for done in [
+        "overlay:volume-seal 1",
+        "overlay:volume-commit",
+        "unlink-open",
+        "mapped-write",
+    ] {
+        assert!(stdout.contains(done), "the run did no {done}:\n{stdout}");
+    }
+    m.stop();
+    fsck_clean(&img);
+    let m = Mount::start(&img, &mnt, extra);
+    program(
+        Command::new(mapped_bin("cowfat-stress"))
+            .arg(&m.dir)
+            .arg("--verify")
+            .arg(&manifest),
+        " passed, 0 failed",
+    );
+    m.stop();
+    fsck_clean(&img);
+}
+
+#[test]
+fn stress_with_online_overlay_operations_on_a_default_mount() {
+    stress_on_a_mount(&[], "20");
+}
+
+#[test]
+fn stress_with_online_overlay_operations_with_writeback_cache() {
+    stress_on_a_mount(&["--writeback-cache"], "21");
+}
+
+/// The cause in `cowfat: cannot VERB TARGET: CAUSE.`, without the target (image or mount).
+fn refusal_cause(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the overlay command did not refuse"
+    );
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let after_program = said.strip_prefix("cowfat: ").unwrap_or(&said);
+    let (_, cause) = after_program.split_once(": ").unwrap_or_default();
+    cause.to_string()
+}
+
+#[test]
+fn mounted_overlay_commands_refuse_as_on_the_image() {
+    require_fuse();
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let img = create_image(work.path());
+    put(&img, "f.txt", b"base");
+    let not_sealed = "the volume is not sealed, so there is no overlay.";
+    let already = "the volume is already sealed.";
+    let no_base = "the file was created after the seal, so it has no base version to return to.";
+    let on_image =
+        |args: &[&str]| refusal_cause(&cowfat().arg("overlay").args(args).output().unwrap());
+
+    // Not sealed: a volume commit, a file's commit and discard.
+    let img_s = img.to_str().unwrap();
+    assert_eq!(on_image(&["commit", img_s]), not_sealed);
+    assert_eq!(on_image(&["commit", img_s, "f.txt"]), not_sealed);
+    assert_eq!(on_image(&["discard", img_s, "f.txt"]), not_sealed);
+    let m = Mount::start(&img, &work.path().join("mnt"), &[]);
+    assert_eq!(
+        refusal_cause(&overlay(&["commit"], &m.dir, None)),
+        not_sealed
+    );
+    assert_eq!(
+        refusal_cause(&overlay(&["commit"], &m.dir, Some("f.txt"))),
+        not_sealed
+    );
+    assert_eq!(
+        refusal_cause(&overlay(&["discard"], &m.dir, Some("f.txt"))),
+        not_sealed
+    );
+
+    // Sealed, then committed (the volume stays sealed): seal again is "already sealed".
+    assert!(overlay(&["seal"], &m.dir, None).status.success());
+    assert_eq!(refusal_cause(&overlay(&["seal"], &m.dir, None)), already);
+    std::fs::write(m.dir.join("new.txt"), b"new").unwrap();
+    assert!(overlay(&["commit"], &m.dir, None).status.success());
+    assert_eq!(refusal_cause(&overlay(&["seal"], &m.dir, None)), already);
+
+    // A directory's overlay changes only with the whole volume.
+    std::fs::create_dir(m.dir.join("dir")).unwrap();
+    let dir_refusal = "unsupported: a directory's overlay changes only with the whole volume.";
+    assert!(overlay(&["commit"], &m.dir, None).status.success());
+    assert_eq!(
+        refusal_cause(&overlay(&["commit"], &m.dir, Some("dir"))),
+        dir_refusal
+    );
+    assert_eq!(
+        refusal_cause(&overlay(&["discard"], &m.dir, Some("dir"))),
+        dir_refusal
+    );
+
+    // A file made after the last commit has no base version.
+    std::fs::write(m.dir.join("newer.txt"), b"newer").unwrap();
+    assert_eq!(
+        refusal_cause(&overlay(&["commit"], &m.dir, Some("newer.txt"))),
+        no_base
+    );
+    assert_eq!(
+        refusal_cause(&overlay(&["discard"], &m.dir, Some("newer.txt"))),
+        no_base
+    );
+    m.stop();
+    fsck_clean(&img);
+    assert_eq!(on_image(&["seal", img_s]), already);
+    assert_eq!(on_image(&["commit", img_s, "dir"]), dir_refusal);
+    assert_eq!(on_image(&["discard", img_s, "dir"]), dir_refusal);
+    assert_eq!(on_image(&["commit", img_s, "newer.txt"]), no_base);
+    assert_eq!(on_image(&["discard", img_s, "newer.txt"]), no_base);
+}
+
+#[test]
+fn overlay_commit_through_a_writeback_cache_mount_takes_data_still_cached() {
+    require_fuse();
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let img = create_image(work.path());
+    put(&img, "f.txt", b"base");
+    ok(cowfat().args(["overlay", "seal"]).arg(&img));
+    let m = Mount::start(&img, &work.path().join("mnt"), &["--writeback-cache"]);
+    // Written and still open: the bytes sit dirty in the kernel's page cache.
+    let held = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.dir.join("f.txt"))
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&held, b"committed", 0).unwrap();
+    assert!(overlay(&["commit"], &m.dir, None).status.success());
+    std::os::unix::fs::FileExt::write_all_at(&held, b"LATER", 0).unwrap();
+    drop(held);
+    m.stop();
+    fsck_clean(&img);
+    // The volume discard drops what came after the commit, and only that.
+    ok(cowfat().args(["overlay", "discard"]).arg(&img));
+    assert_eq!(cat(&img, "f.txt"), b"committed");
 }

@@ -103,7 +103,7 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Notes that live table block `block` may now differ from the base one, so a volume
     /// commit or discard copies only blocks that changed.
-    fn mark_table_block_changed(&mut self, block: u32) -> Result<()> {
+    pub(crate) fn mark_table_block_changed(&mut self, block: u32) -> Result<()> {
         let (diff_block, bit) = (block / DIFF_BITS_PER_BLOCK, block % DIFF_BITS_PER_BLOCK);
         let offset = self.geo.diff_offset + u64::from(diff_block) * BLOCK_SIZE as u64;
         let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));

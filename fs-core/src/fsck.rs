@@ -110,7 +110,10 @@ pub fn check<D: BlockDevice>(
     checker.find_lost_records(&mut vol, &mut live)?;
     checker.scan_table(&mut vol, Tree::Live, &live.clusters, progress)?;
     if vol.is_sealed() {
-        let base = checker.walk_tree(&mut vol, Tree::Base)?;
+        let mut base = checker.walk_tree(&mut vol, Tree::Base)?;
+        if vol.base_keeps_orphans {
+            checker.claim_base_orphans(&mut vol, &mut base)?;
+        }
         checker.scan_table(&mut vol, Tree::Base, &base.clusters, progress)?;
     }
     checker.check_counters(&mut vol)?;
@@ -322,6 +325,33 @@ impl Checker {
                 None,
                 fixed,
             );
+        }
+        Ok(())
+    }
+
+    /// Orphans a commit cut short left in the base, when this check finished it in memory
+    /// (read-only): the next writable mount takes them out, so their clusters are owned.
+    fn claim_base_orphans<D: BlockDevice>(
+        &mut self,
+        vol: &mut Volume<D>,
+        walked: &mut Walked,
+    ) -> Result<()> {
+        for record in 1..vol.record_capacity(Tree::Base) as u32 {
+            let Ok(raw) = vol.record(Tree::Base, record) else {
+                continue;
+            };
+            if raw.in_use()
+                && raw.flags().contains(RecordFlags::ORPHAN)
+                && !walked.records.contains(&record)
+            {
+                let label = format!("base orphaned record {record}");
+                self.claim_chain(
+                    vol,
+                    StreamKey::File(Tree::Base, record),
+                    &mut walked.clusters,
+                    &label,
+                )?;
+            }
         }
         Ok(())
     }

@@ -107,7 +107,11 @@ impl<D: BlockDevice> Volume<D> {
         if kind == FileKind::Directory {
             self.dirs.insert(record, crate::dir::DirIndex::default());
         }
-        self.dir_insert(dir.record(), name, id)?;
+        if let Err(e) = self.dir_insert(dir.record(), name, id) {
+            // No room for the name (a full volume): the record must not stay in use unnamed.
+            self.free_record(record)?;
+            return Err(e);
+        }
         self.touch_directory(dir.record())?;
         Ok(id)
     }
@@ -137,6 +141,7 @@ impl<D: BlockDevice> Volume<D> {
         self.dir_remove(dir.record(), &key)?;
         raw.flags.set((raw.flags() | RecordFlags::ORPHAN).bits());
         self.put_record(entry.id.record(), &raw)?;
+        self.orphans.insert(entry.id.record());
         self.touch_directory(dir.record())?;
         Ok(entry.id)
     }
@@ -219,7 +224,12 @@ impl<D: BlockDevice> Volume<D> {
         }
         let src_key = self.upcase.key(src_name);
         self.dir_remove(src_dir.record(), &src_key)?;
-        self.dir_insert(dst_dir.record(), dst_name, src.id)?;
+        if let Err(e) = self.dir_insert(dst_dir.record(), dst_name, src.id) {
+            // No room for the new name (a full volume): the file keeps its old one, in the
+            // slots just freed, rather than no name at all.
+            self.dir_insert(src_dir.record(), src_name, src.id)?;
+            return Err(e);
+        }
         let mut raw = self.record(Tree::Live, src.id.record())?;
         raw.parent.set(dst_dir.record());
         raw.change_time.set(self.now().0);

@@ -14,7 +14,7 @@ use crate::device::BlockDevice;
 use crate::error::{Error, Result};
 use crate::ondisk::record::{RawRecord, RecordFlags, RECORD_SIZE};
 use crate::ondisk::state::{StateFlags, LABEL_UNITS};
-use crate::ondisk::table::FREE;
+use crate::ondisk::table::{entry_position, FREE};
 use crate::ondisk::BLOCK_SIZE;
 use crate::stream::StreamKey;
 use crate::types::{FileId, FileOverlayStatus, VolumeInfo};
@@ -268,8 +268,48 @@ impl<D: BlockDevice> Volume<D> {
         s.set_flags(StateFlags::SEALED);
         s.seal_time.set(now);
         self.state_dirty = true;
-        self.sync()?;
+        // The base's maps (its record table's too) describe the base before this commit.
         self.extents.retain(|k, _| k.tree() == Tree::Live);
+        self.keep_orphans_out_of_base()?;
+        self.sync()?;
+        Ok(())
+    }
+
+    /// Takes the files unlinked while open (orphans) out of the base that a seal or commit
+    /// just made of the live state: no name leads to them in the base, so the base must not
+    /// keep their clusters once their last handle goes (nor a record a discard would bring
+    /// back). Their clusters become overlay-only and their base record free. Each orphan is
+    /// done whole before the journal may commit early, so any cut leaves a consistent volume.
+    fn keep_orphans_out_of_base(&mut self) -> Result<()> {
+        if self.read_only {
+            // Finishing a cut-short commit in memory: no cluster to give live its own copy of
+            // the record in. The next writable mount finishes the commit for real.
+            self.base_keeps_orphans = !self.orphans.is_empty();
+            return Ok(());
+        }
+        let orphans: Vec<u32> = self.orphans.iter().copied().collect();
+        for record in orphans {
+            let live = self.record(Tree::Live, record)?;
+            if !live.in_use() || !live.flags().contains(RecordFlags::ORPHAN) {
+                self.orphans.remove(&record);
+                continue;
+            }
+            // Live gets its own copy of the record's cluster first, so that freeing the base
+            // record below cannot show through to live (as in `commit_file`).
+            self.put_record(record, &live)?;
+            let map = self
+                .extent_map(StreamKey::File(Tree::Live, record))?
+                .clone();
+            for lcn in map.clusters() {
+                self.set_base(lcn, FREE)?;
+                self.mark_table_block_changed(entry_position(lcn).0)?;
+            }
+            let mut free = RawRecord::new_zeroed();
+            free.sequence = live.sequence;
+            self.put_base_record(record, &free)?;
+            self.extents.remove(&StreamKey::File(Tree::Base, record));
+            self.make_room()?;
+        }
         Ok(())
     }
 

@@ -77,6 +77,7 @@ impl<D: BlockDevice> Volume<D> {
         self.dirs.remove(&record);
         self.reservations.release_file(record);
         self.free_records.insert(record);
+        self.orphans.remove(&record);
         Ok(())
     }
 
@@ -85,12 +86,14 @@ impl<D: BlockDevice> Volume<D> {
         let capacity = self.record_capacity(Tree::Live);
         let mut orphans = Vec::new();
         self.free_records.clear();
+        self.orphans.clear();
         for record in 1..capacity as u32 {
             let raw = self.record(Tree::Live, record)?;
             if !raw.in_use() {
                 self.free_records.insert(record);
             } else if raw.flags().contains(RecordFlags::ORPHAN) {
                 orphans.push(record);
+                self.orphans.insert(record);
             }
         }
         Ok(orphans)

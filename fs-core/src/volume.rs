@@ -45,6 +45,12 @@ pub struct Volume<D: BlockDevice> {
     pub(crate) extents: BTreeMap<StreamKey, ExtentMap>,
     pub(crate) dirs: BTreeMap<u32, DirIndex>,
     pub(crate) free_records: BTreeSet<u32>,
+    /// Records unlinked while open (flagged ORPHAN on disk, which is what the next mount
+    /// goes by): a seal or commit keeps them out of the base it makes.
+    pub(crate) orphans: BTreeSet<u32>,
+    /// A read-only mount finished a cut-short commit in memory and could not take the orphans
+    /// out of the base (the next writable mount does): fsck counts their base clusters owned.
+    pub(crate) base_keeps_orphans: bool,
     /// Clusters freed in the running transaction: the committed metadata may still point at
     /// them, so no data may be written into them before the next commit.
     pub(crate) pending_free: BTreeSet<u32>,
@@ -119,6 +125,8 @@ impl<D: BlockDevice> Volume<D> {
             extents: BTreeMap::new(),
             dirs: BTreeMap::new(),
             free_records: BTreeSet::new(),
+            orphans: BTreeSet::new(),
+            base_keeps_orphans: false,
             pending_free: BTreeSet::new(),
             reservations: Reservations::default(),
         });
@@ -126,6 +134,11 @@ impl<D: BlockDevice> Volume<D> {
         let pending =
             volume.state.flags() & (StateFlags::COMMIT_PENDING | StateFlags::DISCARD_PENDING);
         if !pending.is_empty() {
+            // A commit keeps orphans out of the base, so it needs to know them (a discard
+            // rewrites the live tables it would read them from, and reloads them after).
+            if pending.contains(StateFlags::COMMIT_PENDING) {
+                volume.load_records()?;
+            }
             // Read-only, this finishes the operation in memory only.
             volume.finish_pending_overlay_op()?;
         }

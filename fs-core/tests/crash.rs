@@ -321,6 +321,31 @@ fn crash_states_of_volume_commit() {
     check_crash_states("volume commit", &rec, &CrashPlan::from_env(5));
 }
 
+/// A commit while a file is unlinked but open (an orphan), then its last close: a crash
+/// anywhere must leave neither its clusters in the base nor its record behind.
+#[test]
+fn crash_states_of_volume_commit_with_an_open_orphan() {
+    let mut vol = recorded(overlay_changes());
+    let mut rec = Recording::start(&mut vol, true);
+    let root = vol.root().unwrap();
+    let f = create_file(&mut vol, "/open", &pattern(9, 30_000));
+    vol.unlink(root, &name("open")).unwrap();
+    vol.sync().unwrap();
+    rec.step(&mut vol);
+    vol.commit().unwrap();
+    rec.step(&mut vol);
+    vol.write(f, 10_000, &pattern(10, 8000)).unwrap();
+    vol.purge_orphan(f).unwrap();
+    vol.sync().unwrap();
+    rec.step(&mut vol);
+    let rec = rec.finish(vol);
+    check_crash_states(
+        "volume commit with an open orphan",
+        &rec,
+        &CrashPlan::from_env(7),
+    );
+}
+
 #[test]
 fn crash_states_of_volume_discard() {
     let mut vol = recorded(overlay_changes());

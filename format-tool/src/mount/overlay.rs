@@ -67,12 +67,12 @@ pub fn set(fs: &CowfatFs, ino: u64, name: &OsStr, value: &[u8]) -> Result<(), Er
     let root = ino == ROOT_INO;
     let mut st = lock(&fs.shared);
     let done = match (value, root) {
-        (b"seal", true) => st.vol()?.seal().or_errno(),
-        (b"commit", true) => st.vol()?.commit().or_errno(),
+        (b"seal", true) => st.vol()?.seal().map_err(refusal_errno),
+        (b"commit", true) => st.vol()?.commit().map_err(refusal_errno),
         (b"discard", true) => Err(Errno::EOPNOTSUPP),
         (b"commit", false) => {
             let id = st.id(ino);
-            st.vol()?.commit_file(id).or_errno()
+            st.vol()?.commit_file(id).map_err(refusal_errno)
         }
         // With the writeback cache the kernel keeps its own file size and never takes ours
         // again while it holds the inode, so a discard could not be made visible: refused.
@@ -92,14 +92,34 @@ pub fn set(fs: &CowfatFs, ino: u64, name: &OsStr, value: &[u8]) -> Result<(), Er
 
 fn discard_file(st: &mut State, ino: u64) -> Result<(), Errno> {
     if st.info(ino)?.kind == FileKind::Directory {
-        // A directory's discard changes names the kernel caches: done on the image instead.
+        // Refused as on the image (where fs-core refuses it), before the open check.
         return Err(Errno::EISDIR);
     }
     if st.table.is_open(ino) {
         return Err(Errno::EBUSY);
     }
     let id = st.id(ino);
-    st.vol()?.discard_file(id).or_errno()
+    st.vol()?.discard_file(id).map_err(refusal_errno)
+}
+
+/// The overlay refusals, each with an errno of its own, so that `cowfat overlay` on a mount
+/// (the other end of this small protocol, [`refusal`]) says what it says on the image.
+const REFUSALS: [(fs_core::Error, Errno); 4] = [
+    (fs_core::Error::AlreadySealed, Errno::EALREADY),
+    (fs_core::Error::NotSealed, Errno::ENODATA),
+    (fs_core::Error::NoBaseVersion, Errno::ENOMSG),
+    (DIRECTORY_REFUSAL, Errno::EISDIR),
+];
+
+/// fs-core's refusal of a directory's commit or discard (a test compares it with the image's).
+const DIRECTORY_REFUSAL: fs_core::Error =
+    fs_core::Error::Unsupported("a directory's overlay changes only with the whole volume");
+
+fn refusal_errno(e: fs_core::Error) -> Errno {
+    REFUSALS
+        .iter()
+        .find(|(known, _)| *known == e)
+        .map_or_else(|| super::errno::errno(&e), |(_, errno)| *errno)
 }
 
 /// Tells the kernel to drop the file's cached pages and attributes. Done without the volume
@@ -149,15 +169,19 @@ pub fn run(a: &OverlayArgs, target: &Path) -> Outcome {
     Ok(None)
 }
 
-/// Why the mounted volume refused, in a sentence.
+/// Why the mounted volume refused, in a sentence: the image's words where fs-core refused.
 fn refusal(action: OverlayAction, e: rustix::io::Errno) -> String {
     use rustix::io::Errno as E;
+    let fs_refusal = REFUSALS
+        .iter()
+        .find(|(_, errno)| errno.code() == e.raw_os_error());
+    if let Some((why, _)) = fs_refusal {
+        return crate::error::fs_cause(why);
+    }
     match (action, e) {
         (_, E::BUSY) => "the file is open (or mapped) by a process; close it and try again".into(),
         (OverlayAction::Discard, E::OPNOTSUPP) => "the kernel's caches could not be made to show this discard (the whole volume's, or any file's on a --writeback-cache mount); unmount it and run `cowfat overlay discard IMAGE [PATH]`".into(),
-        (OverlayAction::Discard, E::ISDIR) => "a directory's overlay cannot be discarded while the volume is mounted; unmount it first".into(),
         (OverlayAction::Seal, E::INVAL) => "seal applies to the whole volume: give the mount point".into(),
-        (_, E::INVAL) => "the volume is not sealed, or the file has no base version".into(),
         (_, e) => format!("the mounted volume answered: {e}"),
     }
 }

@@ -3,6 +3,8 @@
 //! - `cowfat-mapped-tests DIR`: the mapped-file scenarios ([`scenarios`]), one file each.
 //! - `cowfat-exerciser DIR`: random read/write/mapped/truncate operations checked against an
 //!   in-memory [`model`], with page-cache drops so stored bytes are read back.
+//! - `cowfat-stress DIR`: N workers at once with namespace, data and mapped operations, and
+//!   online overlay operations from another process ([`stress`]).
 //!
 //! The same source is the Linux program (mmap) and the Windows program (MapViewOfFile): all
 //! mapping goes through [`mapping`], and where the two systems promise different results the
@@ -15,3 +17,4 @@ pub mod mapping;
 pub mod model;
 pub mod report;
 pub mod scenarios;
+pub mod stress;

@@ -10,6 +10,7 @@ use cowfat_mapped_tests::fileio;
 
 const MAPPED: &str = env!("CARGO_BIN_EXE_cowfat-mapped-tests");
 const EXERCISER: &str = env!("CARGO_BIN_EXE_cowfat-exerciser");
+const STRESS: &str = env!("CARGO_BIN_EXE_cowfat-stress");
 
 fn run(program: &str, args: &[&str]) -> Output {
     let output = Command::new(program)
@@ -69,6 +70,72 @@ fn exerciser_passes_on_host_fs() {
     let output = run(EXERCISER, &args);
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(last_line(&output), "4000 passed, 0 failed");
+}
+
+/// The stress on the host file system: its model holds there, and its manifest verifies.
+fn stress_run(dir: &Path, manifest: &Path) -> Output {
+    let manifest = manifest.to_str().expect("UTF-8 path");
+    let args = [
+        dir_arg(dir),
+        "--ops",
+        "800",
+        "--seed",
+        "9",
+        "--manifest",
+        manifest,
+    ];
+    run(STRESS, &args)
+}
+
+#[test]
+fn stress_passes_on_host_fs_and_verifies_its_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = tempfile::NamedTempFile::new().unwrap();
+    let output = stress_run(dir.path(), manifest.path());
+    assert_eq!(output.status.code(), Some(0));
+    assert!(last_line(&output).ends_with(" passed, 0 failed"));
+    let args = [
+        dir_arg(dir.path()),
+        "--verify",
+        manifest.path().to_str().unwrap(),
+    ];
+    let verified = run(STRESS, &args);
+    assert_eq!(verified.status.code(), Some(0));
+}
+
+#[test]
+fn stress_verify_notices_a_changed_or_extra_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = tempfile::NamedTempFile::new().unwrap();
+    assert_eq!(
+        stress_run(dir.path(), manifest.path()).status.code(),
+        Some(0)
+    );
+    let listed = std::fs::read_to_string(manifest.path()).unwrap();
+    let file = listed
+        .lines()
+        .find(|l| !l.starts_with("dir "))
+        .and_then(|l| l.splitn(3, ' ').nth(2))
+        .expect("the run left a file")
+        .to_string();
+    let verify = [
+        dir_arg(dir.path()),
+        "--verify",
+        manifest.path().to_str().unwrap(),
+    ];
+    let path = dir.path().join(&file);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.push(b'!');
+    std::fs::write(&path, &bytes).unwrap();
+    let changed = run(STRESS, &verify);
+    assert_eq!(changed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&changed.stdout).contains(&file));
+    bytes.pop();
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::write(dir.path().join("shared/stray"), b"x").unwrap();
+    let extra = run(STRESS, &verify);
+    assert_eq!(extra.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&extra.stdout).contains("shared/stray"));
 }
 
 #[test]
