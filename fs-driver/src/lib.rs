@@ -14,6 +14,7 @@
 extern crate alloc;
 
 pub mod blockdev;
+pub mod bugcheck;
 pub mod cachesup;
 pub mod dispatch;
 pub mod fastio;

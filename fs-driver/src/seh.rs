@@ -141,9 +141,11 @@ pub fn kernel_call<R>(body: impl FnOnce() -> R) -> Result<R, NTSTATUS> {
 #[cold]
 #[inline(never)]
 fn unexpected_exception(code: NTSTATUS) -> ! {
-    // On the image the panic handler bug-checks with this line; ntsim reports the code.
-    let _ = code;
-    panic!("cowfat: unexpected exception from a kernel routine (NT-24)")
+    crate::bugcheck::bug_check(
+        crate::bugcheck::COWFAT_BUGCHECK_UNEXPECTED_EXCEPTION,
+        code as u32 as usize,
+        0,
+    )
 }
 
 #[cfg(all(windows, target_arch = "x86_64"))]

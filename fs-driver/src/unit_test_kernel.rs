@@ -114,6 +114,7 @@ macro_rules! not_in_unit_tests {
 }
 
 not_in_unit_tests! {
+    fn KeBugCheckEx(c: u32, a: usize, b: usize, x: usize, y: usize);
     fn ExAcquireResourceExclusiveLite(r: *mut ERESOURCE, w: bool) -> bool;
     fn ExAcquireResourceSharedLite(r: *mut ERESOURCE, w: bool) -> bool;
     fn ExReleaseResourceLite(r: *mut ERESOURCE);

@@ -186,7 +186,11 @@ impl Vcb {
         // SAFETY: initialised with the VCB.
         let _guard = unsafe { ResourceGuard::exclusive(self.volume_lock.get()) };
         if self.volume_borrowed.get() {
-            volume_reentered();
+            crate::bugcheck::bug_check(
+                crate::bugcheck::COWFAT_BUGCHECK_VOLUME_REENTERED,
+                core::ptr::from_ref(self) as usize,
+                0,
+            );
         }
         // SAFETY: the volume lock is held exclusive and the flag says no borrow is live.
         let volume = unsafe { &mut *self.volume.get() };
@@ -261,11 +265,4 @@ fn run_out_of_line<R>(
     volume: &mut Volume<TargetDevice>,
 ) -> fs_core::Result<R> {
     f(volume)
-}
-
-/// The bug check for fs-core re-entered on one thread under a live borrow of the volume.
-#[cold]
-#[inline(never)]
-fn volume_reentered() -> ! {
-    panic!("cowfat: fs-core re-entered under a live volume borrow (NT-25)")
 }
