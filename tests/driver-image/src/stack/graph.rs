@@ -443,19 +443,9 @@ fn discover_functions(
     image: &Image,
     symbols: &Symbols,
 ) -> Result<Vec<Function>, String> {
-    let directory = file
-        .data_directories()
-        .get(IMAGE_DIRECTORY_ENTRY_EXCEPTION)
-        .ok_or("the image has no exception directory (.pdata)")?;
-    let pdata = image
-        .read(
-            directory.virtual_address.get(LE),
-            directory.size.get(LE) as usize,
-        )
-        .ok_or(".pdata is outside the image")?;
     let read = |rva: u32, len: usize| image.read(rva, len);
     let mut by_start: BTreeMap<u32, Function> = BTreeMap::new();
-    for entry in runtime_functions(&pdata) {
+    for entry in read_pdata(file, image)? {
         let (prologue, owner) = total_prologue(entry, &read)?;
         let function = by_start.entry(owner).or_insert_with(|| Function {
             start: owner,
