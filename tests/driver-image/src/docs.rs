@@ -140,8 +140,9 @@ pub fn ledger_order_problems(rows: &[LedgerRow]) -> Vec<String> {
     problems
 }
 
-/// The kernel routines ntsim defines: every `extern "system" fn` right after `#[no_mangle]`
-/// in `tests/ntsim/src/*.rs`.
+/// The kernel routines ntsim defines: every `extern "system" fn` (or `extern "system-unwind"
+/// fn`, the ABI of the routines that raise, NT-24) right after `#[no_mangle]` in
+/// `tests/ntsim/src/*.rs`.
 ///
 /// # Errors
 /// When the directory or a file cannot be read.
@@ -151,26 +152,36 @@ pub fn ntsim_exports(root: &Path) -> Result<BTreeSet<String>, String> {
     for path in rust_files(&dir)? {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let mut after_no_mangle = false;
-        for line in text.lines() {
-            let line = line.trim();
-            if line == "#[no_mangle]" || line == "#[unsafe(no_mangle)]" {
-                after_no_mangle = true;
-                continue;
-            }
-            if after_no_mangle {
-                if let Some(name) = line
-                    .split_once("extern \"system\" fn ")
-                    .map(|(_, rest)| rest)
-                    .and_then(|rest| rest.split(['(', '<']).next())
-                {
-                    names.insert(name.trim().to_string());
-                }
-                after_no_mangle = line.starts_with("#[") || line.starts_with("///");
-            }
-        }
+        names.extend(exported_functions(&text));
     }
     Ok(names)
+}
+
+/// The `#[no_mangle]` functions of one Rust source with the `system` or `system-unwind` ABI.
+#[must_use]
+pub fn exported_functions(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut after_no_mangle = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line == "#[no_mangle]" || line == "#[unsafe(no_mangle)]" {
+            after_no_mangle = true;
+            continue;
+        }
+        if after_no_mangle {
+            let name = ["extern \"system\" fn ", "extern \"system-unwind\" fn "]
+                .iter()
+                .find_map(|abi| line.split_once(abi))
+                .and_then(|(_, rest)| rest.split(['(', '<']).next())
+                .map(str::trim)
+                .filter(|name| is_identifier(name));
+            if let Some(name) = name {
+                names.insert(name.to_string());
+            }
+            after_no_mangle = line.starts_with("#[") || line.starts_with("///");
+        }
+    }
+    names
 }
 
 /// `.rs` files under `dir`, recursively, skipping `target*` and hidden directories.
@@ -651,6 +662,17 @@ mod tests {
         let e = parse_ledger(bad).expect_err("bad fidelity and bad routine");
         assert!(e.contains(":1: X: fidelity"), "{e}");
         assert!(e.contains(":2: first cell"), "{e}");
+    }
+
+    #[test]
+    fn exported_functions_of_both_abis_are_found() {
+        let src = "#[no_mangle]\npub extern \"system\" fn ExAllocatePool2(f: u64) {}\n\
+                   #[no_mangle]\n/// Raises.\npub unsafe extern \"system-unwind\" fn CcCopyRead(\n\
+                   #[no_mangle]\npub unsafe extern \"system-unwind\" fn cowfat_seh_try(\n    \
+                   body: unsafe extern \"system-unwind\" fn(*mut c_void),\n\
+                   pub extern \"system\" fn not_exported() {}\n";
+        let names: Vec<_> = exported_functions(src).into_iter().collect();
+        assert_eq!(names, ["CcCopyRead", "ExAllocatePool2", "cowfat_seh_try"]);
     }
 
     #[test]
