@@ -123,9 +123,11 @@ impl<D: BlockDevice> Volume<D> {
     pub(crate) fn read_directory(&mut self, tree: Tree, record: u32) -> Result<DirIndex> {
         let key = StreamKey::File(tree, record);
         let raw = self.record(tree, record)?;
-        // `record` checked the count against the volume, so this neither overflows nor
-        // exceeds the volume's size; the buffer is still fallible (a big directory on a
-        // big volume with little memory is an error, not an abort).
+        // The chain first: a record may claim every cluster of the volume, but the buffer
+        // is sized only after the chain is found to be that long. `record` checked the count
+        // against the volume, so the product neither overflows nor exceeds the volume; the
+        // buffer is still fallible (a big directory with little memory is an error).
+        self.extent_map(key)?;
         let len = raw
             .cluster_count
             .get()
