@@ -143,7 +143,9 @@ fn every_record(geo: &Geometry, field: usize, width: usize, value: u64) -> Edit 
     let geo = geo.clone();
     Box::new(move |dev| {
         for n in 1..(geo.cluster_size() as usize / RECORD_SIZE) as u32 {
-            let at = edit::record_offset(&geo, dev, n);
+            let Some(at) = edit::record_offset(&geo, dev, n) else {
+                return;
+            };
             if edit::get_number(dev, at, 2) & 1 != 0 {
                 edit::put_number(dev, at + field as u64, width, value);
                 edit::seal_record(dev, at);
@@ -165,7 +167,9 @@ fn journal_field(geo: &Geometry, field: u64, width: usize, value: u64) -> Edit {
 fn every_dirent(geo: &Geometry, field: u64, value: u64) -> Edit {
     let geo = geo.clone();
     Box::new(move |dev| {
-        let at = edit::first_data_cluster(&geo, dev, 1);
+        let Some(at) = edit::first_data_cluster(&geo, dev, 1) else {
+            return;
+        };
         for slot in 0..u64::from(geo.cluster_size()) / 32 {
             let p = at + slot * 32;
             if edit::read(dev, p, 1)[0] == 0x81 {

@@ -163,7 +163,9 @@ pub fn apply_edit(dev: &mut MemDevice, geo: &Geometry, u: &mut Unstructured<'_>)
         }
         6 => {
             // A field of a directory entry set in the root directory's first cluster.
-            let at = edit::first_data_cluster(geo, dev, 1);
+            let Some(at) = edit::first_data_cluster(geo, dev, 1) else {
+                return;
+            };
             let slots = cs / 32;
             let slot = u.int_in_range(0..=slots - 1).unwrap_or(0);
             let primary = at + slot * 32;

@@ -135,11 +135,16 @@ fn file_offset(bytes: &[u8], virt: usize) -> Option<usize> {
     if be(bytes, footer + 60, 4) != 3 {
         return Some(virt);
     }
-    let header = be(bytes, footer + 16, 8) as usize;
-    let bat = be(bytes, header + 16, 8) as usize;
-    let block = be(bytes, header + 32, 4) as usize;
+    // Read from the base image only (regions are found once, before any edit).
+    // Checked throughout: the GPT fix-up calls this on an edited image.
+    let header = usize::try_from(be(bytes, footer + 16, 8)).ok()?;
+    let bat = usize::try_from(be(bytes, header.checked_add(16)?, 8)).ok()?;
+    let block = be(bytes, header.checked_add(32)?, 4) as usize;
+    if block == 0 {
+        return None;
+    }
     let bitmap = (block / SECTOR).div_ceil(8).next_multiple_of(SECTOR);
-    let entry = be(bytes, bat + 4 * (virt / block), 4);
+    let entry = be(bytes, bat.checked_add(4 * (virt / block))?, 4);
     (entry != 0xFFFF_FFFF).then(|| entry as usize * SECTOR + bitmap + virt % block)
 }
 

@@ -141,10 +141,12 @@ pub fn seal_4k(dev: &mut MemDevice, at: u64) {
 }
 
 /// Volume offset of live record `n` (records sit in the record table's first cluster in the
-/// small images the tests and the fuzzer use).
-pub fn record_offset(geo: &Geometry, dev: &MemDevice, n: u32) -> u64 {
+/// small images the tests and the fuzzer use); None when the state block's record table head
+/// is not a cluster (after an edit).
+pub fn record_offset(geo: &Geometry, dev: &MemDevice, n: u32) -> Option<u64> {
     let first = state(dev).live_records_first.get();
-    geo.cluster_offset(first) + u64::from(n) * RECORD_SIZE as u64
+    geo.is_cluster(first)
+        .then(|| geo.cluster_offset(first) + u64::from(n) * RECORD_SIZE as u64)
 }
 
 pub fn seal_record(dev: &mut MemDevice, at: u64) {
@@ -156,15 +158,16 @@ pub fn seal_record(dev: &mut MemDevice, at: u64) {
 /// Sets a number in live record `n` and fixes its CRC.
 pub fn set_record_field(dev: &mut MemDevice, n: u32, field: usize, width: usize, value: u64) {
     let geo = geometry(dev);
-    let at = record_offset(&geo, dev, n);
+    let at = record_offset(&geo, dev, n).expect("the record table of an unedited image");
     put_number(dev, at + field as u64, width, value);
     seal_record(dev, at);
 }
 
-/// Volume offset of the first cluster of live record `n`'s chain.
-pub fn first_data_cluster(geo: &Geometry, dev: &MemDevice, n: u32) -> u64 {
-    let at = record_offset(geo, dev, n);
-    geo.cluster_offset(get_number(dev, at + 8, 4) as u32)
+/// Volume offset of the first cluster of live record `n`'s chain, if it has one.
+pub fn first_data_cluster(geo: &Geometry, dev: &MemDevice, n: u32) -> Option<u64> {
+    let at = record_offset(geo, dev, n)?;
+    let first = get_number(dev, at + 8, 4) as u32;
+    geo.is_cluster(first).then(|| geo.cluster_offset(first))
 }
 
 /// Fixes the CRC of the directory entry set whose primary slot is at `at`.
