@@ -16,7 +16,11 @@ fn create(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
         .args(extra)
         .output()
         .expect("cowfat runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     image
 }
 
@@ -91,7 +95,11 @@ fn edit_gpt(bytes: &mut [u8], last_usable: u64, entry_last: u64) {
 #[test]
 fn hostile_gpt_usable_range_beyond_the_disk_is_a_damaged_header() {
     let dir = tempfile::tempdir().unwrap();
-    let image = create(dir.path(), "gpt.img", &["--format", "raw", "--partition", "gpt"]);
+    let image = create(
+        dir.path(),
+        "gpt.img",
+        &["--format", "raw", "--partition", "gpt"],
+    );
     let good = std::fs::read(&image).unwrap();
     let disk_lbas = good.len() as u64 / 512;
     // The product overflows; a range just past the disk; the largest u64.

@@ -12,7 +12,9 @@
 use std::time::{Duration, Instant};
 
 use fs_core::time::{FixedClock, NtTime};
-use fs_core::{format, FileAttributes, FileKind, FormatOptions, MemDevice, MountOptions, Name, Volume};
+use fs_core::{
+    format, FileAttributes, FileKind, FormatOptions, MemDevice, MountOptions, Name, Volume,
+};
 
 const ROUNDS: usize = 5;
 const MIB: usize = 1 << 20;
@@ -42,11 +44,15 @@ fn main() {
         vol.sync().expect("sync");
         t.elapsed()
     });
-    println!("create+write 5000 small files: {:8.1} ms", small.as_secs_f64() * 1e3);
+    println!(
+        "create+write 5000 small files: {:8.1} ms",
+        small.as_secs_f64() * 1e3
+    );
 
     let data = vec![0x5Au8; 256 * MIB];
     let mut read_back = vec![0u8; data.len()];
-    let (mut write, mut read, mut cow, mut check) = (Duration::MAX, Duration::MAX, Duration::MAX, Duration::MAX);
+    let (mut write, mut read, mut cow, mut check) =
+        (Duration::MAX, Duration::MAX, Duration::MAX, Duration::MAX);
     for _ in 0..ROUNDS {
         let mut vol = mounted(1 << 30);
         let root = vol.root().expect("root");
@@ -56,22 +62,31 @@ fn main() {
             .expect("create");
         let t = Instant::now();
         for chunk in 0..data.len() / MIB {
-            vol.write(f, (chunk * MIB) as u64, &data[chunk * MIB..(chunk + 1) * MIB])
-                .expect("write");
+            vol.write(
+                f,
+                (chunk * MIB) as u64,
+                &data[chunk * MIB..(chunk + 1) * MIB],
+            )
+            .expect("write");
         }
         vol.sync().expect("sync");
         write = write.min(t.elapsed());
         let t = Instant::now();
         for chunk in 0..data.len() / MIB {
-            vol.read(f, (chunk * MIB) as u64, &mut read_back[chunk * MIB..(chunk + 1) * MIB])
-                .expect("read");
+            vol.read(
+                f,
+                (chunk * MIB) as u64,
+                &mut read_back[chunk * MIB..(chunk + 1) * MIB],
+            )
+            .expect("read");
         }
         read = read.min(t.elapsed());
         assert!(read_back == data);
         vol.seal().expect("seal");
         let t = Instant::now();
         for chunk in 0..64 {
-            vol.write(f, (chunk * MIB) as u64, &data[..MIB]).expect("write");
+            vol.write(f, (chunk * MIB) as u64, &data[..MIB])
+                .expect("write");
         }
         vol.sync().expect("sync");
         cow = cow.min(t.elapsed());
@@ -82,8 +97,20 @@ fn main() {
         assert!(report.is_clean());
     }
     let mbps = |d: Duration, mib: f64| mib / d.as_secs_f64();
-    println!("sequential write 256 MiB:      {:8.1} MiB/s", mbps(write, 256.0));
-    println!("sequential read 256 MiB:       {:8.1} MiB/s", mbps(read, 256.0));
-    println!("copy-on-write 64 MiB:          {:8.1} MiB/s", mbps(cow, 64.0));
-    println!("fsck of the 1 GiB volume:      {:8.1} ms", check.as_secs_f64() * 1e3);
+    println!(
+        "sequential write 256 MiB:      {:8.1} MiB/s",
+        mbps(write, 256.0)
+    );
+    println!(
+        "sequential read 256 MiB:       {:8.1} MiB/s",
+        mbps(read, 256.0)
+    );
+    println!(
+        "copy-on-write 64 MiB:          {:8.1} MiB/s",
+        mbps(cow, 64.0)
+    );
+    println!(
+        "fsck of the 1 GiB volume:      {:8.1} ms",
+        check.as_secs_f64() * 1e3
+    );
 }

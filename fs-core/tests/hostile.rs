@@ -82,7 +82,11 @@ fn hostile_directory_cluster_count_is_checked_before_reading_the_directory() {
             let root = vol.root()?;
             vol.read_dir(root, &fs_core::DirCursor::default(), usize::MAX)
         });
-        assert_eq!(corrupt_what(r), "file record cluster count", "count {count:#x}");
+        assert_eq!(
+            corrupt_what(r),
+            "file record cluster count",
+            "count {count:#x}"
+        );
     }
 }
 

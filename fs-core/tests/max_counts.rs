@@ -81,9 +81,11 @@ fn walk(vol: &mut Volume<MemDevice>) {
     }
 }
 
+type Step = (&'static str, Box<dyn Fn(MemDevice)>);
+
 /// Mount read-only and walk, fsck, fsck --repair, mount writable and walk: each under the cap.
 fn exercise(name: &str, dev: &MemDevice) {
-    let steps: [(&str, Box<dyn Fn(MemDevice)>); 4] = [
+    let steps: [Step; 4] = [
         (
             "read-only mount and walk",
             Box::new(|d| {
@@ -203,43 +205,115 @@ fn every_count_field_at_its_maximum_stays_under_64_mib() {
     let journal_blocks = geo.journal_size / 4096;
     let volume_blocks = geo.volume_size & !4095;
     let cases: Vec<(&str, Edit)> = vec![
-        ("boot cluster count", boot_field(|b| b.cluster_count.set(u32::MAX))),
-        ("boot table blocks", boot_field(|b| b.table_blocks.set(u32::MAX))),
-        ("boot diff blocks", boot_field(|b| b.diff_blocks.set(u32::MAX))),
-        ("boot journal size (type)", boot_field(|b| b.journal_size.set(u64::MAX & !4095))),
-        ("boot journal size (volume)", boot_field(move |b| b.journal_size.set(volume_blocks - 8192))),
-        ("boot volume size", boot_field(|b| b.volume_size.set(u64::MAX))),
-        ("state live record clusters (type)", state_field(|s| s.live_records_clusters.set(u32::MAX))),
-        ("state live record clusters (volume)", state_field(move |s| s.live_records_clusters.set(clusters as u32))),
-        ("state base record clusters (type)", state_field(|s| s.base_records_clusters.set(u32::MAX))),
-        ("state base record clusters (volume)", state_field(move |s| s.base_records_clusters.set(clusters as u32))),
-        ("state used counters (type)", state_field(|s| {
-            s.live_used.set(u64::MAX);
-            s.base_used.set(u64::MAX);
-            s.both_used.set(u64::MAX);
-        })),
-        ("state used counters (volume)", state_field(move |s| {
-            s.live_used.set(clusters);
-            s.base_used.set(clusters);
-            s.both_used.set(clusters);
-        })),
-        ("state label length", state_field(|s| s.label_len.set(u32::MAX))),
-        ("state journal sequence", state_field(|s| s.journal_seq.set(u64::MAX))),
-        ("record cluster count (type)", every_record(&geo, 32, 8, u64::MAX)),
-        ("record cluster count (volume)", every_record(&geo, 32, 8, clusters)),
+        (
+            "boot cluster count",
+            boot_field(|b| b.cluster_count.set(u32::MAX)),
+        ),
+        (
+            "boot table blocks",
+            boot_field(|b| b.table_blocks.set(u32::MAX)),
+        ),
+        (
+            "boot diff blocks",
+            boot_field(|b| b.diff_blocks.set(u32::MAX)),
+        ),
+        (
+            "boot journal size (type)",
+            boot_field(|b| b.journal_size.set(!4095)),
+        ),
+        (
+            "boot journal size (volume)",
+            boot_field(move |b| b.journal_size.set(volume_blocks - 8192)),
+        ),
+        (
+            "boot volume size",
+            boot_field(|b| b.volume_size.set(u64::MAX)),
+        ),
+        (
+            "state live record clusters (type)",
+            state_field(|s| s.live_records_clusters.set(u32::MAX)),
+        ),
+        (
+            "state live record clusters (volume)",
+            state_field(move |s| s.live_records_clusters.set(clusters as u32)),
+        ),
+        (
+            "state base record clusters (type)",
+            state_field(|s| s.base_records_clusters.set(u32::MAX)),
+        ),
+        (
+            "state base record clusters (volume)",
+            state_field(move |s| s.base_records_clusters.set(clusters as u32)),
+        ),
+        (
+            "state used counters (type)",
+            state_field(|s| {
+                s.live_used.set(u64::MAX);
+                s.base_used.set(u64::MAX);
+                s.both_used.set(u64::MAX);
+            }),
+        ),
+        (
+            "state used counters (volume)",
+            state_field(move |s| {
+                s.live_used.set(clusters);
+                s.base_used.set(clusters);
+                s.both_used.set(clusters);
+            }),
+        ),
+        (
+            "state label length",
+            state_field(|s| s.label_len.set(u32::MAX)),
+        ),
+        (
+            "state journal sequence",
+            state_field(|s| s.journal_seq.set(u64::MAX)),
+        ),
+        (
+            "record cluster count (type)",
+            every_record(&geo, 32, 8, u64::MAX),
+        ),
+        (
+            "record cluster count (volume)",
+            every_record(&geo, 32, 8, clusters),
+        ),
         ("record file size", every_record(&geo, 16, 8, u64::MAX)),
-        ("record valid data length", every_record(&geo, 24, 8, u64::MAX)),
+        (
+            "record valid data length",
+            every_record(&geo, 24, 8, u64::MAX),
+        ),
         ("directory entry name length", every_dirent(&geo, 2, 255)),
         ("directory entry slot count", every_dirent(&geo, 1, 255)),
     ];
     let journal_cases: Vec<(&str, Edit)> = vec![
-        ("journal descriptor blocks (type)", journal_field(&geo, 20, 4, u64::from(u32::MAX))),
-        ("journal descriptor blocks (16 bits)", journal_field(&geo, 20, 4, 0xFFFF)),
-        ("journal descriptor blocks (journal)", journal_field(&geo, 20, 4, journal_blocks - 1)),
-        ("journal descriptors in a block (type)", journal_field(&geo, 24, 4, u64::from(u32::MAX))),
-        ("journal descriptors in a block (block)", journal_field(&geo, 24, 4, 253)),
-        ("journal descriptor length (type)", journal_field(&geo, 40, 4, u64::from(u32::MAX))),
-        ("journal descriptor length (cluster)", journal_field(&geo, 40, 4, 64 << 10)),
+        (
+            "journal descriptor blocks (type)",
+            journal_field(&geo, 20, 4, u64::from(u32::MAX)),
+        ),
+        (
+            "journal descriptor blocks (16 bits)",
+            journal_field(&geo, 20, 4, 0xFFFF),
+        ),
+        (
+            "journal descriptor blocks (journal)",
+            journal_field(&geo, 20, 4, journal_blocks - 1),
+        ),
+        (
+            "journal descriptors in a block (type)",
+            journal_field(&geo, 24, 4, u64::from(u32::MAX)),
+        ),
+        (
+            "journal descriptors in a block (block)",
+            journal_field(&geo, 24, 4, 253),
+        ),
+        (
+            "journal descriptor length (type)",
+            journal_field(&geo, 40, 4, u64::from(u32::MAX)),
+        ),
+        (
+            "journal descriptor length (cluster)",
+            journal_field(&geo, 40, 4, 64 << 10),
+        ),
     ];
     exercise("unedited", &base);
     let mut all = base.clone();

@@ -31,11 +31,22 @@ const FSCTLS: &[u32] = &[
 
 fn medium() -> MemDevice {
     static MEDIUM: OnceLock<MemDevice> = OnceLock::new();
-    MEDIUM.get_or_init(|| ntsim::api::formatted(8 << 20)).clone()
+    MEDIUM
+        .get_or_init(|| ntsim::api::formatted(8 << 20))
+        .clone()
 }
 
 fn name_from(u: &mut Unstructured<'_>) -> String {
-    let names = ["\\a.txt", "\\d", "\\d\\b", "\\new", "\\d\\..", "\\a.txt:s", "\\*", ""];
+    let names = [
+        "\\a.txt",
+        "\\d",
+        "\\d\\b",
+        "\\new",
+        "\\d\\..",
+        "\\a.txt:s",
+        "\\*",
+        "",
+    ];
     if u.arbitrary::<bool>().unwrap_or(true) {
         names[u.choose_index(names.len()).unwrap_or(0)].to_string()
     } else {
@@ -76,7 +87,10 @@ pub fn run(data: &[u8]) {
                     u.arbitrary().unwrap_or(0)
                 } else {
                     let c = FSCTLS[u.choose_index(FSCTLS.len()).unwrap_or(0)];
-                    c ^ u.choose(&[0u32, 0, 0, 1, 2, 3, 0x4000, 0x8000]).copied().unwrap_or(0)
+                    c ^ u
+                        .choose(&[0u32, 0, 0, 1, 2, 3, 0x4000, 0x8000])
+                        .copied()
+                        .unwrap_or(0)
                 };
                 let input = bytes(&mut u, 96);
                 let out = u.int_in_range(0usize..=4096).unwrap_or(0);

@@ -7,8 +7,8 @@ use fs_core::ondisk::record::RECORD_SIZE;
 use fs_core::ondisk::table::ENTRIES_PER_BLOCK;
 use fs_core::time::{FixedClock, NtTime};
 use fs_core::{
-    format, DirCursor, FileAttributes, FileId, FileKind, FormatOptions, MemDevice,
-    MountOptions, Name, Volume,
+    format, DirCursor, FileAttributes, FileId, FileKind, FormatOptions, MemDevice, MountOptions,
+    Name, Volume,
 };
 use libfuzzer_sys::arbitrary::Unstructured;
 
@@ -39,7 +39,12 @@ fn build(size: u64, cluster_size: u32, seal: bool, keep_journal: bool) -> Base {
     let root = vol.root().expect("root");
     let name = |s: &str| Name::from_str(s).expect("name");
     let dir = vol
-        .create(root, &name("dir"), FileKind::Directory, FileAttributes::empty())
+        .create(
+            root,
+            &name("dir"),
+            FileKind::Directory,
+            FileAttributes::empty(),
+        )
         .expect("mkdir");
     for i in 0..6u8 {
         let long = format!("a file with a longer name number {i}.txt");
@@ -107,10 +112,9 @@ pub fn apply_edit(dev: &mut MemDevice, geo: &Geometry, u: &mut Unstructured<'_>)
             let v = crate::field_value(u, old, w, &edges);
             let mut block = edit::read(dev, 0, 4096);
             block[at..at + w].copy_from_slice(&v.to_le_bytes()[..w]);
-            let raw = <fs_core::ondisk::boot::RawBoot as zerocopy::FromBytes>::read_from_bytes(
-                &block,
-            )
-            .expect("4 KiB");
+            let raw =
+                <fs_core::ondisk::boot::RawBoot as zerocopy::FromBytes>::read_from_bytes(&block)
+                    .expect("4 KiB");
             edit::put_boot(dev, &raw);
         }
         1 => {
@@ -136,7 +140,12 @@ pub fn apply_edit(dev: &mut MemDevice, geo: &Geometry, u: &mut Unstructured<'_>)
             let rec = geo.cluster_offset(first) + n * RECORD_SIZE as u64;
             let (at, w) = pick(u, edit::RECORD_FIELDS);
             let old = edit::get_number(dev, rec + at as u64, w);
-            edit::put_number(dev, rec + at as u64, w, crate::field_value(u, old, w, &edges));
+            edit::put_number(
+                dev,
+                rec + at as u64,
+                w,
+                crate::field_value(u, old, w, &edges),
+            );
             edit::seal_record(dev, rec);
         }
         4 => {
@@ -174,7 +183,12 @@ pub fn apply_edit(dev: &mut MemDevice, geo: &Geometry, u: &mut Unstructured<'_>)
             }
             let (f, w) = pick(u, edit::DIRENT_FIELDS);
             let old = edit::get_number(dev, primary + f as u64, w);
-            edit::put_number(dev, primary + f as u64, w, crate::field_value(u, old, w, &edges));
+            edit::put_number(
+                dev,
+                primary + f as u64,
+                w,
+                crate::field_value(u, old, w, &edges),
+            );
             if (primary + 32 * (1 + edit::get_number(dev, primary + 1, 1))) <= at + cs {
                 edit::seal_dirent(dev, primary);
             }
@@ -250,7 +264,8 @@ fn exercise(dev: MemDevice, u: &mut Unstructured<'_>) {
                 (5, _) => vol.commit(),
                 (6, _) => vol.discard(),
                 (7, _) => vol.root().and_then(|root| {
-                    let f = vol.create(root, &name("fz"), FileKind::File, FileAttributes::empty())?;
+                    let f =
+                        vol.create(root, &name("fz"), FileKind::File, FileAttributes::empty())?;
                     vol.write(f, 0, &vec![1u8; len]).map(drop)
                 }),
                 (8, _) => vol.root().and_then(|root| vol.delete(root, &name("f0"))),

@@ -34,7 +34,10 @@ pub struct Region {
 pub enum Fixup {
     None,
     /// VHD footer (and dynamic header): ones' complement byte sum at `at`, over `len` bytes.
-    VhdSum { at: usize, len: usize },
+    VhdSum {
+        at: usize,
+        len: usize,
+    },
     /// GPT header at this offset: entries CRC32 then header CRC32.
     Gpt,
 }
@@ -111,7 +114,8 @@ const GPT_HEADER_FIELDS: &[(usize, usize)] = &[
     (80, 4),
     (84, 4),
 ];
-const GPT_ENTRY_FIELDS: &[(usize, usize)] = &[(0, 8), (32, 8), (40, 8), (48, 8), (160, 8), (168, 8)];
+const GPT_ENTRY_FIELDS: &[(usize, usize)] =
+    &[(0, 8), (32, 8), (40, 8), (48, 8), (160, 8), (168, 8)];
 
 struct Base {
     bytes: Vec<u8>,
@@ -199,7 +203,10 @@ fn regions_of(bytes: &[u8]) -> Vec<Region> {
             fixup: Fixup::None,
         });
     }
-    for (name, lba) in [("GPT header", 1), ("backup GPT header", disk_len / SECTOR - 1)] {
+    for (name, lba) in [
+        ("GPT header", 1),
+        ("backup GPT header", disk_len / SECTOR - 1),
+    ] {
         let Some(at) = file_offset(bytes, lba * SECTOR) else {
             continue;
         };
@@ -239,7 +246,12 @@ fn build(dir: &Path, f: &Format) -> Base {
     let root = vol.root().expect("root");
     let name = fs_core::Name::from_str("file").expect("name");
     let file = vol
-        .create(root, &name, fs_core::FileKind::File, fs_core::FileAttributes::empty())
+        .create(
+            root,
+            &name,
+            fs_core::FileKind::File,
+            fs_core::FileAttributes::empty(),
+        )
         .expect("create");
     vol.write(file, 0, &[7u8; 70_000]).expect("write");
     let mut dev = vol.unmount().expect("unmount");

@@ -228,7 +228,10 @@ mod tests {
         for cut in (0..bytes.len()).step_by(512) {
             let mut torn = bytes.clone();
             torn[cut..].fill(0);
-            assert!(decode(size, reader(&torn)).unwrap().is_none(), "cut at {cut}");
+            assert!(
+                decode(size, reader(&torn)).unwrap().is_none(),
+                "cut at {cut}"
+            );
         }
     }
 }
