@@ -123,12 +123,12 @@ struct Base {
 }
 
 fn be(b: &[u8], at: usize, w: usize) -> u64 {
-    b.get(at..at + w)
+    b.get(at..at.saturating_add(w))
         .map_or(0, |s| s.iter().fold(0u64, |v, &x| v << 8 | u64::from(x)))
 }
 
 fn le(b: &[u8], at: usize, w: usize) -> u64 {
-    b.get(at..at + w).map_or(0, |s| {
+    b.get(at..at.saturating_add(w)).map_or(0, |s| {
         s.iter().rev().fold(0u64, |v, &x| v << 8 | u64::from(x))
     })
 }
@@ -286,7 +286,7 @@ fn state() -> &'static State {
 }
 
 fn put(bytes: &mut [u8], at: usize, w: usize, v: u64, big_endian: bool) {
-    let Some(slot) = bytes.get_mut(at..at + w) else {
+    let Some(slot) = bytes.get_mut(at..at.saturating_add(w)) else {
         return;
     };
     let le = v.to_le_bytes();
