@@ -81,6 +81,9 @@ pub fn fs_cause(e: &fs_core::Error) -> String {
             format!("the volume is corrupt ({what} at byte {at:#x}); run `cowfat fsck`")
         }
         E::NotCowfat(why) => format!("it holds no cowfat volume ({why})"),
+        E::OutOfMemory { what, bytes } => {
+            format!("not enough memory: {what} needs {bytes} bytes")
+        }
         E::NotSealed => "the volume is not sealed, so there is no overlay".into(),
         E::NoBaseVersion => {
             "the file was created after the seal, so it has no base version to return to".into()
@@ -134,5 +137,19 @@ mod tests {
             Cause::Usage("seal takes no path".into()),
         );
         assert_eq!(u.exit_code(), EXIT_USAGE);
+        let oom = Failure::new(
+            Path::new("d.vhd"),
+            "list",
+            Some("/"),
+            Cause::Fs(fs_core::Error::OutOfMemory {
+                what: "a directory's entries",
+                bytes: 1 << 40,
+            }),
+        );
+        assert_eq!(
+            oom.to_string(),
+            "cannot list / in d.vhd: not enough memory: a directory's entries needs 1099511627776 bytes"
+        );
+        assert_eq!(oom.exit_code(), EXIT_FAILURE);
     }
 }

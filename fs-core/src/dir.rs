@@ -123,8 +123,20 @@ impl<D: BlockDevice> Volume<D> {
     pub(crate) fn read_directory(&mut self, tree: Tree, record: u32) -> Result<DirIndex> {
         let key = StreamKey::File(tree, record);
         let raw = self.record(tree, record)?;
-        let len = raw.cluster_count.get() * u64::from(self.geo.cluster_size());
-        let mut bytes = crate::volume::zeroed(len as usize);
+        // The chain first: a record may claim every cluster of the volume, but the buffer
+        // is sized only after the chain is found to be that long. `record` checked the count
+        // against the volume, so the product neither overflows nor exceeds the volume; the
+        // buffer is still fallible (a big directory with little memory is an error).
+        self.extent_map(key)?;
+        let len = raw
+            .cluster_count
+            .get()
+            .checked_mul(u64::from(self.geo.cluster_size()))
+            .ok_or(Error::Corrupt {
+                what: "directory record cluster count",
+                at: self.geo.state_offset,
+            })?;
+        let mut bytes = crate::volume::try_zeroed(len, "a directory's entries")?;
         self.meta_read(key, 0, &mut bytes)?;
         let cs = u64::from(self.geo.cluster_size());
         let map = self.extent_map(key)?.clone();

@@ -47,8 +47,11 @@ pub enum Error {
     FileTooLarge,
     #[error("stale file id (the file was deleted)")]
     StaleFileId,
-    #[error("out of memory")]
-    OutOfMemory,
+    /// An allocation the volume's metadata asked for could not be made. Sizes driven by the
+    /// disk are bounded by the real size of their structure first, so this means the volume
+    /// is that big and memory is short, never that a count on disk was absurd.
+    #[error("out of memory: {bytes} bytes for {what}")]
+    OutOfMemory { what: &'static str, bytes: u64 },
 }
 
 impl From<DeviceError> for Error {

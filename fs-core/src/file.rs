@@ -40,7 +40,12 @@ pub(crate) fn info_from(
         },
         attributes,
         file_size: raw.file_size.get(),
-        allocation_size: raw.cluster_count.get() * u64::from(cluster_size),
+        // Records are checked against the volume's cluster count when read, so this cannot
+        // saturate; saturating keeps a record from anywhere else from wrapping.
+        allocation_size: raw
+            .cluster_count
+            .get()
+            .saturating_mul(u64::from(cluster_size)),
         valid_data_length: raw.valid_data_length.get(),
         times: FileTimes {
             creation: crate::time::NtTime(raw.creation_time.get()),

@@ -8,7 +8,6 @@
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::device::BlockDevice;
@@ -71,12 +70,19 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 struct ClusterSet(Vec<u64>);
 
 impl ClusterSet {
-    fn new(clusters: u32) -> Self {
-        ClusterSet(vec![
-            0;
-            (clusters as usize + FIRST_CLUSTER as usize)
-                .div_ceil(64)
-        ])
+    /// One bit per cluster of the volume: a volume of 2^32 clusters needs 512 MiB, so the
+    /// allocation is fallible.
+    fn new(clusters: u32) -> Result<Self> {
+        let words = (u64::from(clusters) + u64::from(FIRST_CLUSTER)).div_ceil(64);
+        let oom = Error::OutOfMemory {
+            what: "the checker's cluster bitmap",
+            bytes: words * 8,
+        };
+        let words = usize::try_from(words).map_err(|_| oom.clone())?;
+        let mut bits = Vec::new();
+        bits.try_reserve_exact(words).map_err(|_| oom)?;
+        bits.resize(words, 0);
+        Ok(ClusterSet(bits))
     }
     /// Adds `c`; false when it was there already.
     fn claim(&mut self, c: u32) -> bool {
@@ -172,7 +178,7 @@ impl Checker {
     fn walk_tree<D: BlockDevice>(&mut self, vol: &mut Volume<D>, tree: Tree) -> Result<Walked> {
         let which = if tree == Tree::Live { "live" } else { "base" };
         let mut walked = Walked {
-            clusters: ClusterSet::new(vol.geo.cluster_count),
+            clusters: ClusterSet::new(vol.geo.cluster_count)?,
             records: BTreeSet::new(),
         };
         self.claim_chain(
@@ -269,7 +275,14 @@ impl Checker {
         label: &str,
     ) -> Result<()> {
         let raw = vol.record(tree, record)?;
-        let alloc = raw.cluster_count.get() * u64::from(vol.geo.cluster_size());
+        let Some(alloc) = raw
+            .cluster_count
+            .get()
+            .checked_mul(u64::from(vol.geo.cluster_size()))
+        else {
+            self.problem(format!("{label}: cluster count out of range"), None, false);
+            return Ok(());
+        };
         let (size, vdl) = (raw.file_size.get(), raw.valid_data_length.get());
         if size <= alloc && vdl <= size {
             return Ok(());

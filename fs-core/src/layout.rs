@@ -24,6 +24,9 @@ pub const MIN_CLUSTER_SHIFT: u32 = 9;
 pub const MAX_CLUSTER_SHIFT: u32 = 16;
 /// Fewer clusters than this is not a useful volume.
 pub const MIN_CLUSTERS: u32 = 16;
+/// Far beyond what 2^32 clusters of 64 KiB address (2^48 bytes), and small enough that no
+/// sum of region sizes can overflow a u64.
+pub const MAX_VOLUME_SIZE: u64 = 1 << 56;
 
 /// The computed layout of a volume. Offsets are bytes from the start of the volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,15 +79,25 @@ impl Geometry {
                 "the journal must be at least 256 KiB, in 4 KiB blocks",
             ));
         }
+        if volume_size > MAX_VOLUME_SIZE {
+            return Err(Error::InvalidArgument("the volume is too large"));
+        }
         let volume_size = volume_size - volume_size % BLOCK;
         let cluster = 1u64 << cluster_shift;
         let state_offset = BLOCK;
         let journal_offset = state_offset + BLOCK;
-        let upcase_offset = journal_offset + journal_size;
-        let diff_offset = upcase_offset + UPCASE_BYTES;
         let Some(usable_end) = volume_size.checked_sub(BLOCK) else {
             return Err(Error::InvalidArgument("the volume is too small"));
         };
+        // The journal size comes from the boot block on mount: it must fit in the volume
+        // before anything is added to it.
+        if journal_size > usable_end {
+            return Err(Error::InvalidArgument(
+                "the journal is larger than the volume",
+            ));
+        }
+        let upcase_offset = journal_offset + journal_size;
+        let diff_offset = upcase_offset + UPCASE_BYTES;
         // The tables' size depends on the cluster count and the other way round: start from
         // an upper bound and shrink until the heap holds as many clusters as the tables map.
         let mut count = (usable_end.saturating_sub(diff_offset) / cluster)
@@ -137,6 +150,19 @@ impl Geometry {
         if volume_size > device_size {
             return Err(Error::Corrupt {
                 what: "volume size larger than the device",
+                at,
+            });
+        }
+        // The fields that size the others, checked one by one so the error names the field.
+        if volume_size > MAX_VOLUME_SIZE {
+            return Err(Error::Corrupt {
+                what: "boot block volume size",
+                at,
+            });
+        }
+        if raw.journal_size.get() > volume_size {
+            return Err(Error::Corrupt {
+                what: "boot block journal size",
                 at,
             });
         }

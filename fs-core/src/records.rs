@@ -28,7 +28,16 @@ impl<D: BlockDevice> Volume<D> {
         let mut bytes = [0u8; RECORD_SIZE];
         let at =
             self.record_table_read(tree, u64::from(record) * RECORD_SIZE as u64, &mut bytes)?;
-        RawRecord::parse(&bytes, at)
+        let raw = RawRecord::parse(&bytes, at)?;
+        // Every size derived from a record (allocation size, a directory's bytes, a chain
+        // walk) is a product of this count: no file can have more clusters than the volume.
+        if raw.cluster_count.get() > u64::from(self.geo.cluster_count) {
+            return Err(Error::Corrupt {
+                what: "file record cluster count",
+                at,
+            });
+        }
+        Ok(raw)
     }
 
     /// Writes live record `record`.

@@ -15,6 +15,7 @@ use crate::layout::{Geometry, UPCASE_BYTES};
 use crate::name::UpcaseTable;
 use crate::ondisk::boot::RawBoot;
 use crate::ondisk::journal;
+use crate::ondisk::record::RECORD_SIZE;
 use crate::ondisk::state::{RawState, StateFlags};
 use crate::ondisk::{crc32c, BLOCK_SIZE};
 use crate::overlay::Reservations;
@@ -170,6 +171,19 @@ impl<D: BlockDevice> Volume<D> {
                 at,
             });
         }
+        // The record tables are cluster chains on this volume, and record numbers are u32.
+        let records_per_cluster = u64::from(self.geo.cluster_size()) / RECORD_SIZE as u64;
+        let table_fits = |clusters: u32| {
+            clusters <= self.geo.cluster_count
+                && u64::from(clusters) * records_per_cluster <= u64::from(u32::MAX)
+        };
+        if !table_fits(s.live_records_clusters.get()) || !table_fits(s.base_records_clusters.get())
+        {
+            return Err(Error::Corrupt {
+                what: "state block record table cluster count",
+                at,
+            });
+        }
         if !self.geo.is_cluster(s.live_records_first.get()) || s.live_records_clusters.get() == 0 {
             return Err(Error::Corrupt {
                 what: "state block record table",
@@ -196,7 +210,13 @@ impl<D: BlockDevice> Volume<D> {
         self.dev.flush()?;
         if self.state_dirty || self.cache.has_dirty() {
             let seq = self.state.journal_seq.get();
-            self.state.journal_seq.set(seq + 1);
+            // A sequence number at its end cannot be continued: the next transaction would
+            // reuse a number an old one had (mount refuses such a state block).
+            let next = seq.checked_add(1).ok_or(Error::Corrupt {
+                what: "state block journal sequence",
+                at: self.geo.state_offset,
+            })?;
+            self.state.journal_seq.set(next);
             self.cache
                 .put(self.geo.state_offset, self.state.to_block(), false);
             self.cache.commit(
@@ -298,14 +318,23 @@ fn replay_journal<D: BlockDevice>(
     read_only: bool,
 ) -> Result<()> {
     let (start, size) = (geo.journal_offset, geo.journal_size);
-    let found = journal::decode(|off, len| {
-        if off + len as u64 > size {
+    let found = journal::decode(size, |off, len| {
+        if off.checked_add(len as u64)? > size {
             return None;
         }
-        let mut buf = vec![0u8; len];
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(len).ok()?;
+        buf.resize(len, 0);
         dev.read_at(start + off, &mut buf).ok()?;
         Some(buf)
-    });
+    })
+    .map_err(|e| match e {
+        Error::Corrupt { what, at } => Error::Corrupt {
+            what,
+            at: start + at,
+        },
+        other => other,
+    })?;
     let Some(tx) = found else { return Ok(()) };
     for (offset, data) in &tx.blocks {
         let end = offset.checked_add(data.len() as u64);
@@ -350,4 +379,15 @@ fn read_upcase<D: BlockDevice>(dev: &mut D, geo: &Geometry, boot: &RawBoot) -> R
 /// Shorthand for code that builds owned byte buffers.
 pub(crate) fn zeroed(len: usize) -> Vec<u8> {
     vec![0u8; len]
+}
+
+/// A zeroed buffer whose size comes from disk data (already checked against the geometry):
+/// a failed allocation is `Error::OutOfMemory`, not an abort (in the kernel: not a bug check).
+pub(crate) fn try_zeroed(len: u64, what: &'static str) -> Result<Vec<u8>> {
+    let oom = Error::OutOfMemory { what, bytes: len };
+    let len = usize::try_from(len).map_err(|_| oom.clone())?;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len).map_err(|_| oom)?;
+    buf.resize(len, 0);
+    Ok(buf)
 }

@@ -25,7 +25,7 @@ pub fn status_of(error: &Error) -> NTSTATUS {
         Error::ReadOnly => nt::STATUS_MEDIA_WRITE_PROTECTED,
         Error::FileTooLarge => nt::STATUS_FILE_TOO_LARGE,
         Error::Unsupported(_) => nt::STATUS_NOT_IMPLEMENTED,
-        Error::OutOfMemory => nt::STATUS_INSUFFICIENT_RESOURCES,
+        Error::OutOfMemory { .. } => nt::STATUS_INSUFFICIENT_RESOURCES,
         _ => nt::STATUS_INVALID_PARAMETER,
     }
 }
@@ -38,7 +38,10 @@ mod tests {
     fn common_errors_map_to_their_nt_names() {
         assert_eq!(status_of(&Error::NoSpace), nt::STATUS_DISK_FULL);
         assert_eq!(
-            status_of(&Error::OutOfMemory),
+            status_of(&Error::OutOfMemory {
+                what: "x",
+                bytes: 1
+            }),
             nt::STATUS_INSUFFICIENT_RESOURCES
         );
         assert_eq!(

@@ -474,6 +474,12 @@ fn read_gpt_entries(
     if size < 128 || size % 8 != 0 {
         return Err(bad("partition entry size out of range"));
     }
+    // Every entry's range is checked against these two, so they must lie on the disk (the
+    // entries' LBAs are multiplied by the sector size after that).
+    let (first_usable, last_usable) = (h.first_usable_lba.get(), h.last_usable_lba.get());
+    if first_usable > last_usable || last_usable >= dev.size() / SECTOR {
+        return Err(bad("usable sectors outside the disk"));
+    }
     let bytes = u64::from(count) * u64::from(size);
     if bytes > GPT_MAX_ARRAY_BYTES {
         return Err(bad("partition entry array too large"));

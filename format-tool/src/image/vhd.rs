@@ -324,7 +324,8 @@ impl VhdDisk {
         let footer = parse_footer(&bytes)?;
         let size = footer.current_size.get();
         let layout = if footer.disk_type.get() == DISK_TYPE_FIXED {
-            if len != size + SECTOR {
+            // `current_size` is the footer's word: a value near u64::MAX must not wrap.
+            if size.checked_add(SECTOR) != Some(len) {
                 return Err(VhdError::FixedLength {
                     declared: size,
                     actual: len - SECTOR,

@@ -18,8 +18,8 @@ pub fn errno(e: &Error) -> Errno {
         Error::ReadOnly => Errno::EROFS,
         Error::FileTooLarge => Errno::EFBIG,
         Error::StaleFileId => Errno::ESTALE,
+        Error::OutOfMemory { .. } => Errno::ENOMEM,
         Error::Unsupported(_) => Errno::EOPNOTSUPP,
-        Error::OutOfMemory => Errno::ENOMEM,
         // Overlay control through xattrs: "no overlay" / "no base" are refusals, not I/O errors.
         Error::NotSealed | Error::AlreadySealed | Error::NoBaseVersion => Errno::EINVAL,
         _ => {

@@ -22,7 +22,8 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{block_is_valid, crc32c, seal_block, BLOCK_PAYLOAD, BLOCK_SIZE};
+use super::{block_is_valid, crc32c, crc32c_digest, seal_block, BLOCK_PAYLOAD, BLOCK_SIZE};
+use crate::error::{Error, Result};
 
 const DESC_MAGIC: [u8; 4] = *b"CFJD";
 const COMMIT_MAGIC: [u8; 4] = *b"CFJC";
@@ -93,26 +94,51 @@ fn le64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(v)
 }
 
-/// Reads the transaction at the start of the journal, if a complete one is there.
-/// `read(offset, len)` reads bytes of the journal region (None when out of range or failed).
-/// Anything incomplete, torn or inconsistent yields None: that transaction never committed.
-pub fn decode(mut read: impl FnMut(u64, usize) -> Option<Vec<u8>>) -> Option<Transaction> {
-    let first = read(0, BLOCK_SIZE)?;
+/// Bytes of journal data a descriptor may name: a multiple of the smallest metadata block,
+/// never more than a 64 KiB cluster.
+const DATA_UNIT: usize = 512;
+const MAX_DATA_LEN: usize = 64 * 1024;
+
+/// Reads the transaction at the start of a journal of `journal_size` bytes, if a complete one
+/// is there. `read(offset, len)` reads bytes of the journal region (None when out of range or
+/// failed). Anything incomplete, torn or inconsistent yields `Ok(None)`: that transaction
+/// never committed. Every count is checked against the journal's size before it sizes a loop
+/// or a buffer, so what this holds in memory is bounded by the journal. Errors: `Corrupt`
+/// (`at` relative to the journal) for a checked first block whose count the journal cannot
+/// hold, `OutOfMemory` for a transaction that is real but does not fit in memory.
+pub fn decode(
+    journal_size: u64,
+    mut read: impl FnMut(u64, usize) -> Option<Vec<u8>>,
+) -> Result<Option<Transaction>> {
+    let Some(first) = read(0, BLOCK_SIZE) else {
+        return Ok(None);
+    };
     if first[0..4] != DESC_MAGIC || !block_is_valid(&first) {
-        return None;
+        return Ok(None);
     }
     let seq = le64(&first, 8);
     let desc_blocks = le32(&first, 20) as usize;
-    if desc_blocks == 0 || desc_blocks > 1 << 16 {
-        return None;
+    // The descriptor blocks and the commit block must fit in the journal.
+    let max_desc_blocks = (journal_size / BLOCK_SIZE as u64).saturating_sub(1);
+    if desc_blocks == 0 || desc_blocks as u64 > max_desc_blocks {
+        // A checked first block is never torn: a count the journal cannot hold is damage,
+        // not an interrupted write.
+        return Err(Error::Corrupt {
+            what: "journal descriptor block count",
+            at: 0,
+        });
     }
+    let mut data_room = journal_size - (desc_blocks as u64 + 1) * BLOCK_SIZE as u64;
     let mut descs = Vec::new();
-    let mut all_desc = Vec::with_capacity(desc_blocks * BLOCK_SIZE);
+    let mut desc_crc = crc32c_digest();
     for index in 0..desc_blocks {
         let block = if index == 0 {
             first.clone()
         } else {
-            read((index * BLOCK_SIZE) as u64, BLOCK_SIZE)?
+            match read((index * BLOCK_SIZE) as u64, BLOCK_SIZE) {
+                Some(block) => block,
+                None => return Ok(None),
+            }
         };
         let count = le32(&block, 24) as usize;
         if block[0..4] != DESC_MAGIC
@@ -122,38 +148,51 @@ pub fn decode(mut read: impl FnMut(u64, usize) -> Option<Vec<u8>>) -> Option<Tra
             || le32(&block, 20) as usize != desc_blocks
             || count > DESCS_PER_BLOCK
         {
-            return None;
+            return Ok(None);
         }
+        reserve(&mut descs, count, "journal descriptors")?;
         for i in 0..count {
             let at = DESC_HEADER + i * DESC_SIZE;
-            descs.push((
-                le64(&block, at),
-                le32(&block, at + 8) as usize,
-                le32(&block, at + 12),
-            ));
+            let len = le32(&block, at + 8) as usize;
+            // Each length is checked against the room left in the journal before anything
+            // is read or allocated for it.
+            if len == 0 || len % DATA_UNIT != 0 || len > MAX_DATA_LEN || len as u64 > data_room {
+                return Ok(None);
+            }
+            data_room -= len as u64;
+            descs.push((le64(&block, at), len, le32(&block, at + 12)));
         }
-        all_desc.extend_from_slice(&block);
+        desc_crc.update(&block);
     }
     let mut pos = (desc_blocks * BLOCK_SIZE) as u64;
-    let mut blocks = Vec::with_capacity(descs.len());
+    let mut blocks = Vec::new();
+    reserve(&mut blocks, descs.len(), "journal blocks")?;
     for (offset, len, crc) in descs {
-        if len == 0 || len > 1 << 20 {
-            return None;
-        }
-        let data = read(pos, len)?;
+        let Some(data) = read(pos, len) else {
+            return Ok(None);
+        };
         if crc32c(&data) != crc {
-            return None;
+            return Ok(None);
         }
         blocks.push((offset, data));
         pos += len as u64;
     }
-    let commit = read(pos, BLOCK_SIZE)?;
+    let Some(commit) = read(pos, BLOCK_SIZE) else {
+        return Ok(None);
+    };
     let valid = commit[0..4] == COMMIT_MAGIC
         && block_is_valid(&commit)
         && le64(&commit, 8) == seq
         && le32(&commit, 16) as usize == blocks.len()
-        && le32(&commit, 20) == crc32c(&all_desc);
-    valid.then_some(Transaction { seq, blocks })
+        && le32(&commit, 20) == desc_crc.finalize();
+    Ok(valid.then_some(Transaction { seq, blocks }))
+}
+
+fn reserve<T>(v: &mut Vec<T>, more: usize, what: &'static str) -> Result<()> {
+    v.try_reserve(more).map_err(|_| Error::OutOfMemory {
+        what,
+        bytes: (more * core::mem::size_of::<T>()) as u64,
+    })
 }
 
 #[cfg(test)]
@@ -180,13 +219,19 @@ mod tests {
             bytes.len() as u64,
             transaction_size(blocks.iter().map(|(_, d)| d.len()))
         );
-        let tx = decode(reader(&bytes)).expect("complete transaction");
+        let size = bytes.len() as u64;
+        let tx = decode(size, reader(&bytes))
+            .unwrap()
+            .expect("complete transaction");
         assert_eq!(tx.seq, 9);
         assert_eq!(tx.blocks.len(), 300);
         for cut in (0..bytes.len()).step_by(512) {
             let mut torn = bytes.clone();
             torn[cut..].fill(0);
-            assert!(decode(reader(&torn)).is_none(), "cut at {cut}");
+            assert!(
+                decode(size, reader(&torn)).unwrap().is_none(),
+                "cut at {cut}"
+            );
         }
     }
 }

@@ -16,11 +16,16 @@ pub const BLOCK_SIZE: usize = 4096;
 /// Bytes of a checked block that carry data; the last four hold its CRC-32C.
 pub const BLOCK_PAYLOAD: usize = BLOCK_SIZE - 4;
 
-const CASTAGNOLI: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
+static CASTAGNOLI: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
 
 /// CRC-32C (Castagnoli), the checksum of every cowfat metadata structure.
 pub fn crc32c(bytes: &[u8]) -> u32 {
     CASTAGNOLI.checksum(bytes)
+}
+
+/// A running CRC-32C, for checksums over data that is not kept in one buffer.
+pub fn crc32c_digest() -> crc::Digest<'static, u32, Table<16>> {
+    CASTAGNOLI.digest()
 }
 
 /// Seals a checked block in place: the CRC of the payload goes in the last four bytes. An
@@ -42,7 +47,10 @@ pub fn seal_block(block: &mut [u8]) {
 /// # Errors
 /// [`Error::OutOfMemory`] when the allocation fails.
 pub fn boxed_zeroed<T: zerocopy::FromZeros>() -> crate::error::Result<alloc::boxed::Box<T>> {
-    T::new_box_zeroed().map_err(|_| crate::error::Error::OutOfMemory)
+    T::new_box_zeroed().map_err(|_| crate::error::Error::OutOfMemory {
+        what: "a metadata block",
+        bytes: core::mem::size_of::<T>() as u64,
+    })
 }
 
 /// `block`'s bytes as a whole-block structure on the heap; `None` when the sizes differ.

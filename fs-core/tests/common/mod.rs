@@ -1,5 +1,6 @@
 //! Helpers shared by fs-core's scenario tests.
 #![allow(dead_code)]
+pub mod edit;
 
 use fs_core::time::{FixedClock, NtTime};
 use fs_core::{
