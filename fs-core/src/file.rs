@@ -59,6 +59,9 @@ pub(crate) fn info_from(
 
 impl<D: BlockDevice> Volume<D> {
     /// What the file's record says.
+    // Out of line: a caller that inlined it would carry its frame into its siblings' deep
+    // calls (the driver's set-information path; NT-23, stack-report).
+    #[inline(never)]
     pub fn info(&mut self, id: FileId) -> Result<FileInfo> {
         let raw = self.file_record(id)?;
         let parent_seq = self.record(Tree::Live, raw.parent.get())?.sequence.get();
@@ -293,6 +296,9 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     /// Sets the allocation (rounded up to clusters). Below end of file it also cuts the file.
+    // Out of line: a caller that inlined it would carry its frame into its siblings' deep
+    // calls (the driver's set-information path; NT-23, stack-report).
+    #[inline(never)]
     pub fn set_allocation_size(&mut self, id: FileId, bytes: u64) -> Result<()> {
         self.writable()?;
         self.data_record(id)?;
@@ -328,6 +334,9 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Raises ValidDataLength without writing (NT's SetFileValidData): the clusters' old
     /// content becomes readable, so callers must hold the privilege NT asks for.
+    // Out of line: a caller that inlined it would carry its frame into its siblings' deep
+    // calls (the driver's set-information path; NT-23, stack-report).
+    #[inline(never)]
     pub fn set_valid_data_length(&mut self, id: FileId, vdl: u64) -> Result<()> {
         self.writable()?;
         let mut raw = self.data_record(id)?;
