@@ -1,9 +1,9 @@
-//! The image layer on edited images: VHD (fixed, dynamic), MBR and GPT, opened through
+//! The image layer on edited images: VHD and VHDX (fixed, dynamic), MBR and GPT, opened through
 //! `format_tool::image::open` as the `cowfat` command opens them, then read through the
 //! partition device and mounted read-only.
 //!
-//! Adding a container format (VHDX, say) is one entry in [`FORMATS`]: how to create a base
-//! image of it, and the [`Region`]s of its structures with their fix-ups.
+//! A container format is one entry in [`FORMATS`] (how to create a base image of it) and the
+//! [`Region`]s of its structures with their fix-ups.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -40,6 +40,10 @@ pub enum Fixup {
     },
     /// GPT header at this offset: entries CRC32 then header CRC32.
     Gpt,
+    /// VHDX header or region table: CRC-32C of `len` bytes, stored at offset 4 (MS-VHDX).
+    VhdxCrc {
+        len: usize,
+    },
 }
 
 /// A container format the target knows: how a base image is made.
@@ -49,8 +53,18 @@ pub struct Format {
     pub scheme: Scheme,
 }
 
-/// Every base image. VHDX goes here when format-tool has it (with its regions below).
+/// Every base image.
 pub const FORMATS: &[Format] = &[
+    Format {
+        name: "dynamic VHDX, GPT",
+        format: ImageFormat::VhdxDynamic,
+        scheme: Scheme::Gpt,
+    },
+    Format {
+        name: "dynamic VHDX, MBR",
+        format: ImageFormat::VhdxDynamic,
+        scheme: Scheme::Mbr,
+    },
     Format {
         name: "fixed VHD, GPT",
         format: ImageFormat::Vhd,
@@ -117,6 +131,78 @@ const GPT_HEADER_FIELDS: &[(usize, usize)] = &[
 const GPT_ENTRY_FIELDS: &[(usize, usize)] =
     &[(0, 8), (32, 8), (40, 8), (48, 8), (160, 8), (168, 8)];
 
+/// VHDX (MS-VHDX): the headers at 64 and 128 KiB (sequence number, log version, version, log
+/// length and offset), the region tables at 192 and 256 KiB (entry count, then each entry's
+/// file offset, length and required flag), the metadata table (entry count, each item's
+/// offset, length and flags) and the first BAT entries.
+const VHDX_HEADER_FIELDS: &[(usize, usize)] = &[(8, 8), (64, 2), (66, 2), (68, 4), (72, 8)];
+const VHDX_REGION_TABLE_FIELDS: &[(usize, usize)] =
+    &[(8, 4), (32, 8), (40, 4), (44, 4), (64, 8), (72, 4), (76, 4)];
+const VHDX_METADATA_FIELDS: &[(usize, usize)] = &[
+    (10, 2),
+    (48, 4),
+    (52, 4),
+    (56, 4),
+    (80, 4),
+    (84, 4),
+    (88, 4),
+    (112, 4),
+    (116, 4),
+    (144, 4),
+    (148, 4),
+    (176, 4),
+    (180, 4),
+];
+const VHDX_BAT_FIELDS: &[(usize, usize)] = &[(0, 8), (8, 8), (16, 8), (24, 8)];
+const KIB: usize = 1024;
+
+/// The regions of a VHDX base image, found through its first region table.
+fn vhdx_regions(bytes: &[u8]) -> Vec<Region> {
+    let mut out = Vec::new();
+    for at in [64 * KIB, 128 * KIB] {
+        out.push(Region {
+            name: "VHDX header",
+            at,
+            fields: VHDX_HEADER_FIELDS,
+            big_endian: false,
+            fixup: Fixup::VhdxCrc { len: 4 * KIB },
+        });
+    }
+    for at in [192 * KIB, 256 * KIB] {
+        out.push(Region {
+            name: "VHDX region table",
+            at,
+            fields: VHDX_REGION_TABLE_FIELDS,
+            big_endian: false,
+            fixup: Fixup::VhdxCrc { len: 64 * KIB },
+        });
+    }
+    let table = 192 * KIB;
+    for i in 0..(le(bytes, table + 8, 4) as usize).min(2) {
+        let entry = table + 16 + 32 * i;
+        let Ok(at) = usize::try_from(le(bytes, entry + 16, 8)) else {
+            continue;
+        };
+        let metadata = bytes.get(at..at + 8) == Some(b"metadata");
+        out.push(Region {
+            name: if metadata {
+                "VHDX metadata table"
+            } else {
+                "VHDX BAT"
+            },
+            at,
+            fields: if metadata {
+                VHDX_METADATA_FIELDS
+            } else {
+                VHDX_BAT_FIELDS
+            },
+            big_endian: false,
+            fixup: Fixup::None,
+        });
+    }
+    out
+}
+
 struct Base {
     bytes: Vec<u8>,
     regions: Vec<Region>,
@@ -153,6 +239,9 @@ fn file_offset(bytes: &[u8], virt: usize) -> Option<usize> {
 }
 
 fn regions_of(bytes: &[u8]) -> Vec<Region> {
+    if bytes.starts_with(b"vhdxfile") {
+        return vhdx_regions(bytes);
+    }
     let mut out = Vec::new();
     let footer = bytes.len() - SECTOR;
     let is_vhd = &bytes[footer..footer + 8] == b"conectix";
@@ -257,7 +346,7 @@ fn build(dir: &Path, f: &Format) -> Base {
     let mut dev = vol.unmount().expect("unmount");
     dev.flush().expect("flush");
     drop(dev);
-    let bytes = std::fs::read(&path).expect("read the base image");
+    let bytes = crate::outside_the_cap(|| std::fs::read(&path)).expect("read the base image");
     let regions = regions_of(&bytes);
     Base { bytes, regions }
 }
@@ -275,7 +364,9 @@ fn state() -> &'static State {
         let dir = tempfile::tempdir_in("/dev/shm")
             .or_else(|_| tempfile::tempdir())
             .expect("temporary directory");
-        let bases = FORMATS.iter().map(|f| build(dir.path(), f)).collect();
+        // Setup, not a case: building the bases is outside the per-case cap.
+        let bases =
+            crate::outside_the_cap(|| FORMATS.iter().map(|f| build(dir.path(), f)).collect());
         let case_path = dir.path().join("case.img");
         State {
             _dir: dir,
@@ -309,6 +400,14 @@ fn fix(bytes: &mut [u8], r: &Region) {
                 .fold(0u32, |a, (_, &b)| a.wrapping_add(u32::from(b)));
             put(bytes, r.at + at, 4, u64::from(!sum), true);
         }
+        Fixup::VhdxCrc { len } => {
+            let Some(block) = bytes.get_mut(r.at..r.at + len) else {
+                return;
+            };
+            block[4..8].fill(0);
+            let crc = crc32c::crc32c(block);
+            block[4..8].copy_from_slice(&crc.to_le_bytes());
+        }
         Fixup::Gpt => {
             let h = r.at;
             let entries_at = le(bytes, h + 72, 8).saturating_mul(SECTOR as u64) as usize;
@@ -336,7 +435,7 @@ pub fn run(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let st = state();
     let base = &st.bases[u.choose_index(st.bases.len()).unwrap_or(0)];
-    let mut bytes = base.bytes.clone();
+    let mut bytes = crate::outside_the_cap(|| base.bytes.clone());
     let edges: [u64; 12] = [
         0,
         1,
@@ -361,7 +460,7 @@ pub fn run(data: &[u8]) {
                 } else {
                     bytes.len() + sectors * SECTOR
                 };
-                bytes.resize(len.max(SECTOR), 0);
+                crate::outside_the_cap(|| bytes.resize(len.max(SECTOR), 0));
             }
             // Any byte, no fix-up.
             1 => {
