@@ -59,6 +59,9 @@ impl From<DeviceError> for Error {
 
 impl From<NameError> for Error {
     fn from(e: NameError) -> Self {
-        Error::InvalidName(e)
+        match e {
+            NameError::OutOfMemory => Error::OutOfMemory,
+            e => Error::InvalidName(e),
+        }
     }
 }

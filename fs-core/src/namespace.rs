@@ -137,7 +137,7 @@ impl<D: BlockDevice> Volume<D> {
             return Err(Error::DirectoryNotEmpty);
         }
         self.make_room()?;
-        let key = self.upcase.key(name);
+        let key = self.upcase.key(name)?;
         self.dir_remove(dir.record(), &key)?;
         raw.flags.set((raw.flags() | RecordFlags::ORPHAN).bits());
         self.put_record(entry.id.record(), &raw)?;
@@ -222,7 +222,7 @@ impl<D: BlockDevice> Volume<D> {
                 self.delete(dst_dir, dst_name)?;
             }
         }
-        let src_key = self.upcase.key(src_name);
+        let src_key = self.upcase.key(src_name)?;
         self.dir_remove(src_dir.record(), &src_key)?;
         if let Err(e) = self.dir_insert(dst_dir.record(), dst_name, src.id) {
             // No room for the new name (a full volume): the file keeps its old one, in the
@@ -281,7 +281,10 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     /// The key a name sorts and resumes by in this volume.
-    pub fn name_key(&self, name: &Name) -> Vec<u16> {
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`].
+    pub fn name_key(&self, name: &Name) -> Result<Vec<u16>> {
         self.upcase.key(name)
     }
 }

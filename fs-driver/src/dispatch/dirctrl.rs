@@ -230,7 +230,7 @@ fn query(context: &IrpContext, vcb: &Vcb, fcb: &Fcb) -> Result<(NTSTATUS, usize)
     let Some(search) = state.search.as_mut() else {
         return Err(nt::STATUS_INVALID_PARAMETER);
     };
-    let root = fcb.name().is_none();
+    let root = fcb.is_root();
     if stack.Flags & SL_INDEX_SPECIFIED != 0 {
         seek(vcb, fcb.id, root, search, p.FileIndex.saturating_add(1))?;
     }
@@ -275,7 +275,7 @@ fn seek(
     if skip > 0 {
         let (entries, _) = vcb.with_volume(|v| v.read_dir(dir, &DirCursor::start(), skip))?;
         if let Some(last) = entries.last() {
-            search.cursor = vcb.with_volume(|v| Ok(DirCursor::after(v.name_key(&last.name))))?;
+            search.cursor = vcb.with_volume(|v| Ok(DirCursor::after(v.name_key(&last.name)?)))?;
         }
     }
     search.ordinal = ordinal;
@@ -345,7 +345,7 @@ impl Fill {
 
 fn consume(vcb: &Vcb, search: &mut DirSearch, c: &Candidate) -> Result<(), NTSTATUS> {
     if let Some(name) = &c.real {
-        search.cursor = vcb.with_volume(|v| Ok(DirCursor::after(v.name_key(name))))?;
+        search.cursor = vcb.with_volume(|v| Ok(DirCursor::after(v.name_key(name)?)))?;
     }
     search.ordinal = search.ordinal.saturating_add(1);
     Ok(())
