@@ -70,7 +70,9 @@ fn join(reversed: &[Name]) -> fs_core::Result<Vec<u16>> {
 }
 
 /// `dir_path(parent) + \ + name`, and the byte offset of `name` in it.
-#[must_use]
+///
+/// # Errors
+/// `OutOfMemory`.
 pub fn child_path(parent_path: &[u16], name: &Name) -> fs_core::Result<(Vec<u16>, usize)> {
     let mut path = Vec::new();
     // One reservation for the whole path: the pushes below never reallocate.
