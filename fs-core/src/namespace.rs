@@ -254,16 +254,20 @@ impl<D: BlockDevice> Volume<D> {
         let lower = if cursor.key().is_empty() {
             Bound::Unbounded
         } else {
-            Bound::Excluded(cursor.key().to_vec())
+            Bound::Excluded(crate::mem::copied(cursor.key())?)
         };
-        let picked: Vec<(Vec<u16>, FileId, Name)> = index
+        let mut picked: Vec<(Vec<u16>, FileId, Name)> = Vec::new();
+        for (k, e) in index
             .by_key
             .range((lower, Bound::Unbounded))
             .take(max.saturating_add(1))
-            .map(|(k, e)| (k.clone(), e.id, e.name.clone()))
-            .collect();
+        {
+            let item = (crate::mem::copied(k)?, e.id, e.name.try_clone()?);
+            crate::mem::push(&mut picked, item)?;
+        }
         let more = picked.len() > max;
-        let mut entries = Vec::with_capacity(picked.len().min(max));
+        let mut entries = Vec::new();
+        crate::mem::reserve(&mut entries, picked.len().min(max))?;
         let mut last_key = None;
         for (key, id, name) in picked.into_iter().take(max) {
             entries.push(DirEntry {

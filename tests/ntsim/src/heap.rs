@@ -93,10 +93,16 @@ fn fail_this() -> bool {
 ///   fs-core's metadata cache, directory indexes and pending-free sets and the driver's FCB
 ///   table are BTreeMaps (ordered iteration and range queries are part of their job).
 /// - `Volume::mount_boxed`: the one `Box::new(Volume)` at mount (`Box::try_new` is unstable).
-const KNOWN_INFALLIBLE: &[&str] = &["alloc::collections::btree", "mount_boxed"];
+/// - `infobuf::Reply`: the driver's query-information / directory / volume-information reply
+///   builder grows its vector infallibly (its writers return nothing to fail with).
+const KNOWN_INFALLIBLE: &[&str] = &[
+    "alloc::collections::btree",
+    "mount_boxed",
+    "fs_driver::infobuf::Reply",
+];
 
 /// Whether the allocation being made comes from a [`KNOWN_INFALLIBLE`] site: a B-tree frame
-/// anywhere on the stack, or `mount_boxed` as the first fs-core/fs-driver frame.
+/// anywhere on the stack, or one of the others as the first fs-core/fs-driver frame.
 fn known_infallible() -> bool {
     REPORTING.set(true);
     let trace = std::backtrace::Backtrace::force_capture().to_string();
@@ -105,7 +111,10 @@ fn known_infallible() -> bool {
         .lines()
         .find(|l| l.contains("fs_core::") || l.contains("fs_driver::"))
         .unwrap_or("");
-    trace.contains(KNOWN_INFALLIBLE[0]) || first_ours.contains(KNOWN_INFALLIBLE[1])
+    trace.contains(KNOWN_INFALLIBLE[0])
+        || KNOWN_INFALLIBLE[1..]
+            .iter()
+            .any(|site| first_ours.contains(site))
 }
 
 // SAFETY: forwards to the system allocator, or returns null (an allowed answer of `alloc`).

@@ -1,5 +1,5 @@
 //! NT-26: pool can run out. Driver Verifier's low-resources simulation, exhaustively: a
-//! create/write/non-cached I/O/map/read/rename/delete/close scenario runs once with pool allocation N failed,
+//! create/write/non-cached I/O/directory listing/map/read/rename/delete/close scenario runs once with pool allocation N failed,
 //! for every N the scenario reaches. Every run returns clean statuses (success or
 //! `STATUS_INSUFFICIENT_RESOURCES`), never bug-checks, leaks nothing, and the volume checks
 //! clean after the dismount. Paging writes make progress with every allocation failing.
@@ -10,6 +10,7 @@
 mod common;
 use common::*;
 
+use ntsim::requests::dir_flags::SL_RESTART_SCAN;
 use windows_sys::Win32::Foundation::{NTSTATUS, STATUS_INSUFFICIENT_RESOURCES};
 
 const PAGE: usize = 4096;
@@ -89,6 +90,16 @@ fn scenario(sim: &mut Sim, run: &mut Run) {
             }
         }
         sim.close(n);
+    }
+    // A directory listing of the root (fs-core's read_dir and the driver's dirctrl).
+    let dir = Open::read_write()
+        .share(share::ALL)
+        .disposition(disposition::FILE_OPEN)
+        .options(options::FILE_DIRECTORY_FILE);
+    if let Some(d) = run.note("open root", sim.create("\\", &dir)) {
+        let (status, _) = sim.query_directory(d, 1, 4096, None, SL_RESTART_SCAN, 0);
+        run.status("query directory", status);
+        sim.close(d);
     }
     if let Some(section) = run.note("section", sim.create_section(h, false)) {
         if let Some(view) = run.note("map", sim.map_view(section, 0, PAGE as u64)) {
