@@ -61,8 +61,13 @@ impl<D: BlockDevice> Volume<D> {
     /// Sets a live entry, keeping the counters and the difference bitmap right.
     pub(crate) fn set_live(&mut self, c: u32, value: u32) -> Result<()> {
         let old = self.entry(Tree::Live, c)?;
-        if (old == FREE) != (value == FREE) {
-            let in_base = self.is_base_cluster(c)?;
+        let counted = (old == FREE) != (value == FREE);
+        let in_base = counted && self.is_base_cluster(c)?;
+        // Everything that can fail (a block to read, memory for it) comes before the first
+        // change, so a failed call changes nothing (NT-26).
+        self.mark_table_block_changed(entry_position(c).0)?;
+        self.write_entry(Tree::Live, c, value)?;
+        if counted {
             let delta = |n: u64| {
                 if value == FREE {
                     n.saturating_sub(1)
@@ -76,8 +81,7 @@ impl<D: BlockDevice> Volume<D> {
             }
             self.state_dirty = true;
         }
-        self.write_entry(Tree::Live, c, value)?;
-        self.mark_table_block_changed(entry_position(c).0)
+        Ok(())
     }
 
     /// Sets a base entry (per-file commit only), keeping the counters right.
@@ -141,7 +145,7 @@ impl<D: BlockDevice> Volume<D> {
             }
             if any {
                 self.cache
-                    .put(offset, crate::volume::zeroed(BLOCK_SIZE), true);
+                    .put(offset, crate::volume::zeroed(BLOCK_SIZE)?, true);
             }
         }
         Ok(changed)
@@ -178,7 +182,8 @@ impl<D: BlockDevice> Volume<D> {
         }
         let (start, end) = (FIRST_CLUSTER, self.geo.cluster_end());
         let mut c = self.state.alloc_hint.get().clamp(start, end - 1);
-        let mut found = Vec::with_capacity(n as usize);
+        let mut found = Vec::new();
+        crate::mem::reserve(&mut found, n as usize)?;
         let mut scanned = 0u64;
         while (found.len() as u64) < n {
             if scanned > u64::from(self.geo.cluster_count) {
@@ -187,9 +192,23 @@ impl<D: BlockDevice> Volume<D> {
                     at: self.geo.state_offset,
                 });
             }
-            if self.cluster_is_free(c)? {
-                self.set_live(c, END)?;
-                found.push(c);
+            // A read or allocation failure part-way frees what was taken (nothing half-done).
+            let taken = self.cluster_is_free(c).and_then(|free| {
+                if free {
+                    self.set_live(c, END).map(|()| true)
+                } else {
+                    Ok(false)
+                }
+            });
+            match taken {
+                Ok(true) => found.push(c),
+                Ok(false) => {}
+                Err(e) => {
+                    for &c in &found {
+                        let _ = self.set_live(c, FREE);
+                    }
+                    return Err(e);
+                }
             }
             scanned += 1;
             c = if c + 1 == end { start } else { c + 1 };

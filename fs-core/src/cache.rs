@@ -4,7 +4,6 @@
 //! durable, so a crash leaves either the old or the new state of a whole transaction.
 
 use alloc::collections::BTreeMap;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::device::BlockDevice;
@@ -54,7 +53,7 @@ impl MetaCache {
             if self.clean_bytes > CLEAN_LIMIT {
                 self.drop_clean();
             }
-            let mut data = vec![0u8; len];
+            let mut data = crate::mem::zeroed(len)?;
             dev.read_at(offset, &mut data)?;
             if let Some(what) = check {
                 if !block_is_valid(&data) {

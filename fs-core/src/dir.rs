@@ -22,6 +22,16 @@ pub(crate) struct DirSlot {
     pub name: Name,
 }
 
+impl DirSlot {
+    /// A copy, failing with `OutOfMemory` instead of aborting (NT-26).
+    pub fn try_clone(&self) -> Result<DirSlot> {
+        Ok(DirSlot {
+            name: self.name.try_clone()?,
+            ..*self
+        })
+    }
+}
+
 /// One directory's entries by up-cased name, and its free slot runs (start -> length).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct DirIndex {
@@ -105,7 +115,7 @@ pub(crate) fn parse_directory(
         };
         if index
             .by_key
-            .insert(upcase.key(&entry.name), entry)
+            .insert(upcase.key(&entry.name)?, entry)
             .is_some()
         {
             return Err(Error::Corrupt {
@@ -139,7 +149,7 @@ impl<D: BlockDevice> Volume<D> {
         let mut bytes = crate::volume::try_zeroed(len, "a directory's entries")?;
         self.meta_read(key, 0, &mut bytes)?;
         let cs = u64::from(self.geo.cluster_size());
-        let map = self.extent_map(key)?.clone();
+        let map = self.extent_map(key)?.try_clone()?;
         let geo = self.geo.clone();
         parse_directory(&bytes, &self.upcase, |slot| {
             let pos = u64::from(slot) * SLOT_SIZE as u64;
@@ -163,10 +173,13 @@ impl<D: BlockDevice> Volume<D> {
         let set = EntrySet {
             file_id: id.0,
             name_hash: self.upcase.hash(name),
-            name: name.as_utf16().to_vec(),
+            name: crate::mem::copied(name.as_utf16())?,
         };
-        let bytes = set.encode();
+        let bytes = set.encode()?;
         let slots = (bytes.len() / SLOT_SIZE) as u32;
+        // The index entry's memory first: after the write below nothing may fail (NT-26).
+        let key = self.upcase.key(name)?;
+        let name = name.try_clone()?;
         let slot = match self.dir_index(dir)?.take_free(slots) {
             Some(slot) => slot,
             None => self.grow_directory(dir, slots)?,
@@ -176,12 +189,11 @@ impl<D: BlockDevice> Volume<D> {
             u64::from(slot) * SLOT_SIZE as u64,
             &bytes,
         )?;
-        let key = self.upcase.key(name);
         let entry = DirSlot {
             slot,
             slots,
             id,
-            name: name.clone(),
+            name,
         };
         self.dir_index(dir)?.by_key.insert(key, entry);
         Ok(())
@@ -231,7 +243,11 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Looks `name` up in live directory `dir`.
     pub(crate) fn dir_lookup(&mut self, dir: u32, name: &Name) -> Result<Option<DirSlot>> {
-        let key = self.upcase.key(name);
-        Ok(self.dir_index(dir)?.by_key.get(&key).cloned())
+        let key = self.upcase.key(name)?;
+        self.dir_index(dir)?
+            .by_key
+            .get(&key)
+            .map(DirSlot::try_clone)
+            .transpose()
     }
 }

@@ -62,6 +62,12 @@ impl From<DeviceError> for Error {
 
 impl From<NameError> for Error {
     fn from(e: NameError) -> Self {
-        Error::InvalidName(e)
+        match e {
+            NameError::OutOfMemory => Error::OutOfMemory {
+                what: "a name",
+                bytes: 0,
+            },
+            e => Error::InvalidName(e),
+        }
     }
 }

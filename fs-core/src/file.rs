@@ -127,7 +127,7 @@ impl<D: BlockDevice> Volume<D> {
         if start == at && end == at + buf.len() as u64 {
             return Ok(self.dev.read_at(at, buf)?);
         }
-        let mut bounce = zeroed((end - start) as usize);
+        let mut bounce = zeroed((end - start) as usize)?;
         self.dev.read_at(start, &mut bounce)?;
         let skip = (at - start) as usize;
         buf.copy_from_slice(&bounce[skip..skip + buf.len()]);
@@ -144,7 +144,7 @@ impl<D: BlockDevice> Volume<D> {
         if start == at && end == at + data.len() as u64 {
             return Ok(self.dev.write_at(at, data)?);
         }
-        let mut bounce = zeroed((end - start) as usize);
+        let mut bounce = zeroed((end - start) as usize)?;
         self.dev.read_at(start, &mut bounce[..sector as usize])?;
         let tail = (end - sector - start) as usize;
         if tail > 0 {
@@ -222,7 +222,7 @@ impl<D: BlockDevice> Volume<D> {
     /// Writes zeros over `[from, to)` of a stream.
     fn zero_stream(&mut self, key: StreamKey, from: u64, to: u64) -> Result<()> {
         const CHUNK: u64 = 1 << 20;
-        let zeros = zeroed(CHUNK.min(to - from) as usize);
+        let zeros = zeroed(CHUNK.min(to - from) as usize)?;
         let mut p = from;
         while p < to {
             let n = (to - p).min(CHUNK);
@@ -247,7 +247,7 @@ impl<D: BlockDevice> Volume<D> {
             let piece = &data[(p - pos) as usize..];
             if let Some(old) = moved_from {
                 let n = (cs - within).min(end - p) as usize;
-                let mut cluster = zeroed(cs as usize);
+                let mut cluster = zeroed(cs as usize)?;
                 if n as u64 != cs {
                     self.read_bytes(self.geo.cluster_offset(old), &mut cluster)?;
                 }

@@ -36,6 +36,7 @@ mod file;
 mod format;
 pub mod fsck;
 pub mod layout;
+pub mod mem;
 pub mod name;
 mod namespace;
 pub mod ondisk;

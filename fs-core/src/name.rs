@@ -21,6 +21,8 @@ pub enum NameError {
     },
     /// `.` and `..` name directories themselves.
     DotName,
+    /// No memory to hold the name (NT-26); not a fault of the name.
+    OutOfMemory,
 }
 
 impl fmt::Display for NameError {
@@ -40,11 +42,13 @@ impl fmt::Display for NameError {
                 _ => write!(f, "control character {unit:#04x} is not allowed in a name"),
             },
             NameError::DotName => write!(f, "'.' and '..' cannot be used as names"),
+            NameError::OutOfMemory => write!(f, "out of memory"),
         }
     }
 }
 
 /// A validated file name (one path component), as the user spelled it.
+/// `Clone` is infallible (fsck, tools); I/O paths use [`Name::try_clone`].
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Name(Vec<u16>);
 
@@ -63,7 +67,19 @@ impl Name {
         if units == [u16::from(b'.')] || units == [u16::from(b'.'), u16::from(b'.')] {
             return Err(NameError::DotName);
         }
-        Ok(Name(units.to_vec()))
+        let mut copy = Vec::new();
+        copy.try_reserve_exact(units.len())
+            .map_err(|_| NameError::OutOfMemory)?;
+        copy.extend_from_slice(units);
+        Ok(Name(copy))
+    }
+
+    /// A copy of the name (fallible: the heap is pool in the driver, NT-26).
+    ///
+    /// # Errors
+    /// [`crate::error::Error::OutOfMemory`].
+    pub fn try_clone(&self) -> crate::error::Result<Name> {
+        Ok(Name(crate::mem::copied(&self.0)?))
     }
 
     /// Validates a UTF-8 name.
@@ -139,16 +155,18 @@ impl UpcaseTable {
     }
 
     /// Builds a table from its on-disk form (little-endian u16 per code unit).
-    pub fn from_bytes(bytes: &[u8]) -> Option<UpcaseTable> {
+    /// `Ok(None)` when the size is wrong.
+    ///
+    /// # Errors
+    /// [`crate::error::Error::OutOfMemory`].
+    pub fn from_bytes(bytes: &[u8]) -> crate::error::Result<Option<UpcaseTable>> {
         if bytes.len() != UPCASE_ENTRIES * 2 {
-            return None;
+            return Ok(None);
         }
-        Some(UpcaseTable(
-            bytes
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .collect(),
-        ))
+        let units = bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]));
+        Ok(Some(UpcaseTable(crate::mem::collect(units)?)))
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -160,18 +178,21 @@ impl UpcaseTable {
     }
 
     /// The key names are compared and indexed by.
-    pub fn key(&self, name: &Name) -> Vec<u16> {
-        name.0.iter().map(|&u| self.upcase_unit(u)).collect()
+    ///
+    /// # Errors
+    /// [`crate::error::Error::OutOfMemory`].
+    pub fn key(&self, name: &Name) -> crate::error::Result<Vec<u16>> {
+        crate::mem::collect(name.0.iter().map(|&u| self.upcase_unit(u)))
     }
 
     /// A 16-bit hash of the up-cased name, stored in directory entries and checked by fsck.
     pub fn hash(&self, name: &Name) -> u16 {
-        let bytes: Vec<u8> = self
-            .key(name)
-            .iter()
-            .flat_map(|u| u.to_le_bytes())
-            .collect();
-        (crate::ondisk::crc32c(&bytes) & 0xFFFF) as u16
+        // The CRC of the up-cased name's little-endian bytes, one unit at a time (no copy).
+        let mut digest = crate::ondisk::CASTAGNOLI.digest();
+        for &u in &name.0 {
+            digest.update(&self.upcase_unit(u).to_le_bytes());
+        }
+        (digest.finalize() & 0xFFFF) as u16
     }
 }
 
@@ -210,6 +231,6 @@ mod tests {
         );
         assert_eq!(t.upcase_unit(u16::from(b'a')), u16::from(b'A'));
         assert_eq!(t.upcase_unit(0xE9), 0xC9); // é -> É
-        assert_eq!(UpcaseTable::from_bytes(&t.to_bytes()), Some(t));
+        assert_eq!(UpcaseTable::from_bytes(&t.to_bytes()).unwrap(), Some(t));
     }
 }

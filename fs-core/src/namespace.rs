@@ -137,7 +137,7 @@ impl<D: BlockDevice> Volume<D> {
             return Err(Error::DirectoryNotEmpty);
         }
         self.make_room()?;
-        let key = self.upcase.key(name);
+        let key = self.upcase.key(name)?;
         self.dir_remove(dir.record(), &key)?;
         raw.flags.set((raw.flags() | RecordFlags::ORPHAN).bits());
         self.put_record(entry.id.record(), &raw)?;
@@ -222,7 +222,7 @@ impl<D: BlockDevice> Volume<D> {
                 self.delete(dst_dir, dst_name)?;
             }
         }
-        let src_key = self.upcase.key(src_name);
+        let src_key = self.upcase.key(src_name)?;
         self.dir_remove(src_dir.record(), &src_key)?;
         if let Err(e) = self.dir_insert(dst_dir.record(), dst_name, src.id) {
             // No room for the new name (a full volume): the file keeps its old one, in the
@@ -254,16 +254,20 @@ impl<D: BlockDevice> Volume<D> {
         let lower = if cursor.key().is_empty() {
             Bound::Unbounded
         } else {
-            Bound::Excluded(cursor.key().to_vec())
+            Bound::Excluded(crate::mem::copied(cursor.key())?)
         };
-        let picked: Vec<(Vec<u16>, FileId, Name)> = index
+        let mut picked: Vec<(Vec<u16>, FileId, Name)> = Vec::new();
+        for (k, e) in index
             .by_key
             .range((lower, Bound::Unbounded))
             .take(max.saturating_add(1))
-            .map(|(k, e)| (k.clone(), e.id, e.name.clone()))
-            .collect();
+        {
+            let item = (crate::mem::copied(k)?, e.id, e.name.try_clone()?);
+            crate::mem::push(&mut picked, item)?;
+        }
         let more = picked.len() > max;
-        let mut entries = Vec::with_capacity(picked.len().min(max));
+        let mut entries = Vec::new();
+        crate::mem::reserve(&mut entries, picked.len().min(max))?;
         let mut last_key = None;
         for (key, id, name) in picked.into_iter().take(max) {
             entries.push(DirEntry {
@@ -281,7 +285,10 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     /// The key a name sorts and resumes by in this volume.
-    pub fn name_key(&self, name: &Name) -> Vec<u16> {
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`].
+    pub fn name_key(&self, name: &Name) -> Result<Vec<u16>> {
         self.upcase.key(name)
     }
 }

@@ -74,16 +74,28 @@ impl ExtentMap {
         self.runs.last().map(|r| r.lcn + r.len - 1)
     }
 
-    fn record_walked(&mut self, lcn: u32) {
+    fn record_walked(&mut self, lcn: u32) -> Result<()> {
         match self.runs.last_mut() {
             Some(r) if r.lcn.checked_add(r.len) == Some(lcn) && r.len < u32::MAX => r.len += 1,
-            _ => self.runs.push(Run {
-                vcn: self.walked,
-                lcn,
-                len: 1,
-            }),
+            _ => crate::mem::push(
+                &mut self.runs,
+                Run {
+                    vcn: self.walked,
+                    lcn,
+                    len: 1,
+                },
+            )?,
         }
         self.walked += 1;
+        Ok(())
+    }
+
+    /// A copy, failing with `OutOfMemory` instead of aborting (NT-26).
+    pub fn try_clone(&self) -> Result<ExtentMap> {
+        Ok(ExtentMap {
+            runs: crate::mem::copied(&self.runs)?,
+            ..*self
+        })
     }
 
     /// Every cluster of the stream, in stream order.
@@ -123,9 +135,10 @@ impl ExtentMap {
     }
 
     /// Appends `lcn` as the next cluster (of a fully walked stream).
-    pub fn push(&mut self, lcn: u32) {
-        self.record_walked(lcn);
+    pub fn push(&mut self, lcn: u32) -> Result<()> {
+        self.record_walked(lcn)?;
         self.total += 1;
+        Ok(())
     }
 
     /// Keeps the first `count` clusters.
@@ -225,7 +238,7 @@ impl<D: BlockDevice> Volume<D> {
                     at,
                 });
             }
-            map.record_walked(c);
+            map.record_walked(c)?;
             let next = self.entry(tree, c)?;
             if map.is_complete() {
                 if next != END {
@@ -329,24 +342,28 @@ impl<D: BlockDevice> Volume<D> {
         let mut left = n;
         while left > 0 {
             let batch = left.min(BATCH);
+            // The copy of the map is made before any cluster is taken: nothing to undo if it
+            // cannot be (NT-26).
+            let mut map = self.extent_map(key)?.try_clone()?;
+            let old_last = map.last();
             let new = self.allocate(batch, 0)?;
-            let map = self.extent_map(key)?.clone();
-            for pair in new.windows(2) {
-                self.set_live(pair[0], pair[1])?;
-            }
-            if let Some(last) = map.last() {
-                self.set_live(last, new[0])?;
-            }
-            let mut map = map;
-            for &c in &new {
-                map.push(c);
-                if metadata {
-                    self.zero_meta_cluster(c);
+            let linked = self
+                .link_new_clusters(&mut map, &new, metadata)
+                .and_then(|()| self.set_chain_head(key, map.first(), map.count()));
+            if let Err(e) = linked {
+                // Out of memory or a failed read part-way: the clusters go back and the old
+                // end of the chain is the end again.
+                let size = u64::from(self.geo.cluster_size());
+                for &c in &new {
+                    let _ = self.set_live(c, FREE);
+                    self.cache.forget(self.geo.cluster_offset(c), size);
                 }
+                if let Some(last) = old_last {
+                    let _ = self.set_live(last, END);
+                }
+                return Err(e);
             }
-            let (first, count) = (map.first(), map.count());
             self.extents.insert(key, map);
-            self.set_chain_head(key, first, count)?;
             left -= batch;
             self.make_room()?;
         }
@@ -358,13 +375,14 @@ impl<D: BlockDevice> Volume<D> {
     pub(crate) fn truncate_clusters(&mut self, key: StreamKey, keep: u64) -> Result<()> {
         const BATCH: u64 = 8192;
         loop {
-            let map = self.extent_map(key)?.clone();
+            let map = self.extent_map(key)?.try_clone()?;
             let count = map.count();
             if count <= keep {
                 return Ok(());
             }
             let new_count = count.saturating_sub(BATCH).max(keep);
-            let doomed: Vec<u32> = (new_count..count).filter_map(|v| map.lookup(v)).collect();
+            let doomed: Vec<u32> =
+                crate::mem::collect((new_count..count).filter_map(|v| map.lookup(v)))?;
             if new_count > 0 {
                 let last = map.lookup(new_count - 1).ok_or(Error::Corrupt {
                     what: "extent map",
@@ -449,13 +467,38 @@ impl<D: BlockDevice> Volume<D> {
         Ok((new, Some(lcn), new_head))
     }
 
-    fn zero_meta_cluster(&mut self, c: u32) {
+    /// Chains `new` onto the end of the stream whose map is `map`. Out of line: it keeps
+    /// `append_clusters`' frame small on the deepest create path (stack-report).
+    #[inline(never)]
+    fn link_new_clusters(
+        &mut self,
+        map: &mut ExtentMap,
+        new: &[u32],
+        metadata: bool,
+    ) -> Result<()> {
+        for pair in new.windows(2) {
+            self.set_live(pair[0], pair[1])?;
+        }
+        if let (Some(last), Some(&first_new)) = (map.last(), new.first()) {
+            self.set_live(last, first_new)?;
+        }
+        for &c in new {
+            map.push(c)?;
+            if metadata {
+                self.zero_meta_cluster(c)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn zero_meta_cluster(&mut self, c: u32) -> Result<()> {
         let mb = self.geo.meta_block_size() as usize;
         let base = self.geo.cluster_offset(c);
         for i in 0..(self.geo.cluster_size() as usize / mb) {
             self.cache
-                .put(base + (i * mb) as u64, crate::volume::zeroed(mb), false);
+                .put(base + (i * mb) as u64, crate::volume::zeroed(mb)?, false);
         }
+        Ok(())
     }
 
     /// Reads bytes of a metadata stream through the cache. Returns the volume offset of the

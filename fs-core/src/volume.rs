@@ -4,7 +4,6 @@
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
-use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::cache::MetaCache;
@@ -74,7 +73,7 @@ pub(crate) fn read_boot<D: BlockDevice>(dev: &mut D) -> Result<(Box<RawBoot>, Ge
             "the device is too small to hold a cowfat volume",
         ));
     }
-    let mut block = vec![0u8; BLOCK_SIZE];
+    let mut block = crate::mem::zeroed(BLOCK_SIZE)?;
     dev.read_at(0, &mut block)?;
     let primary = RawBoot::parse(&block, 0)
         .and_then(|raw| Geometry::from_boot(&raw, dev.size()).map(|g| (raw, g)));
@@ -109,8 +108,8 @@ impl<D: BlockDevice> Volume<D> {
         let mut cache = MetaCache::default();
         replay_journal(&mut dev, &geo, &mut cache, options.read_only)?;
         let state_block = cache
-            .get(&mut dev, geo.state_offset, BLOCK_SIZE, None)?
-            .to_vec();
+            .get(&mut dev, geo.state_offset, BLOCK_SIZE, None)
+            .and_then(crate::mem::copied)?;
         let state = RawState::parse(&state_block, geo.state_offset)?;
         let upcase = read_upcase(&mut dev, &geo, &boot)?;
         let mut volume = Box::new(Volume {
@@ -322,9 +321,7 @@ fn replay_journal<D: BlockDevice>(
         if off.checked_add(len as u64)? > size {
             return None;
         }
-        let mut buf = Vec::new();
-        buf.try_reserve_exact(len).ok()?;
-        buf.resize(len, 0);
+        let mut buf = crate::mem::zeroed(len).ok()?;
         dev.read_at(start + off, &mut buf).ok()?;
         Some(buf)
     })
@@ -362,7 +359,7 @@ fn replay_journal<D: BlockDevice>(
 }
 
 fn read_upcase<D: BlockDevice>(dev: &mut D, geo: &Geometry, boot: &RawBoot) -> Result<UpcaseTable> {
-    let mut bytes = vec![0u8; UPCASE_BYTES as usize];
+    let mut bytes = crate::mem::zeroed(UPCASE_BYTES as usize)?;
     dev.read_at(geo.upcase_offset, &mut bytes)?;
     if crc32c(&bytes) != boot.upcase_crc.get() {
         return Err(Error::Corrupt {
@@ -370,15 +367,15 @@ fn read_upcase<D: BlockDevice>(dev: &mut D, geo: &Geometry, boot: &RawBoot) -> R
             at: geo.upcase_offset,
         });
     }
-    UpcaseTable::from_bytes(&bytes).ok_or(Error::Corrupt {
+    UpcaseTable::from_bytes(&bytes)?.ok_or(Error::Corrupt {
         what: "up-case table size",
         at: geo.upcase_offset,
     })
 }
 
-/// Shorthand for code that builds owned byte buffers.
-pub(crate) fn zeroed(len: usize) -> Vec<u8> {
-    vec![0u8; len]
+/// Shorthand for code that builds owned byte buffers (fallible, NT-26).
+pub(crate) fn zeroed(len: usize) -> Result<Vec<u8>> {
+    crate::mem::zeroed(len)
 }
 
 /// A zeroed buffer whose size comes from disk data (already checked against the geometry):

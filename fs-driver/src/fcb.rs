@@ -291,11 +291,22 @@ impl Fcb {
         unsafe { (*self.link.get()).0 }
     }
 
-    /// The entry's name (None for the root directory).
-    #[must_use]
-    pub fn name(&self) -> Option<Name> {
+    /// A copy of the entry's name (None for the root directory).
+    ///
+    /// # Errors
+    /// `OutOfMemory` (NT-26).
+    pub fn name(&self) -> fs_core::Result<Option<Name>> {
         // SAFETY: as in `parent`.
-        unsafe { (*self.link.get()).1.clone() }
+        unsafe { (*self.link.get()).1.as_ref() }
+            .map(Name::try_clone)
+            .transpose()
+    }
+
+    /// Whether this is the root directory's FCB (it has no entry, so no name).
+    #[must_use]
+    pub fn is_root(&self) -> bool {
+        // SAFETY: as in `parent`.
+        unsafe { (*self.link.get()).1.is_none() }
     }
 
     /// A rename moved the entry.

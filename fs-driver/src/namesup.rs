@@ -49,34 +49,41 @@ pub fn dir_path(v: &mut Volume<TargetDevice>, dir: FileId) -> fs_core::Result<Ve
             return Err(fs_core::Error::NotFound);
         }
         let parent = v.info(current)?.parent;
-        parts.push(name_in(v, parent, current)?);
+        fs_core::mem::push(&mut parts, name_in(v, parent, current)?)?;
         current = parent;
     }
-    Ok(join(&parts))
+    join(&parts)
 }
 
-fn join(reversed: &[Name]) -> Vec<u16> {
+fn join(reversed: &[Name]) -> fs_core::Result<Vec<u16>> {
     if reversed.is_empty() {
-        return alloc::vec![BACKSLASH];
+        return fs_core::mem::copied(&[BACKSLASH]);
     }
+    let units: usize = reversed.iter().map(|p| 1 + p.as_utf16().len()).sum();
     let mut path = Vec::new();
+    fs_core::mem::reserve(&mut path, units)?;
     for part in reversed.iter().rev() {
         path.push(BACKSLASH);
         path.extend_from_slice(part.as_utf16());
     }
-    path
+    Ok(path)
 }
 
 /// `dir_path(parent) + \ + name`, and the byte offset of `name` in it.
-#[must_use]
-pub fn child_path(parent_path: &[u16], name: &Name) -> (Vec<u16>, usize) {
-    let mut path = parent_path.to_vec();
+///
+/// # Errors
+/// `OutOfMemory`.
+pub fn child_path(parent_path: &[u16], name: &Name) -> fs_core::Result<(Vec<u16>, usize)> {
+    let mut path = Vec::new();
+    // One reservation for the whole path: the pushes below never reallocate.
+    fs_core::mem::reserve(&mut path, parent_path.len() + 1 + name.as_utf16().len())?;
+    path.extend_from_slice(parent_path);
     if path != [BACKSLASH] {
         path.push(BACKSLASH);
     }
     let offset = path.len() * 2;
     path.extend_from_slice(name.as_utf16());
-    (path, offset)
+    Ok((path, offset))
 }
 
 /// The full path of a file or directory given its parent and name (None: the root).
@@ -89,10 +96,10 @@ pub fn full_path(
     name: Option<&Name>,
 ) -> fs_core::Result<Vec<u16>> {
     let Some(name) = name else {
-        return Ok(alloc::vec![BACKSLASH]);
+        return fs_core::mem::copied(&[BACKSLASH]);
     };
     let dir = dir_path(v, parent)?;
-    Ok(child_path(&dir, name).0)
+    Ok(child_path(&dir, name)?.0)
 }
 
 /// Does any unit of `expression` make it a wildcard expression (`FsRtlDoesNameContainWildCards`)?
@@ -136,11 +143,11 @@ mod tests {
         let b = Name::from_str("b").ok();
         let parts: Vec<Name> = [b, a].into_iter().flatten().collect();
         let units: Vec<u16> = "\\a\\b".encode_utf16().collect();
-        assert_eq!(join(&parts), units);
-        assert_eq!(join(&[]), alloc::vec![BACKSLASH]);
+        assert_eq!(join(&parts).unwrap(), units);
+        assert_eq!(join(&[]).unwrap(), alloc::vec![BACKSLASH]);
         let name = Name::from_str("x").ok();
         if let Some(name) = name {
-            let (p, off) = child_path(&[BACKSLASH], &name);
+            let (p, off) = child_path(&[BACKSLASH], &name).unwrap();
             assert_eq!((p.len(), off), (2, 2));
         }
         assert!(has_wildcards(&[0x3C]) && !has_wildcards(&[0x41]));

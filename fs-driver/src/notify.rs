@@ -98,13 +98,16 @@ pub fn report(vcb: &Vcb, parent: FileId, name: &Name, filter: u32, action: u32) 
     let Ok(dir) = vcb.with_volume(|v| namesup::dir_path(v, parent)) else {
         return;
     };
-    let (path, offset) = namesup::child_path(&dir, name);
+    // No memory for the path: the change goes unreported, as when the volume read fails.
+    let Ok((path, offset)) = namesup::child_path(&dir, name) else {
+        return;
+    };
     report_path(vcb, &path, offset, filter, action);
 }
 
 /// Reports a change of an open file or directory (nothing for the root, which has no entry).
 pub fn report_fcb(vcb: &Vcb, fcb: &Fcb, filter: u32, action: u32) {
-    if let Some(name) = fcb.name() {
+    if let Ok(Some(name)) = fcb.name() {
         report(vcb, fcb.parent(), &name, filter, action);
     }
 }

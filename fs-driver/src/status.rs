@@ -30,6 +30,13 @@ pub fn status_of(error: &Error) -> NTSTATUS {
     }
 }
 
+/// The NTSTATUS for a name the caller gave that fs-core would not take: invalid, or no memory
+/// to hold it (NT-26).
+#[must_use]
+pub fn name_status(error: fs_core::NameError) -> NTSTATUS {
+    status_of(&Error::from(error))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,6 @@
 //! CRC-32C, the first 7 name units) and as many name slots (15 units each) as the name needs.
 //! A slot whose type has bit 7 clear is free. Sets may cross cluster boundaries.
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::error::{Error, Result};
@@ -33,9 +32,9 @@ pub struct EntrySet {
 
 impl EntrySet {
     /// The slots of this set, CRC filled in.
-    pub fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> crate::error::Result<Vec<u8>> {
         let n = slots_for(self.name.len());
-        let mut out = vec![0u8; n * SLOT_SIZE];
+        let mut out = crate::mem::zeroed(n * SLOT_SIZE)?;
         out[0] = TYPE_PRIMARY;
         out[1] = (n - 1) as u8;
         out[2] = self.name.len() as u8;
@@ -55,7 +54,7 @@ impl EntrySet {
         }
         let crc = crate::ondisk::crc32c(&out);
         out[4..8].copy_from_slice(&crc.to_le_bytes());
-        out
+        Ok(out)
     }
 
     /// Decodes the set that starts with the primary slot `slots[0..32]`; `slots` holds at
@@ -122,7 +121,7 @@ mod tests {
                 name_hash: 0xBEEF,
                 name,
             };
-            let bytes = set.encode();
+            let bytes = set.encode().unwrap();
             assert_eq!(bytes.len(), slots_for(len) * SLOT_SIZE);
             assert_eq!(EntrySet::decode(&bytes, 0).unwrap(), set);
         }
@@ -135,7 +134,7 @@ mod tests {
             name_hash: 1,
             name: "hello world, long name".encode_utf16().collect(),
         };
-        let mut bytes = set.encode();
+        let mut bytes = set.encode().unwrap();
         bytes[40] ^= 1;
         assert!(matches!(
             EntrySet::decode(&bytes, 64),

@@ -16,7 +16,7 @@ pub const BLOCK_SIZE: usize = 4096;
 /// Bytes of a checked block that carry data; the last four hold its CRC-32C.
 pub const BLOCK_PAYLOAD: usize = BLOCK_SIZE - 4;
 
-static CASTAGNOLI: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
+pub(crate) static CASTAGNOLI: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
 
 /// CRC-32C (Castagnoli), the checksum of every cowfat metadata structure.
 pub fn crc32c(bytes: &[u8]) -> u32 {

@@ -84,7 +84,9 @@ fn cleanup_file(vcb: &Vcb, file_object: *mut FILE_OBJECT, fcb: &Fcb, ccb: *mut C
 /// Delete-on-close at the last cleanup (or POSIX delete at this handle's): the name goes,
 /// watchers hear of it (NT-22), and at the last cleanup the data section is purged.
 fn delete_file(vcb: &Vcb, fcb: &Fcb, last: bool) {
-    let Some(name) = fcb.name() else {
+    // No memory to copy the name (NT-26): the file stays (cleanup cannot fail); the delete
+    // is not half-done.
+    let Ok(Some(name)) = fcb.name() else {
         return;
     };
     let parent = fcb.parent();

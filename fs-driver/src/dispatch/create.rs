@@ -19,6 +19,7 @@ use crate::nt::{
 };
 use crate::resrcsup::ResourceGuard;
 use crate::section;
+use crate::status::{name_status, status_of};
 use crate::vcb::{Vcb, VcbExclusive};
 use crate::wdk_inline::io_get_current_irp_stack_location;
 
@@ -43,7 +44,10 @@ pub fn common_create(context: &IrpContext) -> Outcome {
         return Outcome::status(nt::STATUS_INVALID_PARAMETER);
     }
     // SAFETY: a create IRP with a file object, sent by the I/O manager.
-    let request = unsafe { CreateRequest::decode(context) };
+    let request = match unsafe { CreateRequest::decode(context) } {
+        Ok(request) => request,
+        Err(status) => return Outcome::status(status),
+    };
     let guard = vcb.acquire_exclusive();
     if vcb.dismounted.get() {
         return Outcome::status(nt::STATUS_VOLUME_DISMOUNTED);
@@ -109,7 +113,7 @@ struct CreateRequest {
 impl CreateRequest {
     /// # Safety
     /// `context.irp` is a valid create IRP with a file object.
-    unsafe fn decode(context: &IrpContext) -> Self {
+    unsafe fn decode(context: &IrpContext) -> Result<Self, NTSTATUS> {
         // SAFETY: the caller's contract.
         let stack = unsafe { io_get_current_irp_stack_location(context.irp) };
         // SAFETY: the current location of a valid IRP.
@@ -124,10 +128,10 @@ impl CreateRequest {
         };
         let file_object = context.file_object;
         // SAFETY: valid file object per the caller.
-        let name = unsafe { file_name(file_object) };
+        let name = unsafe { file_name(file_object) }?;
         // SAFETY: as above.
         let related = unsafe { related_of(file_object) };
-        Self {
+        Ok(Self {
             file_object,
             name,
             related,
@@ -136,7 +140,7 @@ impl CreateRequest {
             access,
             share: u32::from(params.ShareAccess),
             attributes: u32::from(params.FileAttributes),
-        }
+        })
     }
 
     fn delete_on_close(&self) -> bool {
@@ -148,16 +152,16 @@ impl CreateRequest {
 ///
 /// # Safety
 /// `file_object` is valid.
-unsafe fn file_name(file_object: *const FILE_OBJECT) -> Vec<u16> {
+unsafe fn file_name(file_object: *const FILE_OBJECT) -> Result<Vec<u16>, NTSTATUS> {
     // SAFETY: the caller's contract.
     let name = unsafe { (*file_object).FileName };
     if name.Buffer.is_null() || name.Length == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let units = usize::from(name.Length / 2);
     // SAFETY: the I/O manager's name buffer holds `Length` bytes for the create.
     let slice = unsafe { core::slice::from_raw_parts(name.Buffer, units) };
-    slice.to_vec()
+    fs_core::mem::copied(slice).map_err(|e| status_of(&e))
 }
 
 /// The start of a relative open: the related file object's directory, or the root for a
@@ -210,8 +214,8 @@ fn parse_path(name: &[u16], related: Related) -> Result<Path, NTSTATUS> {
         if part.is_empty() || dots {
             return Err(nt::STATUS_OBJECT_NAME_INVALID);
         }
-        let name = Name::from_utf16(part).map_err(|_| nt::STATUS_OBJECT_NAME_INVALID)?;
-        components.push(name);
+        let name = Name::from_utf16(part).map_err(name_status)?;
+        fs_core::mem::push(&mut components, name).map_err(|e| status_of(&e))?;
     }
     Ok(Path {
         components,
@@ -247,7 +251,7 @@ fn resolve(vcb: &Vcb, related: Related, path: &Path) -> Result<Resolved, NTSTATU
             // SAFETY: a related FCB is alive while its file object is (the I/O manager
             // holds it for the create).
             let fcb = unsafe { &*fcb };
-            (fcb.id, fcb.name())
+            (fcb.id, fcb.name().map_err(|e| status_of(&e))?)
         }
         Related::None | Related::Root => (vcb.with_volume(|v| v.root())?, None),
     };
@@ -270,7 +274,10 @@ fn resolve(vcb: &Vcb, related: Related, path: &Path) -> Result<Resolved, NTSTATU
                 FileKind::File => Err(fs_core::Error::NotADirectory),
             }
         })
-        .map_err(|_| nt::STATUS_OBJECT_PATH_NOT_FOUND)?;
+        .map_err(|status| match status {
+            nt::STATUS_INSUFFICIENT_RESOURCES => status,
+            _ => nt::STATUS_OBJECT_PATH_NOT_FOUND,
+        })?;
     let existing = vcb.with_volume(|v| match v.lookup(parent, last) {
         Ok(id) => v.info(id).map(Some),
         Err(fs_core::Error::NotFound) => Ok(None),
@@ -278,7 +285,7 @@ fn resolve(vcb: &Vcb, related: Related, path: &Path) -> Result<Resolved, NTSTATU
     })?;
     Ok(Resolved {
         parent,
-        name: Some(last.clone()),
+        name: Some(last.try_clone().map_err(|e| status_of(&e))?),
         existing,
     })
 }
@@ -506,7 +513,12 @@ fn create_new(
         let id = v.create(resolved.parent, &name, kind, attributes)?;
         v.info(id)
     })?;
-    let (fcb, _) = find_or_create_fcb(vcb, guard, &info, Some(name.clone()))?;
+    let (fcb, _) = find_or_create_fcb(
+        vcb,
+        guard,
+        &info,
+        Some(name.try_clone().map_err(|e| status_of(&e))?),
+    )?;
     // SAFETY: in the table, alive while the VCB resource is held.
     if let Err(status) = attach(vcb, request, unsafe { &*fcb }) {
         discard_fcb(guard, fcb);

@@ -30,6 +30,7 @@ use crate::nt::{
     FILE_ID_BOTH_DIR_INFORMATION, FILE_ID_FULL_DIR_INFORMATION, FILE_NAMES_INFORMATION, NTSTATUS,
 };
 use crate::resrcsup::ResourceGuard;
+use crate::status::status_of;
 use crate::vcb::Vcb;
 use crate::wdk_inline::io_get_current_irp_stack_location;
 
@@ -230,7 +231,7 @@ fn query(context: &IrpContext, vcb: &Vcb, fcb: &Fcb) -> Result<(NTSTATUS, usize)
     let Some(search) = state.search.as_mut() else {
         return Err(nt::STATUS_INVALID_PARAMETER);
     };
-    let root = fcb.name().is_none();
+    let root = fcb.is_root();
     if stack.Flags & SL_INDEX_SPECIFIED != 0 {
         seek(vcb, fcb.id, root, search, p.FileIndex.saturating_add(1))?;
     }
@@ -275,7 +276,7 @@ fn seek(
     if skip > 0 {
         let (entries, _) = vcb.with_volume(|v| v.read_dir(dir, &DirCursor::start(), skip))?;
         if let Some(last) = entries.last() {
-            search.cursor = vcb.with_volume(|v| Ok(DirCursor::after(v.name_key(&last.name))))?;
+            search.cursor = vcb.with_volume(|v| Ok(DirCursor::after(v.name_key(&last.name)?)))?;
         }
     }
     search.ordinal = ordinal;
@@ -345,13 +346,15 @@ impl Fill {
 
 fn consume(vcb: &Vcb, search: &mut DirSearch, c: &Candidate) -> Result<(), NTSTATUS> {
     if let Some(name) = &c.real {
-        search.cursor = vcb.with_volume(|v| Ok(DirCursor::after(v.name_key(name))))?;
+        search.cursor = vcb.with_volume(|v| Ok(DirCursor::after(v.name_key(name)?)))?;
     }
     search.ordinal = search.ordinal.saturating_add(1);
     Ok(())
 }
 
 /// The next few entries from the search position (`.` and `..` first outside the root).
+/// Out of line: inlined, its fallible copies pushed `query`'s frame past 1 KiB (stack-report).
+#[inline(never)]
 fn candidates(
     vcb: &Vcb,
     dir: FileId,
@@ -362,38 +365,41 @@ fn candidates(
     if !root && search.ordinal < 2 {
         let info = vcb.with_volume(|v| v.info(dir))?;
         let mut out = Vec::new();
+        let units = |u: &[u16]| fs_core::mem::copied(u).map_err(|e| status_of(&e));
         if search.ordinal == 0 {
-            out.push(Candidate {
-                name: alloc::vec![dot],
-                key: alloc::vec![dot],
+            let dot_entry = Candidate {
+                name: units(&[dot])?,
+                key: units(&[dot])?,
                 info: info.clone(),
                 real: None,
-            });
+            };
+            fs_core::mem::push(&mut out, dot_entry).map_err(|e| status_of(&e))?;
         }
         let parent = vcb.with_volume(|v| v.info(info.parent))?;
-        out.push(Candidate {
-            name: alloc::vec![dot, dot],
-            key: alloc::vec![dot, dot],
+        let dotdot = Candidate {
+            name: units(&[dot, dot])?,
+            key: units(&[dot, dot])?,
             info: parent,
             real: None,
-        });
+        };
+        fs_core::mem::push(&mut out, dotdot).map_err(|e| status_of(&e))?;
         return Ok(out);
     }
     vcb.with_volume(|v| {
         let (entries, _) = v.read_dir(dir, &search.cursor, CHUNK)?;
-        Ok(entries
-            .into_iter()
-            .map(|e| {
-                let name = e.name.as_utf16().to_vec();
-                let key = name.iter().map(|&u| v.upcase().upcase_unit(u)).collect();
-                Candidate {
-                    name,
-                    key,
-                    info: e.info,
-                    real: Some(e.name),
-                }
-            })
-            .collect())
+        let mut out = Vec::new();
+        fs_core::mem::reserve(&mut out, entries.len())?;
+        for e in entries {
+            let name = fs_core::mem::copied(e.name.as_utf16())?;
+            let key = fs_core::mem::collect(name.iter().map(|&u| v.upcase().upcase_unit(u)))?;
+            out.push(Candidate {
+                name,
+                key,
+                info: e.info,
+                real: Some(e.name),
+            });
+        }
+        Ok(out)
     })
 }
 

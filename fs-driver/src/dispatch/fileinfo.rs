@@ -353,7 +353,7 @@ fn position(f: &Facts) -> Reply {
 }
 
 fn name(vcb: &Vcb, fcb: &Fcb) -> Result<Reply, NTSTATUS> {
-    let path = vcb.with_volume(|v| namesup::full_path(v, fcb.parent(), fcb.name().as_ref()))?;
+    let path = vcb.with_volume(|v| namesup::full_path(v, fcb.parent(), fcb.name()?.as_ref()))?;
     let at = offset_of!(FILE_NAME_INFORMATION, FileName);
     let mut r = Reply::zeroed(at);
     r.u32(0, len32(path.len() * 2));
@@ -650,7 +650,7 @@ fn set_disposition(context: &IrpContext, vcb: &Vcb, fcb: &Fcb, flags: u32) -> Re
 }
 
 fn check_deletable(vcb: &Vcb, fcb: &Fcb, flags: u32) -> Result<(), NTSTATUS> {
-    if fcb.name().is_none() {
+    if fcb.is_root() {
         return Err(nt::STATUS_CANNOT_DELETE);
     }
     let info = vcb.with_volume(|v| v.info(fcb.id))?;
@@ -708,7 +708,7 @@ fn rename_target(
         // SAFETY: the name's `Length` bytes.
         let units =
             unsafe { core::slice::from_raw_parts(name.Buffer, usize::from(name.Length / 2)) };
-        let name = Name::from_utf16(units).map_err(|_| nt::STATUS_OBJECT_NAME_INVALID)?;
+        let name = Name::from_utf16(units).map_err(crate::status::name_status)?;
         return Ok((dir.id, name));
     }
     type R = nt::FILE_RENAME_INFORMATION;
@@ -724,7 +724,7 @@ fn rename_target(
     if units.contains(&namesup::BACKSLASH) {
         return Err(nt::STATUS_INVALID_PARAMETER);
     }
-    let name = Name::from_utf16(&units).map_err(|_| nt::STATUS_OBJECT_NAME_INVALID)?;
+    let name = Name::from_utf16(&units).map_err(crate::status::name_status)?;
     Ok((fcb.parent(), name))
 }
 
@@ -735,7 +735,7 @@ fn set_rename(
     target: *mut FILE_OBJECT,
     flags: u32,
 ) -> Result<(), NTSTATUS> {
-    let Some(old_name) = fcb.name() else {
+    let Some(old_name) = fcb.name().map_err(|e| crate::status::status_of(&e))? else {
         return Err(nt::STATUS_INVALID_PARAMETER);
     };
     let (dst, new_name) = rename_target(vcb, fcb, input, target)?;
@@ -774,7 +774,11 @@ fn set_rename(
     }
     vcb.with_volume(|v| v.rename(src, &old_name, dst, &new_name, replaced))?;
     // SAFETY: VCB resource and main resource held exclusive.
-    unsafe { fcb.set_link(dst, new_name.clone()) };
+    let linked = new_name
+        .try_clone()
+        .map_err(|e| crate::status::status_of(&e))?;
+    // SAFETY: VCB resource and main resource held exclusive.
+    unsafe { fcb.set_link(dst, linked) };
     let kind = notify::name_filter(fcb.is_directory);
     if replaced {
         notify::report(vcb, dst, &new_name, filter::FILE_NAME, action::REMOVED);

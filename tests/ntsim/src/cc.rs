@@ -41,6 +41,7 @@ pub unsafe extern "system" fn CcInitializeCacheMap(
     callbacks: *const CACHE_MANAGER_CALLBACKS,
     lazywritecontext: *const c_void,
 ) {
+    let _kernel = crate::heap::KernelRegion::enter();
     let fo = fileobject.cast_mut();
     let sop = mm::sop_of(fo);
     if sop.is_null() {
@@ -76,6 +77,7 @@ pub unsafe extern "system" fn CcSetFileSizes(
     fileobject: *const FILE_OBJECT,
     filesizes: *const CC_FILE_SIZES,
 ) {
+    let _kernel = crate::heap::KernelRegion::enter();
     let fo = fileobject.cast_mut();
     let sop = mm::sop_of(fo);
     // SAFETY: the caller's sizes.
@@ -136,6 +138,7 @@ pub unsafe extern "system-unwind" fn CcCopyRead(
     buffer: *mut c_void,
     iostatus: *mut IO_STATUS_BLOCK,
 ) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     let fo = fileobject.cast_mut();
     // SAFETY: the caller's offset.
     let offset = u64::try_from(unsafe { *fileoffset }).unwrap_or(u64::MAX);
@@ -193,6 +196,7 @@ pub unsafe extern "system-unwind" fn CcCopyWrite(
     _wait: bool,
     buffer: *const c_void,
 ) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     let fo = fileobject.cast_mut();
     // SAFETY: the caller's offset.
     let offset = u64::try_from(unsafe { *fileoffset }).unwrap_or(u64::MAX);
@@ -229,6 +233,7 @@ pub unsafe extern "system" fn CcFlushCache(
     length: u32,
     iostatus: *mut IO_STATUS_BLOCK,
 ) {
+    let _kernel = crate::heap::KernelRegion::enter();
     let sop = sectionobjectpointer.cast_mut();
     let range = if fileoffset.is_null() {
         None
@@ -259,6 +264,7 @@ pub unsafe extern "system" fn CcCoherencyFlushAndPurgeCache(
     iostatus: *mut IO_STATUS_BLOCK,
     flags: u32,
 ) {
+    let _kernel = crate::heap::KernelRegion::enter();
     let sop = sectionobjectpointer.cast_mut();
     let range = if fileoffset.is_null() {
         None
@@ -302,6 +308,7 @@ pub unsafe extern "system" fn CcPurgeCacheSection(
     length: u32,
     flags: u32,
 ) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     let sop = sectionobjectpointer.cast_mut();
     let range = if fileoffset.is_null() {
         None
@@ -370,6 +377,7 @@ pub unsafe extern "system" fn CcUninitializeCacheMap(
     truncatesize: *const i64,
     uninitializeevent: *const CACHE_UNINITIALIZE_EVENT,
 ) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     let fo = fileobject.cast_mut();
     let sop = mm::sop_of(fo);
     let truncate = if truncatesize.is_null() {

@@ -74,6 +74,7 @@ fn pool_layout(size: usize) -> Option<Layout> {
 
 #[no_mangle]
 pub extern "system" fn ExAllocatePool2(flags: u64, numberofbytes: usize, tag: u32) -> *mut c_void {
+    let _kernel = crate::heap::KernelRegion::enter();
     crate::stack::note_driver_call();
     // Only the driver's own allocations fail, as under Driver Verifier.
     if pool_fails() {
@@ -111,6 +112,7 @@ pub fn allocate_pool(flags: u64, numberofbytes: usize, tag: u32) -> *mut c_void 
 
 #[no_mangle]
 pub unsafe extern "system" fn ExFreePoolWithTag(p: *mut c_void, tag: u32) {
+    let _kernel = crate::heap::KernelRegion::enter();
     let Some(block) = kernel::with(|k| k.pool.remove(&(p as usize))) else {
         bugcheck("ExFreePoolWithTag of memory that is not a live pool block")
     };
@@ -141,6 +143,7 @@ pub(crate) fn release_quarantine() {
 
 #[no_mangle]
 pub extern "system" fn ExInitializeResourceLite(resource: *mut ERESOURCE) -> NTSTATUS {
+    let _kernel = crate::heap::KernelRegion::enter();
     let fresh = kernel::with(|k| {
         k.resources
             .insert(resource as usize, ResourceState::default())
@@ -154,6 +157,7 @@ pub extern "system" fn ExInitializeResourceLite(resource: *mut ERESOURCE) -> NTS
 
 #[no_mangle]
 pub extern "system" fn ExDeleteResourceLite(resource: *mut ERESOURCE) -> NTSTATUS {
+    let _kernel = crate::heap::KernelRegion::enter();
     let state = kernel::with(|k| {
         k.main_to_paging.remove(&(resource as usize));
         k.main_to_paging.retain(|_, p| *p != resource as usize);
@@ -238,18 +242,21 @@ pub extern "system" fn ExAcquireResourceExclusiveLite(
     resource: *mut ERESOURCE,
     wait: bool,
 ) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     crate::stack::note_driver_call();
     acquire_or_wait(resource, true, wait)
 }
 
 #[no_mangle]
 pub extern "system" fn ExAcquireResourceSharedLite(resource: *mut ERESOURCE, wait: bool) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     crate::stack::note_driver_call();
     acquire_or_wait(resource, false, wait)
 }
 
 #[no_mangle]
 pub extern "system" fn ExReleaseResourceLite(resource: *mut ERESOURCE) {
+    let _kernel = crate::heap::KernelRegion::enter();
     kernel::with(|k| {
         let thread = k.thread;
         let Some(state) = k.resources.get_mut(&(resource as usize)) else {
@@ -284,6 +291,7 @@ pub fn held_resources() -> usize {
 
 #[no_mangle]
 pub extern "system" fn KeInitializeEvent(event: *mut KEVENT, _type: EVENT_TYPE, state: bool) {
+    let _kernel = crate::heap::KernelRegion::enter();
     kernel::with(|k| k.events.insert(event as usize, state));
 }
 
@@ -300,6 +308,7 @@ pub extern "system" fn KeWaitForSingleObject(
     _alertable: bool,
     _timeout: *const i64,
 ) -> NTSTATUS {
+    let _kernel = crate::heap::KernelRegion::enter();
     if kernel::with(|k| k.events.get(&(object as usize)).copied()) == Some(false) {
         // Nothing else runs: the only thing that can signal it is a pended request.
         crate::disk::complete_pending();
@@ -314,11 +323,13 @@ pub extern "system" fn KeWaitForSingleObject(
 
 #[no_mangle]
 pub extern "system" fn KeEnterCriticalRegion() {
+    let _kernel = crate::heap::KernelRegion::enter();
     kernel::with(|k| k.critical_region += 1);
 }
 
 #[no_mangle]
 pub extern "system" fn KeLeaveCriticalRegion() {
+    let _kernel = crate::heap::KernelRegion::enter();
     kernel::with(|k| {
         k.critical_region -= 1;
         if k.critical_region < 0 {
@@ -332,6 +343,7 @@ const CLOCK_BASE: i64 = 134_115_840_000_000_000;
 
 #[no_mangle]
 pub unsafe extern "system" fn KeQuerySystemTimePrecise(currenttime: *mut i64) {
+    let _kernel = crate::heap::KernelRegion::enter();
     let ticks = kernel::with(|k| {
         k.clock_ticks += 1;
         k.clock_ticks
@@ -343,6 +355,7 @@ pub unsafe extern "system" fn KeQuerySystemTimePrecise(currenttime: *mut i64) {
 
 #[no_mangle]
 pub extern "system" fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) {
+    let _kernel = crate::heap::KernelRegion::enter();
     bugcheck(&format!(
         "KeBugCheckEx({code:#x}, {p1:#x}, {p2:#x}, {p3:#x}, {p4:#x})"
     ))

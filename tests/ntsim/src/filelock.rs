@@ -62,6 +62,7 @@ pub unsafe extern "system" fn FsRtlInitializeFileLock(
     _completelockirproutine: PCOMPLETE_LOCK_IRP_ROUTINE,
     _unlockroutine: PUNLOCK_ROUTINE,
 ) {
+    let _kernel = crate::heap::KernelRegion::enter();
     let block = crate::ex::allocate_pool(0x40, 16, FILE_LOCK_TAG);
     let fresh = kernel::with(|k| {
         k.file_locks
@@ -81,6 +82,7 @@ pub unsafe extern "system" fn FsRtlInitializeFileLock(
 
 #[no_mangle]
 pub unsafe extern "system" fn FsRtlUninitializeFileLock(filelock: *mut FILE_LOCK) {
+    let _kernel = crate::heap::KernelRegion::enter();
     let Some(state) = kernel::with(|k| k.file_locks.remove(&(filelock as usize))) else {
         return;
     };
@@ -125,6 +127,7 @@ pub unsafe extern "system" fn FsRtlProcessFileLock(
     irp: *const IRP,
     _context: *const c_void,
 ) -> NTSTATUS {
+    let _kernel = crate::heap::KernelRegion::enter();
     let irp = irp.cast_mut();
     // SAFETY: the FS's lock control IRP.
     let stack = unsafe { crate::io::current_stack(irp) };
@@ -208,6 +211,7 @@ pub unsafe extern "system" fn FsRtlCheckLockForReadAccess(
     filelock: *const FILE_LOCK,
     irp: *const IRP,
 ) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     // SAFETY: the caller's IRP.
     let (fo, key, offset, length) = unsafe { io_range(irp) };
     with_locks(filelock, |l| read_allowed(l, fo, key, offset, length))
@@ -218,6 +222,7 @@ pub unsafe extern "system" fn FsRtlCheckLockForWriteAccess(
     filelock: *const FILE_LOCK,
     irp: *const IRP,
 ) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     // SAFETY: the caller's IRP.
     let (fo, key, offset, length) = unsafe { io_range(irp) };
     with_locks(filelock, |l| write_allowed(l, fo, key, offset, length))
@@ -232,6 +237,7 @@ pub unsafe extern "system" fn FsRtlFastCheckLockForRead(
     fileobject: *const FILE_OBJECT,
     _processid: *const c_void,
 ) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     // SAFETY: the caller's value.
     let offset = unsafe { *startingbyte };
     // SAFETY: as above.
@@ -254,6 +260,7 @@ pub unsafe extern "system" fn FsRtlFastCheckLockForWrite(
     fileobject: *const c_void,
     _processid: *const c_void,
 ) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     // SAFETY: the caller's value.
     let offset = unsafe { *startingbyte };
     // SAFETY: as above.
@@ -274,6 +281,7 @@ pub unsafe extern "system" fn FsRtlFastUnlockAll(
     _processid: PEPROCESS,
     _context: *const c_void,
 ) -> NTSTATUS {
+    let _kernel = crate::heap::KernelRegion::enter();
     kernel::with(|k| k.note("FsRtlFastUnlockAll", fileobject));
     with_locks(filelock, |locks| {
         locks.retain(|l| l.fo != fileobject as usize)
@@ -302,6 +310,7 @@ pub unsafe extern "system" fn FsRtlPrivateLock(
     _context: *const c_void,
     _alreadysynchronized: bool,
 ) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     if !irp.is_null() {
         bugcheck("FsRtlPrivateLock with an IRP is not modelled (use FsRtlProcessFileLock)");
     }
@@ -343,6 +352,7 @@ pub unsafe extern "system" fn FsRtlFastUnlockSingle(
     _context: *const c_void,
     _alreadysynchronized: bool,
 ) -> NTSTATUS {
+    let _kernel = crate::heap::KernelRegion::enter();
     // SAFETY: the caller's range.
     let offset = u64::try_from(unsafe { *fileoffset }).unwrap_or(0);
     // SAFETY: as above.
@@ -370,6 +380,7 @@ pub unsafe extern "system" fn FsRtlFastUnlockAllByKey(
     key: u32,
     _context: *const c_void,
 ) -> NTSTATUS {
+    let _kernel = crate::heap::KernelRegion::enter();
     let fo = fileobject as usize;
     with_locks(filelock, |locks| {
         locks.retain(|l| l.fo != fo || l.key != key)

@@ -41,6 +41,7 @@ pub unsafe extern "system" fn FsRtlRegisterFileSystemFilterCallbacks(
     filterdriverobject: *const DRIVER_OBJECT,
     callbacks: *const FS_FILTER_CALLBACKS,
 ) -> NTSTATUS {
+    let _kernel = crate::heap::KernelRegion::enter();
     // SAFETY: the caller's callback table (copied, as FsRtl does).
     let table = unsafe { *callbacks };
     kernel::with(|k| {

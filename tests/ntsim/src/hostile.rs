@@ -214,6 +214,29 @@ impl Sim {
         kernel::with(|k| (k.pool_faults.attempts, k.pool_faults.failed))
     }
 
+    /// Fail the driver's Rust heap allocation `n` (1-based) from now, or none (crate::heap).
+    pub fn fail_heap_allocation(&mut self, n: Option<u64>) {
+        crate::heap::fail_allocation(n);
+    }
+
+    /// Fail every heap allocation the driver makes from now on, or stop.
+    pub fn fail_every_heap_allocation(&mut self, on: bool) {
+        crate::heap::fail_every_allocation(on);
+    }
+
+    /// The driver's heap allocations asked for and failed since the last arming.
+    #[must_use]
+    pub fn heap_fault_counts(&self) -> (u64, u64) {
+        crate::heap::counts()
+    }
+
+    /// Heap allocations chosen to fail but left alone since the last arming: they came from
+    /// a site ntsim knows is still infallible (`crate::heap::KNOWN_INFALLIBLE`).
+    #[must_use]
+    pub fn heap_failures_skipped(&self) -> u64 {
+        crate::heap::skipped()
+    }
+
     /// Exceptions raised so far.
     #[must_use]
     pub fn exceptions_raised(&self) -> u64 {

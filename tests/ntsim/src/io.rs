@@ -60,6 +60,7 @@ pub unsafe extern "system" fn IoCreateDevice(
     _exclusive: bool,
     deviceobject: *mut *mut DEVICE_OBJECT,
 ) -> NTSTATUS {
+    let _kernel = crate::heap::KernelRegion::enter();
     let driver = driverobject.cast_mut();
     let mut extension = (deviceextensionsize > 0)
         .then(|| vec![0u128; (deviceextensionsize as usize).div_ceil(16)].into_boxed_slice());
@@ -97,6 +98,7 @@ pub unsafe extern "system" fn IoCreateDevice(
 
 #[no_mangle]
 pub unsafe extern "system" fn IoDeleteDevice(deviceobject: *const DEVICE_OBJECT) {
+    let _kernel = crate::heap::KernelRegion::enter();
     let device = deviceobject.cast_mut();
     let driver = kernel::with(|k| match k.devices.get_mut(&device) {
         Some(r) if !r.deleted => {
@@ -156,6 +158,7 @@ pub(crate) fn live_devices_of(driver: *mut DRIVER_OBJECT) -> usize {
 
 #[no_mangle]
 pub unsafe extern "system" fn IoRegisterFileSystem(deviceobject: *const DEVICE_OBJECT) {
+    let _kernel = crate::heap::KernelRegion::enter();
     // The I/O manager keeps one queue per file system type and offers a new volume to each in
     // order: a normal file system goes in at the head, one flagged DO_LOW_PRIORITY_FILESYSTEM
     // at the tail, behind everything already there.
@@ -182,16 +185,19 @@ pub fn registered_file_system_flags() -> Vec<u32> {
 
 #[no_mangle]
 pub unsafe extern "system" fn IoUnregisterFileSystem(deviceobject: *const DEVICE_OBJECT) {
+    let _kernel = crate::heap::KernelRegion::enter();
     kernel::with(|k| k.file_systems.retain(|d| *d != deviceobject.cast_mut()));
 }
 
 #[no_mangle]
 pub extern "system" fn IoGetTopLevelIrp() -> *mut IRP {
+    let _kernel = crate::heap::KernelRegion::enter();
     kernel::with(|k| k.top_level_irp)
 }
 
 #[no_mangle]
 pub unsafe extern "system" fn IoSetTopLevelIrp(irp: *const IRP) {
+    let _kernel = crate::heap::KernelRegion::enter();
     kernel::with(|k| k.top_level_irp = irp.cast_mut());
 }
 
@@ -387,10 +393,11 @@ pub(crate) unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> N
         });
     }
     crate::stack::note_driver_call();
-    let _entry = (!is_disk(device)).then(crate::stack::DriverEntry::enter);
     let before = (!is_disk(device)).then(ThreadState::now);
+    let entry = (!is_disk(device)).then(crate::stack::DriverEntry::enter);
     // SAFETY: the driver's dispatch routine with its device and IRP.
     let status = unsafe { routine(device, irp) };
+    drop(entry);
     if paging {
         kernel::with(|k| k.paging_depth -= 1);
     }
@@ -454,12 +461,14 @@ pub unsafe extern "system" fn IofCallDriver(
     deviceobject: *const DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NTSTATUS {
+    let _kernel = crate::heap::KernelRegion::enter();
     // SAFETY: the caller built the IRP's next location for this device.
     unsafe { call_driver(deviceobject.cast_mut(), irp) }
 }
 
 #[no_mangle]
 pub unsafe extern "system" fn IofCompleteRequest(irp: *const IRP, _priorityboost: i8) {
+    let _kernel = crate::heap::KernelRegion::enter();
     let irp = irp.cast_mut();
     // SAFETY: a live IRP owned by the completing driver.
     let irp_ref = unsafe { &*irp };
@@ -592,6 +601,7 @@ pub unsafe extern "system" fn IoBuildSynchronousFsdRequest(
     event: *const KEVENT,
     iostatusblock: *mut IO_STATUS_BLOCK,
 ) -> *mut IRP {
+    let _kernel = crate::heap::KernelRegion::enter();
     let device = deviceobject.cast_mut();
     // SAFETY: a live device.
     let irp = allocate_irp(unsafe { (*device).StackSize }, true);
@@ -627,6 +637,7 @@ pub unsafe extern "system" fn IoBuildDeviceIoControlRequest(
     event: *const KEVENT,
     iostatusblock: *mut IO_STATUS_BLOCK,
 ) -> *mut IRP {
+    let _kernel = crate::heap::KernelRegion::enter();
     if iocontrolcode & 3 != 0 {
         bugcheck("only METHOD_BUFFERED device controls are modelled");
     }
@@ -690,6 +701,7 @@ pub unsafe extern "system" fn IoCheckShareAccess(
     shareaccess: *mut SHARE_ACCESS,
     update: bool,
 ) -> NTSTATUS {
+    let _kernel = crate::heap::KernelRegion::enter();
     let read = desiredaccess & (FILE_EXECUTE | FILE_READ_DATA) != 0;
     let write = desiredaccess & (FILE_WRITE_DATA | FILE_APPEND_DATA) != 0;
     let delete = desiredaccess & DELETE != 0;
@@ -736,6 +748,7 @@ pub unsafe extern "system" fn IoRemoveShareAccess(
     fileobject: *const FILE_OBJECT,
     shareaccess: *mut SHARE_ACCESS,
 ) {
+    let _kernel = crate::heap::KernelRegion::enter();
     // SAFETY: the caller's file object.
     let fo = unsafe { &*fileobject };
     if !(fo.ReadAccess || fo.WriteAccess || fo.DeleteAccess) {
@@ -1088,5 +1101,6 @@ pub fn requestor_process() -> windows_sys::Wdk::Foundation::PEPROCESS {
 pub unsafe extern "system" fn IoGetRequestorProcess(
     _irp: *const IRP,
 ) -> windows_sys::Wdk::Foundation::PEPROCESS {
+    let _kernel = crate::heap::KernelRegion::enter();
     (&raw const REQUESTOR_PROCESS) as isize
 }

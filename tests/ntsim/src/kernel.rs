@@ -362,6 +362,7 @@ thread_local! {
 
 /// Runs `f` on this thread's model. Never call the driver from inside `f`.
 pub fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
+    let _own = crate::heap::KernelRegion::enter();
     KERNEL.with(|k| f(&mut k.borrow_mut()))
 }
 

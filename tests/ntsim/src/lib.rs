@@ -32,6 +32,7 @@ pub mod disk;
 pub mod ex;
 pub mod filelock;
 pub mod fsrtl;
+pub mod heap;
 pub mod hostile;
 pub mod io;
 pub mod kernel;

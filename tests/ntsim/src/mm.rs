@@ -619,6 +619,7 @@ pub unsafe extern "system" fn MmFlushImageSection(
     sectionobjectpointer: *const SECTION_OBJECT_POINTERS,
     _flushtype: MMFLUSH_TYPE,
 ) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     let ok = delete_image_if_unused(sectionobjectpointer.cast_mut());
     if !ok {
         kernel::with(|k| k.note("MmFlushImageSection refused", ptr::null()));
@@ -631,6 +632,7 @@ pub unsafe extern "system" fn MmCanFileBeTruncated(
     sectionpointer: *const SECTION_OBJECT_POINTERS,
     newfilesize: *const i64,
 ) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     let new_size = if newfilesize.is_null() {
         0
     } else {
@@ -659,6 +661,7 @@ pub unsafe extern "system" fn MmCanFileBeTruncated(
 pub unsafe extern "system" fn MmDoesFileHaveUserWritableReferences(
     sectionpointer: *const SECTION_OBJECT_POINTERS,
 ) -> u32 {
+    let _kernel = crate::heap::KernelRegion::enter();
     let sop = sectionpointer.cast_mut();
     kernel::with(|k| {
         k.control_areas.get(&sop).map_or(0, |ca| {
@@ -680,6 +683,7 @@ pub unsafe extern "system" fn MmMapLockedPagesSpecifyCache(
     _bugcheckonfailure: u32,
     priority: u32,
 ) -> *mut std::ffi::c_void {
+    let _kernel = crate::heap::KernelRegion::enter();
     let mdl = memorydescriptorlist;
     match crate::seh::driver_mdl_locked(mdl) {
         Some(false) => {

@@ -103,6 +103,7 @@ pub unsafe extern "system" fn FsRtlIsNameInExpression(
     ignorecase: bool,
     upcasetable: PCWSTR,
 ) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     // SAFETY: the caller's strings.
     let expression = unsafe { units(expression) };
     // SAFETY: as above.

@@ -81,6 +81,7 @@ unsafe fn units_of(s: *const STRING) -> Vec<u16> {
 
 #[no_mangle]
 pub unsafe extern "system" fn FsRtlNotifyInitializeSync(notifysync: *mut PNOTIFY_SYNC) {
+    let _kernel = crate::heap::KernelRegion::enter();
     let block = crate::ex::allocate_pool(POOL_FLAG_NON_PAGED, 64, NOTIFY_SYNC_TAG);
     if block.is_null() {
         bugcheck("FsRtlNotifyInitializeSync: no pool");
@@ -91,6 +92,7 @@ pub unsafe extern "system" fn FsRtlNotifyInitializeSync(notifysync: *mut PNOTIFY
 
 #[no_mangle]
 pub unsafe extern "system" fn FsRtlNotifyUninitializeSync(notifysync: *mut PNOTIFY_SYNC) {
+    let _kernel = crate::heap::KernelRegion::enter();
     // SAFETY: the caller's sync pointer.
     let block = unsafe { *notifysync };
     if block == 0 {
@@ -122,6 +124,7 @@ pub unsafe extern "system" fn FsRtlNotifyFullChangeDirectory(
     _traversecallback: PCHECK_FOR_TRAVERSE_ACCESS,
     _subjectcontext: *const SECURITY_SUBJECT_CONTEXT,
 ) {
+    let _kernel = crate::heap::KernelRegion::enter();
     check_sync(notifysync);
     let list = notifylist as usize;
     let context = fscontext as usize;
@@ -265,6 +268,7 @@ pub unsafe extern "system" fn FsRtlNotifyFullReportChange(
     action: u32,
     _targetcontext: *const c_void,
 ) {
+    let _kernel = crate::heap::KernelRegion::enter();
     check_sync(notifysync);
     // SAFETY: the FS's full target name.
     let target = unsafe { units_of(fulltargetname) };
@@ -329,6 +333,7 @@ pub unsafe extern "system" fn FsRtlNotifyCleanup(
     notifylist: *const LIST_ENTRY,
     fscontext: *const c_void,
 ) {
+    let _kernel = crate::heap::KernelRegion::enter();
     check_sync(notifysync);
     let list = notifylist as usize;
     let context = fscontext as usize;

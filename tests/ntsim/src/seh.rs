@@ -103,6 +103,7 @@ pub unsafe extern "system-unwind" fn cowfat_seh_try(
 
 #[no_mangle]
 pub extern "system" fn FsRtlIsNtstatusExpected(exception: NTSTATUS) -> bool {
+    let _kernel = crate::heap::KernelRegion::enter();
     !matches!(
         exception,
         STATUS_DATATYPE_MISALIGNMENT
@@ -171,11 +172,13 @@ fn probe(address: usize, len: usize, alignment: u32, what: &str) {
 
 #[no_mangle]
 pub extern "system-unwind" fn ProbeForRead(address: *const c_void, length: usize, alignment: u32) {
+    let _kernel = crate::heap::KernelRegion::enter();
     probe(address.addr(), length, alignment, "read");
 }
 
 #[no_mangle]
 pub extern "system-unwind" fn ProbeForWrite(address: *mut c_void, length: usize, alignment: u32) {
+    let _kernel = crate::heap::KernelRegion::enter();
     probe(address.addr(), length, alignment, "write");
 }
 
@@ -213,6 +216,7 @@ pub unsafe extern "system" fn IoAllocateMdl(
     _chargequota: bool,
     irp: *mut windows_sys::Wdk::Foundation::IRP,
 ) -> *mut MDL {
+    let _kernel = crate::heap::KernelRegion::enter();
     crate::stack::note_driver_call();
     if secondarybuffer || !irp.is_null() {
         bugcheck("IoAllocateMdl: ntsim models only free-standing MDLs (no IRP, no chain)");
@@ -236,6 +240,7 @@ pub unsafe extern "system-unwind" fn MmProbeAndLockPages(
     accessmode: i8,
     operation: i32,
 ) {
+    let _kernel = crate::heap::KernelRegion::enter();
     crate::stack::note_driver_call();
     let mdl = memorydescriptorlist;
     match kernel::with(|k| k.mdls.get(&mdl.addr()).copied()) {
@@ -267,6 +272,7 @@ pub unsafe extern "system-unwind" fn MmProbeAndLockPages(
 
 #[no_mangle]
 pub unsafe extern "system" fn MmUnlockPages(memorydescriptorlist: *mut MDL) {
+    let _kernel = crate::heap::KernelRegion::enter();
     let mdl = memorydescriptorlist;
     if kernel::with(|k| k.mdls.get(&mdl.addr()).copied()) != Some(true) {
         bugcheck("MmUnlockPages on an MDL whose pages are not locked");
@@ -326,6 +332,7 @@ const IO_WRITE_ACCESS: i32 = 1;
 
 #[no_mangle]
 pub unsafe extern "system" fn IoFreeMdl(mdl: *mut MDL) {
+    let _kernel = crate::heap::KernelRegion::enter();
     match kernel::with(|k| k.mdls.remove(&mdl.addr())) {
         None => bugcheck("IoFreeMdl of an MDL IoAllocateMdl did not make"),
         Some(true) => bugcheck("PROCESS_HAS_LOCKED_PAGES: IoFreeMdl of an MDL still locked"),

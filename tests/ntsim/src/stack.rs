@@ -31,7 +31,9 @@ fn stack_pointer() -> usize {
 
 /// Marks a dispatch into the driver; the outermost one on the thread sets where the driver's
 /// stack begins. Nested dispatches (a paging read under a cached read) count from there.
-pub struct DriverEntry(());
+pub struct DriverEntry {
+    _heap: crate::heap::DriverRegion,
+}
 
 impl DriverEntry {
     /// Enters the driver here.
@@ -41,7 +43,9 @@ impl DriverEntry {
             TOP.set(stack_pointer());
         }
         NESTING.set(NESTING.get() + 1);
-        Self(())
+        Self {
+            _heap: crate::heap::DriverRegion::enter(),
+        }
     }
 }
 
