@@ -21,7 +21,8 @@ fn out_of_memory<T>(count: usize) -> Error {
 #[inline(never)]
 pub fn zeroed(len: usize) -> Result<Vec<u8>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| out_of_memory::<u8>(len))?;
+    v.try_reserve_exact(len)
+        .map_err(|_| out_of_memory::<u8>(len))?;
     v.resize(len, 0);
     Ok(v)
 }

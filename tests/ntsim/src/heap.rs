@@ -41,6 +41,9 @@ static SITES: AtomicBool = AtomicBool::new(false);
 /// The global allocator of every binary that links ntsim.
 pub struct FailingHeap;
 
+/// Installed by the `failing-heap` feature (on by default); a binary with an allocator of
+/// its own (the fuzz targets cap allocations their way) turns the feature off.
+#[cfg(feature = "failing-heap")]
 #[global_allocator]
 static HEAP: FailingHeap = FailingHeap;
 
