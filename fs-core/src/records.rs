@@ -3,6 +3,8 @@
 
 use alloc::vec::Vec;
 
+use zerocopy::IntoBytes;
+
 use crate::device::BlockDevice;
 use crate::error::{Error, Result};
 use crate::ondisk::record::{RawRecord, RecordFlags, RECORD_SIZE, ROOT_RECORD};
@@ -25,10 +27,11 @@ impl<D: BlockDevice> Volume<D> {
         if u64::from(record) >= self.record_capacity(tree) || record == 0 {
             return Err(Error::NotFound);
         }
-        let mut bytes = [0u8; RECORD_SIZE];
-        let at =
-            self.record_table_read(tree, u64::from(record) * RECORD_SIZE as u64, &mut bytes)?;
-        let raw = RawRecord::parse(&bytes, at)?;
+        // Read in place: no second 128-byte copy on this deep path (NT-23).
+        let mut raw = RawRecord::new_zeroed();
+        let pos = u64::from(record) * RECORD_SIZE as u64;
+        let at = self.record_table_read(tree, pos, raw.as_mut_bytes())?;
+        raw.check(at)?;
         // Every size derived from a record (allocation size, a directory's bytes, a chain
         // walk) is a product of this count: no file can have more clusters than the volume.
         if raw.cluster_count.get() > u64::from(self.geo.cluster_count) {

@@ -80,18 +80,24 @@ impl RawRecord {
             what: "file record size",
             at,
         })?;
-        if !super::block_is_valid(bytes) {
+        raw.check(at)?;
+        Ok(raw)
+    }
+
+    /// Checks a record read in place (its CRC and flags); `at` is where it was read.
+    pub fn check(&self, at: u64) -> Result<()> {
+        if !super::block_is_valid(self.as_bytes()) {
             return Err(Error::Corrupt {
                 what: "file record checksum",
                 at,
             });
         }
-        if RecordFlags::from_bits(raw.flags.get()).is_none() {
+        if RecordFlags::from_bits(self.flags.get()).is_none() {
             return Err(Error::Corrupt {
                 what: "file record flags",
                 at,
             });
         }
-        Ok(raw)
+        Ok(())
     }
 }
