@@ -272,7 +272,14 @@ for /f "tokens=1,2,*" %%a in ('reg query "%service_key%" 2^>nul') do (
 if /i not "%svc_type%"=="0x2" goto :eof
 if /i not "%svc_start%"=="0x3" goto :eof
 if /i not "%svc_group%"=="File System" goto :eof
-if /i not "%svc_image%"=="%image_path%" goto :eof
+rem The same file under each name the service control manager may store it as.
+set "image_ok="
+if /i "%svc_image%"=="%image_path%" set "image_ok=1"
+if /i "%svc_image%"=="\SystemRoot\%image_path%" set "image_ok=1"
+if /i "%svc_image%"=="%%SystemRoot%%\%image_path%" set "image_ok=1"
+if /i "%svc_image%"=="%SystemRoot%\%image_path%" set "image_ok=1"
+if /i "%svc_image%"=="\??\%SystemRoot%\%image_path%" set "image_ok=1"
+if not defined image_ok goto :eof
 set "service_ok=1"
 goto :eof
 
