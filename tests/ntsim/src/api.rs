@@ -199,6 +199,8 @@ pub struct Leaks {
     pub devices: usize,
     /// IRPs not freed.
     pub irps: usize,
+    /// MDLs the driver allocated and did not free.
+    pub mdls: usize,
     /// Control areas and image sections left.
     pub segments: usize,
     /// DriverUnload was withdrawn (a volume still counted as mounted).
@@ -974,6 +976,7 @@ impl Sim {
             leaks.file_objects = k.file_objects.len();
             leaks.resources = k.resources.len();
             leaks.irps = k.irps.len();
+            leaks.mdls = k.mdls.len();
             leaks.segments = k.control_areas.len() + k.images.len();
         });
         ex::release_quarantine();
