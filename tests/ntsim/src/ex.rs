@@ -26,6 +26,9 @@ const POOL_ALIGN: usize = 16;
 
 /// A bug check: the model found a contract violation it cannot continue from.
 pub fn bugcheck(what: &str) -> ! {
+    // Printed first: a panic raised under some driver frames cannot start unwinding at all
+    // ("failed to initiate panic"), and the process aborts without the message.
+    eprintln!("ntsim bug check: {what}");
     panic!("ntsim bug check: {what}")
 }
 
