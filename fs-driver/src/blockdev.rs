@@ -134,7 +134,9 @@ impl TargetDevice {
             return Ok(());
         }
         // SAFETY: the device is alive (constructor contract).
-        let irp = unsafe { nt::IoAllocateIrp((*self.device).StackSize, false) };
+        let stack_size = unsafe { (*self.device).StackSize };
+        // SAFETY: any IRQL <= DISPATCH_LEVEL.
+        let irp = unsafe { nt::IoAllocateIrp(stack_size, false) };
         if irp.is_null() {
             return Err(nt::STATUS_INSUFFICIENT_RESOURCES);
         }
@@ -229,10 +231,9 @@ impl Drop for TargetDevice {
         if let Some(reserve) = self.reserve.take() {
             // SAFETY: allocated in `make_mounted`, at rest (every use waits for completion),
             // freed once.
-            unsafe {
-                nt::IoFreeMdl(reserve.mdl);
-                nt::IoFreeIrp(reserve.irp);
-            }
+            unsafe { nt::IoFreeMdl(reserve.mdl) };
+            // SAFETY: as above.
+            unsafe { nt::IoFreeIrp(reserve.irp) };
         }
     }
 }
@@ -283,7 +284,9 @@ impl Request {
     /// The device is live; `buf` is valid for `len` bytes until this returns.
     unsafe fn send_on_own_irp(&self) -> Option<NTSTATUS> {
         // SAFETY: the device is live.
-        let irp = unsafe { nt::IoAllocateIrp((*self.device).StackSize, false) };
+        let stack_size = unsafe { (*self.device).StackSize };
+        // SAFETY: any IRQL <= DISPATCH_LEVEL.
+        let irp = unsafe { nt::IoAllocateIrp(stack_size, false) };
         if irp.is_null() {
             return None;
         }
@@ -350,7 +353,9 @@ impl Request {
         // SAFETY: a stack event that outlives the request (we wait for it below).
         unsafe { nt::KeInitializeEvent(&mut event, nt::NotificationEvent, false) };
         // SAFETY: the caller's contract: the IRP has a location for the device.
-        let next = unsafe { &mut *io_get_next_irp_stack_location(irp) };
+        let next = unsafe { io_get_next_irp_stack_location(irp) };
+        // SAFETY: that location, inside the IRP, ours until the IRP is sent.
+        let next = unsafe { &mut *next };
         // Read, write and flush majors fit a u8.
         next.MajorFunction = self.major as u8;
         next.Flags = self.flags;
@@ -376,8 +381,10 @@ impl Request {
                 ptr::null(),
             )
         };
-        // SAFETY: the IRP is ours again; the disk set its status before completing.
-        unsafe { (*irp).IoStatus.Anonymous.Status }
+        // SAFETY: the IRP is ours again.
+        let io_status = unsafe { &(*irp).IoStatus };
+        // SAFETY: the status member: the disk set it before completing.
+        unsafe { io_status.Anonymous.Status }
     }
 }
 

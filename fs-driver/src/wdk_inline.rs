@@ -89,7 +89,9 @@ pub unsafe fn io_set_completion_routine(
     context: *const core::ffi::c_void,
 ) {
     // SAFETY: the caller's contract.
-    let next = unsafe { &mut *io_get_next_irp_stack_location(irp) };
+    let next = unsafe { io_get_next_irp_stack_location(irp) };
+    // SAFETY: that location, inside the IRP, not yet used by anyone.
+    let next = unsafe { &mut *next };
     // SAFETY: the field holds a completion routine; its declared type only lacks parameters,
     // and the I/O manager calls it with the real ones.
     next.CompletionRoutine = Some(unsafe {

@@ -262,10 +262,9 @@ unsafe fn reset_irp(irp: *mut IRP) {
     let count = unsafe { (*irp).StackCount };
     let block = irp.cast::<IrpBlock>();
     // SAFETY: as above: the whole block is ours.
-    unsafe {
-        (*block).irp = IRP::default();
-        (*block).stack = [IO_STACK_LOCATION::default(); MAX_STACK];
-    }
+    unsafe { (*block).irp = IRP::default() };
+    // SAFETY: as above.
+    unsafe { (*block).stack = [IO_STACK_LOCATION::default(); MAX_STACK] };
     // SAFETY: a field address of the live block.
     let stack = unsafe { &raw mut (*block).stack }.cast::<IO_STACK_LOCATION>();
     // SAFETY: as above.
@@ -571,13 +570,11 @@ pub unsafe extern "system" fn IofCompleteRequest(irp: *const IRP, _priorityboost
              and free it)",
         );
     }
-    // SAFETY: the status block of the live IRP (a routine may have changed it).
-    let (status, information) = unsafe {
-        (
-            (*irp).IoStatus.Anonymous.Status,
-            (*irp).IoStatus.Information,
-        )
-    };
+    // SAFETY: the live IRP (a routine may have changed its status block).
+    let io_status = unsafe { &(*irp).IoStatus };
+    // SAFETY: the status member.
+    let status = unsafe { io_status.Anonymous.Status };
+    let information = io_status.Information;
     if threaded {
         // The I/O manager finishes a threaded IRP in a special kernel APC to its thread.
         crate::irql::queue_completion_apc(crate::irql::CompletionApc {
@@ -606,8 +603,10 @@ unsafe fn run_completion_routines(irp: *mut IRP) -> bool {
         if irp_ref.CurrentLocation > irp_ref.StackCount {
             return false;
         }
+        // SAFETY: the caller's contract.
+        let left = unsafe { current_stack(irp) };
         // SAFETY: a location inside the IRP's block.
-        let left = unsafe { *current_stack(irp) };
+        let left = unsafe { *left };
         irp_ref.PendingReturned = left.Control & SL_PENDING_RETURNED != 0;
         irp_ref.CurrentLocation += 1;
         let above = left_location_above(irp);
@@ -626,8 +625,10 @@ unsafe fn run_completion_routines(irp: *mut IRP) -> bool {
         else {
             // No routine: the pending mark travels up (IoMarkIrpPending on the caller's behalf).
             if irp_ref.PendingReturned && irp_ref.CurrentLocation <= irp_ref.StackCount {
+                // SAFETY: the caller's contract.
+                let now = unsafe { current_stack(irp) };
                 // SAFETY: the now-current location, inside the block.
-                unsafe { (*current_stack(irp)).Control |= SL_PENDING_RETURNED };
+                unsafe { (*now).Control |= SL_PENDING_RETURNED };
             }
             continue;
         };
@@ -645,6 +646,7 @@ unsafe fn run_completion_routines(irp: *mut IRP) -> bool {
 fn left_location_above(irp: *mut IRP) -> *const DEVICE_OBJECT {
     // SAFETY: the live IRP being completed.
     let irp_ref = unsafe { &mut *irp };
+    // SAFETY: as above.
     let next = unsafe { current_stack(irp) }.wrapping_add(1);
     irp_ref
         .Tail
@@ -836,7 +838,8 @@ fn driver_irp_at_rest(irp: *mut IRP, routine: &str) {
         None => bugcheck(&format!("{routine} of an IRP that is not live")),
     });
     // SAFETY: a live IRP of the model.
-    let (location, count) = unsafe { ((*irp).CurrentLocation, (*irp).StackCount) };
+    let irp_ref = unsafe { &*irp };
+    let (location, count) = (irp_ref.CurrentLocation, irp_ref.StackCount);
     if location <= count {
         bugcheck(&format!(
             "{routine} of an IRP still owned by a driver below (not completed back)"
@@ -859,7 +862,8 @@ pub unsafe extern "system" fn IoReuseIrp(irp: *mut IRP, iostatus: NTSTATUS) {
     // SAFETY: an IoAllocateIrp IRP at rest.
     unsafe { reset_irp(irp) };
     // SAFETY: as above.
-    unsafe { (*irp).IoStatus.Anonymous.Status = iostatus };
+    let irp_ref = unsafe { &mut *irp };
+    irp_ref.IoStatus.Anonymous.Status = iostatus;
     kernel::with(|k| {
         let thread = k.thread;
         if let Some(r) = k.irps.get_mut(&irp) {

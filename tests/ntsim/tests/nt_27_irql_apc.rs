@@ -57,7 +57,10 @@ fn nt_27_view_fault_that_misses_the_cache_completes_at_apc_level() {
         at_apc_level(&dispatches, mj::READ, true),
         "no paging read at APC_LEVEL: {dispatches:x?}"
     );
-    assert!(sim.disk_transfers().0 > reads_before, "the fault did not read the disk");
+    assert!(
+        sim.disk_transfers().0 > reads_before,
+        "the fault did not read the disk"
+    );
     assert!(
         sim.disk_requests_pended() > pended_before,
         "the disk pended nothing: the driver never waited"
@@ -84,7 +87,10 @@ fn nt_27_lazy_writer_flush_completes_at_apc_level() {
         at_apc_level(&dispatches, mj::WRITE, true),
         "no paging write at APC_LEVEL: {dispatches:x?}"
     );
-    assert!(sim.disk_transfers().1 > writes_before, "the flush wrote nothing");
+    assert!(
+        sim.disk_transfers().1 > writes_before,
+        "the flush wrote nothing"
+    );
     // What the lazy writer wrote is on the medium: a non-cached read sees it.
     let nc = open_nc(&mut sim, "\\lazy.bin");
     assert_eq!(sim.read(nc, 0, data.len()), Ok(data));
@@ -108,7 +114,10 @@ fn nt_27_close_from_mm_completes_at_apc_level() {
     sim.close(h);
     sim.unmap_view(view);
     sim.close_section(section);
-    assert!(sim.file_object_alive(id), "Mm still references the file object");
+    assert!(
+        sim.file_object_alive(id),
+        "Mm still references the file object"
+    );
     sim.set_disk_pending(true);
     sim.take_apc_level_dispatches();
     // Mm writes the dirty page and deletes the segment: its reference goes, and with it the
@@ -123,7 +132,10 @@ fn nt_27_close_from_mm_completes_at_apc_level() {
         at_apc_level(&dispatches, mj::CLOSE, false),
         "no close at APC_LEVEL: {dispatches:x?}"
     );
-    assert!(!sim.file_object_alive(id), "the close from Mm did not finish");
+    assert!(
+        !sim.file_object_alive(id),
+        "the close from Mm did not finish"
+    );
     sim.set_disk_pending(false);
     let nc = open_nc(&mut sim, "\\mm-close.bin");
     let mut expected = data;
@@ -137,7 +149,13 @@ fn nt_27_close_from_mm_completes_at_apc_level() {
 fn run_child(name: &str) -> (bool, String) {
     let exe = std::env::current_exe().expect("test binary");
     let output = Command::new(exe)
-        .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .output()
         .expect("run the child test");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -224,7 +242,11 @@ fn nt_27_verify_reads_override_verify_volume() {
     assert!(refused > 0);
     // The verify's own reads carry SL_OVERRIDE_VERIFY_VOLUME: same medium, verified.
     assert_eq!(sim.verify(), (status::STATUS_SUCCESS, true));
-    assert_eq!(sim.verify_required_failures(), refused, "a verify read was refused");
+    assert_eq!(
+        sim.verify_required_failures(),
+        refused,
+        "a verify read was refused"
+    );
     assert_eq!(sim.read(h, 0, PAGE), Ok(data));
     sim.close(h);
     finish_clean(sim);
