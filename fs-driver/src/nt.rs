@@ -308,3 +308,14 @@ pub use windows_sys::Wdk::System::SystemServices::{
     IoAllocateMdl, IoFreeMdl, IoReadAccess, IoWriteAccess, MdlMappingNoExecute, MmUnlockPages,
     UserMode,
 };
+
+/// Disk transfers on driver-owned IRPs with a completion routine (NT-27, fastfat's
+/// `FatSingleAsync` + `FatWaitSync`): safe at APC_LEVEL, where paging I/O and Mm's closes
+/// arrive.
+pub use windows_sys::Wdk::Foundation::PIO_COMPLETION_ROUTINE;
+pub use windows_sys::Wdk::System::SystemServices::IoBuildPartialMdl;
+pub use windows_sys::Wdk::System::SystemServices::{
+    IoAllocateIrp, IoFreeIrp, IoReuseIrp, KeSetEvent, MmBuildMdlForNonPagedPool,
+    SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR, SL_INVOKE_ON_SUCCESS, SL_OVERRIDE_VERIFY_VOLUME,
+};
+pub use windows_sys::Win32::Foundation::{STATUS_MORE_PROCESSING_REQUIRED, STATUS_VERIFY_REQUIRED};

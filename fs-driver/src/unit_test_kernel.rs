@@ -167,5 +167,11 @@ not_in_unit_tests! {
     fn MmUnlockPages(m: *mut MDL);
     fn IoAllocateMdl(v: *const c_void, l: u32, s: bool, c: bool, i: *mut IRP) -> *mut MDL;
     fn IoFreeMdl(m: *mut MDL);
+    fn IoAllocateIrp(s: i8, q: bool) -> *mut IRP;
+    fn IoFreeIrp(i: *const IRP);
+    fn IoReuseIrp(i: *mut IRP, s: NTSTATUS);
+    fn KeSetEvent(e: *mut KEVENT, i: i32, w: bool) -> i32;
+    fn MmBuildMdlForNonPagedPool(m: *mut MDL);
+    fn IoBuildPartialMdl(s: *const MDL, t: *mut MDL, v: *mut c_void, l: u32);
     fn FsRtlFastUnlockAllByKey(l: *const crate::nt::FILE_LOCK, f: *const FILE_OBJECT, p: crate::nt::PEPROCESS, k: u32, c: *const c_void) -> NTSTATUS;
 }

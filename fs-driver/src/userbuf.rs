@@ -143,6 +143,12 @@ impl LockedBuffer {
     pub fn address(&self) -> *mut u8 {
         self.address
     }
+
+    /// The MDL that describes the locked pages.
+    #[must_use]
+    pub fn mdl(&self) -> *mut MDL {
+        self.mdl
+    }
 }
 
 impl Drop for LockedBuffer {

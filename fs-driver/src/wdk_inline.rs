@@ -70,6 +70,65 @@ pub unsafe fn io_complete_request(irp: *mut IRP, status: NTSTATUS, information: 
     unsafe { nt::IofCompleteRequest(irp, boost) };
 }
 
+/// A completion routine with the real `IO_COMPLETION_ROUTINE` signature (windows-sys
+/// declares the field's type without parameters).
+pub type IoCompletionRoutine = unsafe extern "system" fn(
+    *const nt::DEVICE_OBJECT,
+    *const IRP,
+    *const core::ffi::c_void,
+) -> NTSTATUS;
+
+/// `IoSetCompletionRoutine` (wdm.h): `routine` runs with `context` when the driver below
+/// completes the IRP, on success, error and cancel alike.
+///
+/// # Safety
+/// As [`io_get_next_irp_stack_location`]; the IRP has not been sent yet.
+pub unsafe fn io_set_completion_routine(
+    irp: *mut IRP,
+    routine: IoCompletionRoutine,
+    context: *const core::ffi::c_void,
+) {
+    // SAFETY: the caller's contract.
+    let next = unsafe { io_get_next_irp_stack_location(irp) };
+    // SAFETY: that location, inside the IRP, not yet used by anyone.
+    let next = unsafe { &mut *next };
+    // SAFETY: the field holds a completion routine; its declared type only lacks parameters,
+    // and the I/O manager calls it with the real ones.
+    next.CompletionRoutine = Some(unsafe {
+        core::mem::transmute::<IoCompletionRoutine, unsafe extern "system" fn() -> NTSTATUS>(
+            routine,
+        )
+    });
+    next.Context = context.cast_mut();
+    // The three flags are single bits of a u8 field declared as u32 constants.
+    next.Control =
+        (nt::SL_INVOKE_ON_SUCCESS | nt::SL_INVOKE_ON_ERROR | nt::SL_INVOKE_ON_CANCEL) as u8;
+}
+
+/// `PAGE_SIZE` on x64.
+const PAGE_SIZE: usize = 4096;
+
+/// `MmInitializeMdl` (wdm.h): makes `mdl` describe `length` bytes at `base` (its pages are
+/// not described yet: `MmBuildMdlForNonPagedPool` follows).
+///
+/// # Safety
+/// `mdl` was allocated large enough for a buffer of `length` bytes at any page offset, and no
+/// request uses it now.
+pub unsafe fn mm_initialize_mdl(mdl: *mut nt::MDL, base: *mut core::ffi::c_void, length: u32) {
+    let offset = base.addr() % PAGE_SIZE;
+    let pages = (offset + length as usize).div_ceil(PAGE_SIZE);
+    let size = core::mem::size_of::<nt::MDL>() + pages * core::mem::size_of::<usize>();
+    // SAFETY: the caller's contract.
+    let mdl = unsafe { &mut *mdl };
+    mdl.Next = ptr::null_mut();
+    mdl.Size = i16::try_from(size).unwrap_or(i16::MAX);
+    mdl.MdlFlags = 0;
+    mdl.StartVa = base.cast::<u8>().wrapping_sub(offset).cast();
+    // `offset` < PAGE_SIZE.
+    mdl.ByteOffset = offset as u32;
+    mdl.ByteCount = length;
+}
+
 /// `CcIsFileCached` (ntifs.h, a macro, not an export): has Cc a shared cache map for this
 /// file object's stream? `SectionObjectPointer != NULL && SharedCacheMap != NULL`.
 ///

@@ -13,7 +13,7 @@ use alloc::boxed::Box;
 use fs_core::{Error, MountOptions, Volume};
 
 use super::{fsd_entry_point, IrpContext, Outcome};
-use crate::blockdev::TargetDevice;
+use crate::blockdev::{Access, TargetDevice};
 use crate::cachesup;
 use crate::global::CFAT_DATA;
 use crate::nt::{self, DEVICE_OBJECT, IRP_MN_MOUNT_VOLUME, NTSTATUS, VPB};
@@ -82,13 +82,14 @@ fn mount_volume(vpb: *mut VPB, target: *mut DEVICE_OBJECT) -> Result<(), NTSTATU
         return Err(nt::STATUS_INVALID_PARAMETER);
     }
     // SAFETY: the I/O manager keeps the target device alive while a volume is mounted on it.
-    let device = unsafe { TargetDevice::open(target) }?;
-    let volume = Volume::mount_boxed(device, MountOptions::new(Box::new(KernelClock))).map_err(
-        |e| match e {
+    // The mount's own reads may meet a device that wants a verify: they override it.
+    let device = unsafe { TargetDevice::open(target, Access::Probe) }?;
+    let mut volume = Volume::mount_boxed(device, MountOptions::new(Box::new(KernelClock)))
+        .map_err(|e| match e {
             Error::NotCowfat(_) | Error::Corrupt { .. } => nt::STATUS_UNRECOGNIZED_VOLUME,
             e => status_of(&e),
-        },
-    )?;
+        })?;
+    volume.device_mut().make_mounted()?;
     let info = volume.volume_info();
     let vdo = create_volume_device(target)?;
     // SAFETY: a fresh device whose extension was sized for a VCB.
@@ -185,7 +186,8 @@ fn verify(context: &IrpContext) -> Outcome {
 /// Does the target device hold the volume with our serial number?
 fn same_volume(vcb: &Vcb) -> Result<bool, NTSTATUS> {
     // SAFETY: the target device outlives the mounted volume.
-    let device = unsafe { TargetDevice::open(vcb.target) }?;
+    // Verify reads carry SL_OVERRIDE_VERIFY_VOLUME: DO_VERIFY_VOLUME is set on the device.
+    let device = unsafe { TargetDevice::open(vcb.target, Access::Probe) }?;
     let options = MountOptions::new(Box::new(KernelClock)).read_only();
     match Volume::mount_boxed(device, options) {
         Ok(volume) => Ok(volume.volume_info().serial == vcb.serial),

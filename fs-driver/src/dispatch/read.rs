@@ -70,8 +70,11 @@ fn paging_read(vcb: &Vcb, fcb: &Fcb, io: &mut IoRequest) -> Result<usize, NTSTAT
     // SAFETY: initialised with the FCB.
     let _paging = unsafe { ResourceGuard::shared(fcb.paging_io_resource()) };
     let id = fcb.id;
+    let window = io.window();
     let buffer = io.slice_mut();
-    let read = vcb.with_volume(|v| v.read(id, offset, buffer))?;
+    let read = vcb.with_volume(|v| {
+        super::rwsup::on_request_buffer(v, window, false, |v| v.read(id, offset, buffer))
+    })?;
     buffer[read..].fill(0);
     Ok(io.length as usize)
 }
@@ -96,8 +99,11 @@ fn noncached_read(vcb: &Vcb, fcb: &Fcb, io: &mut IoRequest) -> Result<usize, NTS
         return Err(nt::STATUS_END_OF_FILE);
     }
     let id = fcb.id;
+    let window = io.window();
     let buffer = io.slice_mut();
-    let read = vcb.with_volume(|v| v.read(id, offset, buffer))?;
+    let read = vcb.with_volume(|v| {
+        super::rwsup::on_request_buffer(v, window, false, |v| v.read(id, offset, buffer))
+    })?;
     buffer[read..].fill(0);
     Ok(read)
 }

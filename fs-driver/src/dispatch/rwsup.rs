@@ -11,6 +11,7 @@
 use core::ptr;
 
 use super::IrpContext;
+use crate::blockdev::{RequestBuffer, TargetDevice};
 use crate::nt::{self, IRP, MDL, NTSTATUS};
 use crate::userbuf::LockedBuffer;
 use crate::wdk_inline::io_get_current_irp_stack_location;
@@ -26,6 +27,8 @@ pub struct IoRequest {
     /// `IRP_NOCACHE`.
     pub nocache: bool,
     buffer: *mut u8,
+    /// The MDL describing `buffer` (the IRP's, or ours from locking it), NULL if none.
+    mdl: *mut MDL,
     /// The caller's buffer, locked for a non-cached request (released with the request).
     _locked: Option<LockedBuffer>,
 }
@@ -48,6 +51,7 @@ impl IoRequest {
         // SAFETY: the caller's contract.
         let has_mdl = !unsafe { (*context.irp).MdlAddress }.is_null();
         let mut locked = None;
+        let mut mdl = ptr::null_mut();
         let buffer = if params.Length == 0 {
             ptr::null_mut()
         } else if nocache && !paging && !has_mdl {
@@ -58,9 +62,12 @@ impl IoRequest {
             let lock =
                 unsafe { LockedBuffer::lock(context.irp, buffer, params.Length, for_write) }?;
             let address = lock.address();
+            mdl = lock.mdl();
             locked = Some(lock);
             address
         } else {
+            // SAFETY: the caller's contract.
+            mdl = unsafe { (*context.irp).MdlAddress };
             // SAFETY: the caller's contract.
             unsafe { request_buffer(context.irp) }?
         };
@@ -70,7 +77,19 @@ impl IoRequest {
             paging,
             nocache,
             buffer,
+            mdl,
             _locked: locked,
+        })
+    }
+
+    /// The buffer as the MDL that describes it, for the disk transfers fs-core makes into or
+    /// out of it (NT-27: they go down as partial MDLs of this one).
+    #[must_use]
+    pub fn window(&self) -> Option<RequestBuffer> {
+        (!self.mdl.is_null() && !self.buffer.is_null()).then_some(RequestBuffer {
+            mdl: self.mdl,
+            system: self.buffer,
+            len: self.length as usize,
         })
     }
 
@@ -112,6 +131,20 @@ impl IoRequest {
         }
         u64::try_from(self.offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)
     }
+}
+
+/// Runs one fs-core operation whose disk transfers may touch the request's buffer `window`
+/// (and, for a paging write, may fall back to the volume's reserve).
+pub fn on_request_buffer<R>(
+    v: &mut fs_core::Volume<TargetDevice>,
+    window: Option<RequestBuffer>,
+    paging_write: bool,
+    f: impl FnOnce(&mut fs_core::Volume<TargetDevice>) -> fs_core::Result<R>,
+) -> fs_core::Result<R> {
+    v.device_mut().set_request(window, paging_write);
+    let result = f(v);
+    v.device_mut().set_request(None, false);
+    result
 }
 
 /// The system address of the request's buffer.

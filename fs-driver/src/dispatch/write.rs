@@ -91,7 +91,12 @@ fn paging_write(vcb: &Vcb, fcb: &Fcb, io: &IoRequest) -> Result<usize, NTSTATUS>
     }
     let id = fcb.id;
     let data = io.slice();
-    vcb.with_volume(|v| v.write_mode(id, offset, data, WriteMode::Paging))
+    // A paging write may use the volume's reserved IRP when nothing can be allocated (NT-26).
+    vcb.with_volume(|v| {
+        super::rwsup::on_request_buffer(v, io.window(), true, |v| {
+            v.write_mode(id, offset, data, WriteMode::Paging)
+        })
+    })
 }
 
 /// NT-17: flush + purge the range (paging I/O exclusive), then write the medium.
@@ -116,7 +121,7 @@ fn noncached_write(
     let id = fcb.id;
     let data = io.slice();
     let info = vcb.with_volume(|v| {
-        v.write(id, offset, data)?;
+        super::rwsup::on_request_buffer(v, io.window(), false, |v| v.write(id, offset, data))?;
         v.info(id)
     })?;
     {

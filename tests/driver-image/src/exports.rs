@@ -38,9 +38,14 @@ pub const REQUIRED_IMPORTS: &[&str] = &[
     "ExAcquireResourceExclusiveLite",
     "ExAcquireResourceSharedLite",
     "ExReleaseResourceLite",
-    // Mount, sector I/O to the target device, dismount.
-    "IoBuildSynchronousFsdRequest",
+    // Mount, sector I/O to the target device on our own IRPs (NT-27), dismount.
     "IoBuildDeviceIoControlRequest",
+    "IoAllocateIrp",
+    "IoFreeIrp",
+    "IoReuseIrp",
+    "IoBuildPartialMdl",
+    "MmBuildMdlForNonPagedPool",
+    "KeSetEvent",
     "IofCallDriver",
     "KeWaitForSingleObject",
     "IoDeleteDevice",

@@ -199,6 +199,8 @@ pub struct Leaks {
     pub devices: usize,
     /// IRPs not freed.
     pub irps: usize,
+    /// MDLs the driver allocated and did not free.
+    pub mdls: usize,
     /// Control areas and image sections left.
     pub segments: usize,
     /// DriverUnload was withdrawn (a volume still counted as mounted).
@@ -649,6 +651,90 @@ impl Sim {
         (status, flags & fs_driver::nt::DO_VERIFY_VOLUME == 0)
     }
 
+    /// Sets `DO_VERIFY_VOLUME` on the disk (the disk driver saw a media change) without
+    /// verifying: until a verify clears it, the disk fails reads and writes that do not carry
+    /// `SL_OVERRIDE_VERIFY_VOLUME`.
+    pub fn set_verify_required(&mut self) {
+        // SAFETY: the disk device lives as long as the Sim.
+        unsafe { (*self.disk.device).Flags |= fs_driver::nt::DO_VERIFY_VOLUME };
+    }
+
+    /// Reads and writes the disk refused with `STATUS_VERIFY_REQUIRED` so far.
+    #[must_use]
+    pub fn verify_required_failures(&self) -> u64 {
+        kernel::with(|k| k.verify_required_failures)
+    }
+
+    /// Sector transfers the disk served so far: (reads, writes).
+    #[must_use]
+    pub fn disk_transfers(&self) -> (u64, u64) {
+        kernel::with(|k| k.disk_io)
+    }
+
+    /// The file system dispatches made at APC_LEVEL or above since the last call, as (major,
+    /// IRP flags) (NT-27).
+    pub fn take_apc_level_dispatches(&mut self) -> Vec<(u8, u32)> {
+        kernel::with(|k| std::mem::take(&mut k.apc_level_dispatches))
+    }
+
+    /// Acts as a driver above the disk: sends `IOCTL_DISK_GET_LENGTH_INFO` on a threaded IRP
+    /// (`IoBuildDeviceIoControlRequest`) at the current IRQL, without waiting (NT-27 tests).
+    #[must_use]
+    pub fn send_threaded_length_query(&mut self) -> ThreadedRequest {
+        let mut request = ThreadedRequest {
+            event: Box::default(),
+            iosb: Box::default(),
+            length: Box::new(0),
+            returned: 0,
+        };
+        ex::KeInitializeEvent(
+            &raw mut *request.event,
+            windows_sys::Win32::System::Kernel::NotificationEvent,
+            false,
+        );
+        let output = (&raw mut *request.length).cast();
+        // SAFETY: the disk device; the boxed event, status block and output outlive the
+        // request (the test keeps the ThreadedRequest until it is finished or the Sim ends).
+        let irp = unsafe {
+            io::IoBuildDeviceIoControlRequest(
+                fs_driver::nt::IOCTL_DISK_GET_LENGTH_INFO,
+                self.disk.device,
+                std::ptr::null(),
+                0,
+                output,
+                8,
+                false,
+                &raw const *request.event,
+                &raw mut *request.iosb,
+            )
+        };
+        // SAFETY: a complete IRP for the disk.
+        request.returned = unsafe { io::IofCallDriver(self.disk.device, irp) };
+        request
+    }
+
+    /// `KeWaitForSingleObject` on a threaded request's event, at the current IRQL.
+    pub fn wait_for(&mut self, request: &ThreadedRequest) -> NTSTATUS {
+        ex::KeWaitForSingleObject(
+            (&raw const *request.event).cast(),
+            0,
+            0,
+            false,
+            std::ptr::null(),
+        )
+    }
+
+    /// Raises the test thread's IRQL (`KeRaiseIrql`); returns the old one.
+    pub fn raise_irql(&mut self, level: u8) -> u8 {
+        crate::irql::raise(level)
+    }
+
+    /// Lowers the test thread's IRQL back (`KeLowerIrql`): at PASSIVE_LEVEL its queued kernel
+    /// APCs run.
+    pub fn lower_irql(&mut self, old: u8) {
+        crate::irql::lower(old);
+    }
+
     /// Puts a volatile write cache in front of the disk (a real disk with its write cache on):
     /// from now on a write is durable only once an `IRP_MJ_FLUSH_BUFFERS` to the disk
     /// completed after it.
@@ -974,6 +1060,7 @@ impl Sim {
             leaks.file_objects = k.file_objects.len();
             leaks.resources = k.resources.len();
             leaks.irps = k.irps.len();
+            leaks.mdls = k.mdls.len();
             leaks.segments = k.control_areas.len() + k.images.len();
         });
         ex::release_quarantine();
@@ -989,6 +1076,26 @@ impl Sim {
 impl Default for Sim {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A threaded IRP a test sent to the disk ([`Sim::send_threaded_length_query`]).
+pub struct ThreadedRequest {
+    event: Box<windows_sys::Wdk::Foundation::KEVENT>,
+    iosb: Box<windows_sys::Win32::System::IO::IO_STATUS_BLOCK>,
+    length: Box<i64>,
+    /// What `IofCallDriver` returned.
+    pub returned: NTSTATUS,
+}
+
+impl ThreadedRequest {
+    /// The status block and output as the completion APC left them: (status, information,
+    /// the disk's length).
+    #[must_use]
+    pub fn result(&self) -> (NTSTATUS, usize, i64) {
+        // SAFETY: the status member of a status block (zero until the APC writes it).
+        let status = unsafe { self.iosb.Anonymous.Status };
+        (status, self.iosb.Information, *self.length)
     }
 }
 

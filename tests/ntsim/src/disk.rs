@@ -8,6 +8,10 @@
 //! with its volatile cache on: reads see every write, but a write is durable only once an
 //! `IRP_MJ_FLUSH_BUFFERS` completed after it, and a power cut leaves any subset of the later
 //! ones (the model of `fs_core::crash`).
+//! As class drivers do, while the device has `DO_VERIFY_VOLUME` set a read or write without
+//! `SL_OVERRIDE_VERIFY_VOLUME` in its stack location fails with `STATUS_VERIFY_REQUIRED`
+//! (only the file system's verify may reach the medium). The MDL must describe mapped memory
+//! (`MmBuildMdlForNonPagedPool`, or locked and mapped pages).
 #![allow(unsafe_code)]
 
 use std::ptr;
@@ -16,7 +20,7 @@ use fs_core::{BlockDevice, MemDevice};
 use windows_sys::Wdk::Foundation::{DEVICE_OBJECT, DRIVER_OBJECT, IO_STACK_LOCATION, IRP, VPB};
 use windows_sys::Win32::Foundation::{
     NTSTATUS, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_IO_DEVICE_ERROR,
-    STATUS_PENDING, STATUS_SUCCESS,
+    STATUS_PENDING, STATUS_SUCCESS, STATUS_VERIFY_REQUIRED,
 };
 
 use crate::ex::bugcheck;
@@ -27,6 +31,15 @@ const SECTOR: u16 = 512;
 /// `SL_PENDING_RETURNED`.
 const SL_PENDING_RETURNED: u8 = 0x01;
 const DO_DIRECT_IO: u32 = 0x10;
+/// `DO_VERIFY_VOLUME`: the medium may have changed; only verify I/O gets through.
+const DO_VERIFY_VOLUME: u32 = 0x02;
+/// `SL_OVERRIDE_VERIFY_VOLUME` (an `IO_STACK_LOCATION::Flags` bit).
+const SL_OVERRIDE_VERIFY_VOLUME: u8 = 0x02;
+/// `MDL_MAPPED_TO_SYSTEM_VA`, `MDL_SOURCE_IS_NONPAGED_POOL`.
+const MDL_MAPPED_TO_SYSTEM_VA: i16 = 0x0001;
+const MDL_SOURCE_IS_NONPAGED_POOL: i16 = 0x0004;
+/// `MDL_PARTIAL`: built by `IoBuildPartialMdl` (the model maps it at once).
+const MDL_PARTIAL: i16 = 0x0010;
 const FILE_DEVICE_DISK: u32 = 7;
 const IOCTL_DISK_GET_LENGTH_INFO: u32 = 0x0007_405C;
 const IRP_MJ_READ: u8 = 0x03;
@@ -148,12 +161,22 @@ pub(crate) fn is_disk_device(device: *mut DEVICE_OBJECT) -> bool {
 }
 
 /// The disk's dispatch routine.
-unsafe extern "system" fn disk_dispatch(_device: *const DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+unsafe extern "system" fn disk_dispatch(device: *const DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: the I/O manager calls us with a live IRP whose current location is ours.
     let stack = unsafe { io::current_stack(irp) };
     // SAFETY: as above.
     let location = unsafe { *stack };
+    // SAFETY: our live device.
+    let verify_pending = unsafe { (*device).Flags } & DO_VERIFY_VOLUME != 0;
+    let transfer_major = matches!(location.MajorFunction, IRP_MJ_READ | IRP_MJ_WRITE);
     let (status, information) = match location.MajorFunction {
+        _ if transfer_major
+            && verify_pending
+            && location.Flags & SL_OVERRIDE_VERIFY_VOLUME == 0 =>
+        {
+            kernel::with(|k| k.verify_required_failures += 1);
+            (STATUS_VERIFY_REQUIRED, 0)
+        }
         // SAFETY: a read/write IRP of ours.
         IRP_MJ_READ | IRP_MJ_WRITE => unsafe { transfer(irp, &location) },
         IRP_MJ_FLUSH_BUFFERS => {
@@ -186,13 +209,19 @@ unsafe extern "system" fn disk_dispatch(_device: *const DEVICE_OBJECT, irp: *mut
     status
 }
 
-/// Completes every request the disk pended (its interrupt and DPC), in order.
+/// Completes every request the disk pended (its interrupt and DPC, so completion routines
+/// run at DISPATCH_LEVEL), in order.
 pub(crate) fn complete_pending() {
     let pending = kernel::with(|k| std::mem::take(&mut k.pending));
+    if pending.is_empty() {
+        return;
+    }
+    let old = crate::irql::raise(crate::irql::DISPATCH_LEVEL);
     for irp in pending {
         // SAFETY: a pended IRP of the disk, completed once here; its status is set.
         unsafe { io::IofCompleteRequest(irp, 0) };
     }
+    crate::irql::lower(old);
 }
 
 /// A sector read or write against the medium.
@@ -211,6 +240,15 @@ unsafe fn transfer(irp: *mut IRP, location: &IO_STACK_LOCATION) -> (NTSTATUS, us
     let len = params.Length as usize;
     if mdl.is_null() {
         return (STATUS_INVALID_PARAMETER, 0);
+    }
+    // SAFETY: the IRP's MDL.
+    let mdl_flags = unsafe { (*mdl).MdlFlags };
+    if mdl_flags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL | MDL_PARTIAL) == 0 {
+        bugcheck("disk transfer with an MDL that describes no mapped pages (not built for non-paged pool, not locked)");
+    }
+    // SAFETY: the IRP's MDL.
+    if unsafe { (*mdl).ByteCount } < params.Length {
+        bugcheck("disk transfer longer than its MDL");
     }
     // SAFETY: the model's MDLs are mapped to system space.
     let buffer = unsafe { (*mdl).MappedSystemVa }.cast::<u8>();

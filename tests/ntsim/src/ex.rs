@@ -26,6 +26,9 @@ const POOL_ALIGN: usize = 16;
 
 /// A bug check: the model found a contract violation it cannot continue from.
 pub fn bugcheck(what: &str) -> ! {
+    // Printed first: a panic raised under some driver frames cannot start unwinding at all
+    // ("failed to initiate panic"), and the process aborts without the message.
+    eprintln!("ntsim bug check: {what}");
     panic!("ntsim bug check: {what}")
 }
 
@@ -197,7 +200,8 @@ fn check_lock_order(k: &kernel::Kernel, resource: *mut ERESOURCE) {
 fn acquire(resource: *mut ERESOURCE, exclusive: bool) -> Acquire {
     kernel::with(|k| {
         let thread = k.thread;
-        if thread == 0 && k.critical_region <= 0 {
+        // At APC_LEVEL no APC can suspend the holder: no critical region needed there.
+        if thread == 0 && k.critical_region <= 0 && k.irql == crate::irql::PASSIVE_LEVEL {
             bugcheck("ERESOURCE acquired on the user thread outside a critical region");
         }
         check_lock_order(k, resource);
@@ -295,9 +299,25 @@ pub extern "system" fn KeInitializeEvent(event: *mut KEVENT, _type: EVENT_TYPE, 
     kernel::with(|k| k.events.insert(event as usize, state));
 }
 
-/// Signals an event (the I/O manager does it at completion; the driver does not import it).
+/// Signals an event (the I/O manager does it at completion).
 pub(crate) fn set_event(event: *const KEVENT) {
     kernel::with(|k| k.events.insert(event as usize, true));
+}
+
+#[no_mangle]
+pub extern "system" fn KeSetEvent(event: *mut KEVENT, _increment: i32, wait: bool) -> i32 {
+    let _kernel = crate::heap::KernelRegion::enter();
+    if wait {
+        bugcheck("KeSetEvent with Wait = TRUE: ntsim does not model the wait that must follow");
+    }
+    if crate::irql::current() > crate::irql::DISPATCH_LEVEL {
+        bugcheck("IRQL_NOT_LESS_OR_EQUAL: KeSetEvent above DISPATCH_LEVEL");
+    }
+    let previous = kernel::with(|k| k.events.insert(event as usize, true));
+    match previous {
+        Some(state) => i32::from(state),
+        None => bugcheck("KeSetEvent on an event that was never initialised"),
+    }
 }
 
 #[no_mangle]
@@ -309,13 +329,29 @@ pub extern "system" fn KeWaitForSingleObject(
     _timeout: *const i64,
 ) -> NTSTATUS {
     let _kernel = crate::heap::KernelRegion::enter();
+    let irql = crate::irql::current();
+    if irql >= crate::irql::DISPATCH_LEVEL {
+        bugcheck(&format!(
+            "IRQL_NOT_LESS_OR_EQUAL: KeWaitForSingleObject at {} (a wait with a timeout other \
+             than zero is for IRQL <= APC_LEVEL)",
+            crate::irql::name(irql)
+        ));
+    }
     if kernel::with(|k| k.events.get(&(object as usize)).copied()) == Some(false) {
         // Nothing else runs: the only thing that can signal it is a pended request.
         crate::disk::complete_pending();
     }
+    // A waiting thread at PASSIVE_LEVEL takes its kernel APCs (a threaded IRP's completion).
+    crate::irql::deliver_kernel_apcs();
     let signalled = kernel::with(|k| k.events.get(&(object as usize)).copied());
     match signalled {
         Some(true) => STATUS_SUCCESS,
+        Some(false) if crate::irql::apcs_blocked() => bugcheck(&format!(
+            "NT-27 hang: KeWaitForSingleObject at {} on an event only a queued special kernel \
+             APC (a threaded IRP's completion) would signal; the APC cannot run until the \
+             thread is at PASSIVE_LEVEL, so on Windows this thread waits forever",
+            crate::irql::name(irql)
+        )),
         Some(false) => bugcheck("KeWaitForSingleObject on an event nothing will ever signal"),
         None => bugcheck("KeWaitForSingleObject on an object ntsim does not know"),
     }

@@ -2,9 +2,16 @@
 //! complete), buffered/direct buffers, share access, top-level IRP, file objects and their
 //! references (an object's last reference sends IRP_MJ_CLOSE).
 //!
-//! Stricter than Windows: completion routines are not modelled (setting one is a bug check);
-//! an IRP completed twice, a dispatch that returns without completing and without pending, and
-//! an IRP left pending (nothing else would ever complete it here) are bug checks.
+//! Completion runs the completion routines up the stack as `IopfCompleteRequest` does (each
+//! location's routine, called with the device of the location above, once the stack has been
+//! popped to it; `STATUS_MORE_PROCESSING_REQUIRED` stops completion and hands the IRP back).
+//! A threaded IRP is then finished by a special kernel APC to its thread ([`crate::irql`]).
+//! `IoAllocateIrp` IRPs are the driver's: freed with `IoFreeIrp`, counted as leaks otherwise.
+//!
+//! Stricter than Windows: an IRP completed twice, a dispatch that returns without completing
+//! and without pending, an IRP left pending (nothing else would ever complete it here), and an
+//! `IoAllocateIrp` IRP whose completion no routine stopped (it has no thread to go back to)
+//! are bug checks.
 #![allow(unsafe_code, non_snake_case, clippy::missing_safety_doc)]
 
 use std::ffi::c_void;
@@ -40,6 +47,18 @@ const IRP_MJ_READ: u8 = 0x03;
 const IRP_MJ_WRITE: u8 = 0x04;
 /// `IRP_PAGING_IO`.
 const IRP_PAGING_IO: u32 = 0x2;
+/// `SL_INVOKE_ON_SUCCESS`, `SL_INVOKE_ON_ERROR`, `SL_INVOKE_ON_CANCEL`, `SL_PENDING_RETURNED`.
+const SL_INVOKE_ON_SUCCESS: u8 = 0x40;
+const SL_INVOKE_ON_ERROR: u8 = 0x80;
+const SL_INVOKE_ON_CANCEL: u8 = 0x20;
+const SL_PENDING_RETURNED: u8 = 0x01;
+/// `STATUS_MORE_PROCESSING_REQUIRED`.
+const STATUS_MORE_PROCESSING_REQUIRED: NTSTATUS = 0xC000_0016_u32 as i32;
+
+/// What `IO_STACK_LOCATION::CompletionRoutine` really holds (windows-sys declares it without
+/// parameters).
+type CompletionRoutine =
+    unsafe extern "system" fn(*const DEVICE_OBJECT, *const IRP, *const c_void) -> NTSTATUS;
 
 /// An IRP and its stack locations in one allocation.
 #[repr(C)]
@@ -226,11 +245,39 @@ pub(crate) fn allocate_irp(stack_size: i8, threaded: bool) -> *mut IRP {
     kernel::with(|k| {
         let record = IrpRecord {
             threaded,
+            thread: k.thread,
             ..IrpRecord::default()
         };
         k.irps.insert(irp, record)
     });
     irp
+}
+
+/// Puts a fresh or reused IRP back in its just-allocated state (`IoInitializeIrp`).
+///
+/// # Safety
+/// `irp` is an IrpBlock's IRP from [`allocate_irp`] that no driver owns right now.
+unsafe fn reset_irp(irp: *mut IRP) {
+    // SAFETY: the caller's contract.
+    let count = unsafe { (*irp).StackCount };
+    let block = irp.cast::<IrpBlock>();
+    // SAFETY: as above: the whole block is ours.
+    unsafe { (*block).irp = IRP::default() };
+    // SAFETY: as above.
+    unsafe { (*block).stack = [IO_STACK_LOCATION::default(); MAX_STACK] };
+    // SAFETY: a field address of the live block.
+    let stack = unsafe { &raw mut (*block).stack }.cast::<IO_STACK_LOCATION>();
+    // SAFETY: as above.
+    let irp_ref = unsafe { &mut (*block).irp };
+    irp_ref.Type = 6;
+    irp_ref.StackCount = count;
+    irp_ref.CurrentLocation = count + 1;
+    irp_ref
+        .Tail
+        .Overlay
+        .Anonymous2
+        .Anonymous
+        .CurrentStackLocation = stack.wrapping_add(usize::try_from(count).unwrap_or(0));
 }
 
 /// The IRP's current stack location.
@@ -379,6 +426,7 @@ pub(crate) unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> N
     };
     let paging = !is_disk(device) && flags & IRP_PAGING_IO != 0;
     if !is_disk(device) {
+        crate::irql::note_dispatch(major, flags);
         kernel::with(|k| {
             let file = k.fo_id(fo);
             k.trace.push(Event::Irp {
@@ -476,8 +524,6 @@ pub unsafe extern "system" fn IofCompleteRequest(irp: *const IRP, _priorityboost
     let status = unsafe { irp_ref.IoStatus.Anonymous.Status };
     let information = irp_ref.IoStatus.Information;
     // SAFETY: as above.
-    unsafe { check_no_completion_routines(irp) };
-    // SAFETY: as above.
     let stack = unsafe { current_stack(irp) };
     // SAFETY: the completing driver's location.
     let location = unsafe { &*stack };
@@ -486,7 +532,7 @@ pub unsafe extern "system" fn IofCompleteRequest(irp: *const IRP, _priorityboost
         location.FileObject,
         location.DeviceObject,
     );
-    let threaded = kernel::with(|k| {
+    let (threaded, driver_allocated, thread) = kernel::with(|k| {
         let Some(record) = k.irps.get_mut(&irp) else {
             bugcheck("IofCompleteRequest of an IRP the model did not build")
         };
@@ -494,7 +540,7 @@ pub unsafe extern "system" fn IofCompleteRequest(irp: *const IRP, _priorityboost
             bugcheck("IRP completed twice");
         }
         record.completed = Some((status, information));
-        record.threaded
+        (record.threaded, record.driver_allocated, record.thread)
     });
     if !is_disk(device) {
         kernel::with(|k| {
@@ -507,39 +553,121 @@ pub unsafe extern "system" fn IofCompleteRequest(irp: *const IRP, _priorityboost
             });
         });
     }
+    // SAFETY: the live IRP being completed.
+    if unsafe { run_completion_routines(irp) } {
+        // A routine took the IRP back: it may complete it again later.
+        kernel::with(|k| {
+            if let Some(record) = k.irps.get_mut(&irp) {
+                record.completed = None;
+            }
+        });
+        return;
+    }
+    if driver_allocated {
+        bugcheck(
+            "an IoAllocateIrp IRP completed up to the I/O manager: it has no thread to be \
+             finished on (its completion routine must return STATUS_MORE_PROCESSING_REQUIRED \
+             and free it)",
+        );
+    }
+    // SAFETY: the live IRP (a routine may have changed its status block).
+    let io_status = unsafe { &(*irp).IoStatus };
+    // SAFETY: the status member.
+    let status = unsafe { io_status.Anonymous.Status };
+    let information = io_status.Information;
     if threaded {
-        // SAFETY: a threaded IRP is finished by the I/O manager at completion.
-        unsafe { finish_threaded(irp, status, information) };
+        // The I/O manager finishes a threaded IRP in a special kernel APC to its thread.
+        crate::irql::queue_completion_apc(crate::irql::CompletionApc {
+            thread,
+            irp,
+            status,
+            information,
+        });
     } else if kernel::with(|k| k.async_irps.contains_key(&irp)) {
         // SAFETY: an asynchronous request the model sent; finished at completion.
         unsafe { finish_async(irp, status, information) };
     }
 }
 
-/// Stack locations from the current one up must have no completion routine.
+/// `IopfCompleteRequest`'s walk: pops the stack one location at a time and calls the
+/// completion routine stored in the location just left, as its invoke flags ask, with the
+/// device of the location now current (NULL past the top). True if a routine returned
+/// `STATUS_MORE_PROCESSING_REQUIRED` (completion stops; the IRP is the routine's again).
 ///
 /// # Safety
-/// `irp` is live.
-unsafe fn check_no_completion_routines(irp: *mut IRP) {
-    // SAFETY: the caller's contract.
-    let irp_ref = unsafe { &*irp };
-    let (location, count) = (irp_ref.CurrentLocation, irp_ref.StackCount);
-    // SAFETY: as above.
-    let first = unsafe { current_stack(irp) };
-    for i in 0..usize::try_from(count - location + 1).unwrap_or(0) {
-        // SAFETY: locations CurrentLocation..=StackCount are inside the block.
-        let routine = unsafe { (*first.wrapping_add(i)).CompletionRoutine };
-        if routine.is_some() {
-            bugcheck("completion routines are not modelled by ntsim");
+/// `irp` is live and being completed.
+unsafe fn run_completion_routines(irp: *mut IRP) -> bool {
+    loop {
+        // SAFETY: the caller's contract.
+        let irp_ref = unsafe { &mut *irp };
+        if irp_ref.CurrentLocation > irp_ref.StackCount {
+            return false;
+        }
+        // SAFETY: the caller's contract.
+        let left = unsafe { current_stack(irp) };
+        // SAFETY: a location inside the IRP's block.
+        let left = unsafe { *left };
+        irp_ref.PendingReturned = left.Control & SL_PENDING_RETURNED != 0;
+        irp_ref.CurrentLocation += 1;
+        let above = left_location_above(irp);
+        // SAFETY: the status member of the status block.
+        let status = unsafe { irp_ref.IoStatus.Anonymous.Status };
+        let wanted = if irp_ref.Cancel {
+            SL_INVOKE_ON_CANCEL
+        } else if status >= 0 {
+            SL_INVOKE_ON_SUCCESS
+        } else {
+            SL_INVOKE_ON_ERROR
+        };
+        let Some(routine) = left
+            .CompletionRoutine
+            .filter(|_| left.Control & wanted != 0)
+        else {
+            // No routine: the pending mark travels up (IoMarkIrpPending on the caller's behalf).
+            if irp_ref.PendingReturned && irp_ref.CurrentLocation <= irp_ref.StackCount {
+                // SAFETY: the caller's contract.
+                let now = unsafe { current_stack(irp) };
+                // SAFETY: the now-current location, inside the block.
+                unsafe { (*now).Control |= SL_PENDING_RETURNED };
+            }
+            continue;
+        };
+        // SAFETY: a completion routine pointer, stored as the driver's real signature.
+        let routine: CompletionRoutine = unsafe { std::mem::transmute(routine) };
+        // SAFETY: the driver's routine with the device above, the IRP and its context.
+        let result = unsafe { routine(above, irp, left.Context) };
+        if result == STATUS_MORE_PROCESSING_REQUIRED {
+            return true;
         }
     }
 }
 
-/// Copy-back, status block, event, free: the end of an IoBuild* request.
+/// After a pop: the device of the now-current location, NULL past the top of the stack.
+fn left_location_above(irp: *mut IRP) -> *const DEVICE_OBJECT {
+    // SAFETY: the live IRP being completed.
+    let irp_ref = unsafe { &mut *irp };
+    // SAFETY: as above.
+    let next = unsafe { current_stack(irp) }.wrapping_add(1);
+    irp_ref
+        .Tail
+        .Overlay
+        .Anonymous2
+        .Anonymous
+        .CurrentStackLocation = next;
+    if irp_ref.CurrentLocation > irp_ref.StackCount {
+        ptr::null()
+    } else {
+        // SAFETY: a location inside the block.
+        unsafe { (*next).DeviceObject }
+    }
+}
+
+/// Copy-back, status block, event, free: the end of an IoBuild* request, run by its
+/// completion APC ([`crate::irql`]).
 ///
 /// # Safety
-/// `irp` is a live threaded IRP, just completed.
-unsafe fn finish_threaded(irp: *mut IRP, status: NTSTATUS, information: usize) {
+/// `irp` is a live threaded IRP, completed, not yet finished.
+pub(crate) unsafe fn finish_threaded(irp: *mut IRP, status: NTSTATUS, information: usize) {
     let buffered = kernel::with(|k| {
         k.irps
             .get_mut(&irp)
@@ -602,6 +730,7 @@ pub unsafe extern "system" fn IoBuildSynchronousFsdRequest(
     iostatusblock: *mut IO_STATUS_BLOCK,
 ) -> *mut IRP {
     let _kernel = crate::heap::KernelRegion::enter();
+    crate::irql::check_threaded_build("IoBuildSynchronousFsdRequest");
     let device = deviceobject.cast_mut();
     // SAFETY: a live device.
     let irp = allocate_irp(unsafe { (*device).StackSize }, true);
@@ -638,6 +767,7 @@ pub unsafe extern "system" fn IoBuildDeviceIoControlRequest(
     iostatusblock: *mut IO_STATUS_BLOCK,
 ) -> *mut IRP {
     let _kernel = crate::heap::KernelRegion::enter();
+    crate::irql::check_threaded_build("IoBuildDeviceIoControlRequest");
     if iocontrolcode & 3 != 0 {
         bugcheck("only METHOD_BUFFERED device controls are modelled");
     }
@@ -679,6 +809,68 @@ pub unsafe extern "system" fn IoBuildDeviceIoControlRequest(
         }
     });
     irp
+}
+
+#[no_mangle]
+pub extern "system" fn IoAllocateIrp(stacksize: i8, _chargequota: bool) -> *mut IRP {
+    let _kernel = crate::heap::KernelRegion::enter();
+    crate::stack::note_driver_call();
+    if crate::irql::current() > crate::irql::DISPATCH_LEVEL {
+        bugcheck("IoAllocateIrp above DISPATCH_LEVEL");
+    }
+    if crate::ex::pool_fails() {
+        return ptr::null_mut();
+    }
+    let irp = allocate_irp(stacksize, false);
+    kernel::with(|k| {
+        if let Some(r) = k.irps.get_mut(&irp) {
+            r.driver_allocated = true;
+        }
+    });
+    irp
+}
+
+/// An IRP record that `IoAllocateIrp` made and no driver below still holds.
+fn driver_irp_at_rest(irp: *mut IRP, routine: &str) {
+    kernel::with(|k| match k.irps.get(&irp) {
+        Some(r) if r.driver_allocated => {}
+        Some(_) => bugcheck(&format!("{routine} of an IRP IoAllocateIrp did not make")),
+        None => bugcheck(&format!("{routine} of an IRP that is not live")),
+    });
+    // SAFETY: a live IRP of the model.
+    let irp_ref = unsafe { &*irp };
+    let (location, count) = (irp_ref.CurrentLocation, irp_ref.StackCount);
+    if location <= count {
+        bugcheck(&format!(
+            "{routine} of an IRP still owned by a driver below (not completed back)"
+        ));
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn IoFreeIrp(irp: *const IRP) {
+    let _kernel = crate::heap::KernelRegion::enter();
+    let irp = irp.cast_mut();
+    driver_irp_at_rest(irp, "IoFreeIrp");
+    free_irp(irp);
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn IoReuseIrp(irp: *mut IRP, iostatus: NTSTATUS) {
+    let _kernel = crate::heap::KernelRegion::enter();
+    driver_irp_at_rest(irp, "IoReuseIrp");
+    // SAFETY: an IoAllocateIrp IRP at rest.
+    unsafe { reset_irp(irp) };
+    // SAFETY: as above.
+    let irp_ref = unsafe { &mut *irp };
+    irp_ref.IoStatus.Anonymous.Status = iostatus;
+    kernel::with(|k| {
+        let thread = k.thread;
+        if let Some(r) = k.irps.get_mut(&irp) {
+            r.completed = None;
+            r.thread = thread;
+        }
+    });
 }
 
 // ---- share access ------------------------------------------------------------------------------
@@ -918,8 +1110,15 @@ pub(crate) unsafe fn send_read_write(
     if register {
         crate::seh::register(buffer.addr(), len as usize, crate::seh::UserMemory::Mapped);
     }
-    // SAFETY: a complete IRP for the file's device.
-    let result = unsafe { send_and_free(device, irp) };
+    // Paging I/O comes from Mm (a fault, the page writers, Cc's flush through Mm) at
+    // APC_LEVEL (NT-27).
+    let result = if flags & IRP_PAGING_IO != 0 {
+        // SAFETY: a complete IRP for the file's device.
+        crate::irql::at_apc_level(|| unsafe { send_and_free(device, irp) })
+    } else {
+        // SAFETY: as above.
+        unsafe { send_and_free(device, irp) }
+    };
     if register {
         crate::seh::unregister(buffer.addr());
     }

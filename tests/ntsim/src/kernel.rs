@@ -72,6 +72,11 @@ pub struct IrpRecord {
     /// Built by `IoBuildSynchronousFsdRequest`/`IoBuildDeviceIoControlRequest`: freed at
     /// completion.
     pub threaded: bool,
+    /// Made by `IoAllocateIrp`: the driver frees it (`IoFreeIrp`), and a completion routine
+    /// of its must stop completion (`STATUS_MORE_PROCESSING_REQUIRED`).
+    pub driver_allocated: bool,
+    /// The model thread that built it (its completion APC goes there).
+    pub thread: u32,
     /// Completion status and information, once `IofCompleteRequest` ran.
     pub completed: Option<(i32, usize)>,
     /// The MDL the model attached.
@@ -202,6 +207,12 @@ pub struct Kernel {
     pub top_level_irp: *mut IRP,
     /// The thread the model is running as (0 = the test's user thread).
     pub thread: u32,
+    /// The current thread's IRQL ([`crate::irql`]).
+    pub irql: u8,
+    /// Special kernel APCs queued to model threads and not yet delivered.
+    pub kernel_apcs: Vec<crate::irql::CompletionApc>,
+    /// File system dispatches made at APC_LEVEL or above: (major, IRP flags).
+    pub apc_level_dispatches: Vec<(u8, u32)>,
     /// Devices by address.
     pub devices: BTreeMap<*mut DEVICE_OBJECT, DeviceRecord>,
     /// Registered file systems' control devices.
@@ -222,6 +233,9 @@ pub struct Kernel {
     pub disk_device: *mut DEVICE_OBJECT,
     /// Sector transfers the disk served (reads, writes).
     pub disk_io: (u64, u64),
+    /// Reads and writes the disk failed with `STATUS_VERIFY_REQUIRED` (no
+    /// `SL_OVERRIDE_VERIFY_VOLUME` while `DO_VERIFY_VOLUME` was set).
+    pub verify_required_failures: u64,
     /// Data control areas by SOP.
     pub control_areas: BTreeMap<*mut SECTION_OBJECT_POINTERS, Box<ControlArea>>,
     /// Image sections by SOP.
@@ -296,6 +310,9 @@ impl Kernel {
             critical_region: 0,
             top_level_irp: std::ptr::null_mut(),
             thread: 0,
+            irql: 0,
+            kernel_apcs: Vec::new(),
+            apc_level_dispatches: Vec::new(),
             devices: BTreeMap::new(),
             file_systems: Vec::new(),
             filter_callbacks: BTreeMap::new(),
@@ -306,6 +323,7 @@ impl Kernel {
             disk_cache: None,
             disk_device: std::ptr::null_mut(),
             disk_io: (0, 0),
+            verify_required_failures: 0,
             control_areas: BTreeMap::new(),
             images: BTreeMap::new(),
             sections: BTreeMap::new(),

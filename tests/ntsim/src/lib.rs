@@ -15,6 +15,8 @@
 //!   registry and the section-creation path), [`cc`] (shared cache maps, copy read/write,
 //!   flush, purge, lazy writer), [`mm`] (control areas per SOP, sections, views that fault
 //!   page by page, dirty pages, image sections, memory pressure).
+//! - [`irql`]: IRQL per model thread and the special kernel APC that finishes a threaded IRP
+//!   (NT-27).
 //! - [`api`]: the Win32/NT-like test API ([`api::Sim`]).
 //!
 //! Determinism: nothing runs in the background. The lazy writer, the modified page writer and
@@ -35,6 +37,7 @@ pub mod fsrtl;
 pub mod heap;
 pub mod hostile;
 pub mod io;
+pub mod irql;
 pub mod kernel;
 pub mod mm;
 pub mod name;

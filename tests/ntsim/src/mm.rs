@@ -67,18 +67,19 @@ pub(crate) fn sop_of(fo: *mut FILE_OBJECT) -> *mut SECTION_OBJECT_POINTERS {
 }
 
 /// Runs `f` as model thread `thread` (lazy writer 1, page writers 2), with that thread's own
-/// top-level IRP and critical region state.
+/// top-level IRP, critical region state and IRQL (it starts at PASSIVE_LEVEL).
 pub fn as_thread<R>(thread: u32, f: impl FnOnce() -> R) -> R {
     let saved = kernel::with(|k| {
-        let saved = (k.thread, k.top_level_irp, k.critical_region);
+        let saved = (k.thread, k.top_level_irp, k.critical_region, k.irql);
         k.thread = thread;
         k.top_level_irp = ptr::null_mut();
         k.critical_region = 0;
+        k.irql = crate::irql::PASSIVE_LEVEL;
         saved
     });
     let result = f();
     kernel::with(|k| {
-        (k.thread, k.top_level_irp, k.critical_region) = saved;
+        (k.thread, k.top_level_irp, k.critical_region, k.irql) = saved;
     });
     result
 }
@@ -134,7 +135,8 @@ pub(crate) fn delete_if_unreferenced(sop: *mut SECTION_OBJECT_POINTERS) -> bool 
     };
     // SAFETY: the stream's SOP.
     unsafe { (*sop).DataSectionObject = ptr::null_mut() };
-    io::dereference(fo);
+    // Mm drops its reference at APC_LEVEL: the close that follows arrives there (NT-27).
+    crate::irql::at_apc_level(|| io::dereference(fo));
     true
 }
 
@@ -608,7 +610,7 @@ fn delete_image_if_unused(sop: *mut SECTION_OBJECT_POINTERS) -> bool {
         Some(Some(fo)) => {
             // SAFETY: the stream's SOP.
             unsafe { (*sop).ImageSectionObject = ptr::null_mut() };
-            io::dereference(fo);
+            crate::irql::at_apc_level(|| io::dereference(fo));
             true
         }
     }

@@ -330,6 +330,78 @@ fn lock_view_pages(
 /// `IoWriteAccess`.
 const IO_WRITE_ACCESS: i32 = 1;
 
+/// `MDL_SOURCE_IS_NONPAGED_POOL` (wdm.h).
+const MDL_SOURCE_IS_NONPAGED_POOL: i16 = 0x0004;
+/// `MDL_PARTIAL` (wdm.h).
+const MDL_PARTIAL: i16 = 0x0010;
+
+/// `IoBuildPartialMdl`: `target` (an MDL the driver allocated) describes `length` bytes at
+/// `virtualaddress` inside `source`'s range, on the same pages. The model maps it at once
+/// (the system address of the same bytes of `source`).
+#[no_mangle]
+pub unsafe extern "system" fn IoBuildPartialMdl(
+    sourcemdl: *const MDL,
+    targetmdl: *mut MDL,
+    virtualaddress: *mut c_void,
+    length: u32,
+) {
+    let _kernel = crate::heap::KernelRegion::enter();
+    match kernel::with(|k| k.mdls.get(&targetmdl.addr()).copied()) {
+        None => bugcheck("IoBuildPartialMdl into an MDL IoAllocateMdl did not make"),
+        Some(true) => bugcheck("IoBuildPartialMdl into an MDL whose pages are locked"),
+        Some(false) => {}
+    }
+    // SAFETY: the caller's live source MDL.
+    let source = unsafe { &*sourcemdl };
+    let base = source
+        .StartVa
+        .cast::<u8>()
+        .wrapping_add(usize::try_from(source.ByteOffset).unwrap_or(0));
+    let inside = virtualaddress.addr() >= base.addr()
+        && virtualaddress.addr() + length as usize <= base.addr() + source.ByteCount as usize;
+    if !inside {
+        bugcheck("IoBuildPartialMdl of a range outside the source MDL");
+    }
+    if source.MappedSystemVa.is_null() {
+        bugcheck("IoBuildPartialMdl of a source MDL whose pages are not locked");
+    }
+    let delta = virtualaddress.addr() - base.addr();
+    // SAFETY: the driver's MDL, at rest.
+    let target = unsafe { &mut *targetmdl };
+    target.StartVa = virtualaddress;
+    target.ByteOffset = 0;
+    target.ByteCount = length;
+    target.MdlFlags = MDL_PARTIAL;
+    target.MappedSystemVa = source
+        .MappedSystemVa
+        .cast::<u8>()
+        .wrapping_add(delta)
+        .cast();
+}
+
+/// `MmBuildMdlForNonPagedPool`: the MDL's range is resident system memory; its system address
+/// is the range itself. (The model cannot tell pool from other kernel memory; it checks the
+/// MDL is one the driver allocated and not locked.)
+#[no_mangle]
+pub unsafe extern "system" fn MmBuildMdlForNonPagedPool(memorydescriptorlist: *mut MDL) {
+    let _kernel = crate::heap::KernelRegion::enter();
+    let mdl = memorydescriptorlist;
+    match kernel::with(|k| k.mdls.get(&mdl.addr()).copied()) {
+        None => bugcheck("MmBuildMdlForNonPagedPool on an MDL IoAllocateMdl did not make"),
+        Some(true) => bugcheck("MmBuildMdlForNonPagedPool on an MDL whose pages are locked"),
+        Some(false) => {}
+    }
+    // SAFETY: a live MDL of ours.
+    let mdl_ref = unsafe { &mut *mdl };
+    let offset = usize::try_from(mdl_ref.ByteOffset).unwrap_or(0);
+    let start = mdl_ref.StartVa.cast::<u8>().wrapping_add(offset);
+    if crate::seh::classify(start.addr(), mdl_ref.ByteCount as usize).is_some() {
+        bugcheck("MmBuildMdlForNonPagedPool on user memory");
+    }
+    mdl_ref.MappedSystemVa = start.cast();
+    mdl_ref.MdlFlags |= MDL_SOURCE_IS_NONPAGED_POOL;
+}
+
 #[no_mangle]
 pub unsafe extern "system" fn IoFreeMdl(mdl: *mut MDL) {
     let _kernel = crate::heap::KernelRegion::enter();
