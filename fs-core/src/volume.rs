@@ -201,6 +201,13 @@ impl<D: BlockDevice> Volume<D> {
         Ok(())
     }
 
+    /// Would [`Volume::sync`] commit a metadata transaction (something changed since the
+    /// last commit)? A periodic commit asks first, so an idle volume is not written to.
+    #[must_use]
+    pub fn has_uncommitted(&self) -> bool {
+        !self.read_only && (self.state_dirty || self.cache.has_dirty())
+    }
+
     /// Makes everything done so far durable: data first, then the metadata transaction.
     pub fn sync(&mut self) -> Result<()> {
         if self.read_only {
