@@ -17,8 +17,8 @@ use fs_core::Volume;
 
 use crate::blockdev::TargetDevice;
 use crate::dispatch::close::CloseQueue;
-use crate::lazycommit::{self, LazyCommit};
 use crate::fcb::Fcb;
+use crate::lazycommit::{self, LazyCommit};
 use crate::nt::{self, DEVICE_OBJECT, ERESOURCE, NTSTATUS, VPB};
 use crate::resrcsup::ResourceGuard;
 use crate::status::status_of;

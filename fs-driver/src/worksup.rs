@@ -12,18 +12,23 @@ use crate::nt::{self, DEVICE_OBJECT, KDPC, PIO_WORKITEM};
 /// An `IO_WORKITEM_ROUTINE`.
 pub type WorkItemRoutine = unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut c_void);
 /// A `KDEFERRED_ROUTINE`.
-pub type DeferredRoutine = unsafe extern "system" fn(*mut KDPC, *mut c_void, *mut c_void, *mut c_void);
+pub type DeferredRoutine =
+    unsafe extern "system" fn(*mut KDPC, *mut c_void, *mut c_void, *mut c_void);
 
 /// `IoQueueWorkItem(item, routine, queue, context)`.
 ///
 /// # Safety
 /// `item` came from `IoAllocateWorkItem` and is not queued; `context` stays valid until the
 /// routine has run. IRQL <= DISPATCH_LEVEL.
-pub unsafe fn queue(item: PIO_WORKITEM, routine: WorkItemRoutine, queue: i32, context: *const c_void) {
+pub unsafe fn queue(
+    item: PIO_WORKITEM,
+    routine: WorkItemRoutine,
+    queue: i32,
+    context: *const c_void,
+) {
     // SAFETY: only the declared type differs; the kernel calls it with the real arguments.
-    let routine = unsafe {
-        core::mem::transmute::<WorkItemRoutine, unsafe extern "system" fn()>(routine)
-    };
+    let routine =
+        unsafe { core::mem::transmute::<WorkItemRoutine, unsafe extern "system" fn()>(routine) };
     // SAFETY: the caller's contract.
     unsafe { nt::IoQueueWorkItem(item, Some(routine), queue, context) };
 }
@@ -34,9 +39,8 @@ pub unsafe fn queue(item: PIO_WORKITEM, routine: WorkItemRoutine, queue: i32, co
 /// `dpc` is non-paged memory that outlives every queueing of it; `context` as long.
 pub unsafe fn initialize_dpc(dpc: *mut KDPC, routine: DeferredRoutine, context: *const c_void) {
     // SAFETY: only the declared type differs; the kernel calls it with the real arguments.
-    let routine = unsafe {
-        core::mem::transmute::<DeferredRoutine, unsafe extern "system" fn()>(routine)
-    };
+    let routine =
+        unsafe { core::mem::transmute::<DeferredRoutine, unsafe extern "system" fn()>(routine) };
     // SAFETY: the caller's contract.
     unsafe { nt::KeInitializeDpc(dpc, Some(routine), context) };
 }

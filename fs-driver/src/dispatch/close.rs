@@ -62,6 +62,17 @@ impl Default for CloseEntry {
     }
 }
 
+/// The close entry of a CCB.
+///
+/// # Safety
+/// `ccb` is live and the caller owns its entry: it is queueing it, or took it off the queue.
+unsafe fn entry_of<'a>(ccb: *mut Ccb) -> &'a mut CloseEntry {
+    // SAFETY: the caller's contract: a live CCB.
+    let cell = unsafe { &(*ccb).close_entry };
+    // SAFETY: the caller owns the entry, so no other reference to it exists.
+    unsafe { &mut *cell.get() }
+}
+
 /// One volume's deferred closes: a lock-free stack of CCBs (push, and take all at once; a
 /// close must not even wait for a lock holder to be scheduled, and with no single-entry pop
 /// there is no ABA problem), and the worker that runs them.
@@ -108,7 +119,7 @@ impl CloseQueue {
         loop {
             // SAFETY: the CCB is ours until the queue hands it back; nobody else reads the
             // entry before the exchange below publishes it.
-            unsafe { (*(*ccb).close_entry.get()).next = head };
+            unsafe { entry_of(ccb) }.next = head;
             match self
                 .head
                 .compare_exchange_weak(head, ccb, Ordering::AcqRel, Ordering::Acquire)
@@ -126,7 +137,7 @@ impl CloseQueue {
         let mut oldest: *mut Ccb = ptr::null_mut();
         while !newest.is_null() {
             // SAFETY: queued CCBs are alive until their close runs; we own the list now.
-            let entry = unsafe { &mut *(*newest).close_entry.get() };
+            let entry = unsafe { entry_of(newest) };
             let next = entry.next;
             entry.next = oldest;
             oldest = newest;
@@ -186,7 +197,7 @@ pub fn common_close(context: &IrpContext) -> Outcome {
 /// `ccb` is the closing file object's CCB and is not queued yet.
 unsafe fn queue_close(vcb: &Vcb, ccb: *mut Ccb, closing: Closing) {
     // SAFETY: the caller's contract: the entry is ours until pushed.
-    unsafe { (*(*ccb).close_entry.get()).closing = closing };
+    unsafe { entry_of(ccb) }.closing = closing;
     let queue = &vcb.close_queue;
     queue.push(ccb);
     if !queue.active.swap(true) {
@@ -202,7 +213,7 @@ pub fn run_queued(vcb: &Vcb, guard: &VcbExclusive<'_>) {
     let mut next = vcb.close_queue.take_all();
     while let Some(ccb) = next {
         // SAFETY: a queued CCB, alive until freed by `close_one` below.
-        let entry = unsafe { &*(*ccb).close_entry.get() };
+        let entry = unsafe { entry_of(ccb) };
         let (following, closing) = (entry.next, entry.closing);
         // SAFETY: the CCB and what it closes, under the VCB resource; freed once.
         unsafe { close_one(vcb, guard, ccb, closing) };
@@ -211,7 +222,10 @@ pub fn run_queued(vcb: &Vcb, guard: &VcbExclusive<'_>) {
 }
 
 /// The deferred close worker (fastfat's `FatFspClose`), on a system worker thread.
-unsafe extern "system" fn close_worker(_device: *mut DEVICE_OBJECT, context: *mut core::ffi::c_void) {
+unsafe extern "system" fn close_worker(
+    _device: *mut DEVICE_OBJECT,
+    context: *mut core::ffi::c_void,
+) {
     fsrtl_enter_file_system();
     // Requests this close causes know they run in the file system's own worker.
     let marker = ptr::without_provenance::<nt::IRP>(nt::top_level::FSRTL_FSP_TOP_LEVEL_IRP);

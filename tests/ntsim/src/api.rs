@@ -1054,7 +1054,12 @@ impl Sim {
             leaks.resources = k.resources.len();
             leaks.irps = k.irps.len();
             leaks.segments = k.control_areas.len() + k.images.len();
-            leaks.timers = k.background.timers.values().filter(|t| t.due.is_some()).count();
+            leaks.timers = k
+                .background
+                .timers
+                .values()
+                .filter(|t| t.due.is_some())
+                .count();
         });
         ex::release_quarantine();
         leaks.irps += kernel::with(|k| k.pending.len());

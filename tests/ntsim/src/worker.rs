@@ -96,14 +96,18 @@ pub struct Background {
 /// done at APC_LEVEL or below.
 pub fn check_below_dispatch(what: &str) {
     if kernel::with(|k| k.background.at_dispatch) {
-        bugcheck(&format!("IRQL_NOT_LESS_OR_EQUAL: {what} at DISPATCH_LEVEL (in a DPC)"));
+        bugcheck(&format!(
+            "IRQL_NOT_LESS_OR_EQUAL: {what} at DISPATCH_LEVEL (in a DPC)"
+        ));
     }
 }
 
 // ---- work items ------------------------------------------------------------------------------
 
 #[no_mangle]
-pub unsafe extern "system" fn IoAllocateWorkItem(deviceobject: *const DEVICE_OBJECT) -> PIO_WORKITEM {
+pub unsafe extern "system" fn IoAllocateWorkItem(
+    deviceobject: *const DEVICE_OBJECT,
+) -> PIO_WORKITEM {
     let _kernel = crate::heap::KernelRegion::enter();
     if deviceobject.is_null() {
         bugcheck("IoAllocateWorkItem without a device object");
@@ -226,11 +230,7 @@ pub fn run_work_items() -> usize {
 #[no_mangle]
 pub unsafe extern "system" fn KeInitializeTimerEx(timer: *mut KTIMER, _type: TIMER_TYPE) {
     let _kernel = crate::heap::KernelRegion::enter();
-    kernel::with(|k| {
-        k.background
-            .timers
-            .insert(timer as usize, Timer::default())
-    });
+    kernel::with(|k| k.background.timers.insert(timer as usize, Timer::default()));
 }
 
 #[no_mangle]
@@ -290,7 +290,11 @@ pub unsafe extern "system" fn KeSetTimerEx(
 }
 
 #[no_mangle]
-pub unsafe extern "system" fn KeSetTimer(timer: *mut KTIMER, duetime: i64, dpc: *const KDPC) -> bool {
+pub unsafe extern "system" fn KeSetTimer(
+    timer: *mut KTIMER,
+    duetime: i64,
+    dpc: *const KDPC,
+) -> bool {
     // SAFETY: the caller's contract, passed on.
     unsafe { KeSetTimerEx(timer, duetime, 0, dpc) }
 }
@@ -407,7 +411,13 @@ pub(crate) fn release_range(start: usize, len: usize, what: &str) {
 /// Timers set now.
 #[must_use]
 pub fn timers_set() -> usize {
-    kernel::with(|k| k.background.timers.values().filter(|t| t.due.is_some()).count())
+    kernel::with(|k| {
+        k.background
+            .timers
+            .values()
+            .filter(|t| t.due.is_some())
+            .count()
+    })
 }
 
 /// Work items queued now.

@@ -41,14 +41,29 @@ fn nt_32_close_from_mm_while_the_volume_is_held_completes_and_the_worker_frees_t
     sim.memory_pressure();
     sim.fail_pool_randomly(0, 1);
     assert!(close_completed(&sim, fo), "the close completed at once");
-    assert!(!sim.file_object_alive(fo), "the I/O manager freed the file object");
-    assert_eq!(sim.pool_blocks(b"CfFc"), fcbs, "the FCB waits for the worker");
-    assert_eq!(sim.pool_blocks(b"CfCc"), ccbs, "so does the CCB, which holds the entry");
+    assert!(
+        !sim.file_object_alive(fo),
+        "the I/O manager freed the file object"
+    );
+    assert_eq!(
+        sim.pool_blocks(b"CfFc"),
+        fcbs,
+        "the FCB waits for the worker"
+    );
+    assert_eq!(
+        sim.pool_blocks(b"CfCc"),
+        ccbs,
+        "so does the CCB, which holds the entry"
+    );
     assert_eq!(sim.work_items_queued(), 1, "the close worker is queued");
 
     sim.release_volume();
     assert_eq!(sim.run_work_items(), 1);
-    assert_eq!(sim.pool_blocks(b"CfFc"), fcbs - 1, "the worker freed the FCB");
+    assert_eq!(
+        sim.pool_blocks(b"CfFc"),
+        fcbs - 1,
+        "the worker freed the FCB"
+    );
     assert_eq!(sim.pool_blocks(b"CfCc"), ccbs - 1);
     // The volume goes on as before: the name opens again, with the data.
     let again = open_rw(&mut sim, "\\mapped.bin");
@@ -90,7 +105,11 @@ fn nt_32_dismount_drains_the_queue_and_the_worker_tears_the_volume_down() {
     assert_eq!(sim.pool_blocks(b"CfFc"), 0, "dismount ran the queued close");
     // The volume's last file object is closed, but the worker still points at the VCB: the
     // volume device and its work items stay until the worker has run.
-    assert_eq!(sim.pool_blocks(b"IoWk"), 2, "the VCB's two work items are still there");
+    assert_eq!(
+        sim.pool_blocks(b"IoWk"),
+        2,
+        "the VCB's two work items are still there"
+    );
     assert_eq!(sim.run_work_items(), 1);
     assert_eq!(sim.pool_blocks(b"IoWk"), 0, "the worker tore the VCB down");
     finish_clean(sim);

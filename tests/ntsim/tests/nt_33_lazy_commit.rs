@@ -20,7 +20,11 @@ const PERIOD: Duration = Duration::from_millis(fs_driver::lazycommit::LAZY_COMMI
 fn present(image: &MemDevice, paths: &[&str], what: &str) -> Vec<bool> {
     let (report, image) = fs_core::fsck::check(image.clone(), false, &mut |_, _| {})
         .unwrap_or_else(|e| panic!("{what}: the crash image does not check: {e}"));
-    assert!(report.is_clean(), "{what}: fsck found {:#?}", report.problems);
+    assert!(
+        report.is_clean(),
+        "{what}: fsck found {:#?}",
+        report.problems
+    );
     let options = MountOptions::new(Box::new(FixedClock(NtTime(0)))).read_only();
     let mut vol = Volume::mount(image, options).expect("a clean image mounts");
     paths.iter().map(|p| vol.resolve(p).is_ok()).collect()
@@ -52,7 +56,10 @@ fn unflushed_creates_and_rename(sim: &mut Sim) {
     let one = open_rw(sim, "\\one");
     sim.close(one);
     let two = open_rw(sim, "\\two");
-    assert_eq!(sim.rename(two, RENAME, "\\three", 0), status::STATUS_SUCCESS);
+    assert_eq!(
+        sim.rename(two, RENAME, "\\three", 0),
+        status::STATUS_SUCCESS
+    );
     sim.close(two);
 }
 
@@ -66,9 +73,16 @@ fn nt_33_lazy_commit_makes_unflushed_creates_and_renames_survive_a_power_cut() {
     // No timer yet: nothing is promised. The creates and the rename are in memory only, and
     // a power cut now loses them (every image still checks clean and holds \base).
     let before = power_cut(&sim, 1, &PATHS, "before the lazy commit");
-    assert!(before.iter().all(|p| p[3]), "the flushed file is always there");
+    assert!(
+        before.iter().all(|p| p[3]),
+        "the flushed file is always there"
+    );
     let lost = before.iter().filter(|p| !p[0] || !p[2]).count();
-    assert_eq!(lost, before.len(), "without a commit the creates never reached the disk");
+    assert_eq!(
+        lost,
+        before.len(),
+        "without a commit the creates never reached the disk"
+    );
 
     // Just short of the period nothing happens.
     sim.advance_time(PERIOD - Duration::from_millis(1));
@@ -83,7 +97,11 @@ fn nt_33_lazy_commit_makes_unflushed_creates_and_renames_survive_a_power_cut() {
     // Now a power cut at any point takes nothing done before the commit.
     let after = power_cut(&sim, 2, &PATHS, "after the lazy commit");
     for p in &after {
-        assert_eq!(p, &vec![true, false, true, true], "creates and rename are durable");
+        assert_eq!(
+            p,
+            &vec![true, false, true, true],
+            "creates and rename are durable"
+        );
     }
     println!(
         "NT-33 window: before the lazy commit {lost} of {} crash images lost the creates and \
@@ -97,7 +115,10 @@ fn nt_33_lazy_commit_makes_unflushed_creates_and_renames_survive_a_power_cut() {
     sim.close(four);
     let pending = power_cut(&sim, 3, &["\\four", "\\three"], "after more work");
     assert!(pending.iter().all(|p| p[1]), "committed work stays");
-    assert!(pending.iter().any(|p| !p[0]), "uncommitted work may be lost");
+    assert!(
+        pending.iter().any(|p| !p[0]),
+        "uncommitted work may be lost"
+    );
     sim.advance_time(PERIOD);
     sim.run_work_items();
     let committed = power_cut(&sim, 4, &["\\four"], "after the next lazy commit");
@@ -114,7 +135,11 @@ fn nt_33_an_idle_volume_is_not_written_by_the_lazy_commit() {
         sim.advance_time(PERIOD);
         assert_eq!(sim.run_work_items(), 1, "the timer is periodic");
     }
-    assert_eq!(sim.disk_flushes(), flushes, "nothing to commit, nothing sent to the disk");
+    assert_eq!(
+        sim.disk_flushes(),
+        flushes,
+        "nothing to commit, nothing sent to the disk"
+    );
     assert!(sim.medium().to_bytes() == medium, "not a byte written");
     finish_clean(sim);
 }
@@ -131,16 +156,28 @@ fn nt_33_dismount_cancels_the_timer_and_outlives_a_queued_commit() {
     // and its device stay until the queued work item has run, which then tears them down.
     assert_eq!(sim.dismount(), status::STATUS_SUCCESS);
     assert_eq!(sim.timers_set(), 0, "dismount cancelled the timer");
-    assert_eq!(sim.pool_blocks(b"IoWk"), 2, "the VCB waits for its queued work item");
+    assert_eq!(
+        sim.pool_blocks(b"IoWk"),
+        2,
+        "the VCB waits for its queued work item"
+    );
     assert_eq!(sim.run_work_items(), 1);
-    assert_eq!(sim.pool_blocks(b"IoWk"), 0, "the work item tore the VCB down");
+    assert_eq!(
+        sim.pool_blocks(b"IoWk"),
+        0,
+        "the work item tore the VCB down"
+    );
     // Time goes on; no callback of the old volume runs (a DPC into the freed device
     // extension would have been caught when the device was deleted).
     sim.advance_time(PERIOD * 10);
     assert_eq!(sim.work_items_queued(), 0);
     let after = power_cut(&sim, 5, &PATHS, "after the dismount");
     for p in &after {
-        assert_eq!(p, &vec![true, false, true, true], "the dismount committed everything");
+        assert_eq!(
+            p,
+            &vec![true, false, true, true],
+            "the dismount committed everything"
+        );
     }
     finish_clean(sim);
 }
