@@ -11,10 +11,11 @@
 //! ([`stop`]); a work item still queued then finds the volume dismounted, and the VCB is not
 //! torn down before it has run ([`crate::vcb::Vcb::may_be_deleted`]).
 //!
-//! Why 5 seconds: what a power cut may take grows with the period, and what an idle-but-busy
-//! volume writes (one journal transaction plus a device flush per commit, however little
-//! changed) shrinks with it. 5 s is ext4's default commit interval and what `cowfat mount`
-//! (the FUSE mount) uses, so the two ways of mounting a volume promise the same window.
+//! Why 5 seconds: what a power cut may take grows with the period, and what a busy volume
+//! writes (one journal transaction plus a device flush per commit, however little changed)
+//! shrinks with it. 5 s is ext4's default commit interval; it is fs-core's
+//! `LAZY_COMMIT_INTERVAL_MS`, which `cowfat mount` (the FUSE mount) uses too, so the
+//! two ways of mounting a volume promise the same window.
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
@@ -25,8 +26,9 @@ use crate::vcb::Vcb;
 use crate::wdk_inline::{fsrtl_enter_file_system, fsrtl_exit_file_system};
 use crate::worksup;
 
-/// How often dirty metadata is committed, in milliseconds (the FUSE mount's `COMMIT_INTERVAL`).
-pub const LAZY_COMMIT_PERIOD_MS: u32 = 5_000;
+/// How often dirty metadata is committed, in milliseconds: fs-core's interval, which the FUSE
+/// mount's periodic commit uses too.
+pub const LAZY_COMMIT_PERIOD_MS: u32 = fs_core::LAZY_COMMIT_INTERVAL_MS;
 
 /// One volume's lazy commit: timer, DPC, work item. Lives in the VCB (non-paged device
 /// extension memory, as a KTIMER and a KDPC must).
