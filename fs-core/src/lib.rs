@@ -60,4 +60,4 @@ pub use types::{
     DirCursor, DirEntry, Extent, FileAttributes, FileId, FileInfo, FileKind, FileOverlayStatus,
     FileTimes, FormatOptions, MountOptions, SetTimes, VolumeInfo,
 };
-pub use volume::{Tree, Volume};
+pub use volume::{Tree, Volume, LAZY_COMMIT_INTERVAL_MS};

@@ -57,6 +57,12 @@ pub struct Volume<D: BlockDevice> {
     pub(crate) reservations: Reservations,
 }
 
+/// How long a mount lets changes wait in memory before it commits them on its own: what a
+/// power cut can take that nobody flushed. 5 s is ext4's default commit interval: shorter
+/// writes a journal transaction and a device flush more often on a busy volume, longer lets a
+/// crash take more. The FUSE mount and the Windows driver's lazy commit both use it.
+pub const LAZY_COMMIT_INTERVAL_MS: u32 = 5_000;
+
 impl<D: BlockDevice> core::fmt::Debug for Volume<D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Volume")
@@ -199,6 +205,13 @@ impl<D: BlockDevice> Volume<D> {
             });
         }
         Ok(())
+    }
+
+    /// Would [`Volume::sync`] commit a metadata transaction (something changed since the
+    /// last commit)? A periodic commit asks first, so an idle volume is not written to.
+    #[must_use]
+    pub fn has_uncommitted(&self) -> bool {
+        !self.read_only && (self.state_dirty || self.cache.has_dirty())
     }
 
     /// Makes everything done so far durable: data first, then the metadata transaction.

@@ -112,6 +112,10 @@ pub struct Ccb {
     /// Per-handle state of directory enumeration, notification and POSIX delete; used under
     /// the FCB main resource exclusive.
     pub state: UnsafeCell<CcbState>,
+    /// Room for this handle's close in the volume's deferred close queue (NT-32), reserved
+    /// with the CCB so that queueing a close never allocates (NT-26), as fastfat keeps its
+    /// `CLOSE_CONTEXT` in the CCB.
+    pub close_entry: UnsafeCell<crate::dispatch::close::CloseEntry>,
 }
 
 /// What a handle remembers between requests.
@@ -145,6 +149,7 @@ impl Ccb {
             kind,
             delete_on_close,
             state: UnsafeCell::new(CcbState::default()),
+            close_entry: UnsafeCell::new(crate::dispatch::close::CloseEntry::default()),
         })?;
         Ok(ccb.into_raw())
     }

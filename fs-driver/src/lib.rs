@@ -22,6 +22,7 @@ pub mod fcb;
 pub mod global;
 pub mod infobuf;
 pub mod init;
+pub mod lazycommit;
 pub mod namesup;
 pub mod notify;
 pub mod nt;
@@ -34,6 +35,7 @@ pub mod strucsup;
 pub mod userbuf;
 pub mod vcb;
 pub mod wdk_inline;
+pub mod worksup;
 
 #[cfg(test)]
 mod unit_test_kernel;

@@ -241,6 +241,15 @@ pub use windows_sys::Win32::Foundation::{
 };
 pub use windows_sys::Win32::System::Kernel::STRING;
 
+/// Background work: the deferred close worker (NT-32) and the lazy commit timer, its DPC and
+/// work item (NT-33).
+pub use windows_sys::Wdk::Foundation::{KDPC, PIO_WORKITEM};
+pub use windows_sys::Wdk::System::SystemServices::{
+    CriticalWorkQueue, DelayedWorkQueue, IoAllocateWorkItem, IoFreeWorkItem, IoQueueWorkItem,
+    KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeTimerEx, KeSetTimerEx, KTIMER,
+};
+pub use windows_sys::Win32::System::Kernel::NotificationTimer;
+
 /// Bug check, used by the root package's panic handler.
 pub use windows_sys::Wdk::System::SystemServices::KeBugCheckEx;
 /// Kernel pool allocation and free, re-exported for the root package's global allocator.

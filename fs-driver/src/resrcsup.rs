@@ -363,8 +363,8 @@ unsafe extern "system" fn filter_release_for_mod_write(
 
 // ---- Resource guards used by the dispatch routines ------------------------------------------
 
-/// An ERESOURCE held by this thread until the guard drops (always acquired with Wait = TRUE:
-/// every dispatch path here may block; requests are never posted).
+/// An ERESOURCE held by this thread until the guard drops (acquired with Wait = TRUE: every
+/// dispatch path here may block; only a close, which must not, tries without waiting, NT-32).
 pub struct ResourceGuard {
     resource: *mut ERESOURCE,
 }
@@ -379,6 +379,17 @@ impl ResourceGuard {
         // SAFETY: the caller's contract; with Wait = TRUE it always succeeds.
         unsafe { nt::ExAcquireResourceExclusiveLite(resource, true) };
         Self { resource }
+    }
+
+    /// Acquires `resource` exclusive if that needs no wait (Wait = FALSE); None when another
+    /// thread holds it.
+    ///
+    /// # Safety
+    /// As [`ResourceGuard::exclusive`].
+    #[must_use]
+    pub unsafe fn try_exclusive(resource: *mut ERESOURCE) -> Option<Self> {
+        // SAFETY: the caller's contract.
+        unsafe { nt::ExAcquireResourceExclusiveLite(resource, false) }.then(|| Self { resource })
     }
 
     /// Acquires `resource` shared.

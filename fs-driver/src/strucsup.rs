@@ -149,6 +149,12 @@ impl Flag {
     pub fn set(&self, value: bool) {
         self.0.store(value, Ordering::Release);
     }
+
+    /// Sets the value and returns the previous one, atomically (for flags set without a
+    /// lock: "queue the worker unless it is already queued").
+    pub fn swap(&self, value: bool) -> bool {
+        self.0.swap(value, Ordering::AcqRel)
+    }
 }
 
 /// A driver structure that lives in the pool under its own tag and node type code.

@@ -173,5 +173,13 @@ not_in_unit_tests! {
     fn KeSetEvent(e: *mut KEVENT, i: i32, w: bool) -> i32;
     fn MmBuildMdlForNonPagedPool(m: *mut MDL);
     fn IoBuildPartialMdl(s: *const MDL, t: *mut MDL, v: *mut c_void, l: u32);
+    fn IoAllocateWorkItem(d: *const DEVICE_OBJECT) -> crate::nt::PIO_WORKITEM;
+    fn IoFreeWorkItem(w: crate::nt::PIO_WORKITEM);
+    fn IoQueueWorkItem(w: crate::nt::PIO_WORKITEM, r: windows_sys::Wdk::System::SystemServices::PIO_WORKITEM_ROUTINE, q: i32, c: *const c_void);
+    fn KeInitializeTimerEx(t: *mut crate::nt::KTIMER, y: i32);
+    fn KeInitializeDpc(d: *mut crate::nt::KDPC, r: windows_sys::Wdk::Foundation::PKDEFERRED_ROUTINE, c: *const c_void);
+    fn KeSetTimerEx(t: *mut crate::nt::KTIMER, d: i64, p: i32, x: *const crate::nt::KDPC) -> bool;
+    fn KeCancelTimer(t: *mut crate::nt::KTIMER) -> bool;
+    fn KeFlushQueuedDpcs();
     fn FsRtlFastUnlockAllByKey(l: *const crate::nt::FILE_LOCK, f: *const FILE_OBJECT, p: crate::nt::PEPROCESS, k: u32, c: *const c_void) -> NTSTATUS;
 }

@@ -16,7 +16,9 @@ use core::ptr;
 use fs_core::Volume;
 
 use crate::blockdev::TargetDevice;
+use crate::dispatch::close::CloseQueue;
 use crate::fcb::Fcb;
+use crate::lazycommit::{self, LazyCommit};
 use crate::nt::{self, DEVICE_OBJECT, ERESOURCE, NTSTATUS, VPB};
 use crate::resrcsup::ResourceGuard;
 use crate::status::status_of;
@@ -54,6 +56,10 @@ pub struct Vcb {
     dir_notify_list: UnsafeCell<nt::LIST_ENTRY>,
     /// The file object that holds FSCTL_LOCK_VOLUME, NULL when unlocked.
     pub locked_by: UnsafeCell<*mut nt::FILE_OBJECT>,
+    /// Closes that found the VCB resource held by another thread (NT-32).
+    pub close_queue: CloseQueue,
+    /// The periodic commit of fs-core's metadata (NT-33).
+    pub lazy_commit: LazyCommit,
 }
 
 /// The VCB resource held exclusive: gives access to the FCB table.
@@ -92,6 +98,20 @@ impl Vcb {
         volume: Box<Volume<TargetDevice>>,
     ) -> Result<(), NTSTATUS> {
         let serial = volume.volume_info().serial;
+        // Both work items now, so neither a close nor the lazy commit ever needs pool later.
+        // SAFETY: our new volume device.
+        let close_item = unsafe { nt::IoAllocateWorkItem(vdo) };
+        // SAFETY: as above.
+        let commit_item = unsafe { nt::IoAllocateWorkItem(vdo) };
+        if close_item == 0 || commit_item == 0 {
+            for item in [close_item, commit_item] {
+                if item != 0 {
+                    // SAFETY: allocated above, never queued.
+                    unsafe { nt::IoFreeWorkItem(item) };
+                }
+            }
+            return Err(nt::STATUS_INSUFFICIENT_RESOURCES);
+        }
         let vcb = Vcb {
             node: NodeHeader::of::<Vcb>(ntc::CFAT_NTC_VCB),
             vdo,
@@ -108,6 +128,8 @@ impl Vcb {
             notify_sync: UnsafeCell::new(0),
             dir_notify_list: UnsafeCell::new(nt::LIST_ENTRY::default()),
             locked_by: UnsafeCell::new(ptr::null_mut()),
+            close_queue: CloseQueue::new(close_item),
+            lazy_commit: LazyCommit::new(commit_item),
         };
         // SAFETY: the caller's contract: `slot` is ours and writable.
         unsafe { ptr::write(slot, vcb) };
@@ -116,6 +138,7 @@ impl Vcb {
         // SAFETY: non-paged, not yet used.
         let status = unsafe { nt::ExInitializeResourceLite(vcb.resource.get()) };
         if status < 0 {
+            free_work_items(vcb);
             // SAFETY: initialised above, dropped once.
             unsafe { ptr::drop_in_place(slot) };
             return Err(status);
@@ -125,6 +148,7 @@ impl Vcb {
         if status < 0 {
             // SAFETY: initialised above and never acquired.
             unsafe { nt::ExDeleteResourceLite(vcb.resource.get()) };
+            free_work_items(vcb);
             // SAFETY: initialised above, dropped once.
             unsafe { ptr::drop_in_place(slot) };
             return Err(status);
@@ -133,6 +157,8 @@ impl Vcb {
         unsafe { crate::wdk_inline::initialize_list_head(vcb.dir_notify_list.get()) };
         // SAFETY: the VCB's own sync slot; uninitialised in `delete`.
         unsafe { nt::FsRtlNotifyInitializeSync(vcb.notify_sync.get()) };
+        // SAFETY: the VCB is in place in the device extension until deleted.
+        unsafe { lazycommit::init(vcb) };
         Ok(())
     }
 
@@ -163,6 +189,17 @@ impl Vcb {
         // SAFETY: our volume devices' extensions hold a VCB (the control device has none).
         let vcb = unsafe { &*extension };
         (vcb.node.node_type_code == ntc::CFAT_NTC_VCB).then_some(vcb)
+    }
+
+    /// Takes the VCB resource exclusive if that needs no wait (a close, NT-32).
+    #[must_use]
+    pub fn try_acquire_exclusive(&self) -> Option<VcbExclusive<'_>> {
+        // SAFETY: initialised with the VCB.
+        let guard = unsafe { ResourceGuard::try_exclusive(self.resource.get()) }?;
+        Some(VcbExclusive {
+            vcb: self,
+            _guard: guard,
+        })
     }
 
     /// Takes the VCB resource exclusive.
@@ -228,6 +265,16 @@ impl Vcb {
         self.volume_opens.get() == 0 && guard.with_fcbs(|t| t.is_empty())
     }
 
+    /// May the VCB go now: dismounted, unused, and no worker of it (deferred close, lazy
+    /// commit) queued or running? The one that sees this under the VCB resource deletes it.
+    #[must_use]
+    pub fn may_be_deleted(&self, guard: &VcbExclusive<'_>) -> bool {
+        self.dismounted.get()
+            && self.is_unused(guard)
+            && !self.close_queue.busy()
+            && !self.lazy_commit.busy()
+    }
+
     /// Tears down a dismounted, unused VCB and deletes its volume device object.
     ///
     /// # Safety
@@ -244,6 +291,9 @@ impl Vcb {
         let sync = unsafe { (*vcb).notify_sync.get() };
         // SAFETY: initialised at mount; every watch was cleaned up with its handle.
         unsafe { nt::FsRtlNotifyUninitializeSync(sync) };
+        // SAFETY: valid until dropped below. Dismount stopped the timer and flushed its DPC;
+        // neither work item is queued (`may_be_deleted`).
+        free_work_items(unsafe { &*vcb });
         // SAFETY: initialised with the VCB, not held by anyone.
         unsafe { nt::ExDeleteResourceLite(resource) };
         // SAFETY: as above.
@@ -253,6 +303,14 @@ impl Vcb {
         // SAFETY: our volume device; nothing references it any more.
         unsafe { nt::IoDeleteDevice(vdo) };
         crate::global::CFAT_DATA.volume_dismounted();
+    }
+}
+
+/// Frees the VCB's two work items (mount failure, teardown).
+fn free_work_items(vcb: &Vcb) {
+    for item in [vcb.close_queue.item(), vcb.lazy_commit.item()] {
+        // SAFETY: allocated at mount, not queued, freed once.
+        unsafe { nt::IoFreeWorkItem(item) };
     }
 }
 

@@ -149,8 +149,10 @@ fn serve(a: &MountArgs, read_only: bool, shared: Shared) -> Result<(), String> {
         .map_err(|e| format!("the FUSE session failed: {e}"))
 }
 
-/// How long changes may wait in memory before they are committed, as ext4's default.
-const COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long changes may wait in memory before they are committed: fs-core's
+/// `LAZY_COMMIT_INTERVAL_MS` (ext4's default), which the Windows driver's lazy commit uses too.
+const COMMIT_INTERVAL: std::time::Duration =
+    std::time::Duration::from_millis(fs_core::LAZY_COMMIT_INTERVAL_MS as u64);
 
 /// Commits changes every few seconds, so that what a crash can lose is bounded in time even
 /// when no program calls fsync. Ends when the volume is gone (unmounted).

@@ -104,6 +104,8 @@ fn mount_volume(vpb: *mut VPB, target: *mut DEVICE_OBJECT) -> Result<(), NTSTATU
     unsafe { publish_vpb(vpb, vdo, info.serial, &info.label) };
     // SAFETY: our device; initialisation is complete.
     unsafe { (*vdo).Flags &= !nt::DO_DEVICE_INITIALIZING };
+    // SAFETY: initialised in place above; it lives until deleted after dismount.
+    crate::lazycommit::start(unsafe { &*extension });
     CFAT_DATA.volume_mounted();
     Ok(())
 }
@@ -227,9 +229,10 @@ fn user_fs_request(context: &IrpContext) -> Outcome {
     }
 }
 
-/// `FSCTL_DISMOUNT_VOLUME` on a volume handle: flush and purge every stream (Mm's and Cc's
-/// file objects close as their sections go, NT-04), unmount fs-core, and stop serving. The
-/// VCB and the volume device object go with the last close.
+/// `FSCTL_DISMOUNT_VOLUME` on a volume handle: stop the lazy commit, run the deferred
+/// closes, flush and purge every stream (Mm's and Cc's file objects close as their sections
+/// go, NT-04), unmount fs-core, and stop serving. The VCB and the volume device object go
+/// with the last close (or the last worker, NT-32/NT-33).
 #[inline(never)]
 fn dismount(context: &IrpContext) -> Outcome {
     let Some(vcb) = context.vcb() else {
@@ -247,6 +250,11 @@ fn dismount(context: &IrpContext) -> Outcome {
     if super::volctrl::locked_against(vcb, context.file_object) {
         return Outcome::status(nt::STATUS_ACCESS_DENIED);
     }
+    // No lazy commit after this (NT-33): unmount commits for the last time.
+    crate::lazycommit::stop(vcb);
+    // Closes deferred before now finish here (NT-32); the ones the purges below cause find
+    // the VCB resource held by this thread and run at once.
+    super::close::run_queued(vcb, &guard);
     for id in Vcb::fcb_ids(&guard) {
         if let Some(fcb) = guard.find(fs_core::FileId(id)) {
             // SAFETY: an FCB of the table; it may be freed inside (a nested close), and is

@@ -94,6 +94,16 @@ pub const REQUIRED_IMPORTS: &[&str] = &[
     "MmProbeAndLockPages",
     "MmUnlockPages",
     "IoFreeMdl",
+    // Background work: the deferred close worker (NT-32) and the lazy commit's timer, DPC and
+    // work item (NT-33).
+    "IoAllocateWorkItem",
+    "IoQueueWorkItem",
+    "IoFreeWorkItem",
+    "KeInitializeTimerEx",
+    "KeInitializeDpc",
+    "KeSetTimerEx",
+    "KeCancelTimer",
+    "KeFlushQueuedDpcs",
 ];
 
 /// WDK inline helpers and macros that ntoskrnl does not export: importing one makes the image

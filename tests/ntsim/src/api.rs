@@ -205,6 +205,8 @@ pub struct Leaks {
     pub segments: usize,
     /// DriverUnload was withdrawn (a volume still counted as mounted).
     pub unload_refused: bool,
+    /// Timers still set (their DPCs would run into freed memory).
+    pub timers: usize,
 }
 
 impl Leaks {
@@ -233,6 +235,9 @@ pub struct Sim {
     old_vpbs: Vec<*mut VPB>,
     handles: BTreeMap<Handle, *mut FILE_OBJECT>,
     next_handle: u32,
+    /// Another thread inside the driver holding the volume's VCB resource
+    /// ([`Sim::hold_volume_exclusive`]).
+    volume_hold: Option<(u32, fs_driver::vcb::VcbExclusive<'static>)>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -274,6 +279,7 @@ impl Sim {
             old_vpbs: Vec::new(),
             handles: BTreeMap::new(),
             next_handle: 4,
+            volume_hold: None,
         }
     }
 
@@ -815,6 +821,74 @@ impl Sim {
         io::reap_devices();
     }
 
+    /// Moves the machine's timer clock on by `by`: every timer that expires meanwhile queues
+    /// its DPC, and the DPCs run (at DISPATCH_LEVEL). Work items they queue wait for
+    /// [`Sim::run_work_items`].
+    pub fn advance_time(&mut self, by: std::time::Duration) {
+        let ticks = u64::try_from(by.as_nanos() / 100).unwrap_or(u64::MAX);
+        crate::worker::advance_time(ticks);
+        io::reap_devices();
+    }
+
+    /// The system worker threads run every queued work item (and those queued meanwhile);
+    /// returns how many ran.
+    pub fn run_work_items(&mut self) -> usize {
+        let ran = crate::worker::run_work_items();
+        io::deliver_apcs();
+        io::reap_devices();
+        ran
+    }
+
+    /// Work items queued and not yet run.
+    #[must_use]
+    pub fn work_items_queued(&self) -> usize {
+        crate::worker::work_items_queued()
+    }
+
+    /// Timers set now (by anyone).
+    #[must_use]
+    pub fn timers_set(&self) -> usize {
+        crate::worker::timers_set()
+    }
+
+    /// Live pool blocks with this tag (e.g. `b"CfFc"`, the driver's FCBs).
+    #[must_use]
+    pub fn pool_blocks(&self, tag: &[u8; 4]) -> usize {
+        let tag = u32::from_le_bytes(*tag);
+        kernel::with(|k| k.pool.values().filter(|b| b.tag == tag).count())
+    }
+
+    /// Model thread `thread` (another user thread, above the kernel's own threads 1..5) is
+    /// inside the driver holding the mounted volume's VCB resource exclusive, as a create or
+    /// rename in progress there would, until [`Sim::release_volume`]. While it holds it, a
+    /// request on any other thread that waits for it is a bug check (the other thread never
+    /// runs on here); one that tries without waiting is refused.
+    pub fn hold_volume_exclusive(&mut self, thread: u32) {
+        if self.volume_hold.is_some() {
+            ex::bugcheck("the volume is already held by another thread");
+        }
+        // SAFETY: the disk's live VPB.
+        let vdo = unsafe { (*self.vpb()).DeviceObject };
+        if vdo.is_null() || !self.is_mounted() {
+            ex::bugcheck("hold_volume_exclusive without a mounted volume");
+        }
+        // SAFETY: the mounted volume's device, ours; its VCB lives until it is torn down,
+        // which needs this resource.
+        let Some(vcb) = (unsafe { fs_driver::vcb::Vcb::of_device(vdo) }) else {
+            ex::bugcheck("the volume device holds no VCB")
+        };
+        let guard = mm::as_thread(thread, || vcb.acquire_exclusive());
+        self.volume_hold = Some((thread, guard));
+    }
+
+    /// The thread of [`Sim::hold_volume_exclusive`] releases the VCB resource.
+    pub fn release_volume(&mut self) {
+        let Some((thread, guard)) = self.volume_hold.take() else {
+            ex::bugcheck("release_volume without a hold")
+        };
+        mm::as_thread(thread, || drop(guard));
+    }
+
     /// `FSCTL_DISMOUNT_VOLUME` through a volume handle, then that handle closes.
     ///
     /// # Errors
@@ -1030,6 +1104,9 @@ impl Sim {
         if !self.handles.is_empty() {
             ex::bugcheck("finish with handles still open");
         }
+        if self.volume_hold.is_some() {
+            ex::bugcheck("finish with the volume still held by another thread");
+        }
         if self.is_mounted() {
             let status = self.dismount();
             if status < 0 {
@@ -1037,6 +1114,8 @@ impl Sim {
             }
         }
         self.memory_pressure();
+        // The system worker threads finish what the driver queued (deferred closes, NT-32).
+        self.run_work_items();
         let mut leaks = Leaks {
             // SAFETY: our driver object.
             unload_refused: unsafe { (*self.driver).DriverUnload }.is_none(),
@@ -1062,6 +1141,12 @@ impl Sim {
             leaks.irps = k.irps.len();
             leaks.mdls = k.mdls.len();
             leaks.segments = k.control_areas.len() + k.images.len();
+            leaks.timers = k
+                .background
+                .timers
+                .values()
+                .filter(|t| t.due.is_some())
+                .count();
         });
         ex::release_quarantine();
         leaks.irps += kernel::with(|k| k.pending.len());

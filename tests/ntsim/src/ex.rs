@@ -21,6 +21,8 @@ use crate::kernel::{self, PoolBlock, ResourceState};
 
 /// `POOL_FLAG_UNINITIALIZED`.
 const POOL_FLAG_UNINITIALIZED: u64 = 0x2;
+/// `POOL_FLAG_NON_PAGED`.
+const POOL_FLAG_NON_PAGED: u64 = 0x40;
 /// Pool blocks are 16-byte aligned, as on x64.
 const POOL_ALIGN: usize = 16;
 
@@ -79,6 +81,9 @@ fn pool_layout(size: usize) -> Option<Layout> {
 pub extern "system" fn ExAllocatePool2(flags: u64, numberofbytes: usize, tag: u32) -> *mut c_void {
     let _kernel = crate::heap::KernelRegion::enter();
     crate::stack::note_driver_call();
+    if flags & POOL_FLAG_NON_PAGED == 0 {
+        crate::worker::check_below_dispatch("a paged pool allocation");
+    }
     // Only the driver's own allocations fail, as under Driver Verifier.
     if pool_fails() {
         return std::ptr::null_mut();
@@ -232,6 +237,7 @@ fn acquire(resource: *mut ERESOURCE, exclusive: bool) -> Acquire {
 }
 
 fn acquire_or_wait(resource: *mut ERESOURCE, exclusive: bool, wait: bool) -> bool {
+    crate::worker::check_below_dispatch("an ERESOURCE acquire");
     match acquire(resource, exclusive) {
         Acquire::Granted => true,
         Acquire::WouldWait if wait => {
@@ -360,6 +366,7 @@ pub extern "system" fn KeWaitForSingleObject(
 #[no_mangle]
 pub extern "system" fn KeEnterCriticalRegion() {
     let _kernel = crate::heap::KernelRegion::enter();
+    crate::worker::check_below_dispatch("KeEnterCriticalRegion");
     kernel::with(|k| k.critical_region += 1);
 }
 

@@ -119,13 +119,21 @@ pub unsafe extern "system" fn IoCreateDevice(
 pub unsafe extern "system" fn IoDeleteDevice(deviceobject: *const DEVICE_OBJECT) {
     let _kernel = crate::heap::KernelRegion::enter();
     let device = deviceobject.cast_mut();
-    let driver = kernel::with(|k| match k.devices.get_mut(&device) {
+    let (driver, extension) = kernel::with(|k| match k.devices.get_mut(&device) {
         Some(r) if !r.deleted => {
             r.deleted = true;
-            r.driver
+            let extension = r
+                .extension
+                .as_ref()
+                .map(|e| (e.as_ptr() as usize, std::mem::size_of_val(&**e)));
+            (r.driver, extension)
         }
         _ => bugcheck("IoDeleteDevice of a device that is not live"),
     });
+    // The extension goes with the device: nothing the kernel still uses may live in it.
+    if let Some((start, len)) = extension {
+        crate::worker::release_range(start, len, "a device extension");
+    }
     // SAFETY: the driver object outlives its devices; unlink `device` from its list.
     let mut link = unsafe { &raw mut (*driver).DeviceObject };
     // SAFETY: walking the driver's live device list.
@@ -153,6 +161,16 @@ pub(crate) fn reap_devices() {
             .iter()
             .filter(|(_, r)| r.deleted)
             .map(|(d, _)| *d)
+            .collect();
+        // A queued or running work item holds a reference on its device.
+        let keys: Vec<_> = keys
+            .into_iter()
+            .filter(|d| {
+                !k.background
+                    .work_items
+                    .values()
+                    .any(|w| w.device == *d && (w.queued.is_some() || w.running))
+            })
             .collect();
         keys.into_iter()
             .filter_map(|d| k.devices.remove(&d).map(|r| (d, r)))
@@ -402,6 +420,7 @@ pub(crate) unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> N
         .Anonymous
         .CurrentStackLocation = stack;
     let flags = irp_ref.Flags;
+    crate::worker::check_below_dispatch("IoCallDriver");
     // SAFETY: the location now current, inside the IRP's block.
     let location = unsafe { &mut *stack };
     location.DeviceObject = device;

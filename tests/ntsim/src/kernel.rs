@@ -290,6 +290,8 @@ pub struct Kernel {
     pub mdl_views: BTreeMap<usize, (u32, u64, usize, usize)>,
     /// View-backed user ranges locked so far.
     pub view_locks: u64,
+    /// Timers, DPCs and work items ([`crate::worker`]).
+    pub background: crate::worker::Background,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -351,6 +353,7 @@ impl Kernel {
             unmapped_user_buffer_next: false,
             mdl_views: BTreeMap::new(),
             view_locks: 0,
+            background: crate::worker::Background::default(),
         }
     }
 

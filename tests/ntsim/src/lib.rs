@@ -14,13 +14,15 @@
 //!   (the volume's target device over an fs-core `MemDevice`), [`fsrtl`] (filter callback
 //!   registry and the section-creation path), [`cc`] (shared cache maps, copy read/write,
 //!   flush, purge, lazy writer), [`mm`] (control areas per SOP, sections, views that fault
-//!   page by page, dirty pages, image sections, memory pressure).
+//!   page by page, dirty pages, image sections, memory pressure), [`worker`] (work items,
+//!   timers and DPCs on a simulated clock).
 //! - [`irql`]: IRQL per model thread and the special kernel APC that finishes a threaded IRP
 //!   (NT-27).
 //! - [`api`]: the Win32/NT-like test API ([`api::Sim`]).
 //!
-//! Determinism: nothing runs in the background. The lazy writer, the modified page writer and
-//! memory pressure run only when a test steps them. Where ntsim is unsure how Windows
+//! Determinism: nothing runs in the background. The lazy writer, the modified page writer,
+//! memory pressure, the timer clock and the system worker threads run only when a test steps
+//! them. Where ntsim is unsure how Windows
 //! behaves it takes the stricter choice (listed in the module docs).
 //!
 //! Concurrency: the model lives in a thread-local, and every [`api::Sim`] holds a global test
@@ -46,6 +48,7 @@ pub mod requests;
 pub mod seh;
 pub mod stack;
 pub mod trace;
+pub mod worker;
 
 pub use api::{Handle, Open, Section, Sim, View};
 pub use trace::{Event, FoId};

@@ -39,6 +39,10 @@ const PAGE_EXECUTE_READ: u32 = 0x20;
 /// `SEC_IMAGE` (winnt.h): `NtCreateSection` of an image section.
 const SEC_IMAGE: u32 = 0x0100_0000;
 const ALLOCATION_GRANULARITY: u64 = 64 * 1024;
+/// `FSRTL_MOD_WRITE_TOP_LEVEL_IRP` (ntifs.h): the top-level "IRP" of Mm's page writers.
+pub const FSRTL_MOD_WRITE_TOP_LEVEL_IRP: usize = 3;
+/// The model thread Mm deletes segments on (its dereference segment thread).
+pub const SEGMENT_THREAD: u32 = 4;
 const PAGE_U64: u64 = PAGE as u64;
 
 /// Pages touched by `[offset, offset + len)`.
@@ -66,7 +70,8 @@ pub(crate) fn sop_of(fo: *mut FILE_OBJECT) -> *mut SECTION_OBJECT_POINTERS {
     unsafe { (*fo).SectionObjectPointer }
 }
 
-/// Runs `f` as model thread `thread` (lazy writer 1, page writers 2), with that thread's own
+/// Runs `f` as model thread `thread` (lazy writer 1, page writers 2, system worker 3, Mm's
+/// segment thread 4, DPCs 5, a test's other threads above), with that thread's own
 /// top-level IRP, critical region state and IRQL (it starts at PASSIVE_LEVEL).
 pub fn as_thread<R>(thread: u32, f: impl FnOnce() -> R) -> R {
     let saved = kernel::with(|k| {
@@ -554,6 +559,10 @@ pub(crate) fn modified_page_writer() {
             .collect()
     });
     as_thread(2, || {
+        // Mm's page writers mark their thread, so the file system knows a paging write is
+        // theirs (fastfat's deviosup.c tests for it).
+        let marker = ptr::without_provenance_mut(FSRTL_MOD_WRITE_TOP_LEVEL_IRP);
+        kernel::with(|k| k.top_level_irp = marker);
         for (sop, fo, size) in sops {
             let mut ending = i64::try_from(size).unwrap_or(i64::MAX);
             let Ok(resource) = fsrtl::acquire_for_mod_write(fo, &mut ending) else {
@@ -562,6 +571,7 @@ pub(crate) fn modified_page_writer() {
             let _ = write_dirty(sop, None, Dirty::Any);
             fsrtl::release_for_mod_write(fo, resource);
         }
+        kernel::with(|k| k.top_level_irp = ptr::null_mut());
     });
 }
 
@@ -576,20 +586,24 @@ pub(crate) fn memory_pressure() {
         }
         k.control_areas.keys().copied().collect()
     });
-    for sop in sops {
-        let clean = kernel::with(|k| {
-            k.control_areas
-                .get(&sop)
-                .is_some_and(|ca| ca.pages.is_empty())
-        });
-        if clean {
-            delete_if_unreferenced(sop);
+    // Segments are deleted by Mm's own system thread (the dereference segment thread), so
+    // the file system sees those closes there, not in the thread that caused them (NT-32).
+    as_thread(SEGMENT_THREAD, || {
+        for sop in sops {
+            let clean = kernel::with(|k| {
+                k.control_areas
+                    .get(&sop)
+                    .is_some_and(|ca| ca.pages.is_empty())
+            });
+            if clean {
+                delete_if_unreferenced(sop);
+            }
         }
-    }
-    let images: Vec<_> = kernel::with(|k| k.images.keys().copied().collect());
-    for sop in images {
-        let _ = delete_image_if_unused(sop);
-    }
+        let images: Vec<_> = kernel::with(|k| k.images.keys().copied().collect());
+        for sop in images {
+            let _ = delete_image_if_unused(sop);
+        }
+    });
 }
 
 /// Deletes an image section with no section objects and no views; false if it is in use.
