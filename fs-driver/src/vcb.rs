@@ -17,16 +17,22 @@ use fs_core::Volume;
 
 use crate::blockdev::TargetDevice;
 use crate::fcb::Fcb;
-use crate::nt::{self, DEVICE_OBJECT, ERESOURCE, NTSTATUS, VPB};
+use crate::nt::{
+    self, DEVICE_OBJECT, ERESOURCE, FAST_MUTEX, FSRTL_ADVANCED_FCB_HEADER, NTSTATUS, VPB,
+};
 use crate::resrcsup::ResourceGuard;
 use crate::status::status_of;
-use crate::strucsup::{ntc, Counter, Flag, NodeHeader};
+use crate::strucsup::{node_byte_size, ntc, Counter, Flag};
 
 /// One mounted volume.
 #[repr(C)]
 pub struct Vcb {
-    /// `CFAT_NTC_VCB` (also what `FsContext` of a volume open points at).
-    pub node: NodeHeader,
+    /// First member, as in fastfat's `VolumeFileHeader`: a volume open's `FsContext` is the
+    /// VCB, and filters read an FCB header there (NT-31). `Base.NodeTypeCode` is
+    /// `CFAT_NTC_VCB`; it advertises filter contexts, torn down in [`Vcb::delete`].
+    pub header: UnsafeCell<FSRTL_ADVANCED_FCB_HEADER>,
+    /// The fast mutex the header's filter context list is guarded by.
+    header_mutex: UnsafeCell<FAST_MUTEX>,
     /// Our volume device object (its extension holds this VCB).
     pub vdo: *mut DEVICE_OBJECT,
     /// The VPB the I/O manager gave us at mount.
@@ -93,7 +99,8 @@ impl Vcb {
     ) -> Result<(), NTSTATUS> {
         let serial = volume.volume_info().serial;
         let vcb = Vcb {
-            node: NodeHeader::of::<Vcb>(ntc::CFAT_NTC_VCB),
+            header: UnsafeCell::new(FSRTL_ADVANCED_FCB_HEADER::default()),
+            header_mutex: UnsafeCell::new(FAST_MUTEX::default()),
             vdo,
             vpb,
             target,
@@ -113,6 +120,9 @@ impl Vcb {
         unsafe { ptr::write(slot, vcb) };
         // SAFETY: `slot` now holds an initialised VCB.
         let vcb = unsafe { &*slot };
+        // SAFETY: nobody sees the VCB yet; the header and mutex are non-paged (the device
+        // extension) and live as long as it.
+        unsafe { vcb.init_header() };
         // SAFETY: non-paged, not yet used.
         let status = unsafe { nt::ExInitializeResourceLite(vcb.resource.get()) };
         if status < 0 {
@@ -134,6 +144,32 @@ impl Vcb {
         // SAFETY: the VCB's own sync slot; uninitialised in `delete`.
         unsafe { nt::FsRtlNotifyInitializeSync(vcb.notify_sync.get()) };
         Ok(())
+    }
+
+    /// The volume header (NT-31): node type code and size, advanced, filter contexts.
+    ///
+    /// # Safety
+    /// Called once, before anyone else sees the VCB.
+    unsafe fn init_header(&self) {
+        let header = self.header.get();
+        // SAFETY: exclusive access during setup (caller's contract).
+        let base = unsafe { &mut (*header).Base };
+        base.NodeTypeCode = ntc::CFAT_NTC_VCB;
+        base.NodeByteSize = node_byte_size::<Vcb>();
+        let mutex = self.header_mutex.get();
+        // SAFETY: the VCB's own mutex, non-paged.
+        unsafe { crate::wdk_inline::ex_initialize_fast_mutex(mutex) };
+        // SAFETY: the header is first in the non-paged VCB; the mutex lives as long as it.
+        unsafe {
+            crate::wdk_inline::fsrtl_setup_advanced_fcb_header(header, mutex, ptr::null_mut())
+        };
+    }
+
+    /// The node type code at the start of the VCB (and of a volume open's `FsContext`).
+    #[must_use]
+    pub fn node_type_code(&self) -> crate::strucsup::NodeTypeCode {
+        // SAFETY: written once at mount; never changed after.
+        unsafe { (*self.header.get()).Base.NodeTypeCode }
     }
 
     /// The notify sync for FsRtl's notify calls.
@@ -162,7 +198,7 @@ impl Vcb {
         }
         // SAFETY: our volume devices' extensions hold a VCB (the control device has none).
         let vcb = unsafe { &*extension };
-        (vcb.node.node_type_code == ntc::CFAT_NTC_VCB).then_some(vcb)
+        (vcb.node_type_code() == ntc::CFAT_NTC_VCB).then_some(vcb)
     }
 
     /// Takes the VCB resource exclusive.
@@ -244,6 +280,9 @@ impl Vcb {
         let sync = unsafe { (*vcb).notify_sync.get() };
         // SAFETY: initialised at mount; every watch was cleaned up with its handle.
         unsafe { nt::FsRtlNotifyUninitializeSync(sync) };
+        // Filters' contexts on the volume open's header go before the header does (NT-31).
+        // SAFETY: the header was set up at mount and is still live.
+        unsafe { nt::FsRtlTeardownPerStreamContexts((*vcb).header.get()) };
         // SAFETY: initialised with the VCB, not held by anyone.
         unsafe { nt::ExDeleteResourceLite(resource) };
         // SAFETY: as above.

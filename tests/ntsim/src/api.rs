@@ -924,6 +924,30 @@ impl Sim {
         .0
     }
 
+    /// A filter attaches a per-stream context to the stream behind `handle`'s file object
+    /// (`FsRtlInsertPerStreamContext` on its `FsContext`, NT-31); its number.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_HANDLE`, or the insert's status (the header does not advertise
+    /// `FSRTL_FLAG2_SUPPORTS_FILTER_CONTEXTS`).
+    pub fn attach_filter_context(&mut self, handle: Handle) -> Result<u32, NTSTATUS> {
+        let fo = self.fo(handle)?;
+        crate::fsrtl::attach_test_context(fo)
+    }
+
+    /// Does `FsRtlLookupPerStreamContext` find the filter's context `id` on `handle`'s stream?
+    #[must_use]
+    pub fn filter_context_present(&self, handle: Handle, id: u32) -> bool {
+        self.fo(handle)
+            .is_ok_and(|fo| crate::fsrtl::lookup_test_context(fo, id))
+    }
+
+    /// How many times the filter's FreeCallback ran for its context `id`.
+    #[must_use]
+    pub fn filter_context_frees(&self, id: u32) -> u32 {
+        kernel::with(|k| k.test_contexts_freed.get(&id).copied().unwrap_or(0))
+    }
+
     /// Is the disk's current VPB mounted?
     #[must_use]
     pub fn is_mounted(&self) -> bool {

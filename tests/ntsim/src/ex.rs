@@ -122,6 +122,7 @@ pub unsafe extern "system" fn ExFreePoolWithTag(p: *mut c_void, tag: u32) {
     let Some(layout) = pool_layout(block.size) else {
         bugcheck("corrupt pool block size")
     };
+    crate::fsrtl::check_no_contexts_in(p as usize, block.size);
     // Freed pool is poisoned and kept until the end of the test, so a use after free reads
     // 0xDD (a wrong node type code) instead of someone else's live data.
     // SAFETY: allocated by ExAllocatePool2 with this layout and no longer live.

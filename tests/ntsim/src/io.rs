@@ -100,13 +100,21 @@ pub unsafe extern "system" fn IoCreateDevice(
 pub unsafe extern "system" fn IoDeleteDevice(deviceobject: *const DEVICE_OBJECT) {
     let _kernel = crate::heap::KernelRegion::enter();
     let device = deviceobject.cast_mut();
-    let driver = kernel::with(|k| match k.devices.get_mut(&device) {
+    let (driver, extension) = kernel::with(|k| match k.devices.get_mut(&device) {
         Some(r) if !r.deleted => {
             r.deleted = true;
-            r.driver
+            let extension = r
+                .extension
+                .as_ref()
+                .map(|e| (e.as_ptr().addr(), std::mem::size_of_val(&**e)));
+            (r.driver, extension)
         }
         _ => bugcheck("IoDeleteDevice of a device that is not live"),
     });
+    // A volume device's extension may hold an FCB header (the VCB of a volume open, NT-31).
+    if let Some((start, len)) = extension {
+        crate::fsrtl::check_no_contexts_in(start, len);
+    }
     // SAFETY: the driver object outlives its devices; unlink `device` from its list.
     let mut link = unsafe { &raw mut (*driver).DeviceObject };
     // SAFETY: walking the driver's live device list.

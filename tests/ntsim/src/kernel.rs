@@ -276,6 +276,12 @@ pub struct Kernel {
     pub mdl_views: BTreeMap<usize, (u32, u64, usize, usize)>,
     /// View-backed user ranges locked so far.
     pub view_locks: u64,
+    /// Per-stream filter contexts linked in each advanced FCB header, by header address.
+    pub stream_contexts: BTreeMap<usize, u32>,
+    /// The test filter's contexts not yet freed, by number.
+    pub test_contexts_live: BTreeSet<u32>,
+    /// How often the FreeCallback ran for each of the test filter's contexts.
+    pub test_contexts_freed: BTreeMap<u32, u32>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -333,6 +339,9 @@ impl Kernel {
             unmapped_user_buffer_next: false,
             mdl_views: BTreeMap::new(),
             view_locks: 0,
+            stream_contexts: BTreeMap::new(),
+            test_contexts_live: BTreeSet::new(),
+            test_contexts_freed: BTreeMap::new(),
         }
     }
 
