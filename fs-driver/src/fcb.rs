@@ -277,8 +277,10 @@ impl Fcb {
         // SAFETY: initialised in `create`; no request uses the FCB any more.
         unsafe { nt::FsRtlUninitializeFileLock(lock) };
         // Filters' per-stream contexts go before the header they hang on (NT-31).
+        // SAFETY: valid until freed below; only a field address is taken.
+        let header = unsafe { (*fcb).header.get() };
         // SAFETY: the header is initialised (`init_header`) and still live.
-        unsafe { nt::FsRtlTeardownPerStreamContexts((*fcb).header.get()) };
+        unsafe { nt::FsRtlTeardownPerStreamContexts(header) };
         // SAFETY: the caller's contract: no other user, freed once.
         drop(unsafe { PoolBox::from_raw(fcb) });
         // SAFETY: the resources are initialised and nobody holds them any more.

@@ -241,6 +241,15 @@ pub use windows_sys::Win32::Foundation::{
 };
 pub use windows_sys::Win32::System::Kernel::STRING;
 
+/// Volume lifetime (NT-29): the target device referenced for the VCB's life, the VPB the
+/// I/O manager allocated freed once swapped out, PnP and device controls passed down.
+pub use windows_sys::Wdk::System::SystemServices::{
+    ExFreePool, KeSetEvent, ObfDereferenceObject, ObfReferenceObject, IRP_MN_CANCEL_REMOVE_DEVICE,
+    IRP_MN_QUERY_REMOVE_DEVICE, IRP_MN_REMOVE_DEVICE, IRP_MN_SURPRISE_REMOVAL, SL_INVOKE_ON_CANCEL,
+    SL_INVOKE_ON_ERROR, SL_INVOKE_ON_SUCCESS, VPB_REMOVE_PENDING,
+};
+pub use windows_sys::Win32::Foundation::{STATUS_MORE_PROCESSING_REQUIRED, STATUS_NO_SUCH_DEVICE};
+
 /// Bug check, used by the root package's panic handler.
 pub use windows_sys::Wdk::System::SystemServices::KeBugCheckEx;
 /// Kernel pool allocation and free, re-exported for the root package's global allocator.

@@ -121,7 +121,7 @@ pub(crate) fn call(
     fo: *mut FILE_OBJECT,
     parameters: FS_FILTER_PARAMETERS,
 ) -> Option<NTSTATUS> {
-    let device = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device));
+    let device = crate::io::related_device(fo);
     let Some(device) = device else {
         bugcheck("filter callback for a file object that does not exist")
     };
@@ -242,7 +242,8 @@ unsafe fn find(
 /// `entry` is linked in a well-formed list.
 unsafe fn unlink(entry: *mut LIST_ENTRY) {
     // SAFETY: the caller's contract.
-    let (flink, blink) = unsafe { ((*entry).Flink, (*entry).Blink) };
+    let entry = unsafe { &*entry };
+    let (flink, blink) = (entry.Flink, entry.Blink);
     // SAFETY: neighbours in the same list.
     unsafe { (*blink).Flink = flink };
     // SAFETY: as above.
@@ -275,13 +276,15 @@ pub unsafe extern "system" fn FsRtlInsertPerStreamContext(
     // InsertHeadList: the newest context is found first.
     // SAFETY: the header's list head (initialised by FsRtlSetupAdvancedFcbHeader) and the
     // filter's context block, which lives until its FreeCallback.
-    unsafe {
-        let first = (*head).Flink;
-        (*entry).Flink = first;
-        (*entry).Blink = head;
-        (*first).Blink = entry;
-        (*head).Flink = entry;
-    }
+    let first = unsafe { (*head).Flink };
+    // SAFETY: as above (each write through its own raw pointer: `first` may be `head`).
+    unsafe { (*entry).Flink = first };
+    // SAFETY: as above.
+    unsafe { (*entry).Blink = head };
+    // SAFETY: as above.
+    unsafe { (*first).Blink = entry };
+    // SAFETY: as above.
+    unsafe { (*head).Flink = entry };
     note_count(header, 1);
     STATUS_SUCCESS
 }

@@ -2,8 +2,11 @@
 //! complete), buffered/direct buffers, share access, top-level IRP, file objects and their
 //! references (an object's last reference sends IRP_MJ_CLOSE).
 //!
-//! Stricter than Windows: completion routines are not modelled (setting one is a bug check);
-//! an IRP completed twice, a dispatch that returns without completing and without pending, and
+//! Completion routines run as Windows runs them, walking up the stack (a routine returning
+//! `STATUS_MORE_PROCESSING_REQUIRED` takes the IRP back). Object references (`ObfReference
+//! Object`) on devices are counted and must be gone by the end of a test.
+//!
+//! Stricter than Windows: an IRP completed twice, a dispatch that returns without completing and without pending, and
 //! an IRP left pending (nothing else would ever complete it here) are bug checks.
 #![allow(unsafe_code, non_snake_case, clippy::missing_safety_doc)]
 
@@ -484,8 +487,6 @@ pub unsafe extern "system" fn IofCompleteRequest(irp: *const IRP, _priorityboost
     let status = unsafe { irp_ref.IoStatus.Anonymous.Status };
     let information = irp_ref.IoStatus.Information;
     // SAFETY: as above.
-    unsafe { check_no_completion_routines(irp) };
-    // SAFETY: as above.
     let stack = unsafe { current_stack(irp) };
     // SAFETY: the completing driver's location.
     let location = unsafe { &*stack };
@@ -515,6 +516,17 @@ pub unsafe extern "system" fn IofCompleteRequest(irp: *const IRP, _priorityboost
             });
         });
     }
+    // SAFETY: a live IRP being completed by the driver at its current location.
+    if unsafe { run_completion_routines(irp) } == Completion::Reclaimed {
+        // A driver above took the IRP back (STATUS_MORE_PROCESSING_REQUIRED): it completes
+        // it again itself.
+        kernel::with(|k| {
+            if let Some(record) = k.irps.get_mut(&irp) {
+                record.completed = None;
+            }
+        });
+        return;
+    }
     if threaded {
         // SAFETY: a threaded IRP is finished by the I/O manager at completion.
         unsafe { finish_threaded(irp, status, information) };
@@ -524,21 +536,106 @@ pub unsafe extern "system" fn IofCompleteRequest(irp: *const IRP, _priorityboost
     }
 }
 
-/// Stack locations from the current one up must have no completion routine.
+/// How the completion of an IRP went up its stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Completion {
+    /// Every location above was completed (no routine, or routines that let it go on).
+    Done,
+    /// A completion routine returned `STATUS_MORE_PROCESSING_REQUIRED`: the IRP is that
+    /// driver's again, its location current.
+    Reclaimed,
+}
+
+/// `SL_PENDING_RETURNED`.
+const SL_PENDING_RETURNED: u8 = 0x01;
+/// `IO_COMPLETION_ROUTINE` as wdm.h declares it (windows-sys's `PIO_COMPLETION_ROUTINE`
+/// lacks the parameters).
+type CompletionRoutine =
+    unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut IRP, *mut c_void) -> NTSTATUS;
+/// `SL_INVOKE_ON_CANCEL`, `SL_INVOKE_ON_SUCCESS`, `SL_INVOKE_ON_ERROR`.
+const SL_INVOKE_ON_CANCEL: u8 = 0x20;
+const SL_INVOKE_ON_SUCCESS: u8 = 0x40;
+const SL_INVOKE_ON_ERROR: u8 = 0x80;
+/// `STATUS_MORE_PROCESSING_REQUIRED`, `STATUS_CANCELLED`.
+const STATUS_MORE_PROCESSING_REQUIRED: NTSTATUS = 0xC000_0016_u32 as NTSTATUS;
+const STATUS_CANCELLED: NTSTATUS = 0xC000_0120_u32 as NTSTATUS;
+
+/// `IopfCompleteRequest`'s walk up the stack: each location's completion routine (set there by
+/// the driver above with `IoSetCompletionRoutine`) runs as the IRP moves back to that
+/// driver's location, if its `SL_INVOKE_ON_*` flags match the status; `PendingReturned`
+/// follows the location's `SL_PENDING_RETURNED`. Without any routine the IRP is left where
+/// it is (the model's requests need nothing more).
 ///
 /// # Safety
-/// `irp` is live.
-unsafe fn check_no_completion_routines(irp: *mut IRP) {
+/// `irp` is live and being completed at its current location.
+unsafe fn run_completion_routines(irp: *mut IRP) -> Completion {
     // SAFETY: the caller's contract.
     let irp_ref = unsafe { &*irp };
     let (location, count) = (irp_ref.CurrentLocation, irp_ref.StackCount);
     // SAFETY: as above.
     let first = unsafe { current_stack(irp) };
-    for i in 0..usize::try_from(count - location + 1).unwrap_or(0) {
-        // SAFETY: locations CurrentLocation..=StackCount are inside the block.
-        let routine = unsafe { (*first.wrapping_add(i)).CompletionRoutine };
-        if routine.is_some() {
-            bugcheck("completion routines are not modelled by ntsim");
+    let span = usize::try_from(count - location + 1).unwrap_or(0);
+    // SAFETY: locations CurrentLocation..=StackCount are inside the block.
+    let any = (0..span).any(|i| unsafe { (*first.wrapping_add(i)).CompletionRoutine }.is_some());
+    if !any {
+        return Completion::Done;
+    }
+    loop {
+        // SAFETY: the live IRP.
+        let irp_ref = unsafe { &mut *irp };
+        // SAFETY: the completing driver's location, inside the block.
+        let stack = unsafe { current_stack(irp) };
+        // SAFETY: as above.
+        let here = unsafe { &mut *stack };
+        irp_ref.PendingReturned = here.Control & SL_PENDING_RETURNED != 0;
+        let (routine, context, control) = (here.CompletionRoutine, here.Context, here.Control);
+        // The IRP moves up to the caller's location before its routine runs.
+        irp_ref.CurrentLocation += 1;
+        let above = stack.wrapping_add(1);
+        irp_ref
+            .Tail
+            .Overlay
+            .Anonymous2
+            .Anonymous
+            .CurrentStackLocation = above;
+        let at_top = irp_ref.CurrentLocation > irp_ref.StackCount;
+        // SAFETY: the status member of the status block.
+        let status = unsafe { irp_ref.IoStatus.Anonymous.Status };
+        let wanted = if status == STATUS_CANCELLED {
+            SL_INVOKE_ON_CANCEL
+        } else if status >= 0 {
+            SL_INVOKE_ON_SUCCESS
+        } else {
+            SL_INVOKE_ON_ERROR
+        };
+        match routine {
+            Some(routine) if control & wanted != 0 => {
+                let device = if at_top {
+                    ptr::null_mut()
+                } else {
+                    // SAFETY: the caller's location, inside the block.
+                    unsafe { (*above).DeviceObject }
+                };
+                kernel::with(|k| k.note("completion routine", ptr::null()));
+                // SAFETY: the driver's routine with its own context, as IoSetCompletionRoutine
+                // recorded them; called with the signature wdm.h gives it (same ABI).
+                let routine: CompletionRoutine = unsafe { std::mem::transmute(routine) };
+                // SAFETY: as above.
+                let result = unsafe { routine(device, irp, context) };
+                if result == STATUS_MORE_PROCESSING_REQUIRED {
+                    return Completion::Reclaimed;
+                }
+            }
+            _ => {
+                if irp_ref.PendingReturned && !at_top {
+                    // IoMarkIrpPending on the caller's behalf.
+                    // SAFETY: the caller's location.
+                    unsafe { (*above).Control |= SL_PENDING_RETURNED };
+                }
+            }
+        }
+        if at_top {
+            return Completion::Done;
         }
     }
 }
@@ -831,7 +928,9 @@ pub(crate) fn reference(fo: *mut FILE_OBJECT) {
 }
 
 /// `ObfDereferenceObject` on a file object: the last reference sends IRP_MJ_CLOSE (for an
-/// opened file object) and frees it (`IopDeleteFile`).
+/// opened file object) and frees it (`IopDeleteFile`). The file object's VPB reference goes
+/// first, as on Windows: a file system that sees its volume's last close may free the VPB
+/// it swapped out (fastfat `FatCheckForDismount`), so the I/O manager never touches it after.
 pub(crate) fn dereference(fo: *mut FILE_OBJECT) {
     let last = kernel::with(|k| {
         let Some(r) = k.file_objects.get_mut(&fo) else {
@@ -841,16 +940,95 @@ pub(crate) fn dereference(fo: *mut FILE_OBJECT) {
             .refs
             .checked_sub(1)
             .unwrap_or_else(|| bugcheck("file object reference underflow"));
-        (r.refs == 0).then_some((r.opened, r.device))
+        (r.refs == 0).then_some(r.opened)
     });
-    let Some((opened, device)) = last else {
+    let Some(opened) = last else {
         return;
     };
     if opened {
-        // SAFETY: a live file object with no references: the close is the last IRP for it.
-        let _ = unsafe { send_simple(device, fo, IRP_MJ_CLOSE, 0) };
+        let device = related_device(fo);
+        dereference_vpb(fo);
+        if let Some(device) = device {
+            // SAFETY: a live file object with no references: the close is the last IRP for it.
+            let _ = unsafe { send_simple(device, fo, IRP_MJ_CLOSE, 0) };
+        }
     }
     free_file_object(fo);
+}
+
+/// `IoGetRelatedDeviceObject`: the device a file object's IRPs go to, read afresh for every
+/// request: the mounted volume's device through the file object's VPB (so a VPB that a new
+/// mount took over would carry old handles' requests to the new volume), else the device the
+/// file object was opened on.
+#[must_use]
+pub(crate) fn related_device(fo: *mut FILE_OBJECT) -> Option<*mut DEVICE_OBJECT> {
+    let opened_on = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device))?;
+    // SAFETY: a live file object of the model.
+    let vpb = unsafe { (*fo).Vpb };
+    if vpb.is_null() {
+        return Some(opened_on);
+    }
+    // SAFETY: a file object's VPB lives while the file object references it.
+    let device = unsafe { (*vpb).DeviceObject };
+    Some(if device.is_null() { opened_on } else { device })
+}
+
+/// Takes the VPB reference an opened file object held (`IopCheckVpbMounted` took it at
+/// create).
+pub(crate) fn dereference_vpb(fo: *mut FILE_OBJECT) {
+    // SAFETY: a live file object of the model.
+    let vpb = unsafe { (*fo).Vpb };
+    if vpb.is_null() {
+        return;
+    }
+    // SAFETY: the VPB lives while this file object references it.
+    let vpb = unsafe { &mut *vpb };
+    vpb.ReferenceCount = vpb
+        .ReferenceCount
+        .checked_sub(1)
+        .unwrap_or_else(|| bugcheck("VPB reference count underflow"));
+}
+
+// ---- object references (Ob) ---------------------------------------------------------------------
+
+#[no_mangle]
+pub unsafe extern "system" fn ObfReferenceObject(object: *const c_void) -> isize {
+    let _kernel = crate::heap::KernelRegion::enter();
+    let object = object.cast_mut();
+    if kernel::with(|k| k.file_objects.contains_key(&object.cast())) {
+        reference(object.cast());
+        return 0;
+    }
+    kernel::with(|k| {
+        let live = k.devices.get(&object.cast()).is_some_and(|r| !r.deleted);
+        if !live {
+            bugcheck("ObfReferenceObject of an object the model does not know");
+        }
+        let count = k.object_refs.entry(object as usize).or_insert(0);
+        *count += 1;
+        isize::try_from(*count).unwrap_or(isize::MAX)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn ObfDereferenceObject(object: *const c_void) -> isize {
+    let _kernel = crate::heap::KernelRegion::enter();
+    let object = object.cast_mut();
+    if kernel::with(|k| k.file_objects.contains_key(&object.cast())) {
+        dereference(object.cast());
+        return 0;
+    }
+    kernel::with(|k| {
+        let Some(count) = k.object_refs.get_mut(&(object as usize)) else {
+            bugcheck("ObfDereferenceObject of an object nobody referenced")
+        };
+        *count -= 1;
+        let left = *count;
+        if left == 0 {
+            k.object_refs.remove(&(object as usize));
+        }
+        isize::try_from(left).unwrap_or(0)
+    })
 }
 
 /// Frees a file object's memory and record.
@@ -899,7 +1077,7 @@ pub(crate) unsafe fn send_read_write(
     flags: u32,
     with_mdl: bool,
 ) -> (NTSTATUS, usize) {
-    let device = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device));
+    let device = related_device(fo);
     let Some(device) = device else {
         bugcheck("I/O on a file object that does not exist")
     };
@@ -968,7 +1146,7 @@ const IRP_INPUT_OPERATION: u32 = 0x40;
 /// # Safety
 /// `fo` is a live opened file object; `irp`'s next location is filled for its device.
 pub(crate) unsafe fn send_async(fo: *mut FILE_OBJECT, irp: *mut IRP, len: usize) -> u32 {
-    let device = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device));
+    let device = related_device(fo);
     let Some(device) = device else {
         bugcheck("I/O on a file object that does not exist")
     };
