@@ -89,6 +89,14 @@ pub const REQUIRED_IMPORTS: &[&str] = &[
     "MmProbeAndLockPages",
     "MmUnlockPages",
     "IoFreeMdl",
+    // Volume lifetime (NT-29): the target device referenced for the VCB's life, the swapped
+    // out VPB freed, PnP passed down and waited for.
+    "ObfReferenceObject",
+    "ObfDereferenceObject",
+    "ExFreePool",
+    "KeSetEvent",
+    // Filter contexts (NT-31).
+    "FsRtlTeardownPerStreamContexts",
 ];
 
 /// WDK inline helpers and macros that ntoskrnl does not export: importing one makes the image
@@ -104,6 +112,9 @@ pub const FORBIDDEN_IMPORTS: &[&str] = &[
     "FsRtlExitFileSystem",
     "ExInitializeFastMutex",
     "InitializeListHead",
+    "IoSkipCurrentIrpStackLocation",
+    "IoCopyCurrentIrpStackLocationToNext",
+    "IoSetCompletionRoutine",
 ];
 
 /// The directory of mingw-w64's x86_64 import libraries (`$COWFAT_MINGW_LIB_DIR` overrides).
