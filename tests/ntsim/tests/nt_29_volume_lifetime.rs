@@ -73,6 +73,8 @@ fn nt_29_dismount_reopen_then_close_an_old_handle_tears_down_only_the_old_volume
 fn nt_29_dismount_with_nothing_else_open_frees_everything_at_the_last_close() {
     let mut sim = Sim::new();
     assert_eq!(sim.mount(), status::STATUS_SUCCESS);
+    assert_eq!(sim.disk_references(), 1, "the VCB references the disk");
+    assert_eq!(sim.live_volume_devices(), 1);
     assert_eq!(sim.dismount(), status::STATUS_SUCCESS);
     assert_eq!(sim.live_volume_devices(), 0);
     assert_eq!(sim.disk_references(), 0, "the reference went with the VCB");
