@@ -5,6 +5,9 @@
 //! each FCB embeds the stream's `SECTION_OBJECT_POINTERS` in its non-paged part together with
 //! the main and paging I/O ERESOURCEs. `FsContext2` points at the CCB.
 //!
+//! NT-31: the header advertises filter contexts, so [`Fcb::delete`] tears them down
+//! (`FsRtlTeardownPerStreamContexts`) before the FCB is freed.
+//!
 //! Mutable FCB state lives in cells: the kernel reads the header through raw pointers while the
 //! driver holds `&Fcb`, so the header is an `UnsafeCell` (layout-transparent, still first).
 //! Who may change what: sizes under the main resource exclusive plus the paging I/O resource
