@@ -391,12 +391,12 @@ impl Request {
 /// The completion routine of our transfers: wakes the waiter and keeps the IRP (it is ours to
 /// free). Runs at IRQL <= DISPATCH_LEVEL.
 unsafe extern "system" fn request_done(
-    _device: *const DEVICE_OBJECT,
-    _irp: *const IRP,
-    context: *const c_void,
+    _device: *mut DEVICE_OBJECT,
+    _irp: *mut IRP,
+    context: *mut c_void,
 ) -> NTSTATUS {
     // SAFETY: the context is the waiter's event, alive until it has been signalled and waited.
-    unsafe { nt::KeSetEvent(context.cast_mut().cast(), 0, false) };
+    unsafe { nt::KeSetEvent(context.cast(), 0, false) };
     nt::STATUS_MORE_PROCESSING_REQUIRED
 }
 

@@ -123,16 +123,17 @@ pub unsafe fn purge_sop(
     unsafe { nt::CcPurgeCacheSection(sop, offset_ptr, len, flags) }
 }
 
-/// Dismount: flush, let an image section go, purge with the cache maps (NT-04: the section's
-/// file object then closes, possibly freeing the FCB inside the purge).
+/// Dismount: flush (not when the disk is gone: a surprise removal), let an image section go,
+/// purge with the cache maps (NT-04: the section's file object then closes, possibly freeing
+/// the FCB inside the purge).
 ///
 /// # Safety
 /// `fcb` is an FCB of the volume; the caller holds the VCB resource and does not use `fcb`
 /// after this returns.
-pub unsafe fn flush_and_purge_for_dismount(fcb: *mut Fcb) {
+pub unsafe fn flush_and_purge_for_dismount(fcb: *mut Fcb, flush_first: bool) {
     // SAFETY: alive until the purge below.
     let sop = unsafe { (*fcb).section_object_pointers() };
-    {
+    if flush_first {
         // SAFETY: as above; the reference ends before the purge.
         let fcb_ref = unsafe { &*fcb };
         let _ = flush(fcb_ref, None);

@@ -5,6 +5,9 @@
 //! each FCB embeds the stream's `SECTION_OBJECT_POINTERS` in its non-paged part together with
 //! the main and paging I/O ERESOURCEs. `FsContext2` points at the CCB.
 //!
+//! NT-31: the header advertises filter contexts, so [`Fcb::delete`] tears them down
+//! (`FsRtlTeardownPerStreamContexts`) before the FCB is freed.
+//!
 //! Mutable FCB state lives in cells: the kernel reads the header through raw pointers while the
 //! driver holds `&Fcb`, so the header is an `UnsafeCell` (layout-transparent, still first).
 //! Who may change what: sizes under the main resource exclusive plus the paging I/O resource
@@ -281,6 +284,11 @@ impl Fcb {
         let lock = unsafe { (*fcb).file_lock.get() };
         // SAFETY: initialised in `create`; no request uses the FCB any more.
         unsafe { nt::FsRtlUninitializeFileLock(lock) };
+        // Filters' per-stream contexts go before the header they hang on (NT-31).
+        // SAFETY: valid until freed below; only a field address is taken.
+        let header = unsafe { (*fcb).header.get() };
+        // SAFETY: the header is initialised (`init_header`) and still live.
+        unsafe { nt::FsRtlTeardownPerStreamContexts(header) };
         // SAFETY: the caller's contract: no other user, freed once.
         drop(unsafe { PoolBox::from_raw(fcb) });
         // SAFETY: the resources are initialised and nobody holds them any more.

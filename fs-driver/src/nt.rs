@@ -221,12 +221,12 @@ pub use windows_sys::Wdk::Storage::FileSystem::{
     FsRtlFastUnlockAllByKey, FsRtlFastUnlockSingle, FsRtlInitializeFileLock,
     FsRtlIsNameInExpression, FsRtlNotifyCleanup, FsRtlNotifyFullChangeDirectory,
     FsRtlNotifyFullReportChange, FsRtlNotifyInitializeSync, FsRtlNotifyUninitializeSync,
-    FsRtlPrivateLock, FsRtlProcessFileLock, FsRtlUninitializeFileLock, IoGetRequestorProcess,
-    FILE_ALL_INFORMATION, FILE_BOTH_DIR_INFORMATION, FILE_COMPRESSION_INFORMATION,
-    FILE_DIRECTORY_INFORMATION, FILE_FS_ATTRIBUTE_INFORMATION, FILE_FS_SECTOR_SIZE_INFORMATION,
-    FILE_FULL_DIR_INFORMATION, FILE_ID_BOTH_DIR_INFORMATION, FILE_ID_FULL_DIR_INFORMATION,
-    FILE_LOCK, FILE_NAMES_INFORMATION, FILE_NAME_INFORMATION, FILE_RENAME_INFORMATION,
-    FILE_STREAM_INFORMATION,
+    FsRtlPrivateLock, FsRtlProcessFileLock, FsRtlTeardownPerStreamContexts,
+    FsRtlUninitializeFileLock, IoGetRequestorProcess, FILE_ALL_INFORMATION,
+    FILE_BOTH_DIR_INFORMATION, FILE_COMPRESSION_INFORMATION, FILE_DIRECTORY_INFORMATION,
+    FILE_FS_ATTRIBUTE_INFORMATION, FILE_FS_SECTOR_SIZE_INFORMATION, FILE_FULL_DIR_INFORMATION,
+    FILE_ID_BOTH_DIR_INFORMATION, FILE_ID_FULL_DIR_INFORMATION, FILE_LOCK, FILE_NAMES_INFORMATION,
+    FILE_NAME_INFORMATION, FILE_RENAME_INFORMATION, FILE_STREAM_INFORMATION,
 };
 pub use windows_sys::Wdk::System::SystemServices::{
     FILE_ATTRIBUTE_TAG_INFORMATION, FILE_FS_DEVICE_INFORMATION, FILE_FS_FULL_SIZE_INFORMATION,
@@ -248,6 +248,13 @@ pub use windows_sys::Wdk::System::SystemServices::{
     CriticalWorkQueue, DelayedWorkQueue, IoAllocateWorkItem, IoFreeWorkItem, IoQueueWorkItem,
     KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeTimerEx, KeSetTimerEx, KTIMER,
 };
+/// Volume lifetime (NT-29): the target device referenced for the VCB's life, the VPB the
+/// I/O manager allocated freed once swapped out, PnP and device controls passed down.
+pub use windows_sys::Wdk::System::SystemServices::{
+    ExFreePool, ObfDereferenceObject, ObfReferenceObject, IRP_MN_CANCEL_REMOVE_DEVICE,
+    IRP_MN_QUERY_REMOVE_DEVICE, IRP_MN_REMOVE_DEVICE, IRP_MN_SURPRISE_REMOVAL, VPB_REMOVE_PENDING,
+};
+pub use windows_sys::Win32::Foundation::STATUS_NO_SUCH_DEVICE;
 pub use windows_sys::Win32::System::Kernel::NotificationTimer;
 
 /// Bug check, used by the root package's panic handler.

@@ -365,7 +365,7 @@ fn discard_volume_locked(
         if let Some(fcb) = guard.find(fs_core::FileId(id)) {
             // SAFETY: an FCB of the table; it may be freed inside (its last file object,
             // Mm's, closes in the purge: NT-04) and is not touched after.
-            unsafe { crate::cachesup::flush_and_purge_for_dismount(fcb) };
+            unsafe { crate::cachesup::flush_and_purge_for_dismount(fcb, true) };
         }
     }
     // Whatever is still in the table is held by a mapping or an image section.

@@ -69,6 +69,8 @@ pub mod tags {
     pub const TAG_NAME: u32 = pool_tag(b"CfNm");
     /// I/O buffers (sector and cluster transfers).
     pub const TAG_IO_BUFFER: u32 = pool_tag(b"CfIo");
+    /// The spare VPB a volume swaps in at dismount (NT-29).
+    pub const TAG_VPB: u32 = pool_tag(b"CfVp");
 }
 
 /// The header every driver structure starts with (fastfat's `NODE_TYPE_CODE` + `NODE_BYTE_SIZE`).
@@ -269,6 +271,7 @@ mod tests {
             tags::TAG_IRP_CONTEXT,
             tags::TAG_NAME,
             tags::TAG_IO_BUFFER,
+            tags::TAG_VPB,
         ];
         for (i, a) in all.iter().enumerate() {
             assert!(a.to_le_bytes().iter().all(u8::is_ascii_alphanumeric));

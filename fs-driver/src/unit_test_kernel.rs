@@ -182,4 +182,9 @@ not_in_unit_tests! {
     fn KeCancelTimer(t: *mut crate::nt::KTIMER) -> bool;
     fn KeFlushQueuedDpcs();
     fn FsRtlFastUnlockAllByKey(l: *const crate::nt::FILE_LOCK, f: *const FILE_OBJECT, p: crate::nt::PEPROCESS, k: u32, c: *const c_void) -> NTSTATUS;
+    fn FsRtlTeardownPerStreamContexts(h: *const crate::nt::FSRTL_ADVANCED_FCB_HEADER);
+    fn ObfReferenceObject(o: *const c_void) -> isize;
+    fn ObfDereferenceObject(o: *const c_void) -> isize;
+    fn ExFreePool(p: *mut c_void);
+    fn KeSetEvent(e: *mut KEVENT, i: i32, w: bool) -> i32;
 }

@@ -19,21 +19,34 @@ use crate::blockdev::TargetDevice;
 use crate::dispatch::close::CloseQueue;
 use crate::fcb::Fcb;
 use crate::lazycommit::{self, LazyCommit};
-use crate::nt::{self, DEVICE_OBJECT, ERESOURCE, NTSTATUS, VPB};
+use crate::nt::{
+    self, DEVICE_OBJECT, ERESOURCE, FAST_MUTEX, FSRTL_ADVANCED_FCB_HEADER, NTSTATUS, VPB,
+};
 use crate::resrcsup::ResourceGuard;
 use crate::status::status_of;
-use crate::strucsup::{ntc, Counter, Flag, NodeHeader};
+use crate::strucsup::{node_byte_size, ntc, Counter, Flag};
 
 /// One mounted volume.
 #[repr(C)]
 pub struct Vcb {
-    /// `CFAT_NTC_VCB` (also what `FsContext` of a volume open points at).
-    pub node: NodeHeader,
+    /// First member, as in fastfat's `VolumeFileHeader`: a volume open's `FsContext` is the
+    /// VCB, and filters read an FCB header there (NT-31). `Base.NodeTypeCode` is
+    /// `CFAT_NTC_VCB`; it advertises filter contexts, torn down in [`Vcb::delete`].
+    pub header: UnsafeCell<FSRTL_ADVANCED_FCB_HEADER>,
+    /// The fast mutex the header's filter context list is guarded by.
+    header_mutex: UnsafeCell<FAST_MUTEX>,
     /// Our volume device object (its extension holds this VCB).
     pub vdo: *mut DEVICE_OBJECT,
-    /// The VPB the I/O manager gave us at mount.
+    /// The VPB the I/O manager gave us at mount. Old file objects keep reaching this volume
+    /// through it after a dismount swapped it out (NT-29); then it is ours to free.
     pub vpb: *mut VPB,
-    /// The device our sector I/O goes to.
+    /// The spare VPB allocated at mount, swapped in at dismount (fastfat `SwapVpb`); NULL once
+    /// used.
+    spare_vpb: UnsafeCell<*mut VPB>,
+    /// The spare went in: `vpb` is no longer the device's and is freed with the VCB
+    /// (fastfat `VCB_STATE_FLAG_VPB_MUST_BE_FREED`).
+    vpb_swapped: Flag,
+    /// The device our sector I/O goes to, referenced (`ObReferenceObject`) for the VCB's life.
     pub target: *mut DEVICE_OBJECT,
     /// The volume's serial number (what verify compares).
     pub serial: u64,
@@ -89,11 +102,12 @@ impl Vcb {
     /// resources.
     ///
     /// # Safety
-    /// `slot` is the (uninitialised, suitably aligned, non-paged) device extension of `vdo`.
+    /// `slot` is the (uninitialised, suitably aligned, non-paged) device extension of `vdo`;
+    /// `spare_vpb` a zeroed pool VPB (tag `CfVp`) the VCB now owns, on failure too.
     pub unsafe fn init_in_place(
         slot: *mut Vcb,
         vdo: *mut DEVICE_OBJECT,
-        vpb: *mut VPB,
+        (vpb, spare_vpb): (*mut VPB, *mut VPB),
         target: *mut DEVICE_OBJECT,
         volume: Box<Volume<TargetDevice>>,
     ) -> Result<(), NTSTATUS> {
@@ -110,12 +124,17 @@ impl Vcb {
                     unsafe { nt::IoFreeWorkItem(item) };
                 }
             }
+            // SAFETY: the spare is ours and unused.
+            unsafe { free_spare_vpb(spare_vpb) };
             return Err(nt::STATUS_INSUFFICIENT_RESOURCES);
         }
         let vcb = Vcb {
-            node: NodeHeader::of::<Vcb>(ntc::CFAT_NTC_VCB),
+            header: UnsafeCell::new(FSRTL_ADVANCED_FCB_HEADER::default()),
+            header_mutex: UnsafeCell::new(FAST_MUTEX::default()),
             vdo,
             vpb,
+            spare_vpb: UnsafeCell::new(spare_vpb),
+            vpb_swapped: Flag::new(false),
             target,
             serial,
             resource: UnsafeCell::new(ERESOURCE::default()),
@@ -135,10 +154,15 @@ impl Vcb {
         unsafe { ptr::write(slot, vcb) };
         // SAFETY: `slot` now holds an initialised VCB.
         let vcb = unsafe { &*slot };
+        // SAFETY: nobody sees the VCB yet; the header and mutex are non-paged (the device
+        // extension) and live as long as it.
+        unsafe { vcb.init_header() };
         // SAFETY: non-paged, not yet used.
         let status = unsafe { nt::ExInitializeResourceLite(vcb.resource.get()) };
         if status < 0 {
             free_work_items(vcb);
+            // SAFETY: the spare is ours and unused.
+            unsafe { free_spare_vpb(spare_vpb) };
             // SAFETY: initialised above, dropped once.
             unsafe { ptr::drop_in_place(slot) };
             return Err(status);
@@ -149,10 +173,15 @@ impl Vcb {
             // SAFETY: initialised above and never acquired.
             unsafe { nt::ExDeleteResourceLite(vcb.resource.get()) };
             free_work_items(vcb);
+            // SAFETY: the spare is ours and unused.
+            unsafe { free_spare_vpb(spare_vpb) };
             // SAFETY: initialised above, dropped once.
             unsafe { ptr::drop_in_place(slot) };
             return Err(status);
         }
+        // The target device must outlive the VCB, whatever PnP does to it (NT-29).
+        // SAFETY: the live device the mount was asked for.
+        unsafe { nt::ObfReferenceObject(target.cast_const().cast()) };
         // SAFETY: the VCB's own list head, in non-paged device extension memory.
         unsafe { crate::wdk_inline::initialize_list_head(vcb.dir_notify_list.get()) };
         // SAFETY: the VCB's own sync slot; uninitialised in `delete`.
@@ -160,6 +189,74 @@ impl Vcb {
         // SAFETY: the VCB is in place in the device extension until deleted.
         unsafe { lazycommit::init(vcb) };
         Ok(())
+    }
+
+    /// The volume header (NT-31): node type code and size, advanced, filter contexts.
+    ///
+    /// # Safety
+    /// Called once, before anyone else sees the VCB.
+    unsafe fn init_header(&self) {
+        let header = self.header.get();
+        // SAFETY: exclusive access during setup (caller's contract).
+        let base = unsafe { &mut (*header).Base };
+        base.NodeTypeCode = ntc::CFAT_NTC_VCB;
+        base.NodeByteSize = node_byte_size::<Vcb>();
+        let mutex = self.header_mutex.get();
+        // SAFETY: the VCB's own mutex, non-paged.
+        unsafe { crate::wdk_inline::ex_initialize_fast_mutex(mutex) };
+        // SAFETY: the header is first in the non-paged VCB; the mutex lives as long as it.
+        unsafe {
+            crate::wdk_inline::fsrtl_setup_advanced_fcb_header(header, mutex, ptr::null_mut())
+        };
+    }
+
+    /// fastfat's `FatSwapVpb`: gives the real device our spare VPB, so the next mount gets a
+    /// fresh one while this volume's file objects keep reaching us through the old one, which
+    /// is then ours to free. Keeps `VPB_REMOVE_PENDING` (no remount during a PnP removal).
+    /// Does nothing if already done, or if the device has another VPB already.
+    ///
+    /// # Safety
+    /// The caller holds the VCB resource exclusive.
+    pub unsafe fn swap_vpb(&self) {
+        let old = self.vpb;
+        // SAFETY: our VPB lives until the VCB is deleted; RealDevice is the live disk.
+        let real = unsafe { (*old).RealDevice };
+        // SAFETY: as above.
+        let still_ours = !real.is_null() && unsafe { (*real).Vpb } == old;
+        // SAFETY: under the VCB resource (caller's contract).
+        let spare = unsafe { &mut *self.spare_vpb.get() };
+        if self.vpb_swapped.get() || !still_ours || spare.is_null() {
+            return;
+        }
+        let fresh = VPB {
+            Type: IO_TYPE_VPB,
+            Size: core::mem::size_of::<VPB>() as i16,
+            RealDevice: real,
+            // SAFETY: our VPB, as above.
+            Flags: unsafe { (*old).Flags } & nt::VPB_REMOVE_PENDING as u16,
+            ..VPB::default()
+        };
+        // SAFETY: the spare is our pool block of VPB size, not yet known to anyone.
+        unsafe { spare.write(fresh) };
+        // SAFETY: the real device's VPB pointer; the I/O manager reads it under its VPB lock,
+        // which the model does not need (a single thread swaps).
+        unsafe { (*real).Vpb = *spare };
+        *spare = ptr::null_mut();
+        self.vpb_swapped.set(true);
+    }
+
+    /// The owner recorded for a lock a PnP query-remove takes (fastfat locks with no file
+    /// object): the address of the lock field itself, never a file object's.
+    #[must_use]
+    pub fn pnp_lock_owner(&self) -> *mut nt::FILE_OBJECT {
+        self.locked_by.get().cast()
+    }
+
+    /// The node type code at the start of the VCB (and of a volume open's `FsContext`).
+    #[must_use]
+    pub fn node_type_code(&self) -> crate::strucsup::NodeTypeCode {
+        // SAFETY: written once at mount; never changed after.
+        unsafe { (*self.header.get()).Base.NodeTypeCode }
     }
 
     /// The notify sync for FsRtl's notify calls.
@@ -188,7 +285,7 @@ impl Vcb {
         }
         // SAFETY: our volume devices' extensions hold a VCB (the control device has none).
         let vcb = unsafe { &*extension };
-        (vcb.node.node_type_code == ntc::CFAT_NTC_VCB).then_some(vcb)
+        (vcb.node_type_code() == ntc::CFAT_NTC_VCB).then_some(vcb)
     }
 
     /// Takes the VCB resource exclusive if that needs no wait (a close, NT-32).
@@ -294,6 +391,28 @@ impl Vcb {
         // SAFETY: valid until dropped below. Dismount stopped the timer and flushed its DPC;
         // neither work item is queued (`may_be_deleted`).
         free_work_items(unsafe { &*vcb });
+        // SAFETY: valid until dropped below.
+        let this = unsafe { &*vcb };
+        // SAFETY: no one else uses the VCB any more.
+        let spare = unsafe { *this.spare_vpb.get() };
+        let (vpb, swapped, target) = (this.vpb, this.vpb_swapped.get(), this.target);
+        if swapped {
+            // SAFETY: the VPB we swapped out: no file object references it any more (this
+            // was the volume's last close), and the device has our spare.
+            unsafe { nt::ExFreePool(vpb.cast()) };
+        } else {
+            // The VPB stays the device's: it no longer names our device (fastfat clears
+            // `Vpb->DeviceObject` before deleting the VCB).
+            // SAFETY: the device's VPB, alive with it.
+            unsafe { (*vpb).DeviceObject = ptr::null_mut() };
+        }
+        // SAFETY: ours if never swapped in.
+        unsafe { free_spare_vpb(spare) };
+        // SAFETY: the reference taken at mount, dropped once.
+        unsafe { nt::ObfDereferenceObject(target.cast_const().cast()) };
+        // Filters' contexts on the volume open's header go before the header does (NT-31).
+        // SAFETY: the header was set up at mount and is still live.
+        unsafe { nt::FsRtlTeardownPerStreamContexts(this.header.get()) };
         // SAFETY: initialised with the VCB, not held by anyone.
         unsafe { nt::ExDeleteResourceLite(resource) };
         // SAFETY: as above.
@@ -311,6 +430,40 @@ fn free_work_items(vcb: &Vcb) {
     for item in [vcb.close_queue.item(), vcb.lazy_commit.item()] {
         // SAFETY: allocated at mount, not queued, freed once.
         unsafe { nt::IoFreeWorkItem(item) };
+    }
+}
+
+/// `IO_TYPE_VPB`.
+const IO_TYPE_VPB: i16 = 10;
+
+/// Allocates the spare VPB a mount keeps for its dismount (zeroed, non-paged).
+///
+/// # Errors
+/// `STATUS_INSUFFICIENT_RESOURCES`.
+pub fn allocate_spare_vpb() -> Result<*mut VPB, NTSTATUS> {
+    // SAFETY: no preconditions at PASSIVE_LEVEL.
+    let raw = unsafe {
+        nt::ExAllocatePool2(
+            nt::pool_flags::POOL_FLAG_NON_PAGED,
+            core::mem::size_of::<VPB>(),
+            crate::strucsup::tags::TAG_VPB,
+        )
+    };
+    let vpb = raw.cast::<VPB>();
+    if vpb.is_null() {
+        return Err(nt::STATUS_INSUFFICIENT_RESOURCES);
+    }
+    Ok(vpb)
+}
+
+/// Frees a spare VPB that was never swapped in (NULL: nothing to do).
+///
+/// # Safety
+/// `spare` is NULL or from [`allocate_spare_vpb`], not swapped in, freed once.
+pub unsafe fn free_spare_vpb(spare: *mut VPB) {
+    if !spare.is_null() {
+        // SAFETY: the caller's contract.
+        unsafe { nt::ExFreePoolWithTag(spare.cast(), crate::strucsup::tags::TAG_VPB) };
     }
 }
 

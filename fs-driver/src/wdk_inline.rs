@@ -70,41 +70,6 @@ pub unsafe fn io_complete_request(irp: *mut IRP, status: NTSTATUS, information: 
     unsafe { nt::IofCompleteRequest(irp, boost) };
 }
 
-/// A completion routine with the real `IO_COMPLETION_ROUTINE` signature (windows-sys
-/// declares the field's type without parameters).
-pub type IoCompletionRoutine = unsafe extern "system" fn(
-    *const nt::DEVICE_OBJECT,
-    *const IRP,
-    *const core::ffi::c_void,
-) -> NTSTATUS;
-
-/// `IoSetCompletionRoutine` (wdm.h): `routine` runs with `context` when the driver below
-/// completes the IRP, on success, error and cancel alike.
-///
-/// # Safety
-/// As [`io_get_next_irp_stack_location`]; the IRP has not been sent yet.
-pub unsafe fn io_set_completion_routine(
-    irp: *mut IRP,
-    routine: IoCompletionRoutine,
-    context: *const core::ffi::c_void,
-) {
-    // SAFETY: the caller's contract.
-    let next = unsafe { io_get_next_irp_stack_location(irp) };
-    // SAFETY: that location, inside the IRP, not yet used by anyone.
-    let next = unsafe { &mut *next };
-    // SAFETY: the field holds a completion routine; its declared type only lacks parameters,
-    // and the I/O manager calls it with the real ones.
-    next.CompletionRoutine = Some(unsafe {
-        core::mem::transmute::<IoCompletionRoutine, unsafe extern "system" fn() -> NTSTATUS>(
-            routine,
-        )
-    });
-    next.Context = context.cast_mut();
-    // The three flags are single bits of a u8 field declared as u32 constants.
-    next.Control =
-        (nt::SL_INVOKE_ON_SUCCESS | nt::SL_INVOKE_ON_ERROR | nt::SL_INVOKE_ON_CANCEL) as u8;
-}
-
 /// `PAGE_SIZE` on x64.
 const PAGE_SIZE: usize = 4096;
 
@@ -229,6 +194,76 @@ pub unsafe fn fsrtl_setup_advanced_fcb_header(
     if !file_context_support.is_null() {
         header.FileContextSupportPointer = file_context_support;
     }
+}
+
+/// `IoSkipCurrentIrpStackLocation` (wdm.h): the next driver gets this driver's location as
+/// it is (the IRP is passed on and this driver will not see it again).
+///
+/// # Safety
+/// `irp` is a valid IRP owned by the caller, about to be passed to `IoCallDriver`.
+pub unsafe fn io_skip_current_irp_stack_location(irp: *mut IRP) {
+    // SAFETY: the caller's contract.
+    let irp = unsafe { &mut *irp };
+    irp.CurrentLocation += 1;
+    // SAFETY: the Overlay member is the one in use for IRPs in flight.
+    let overlay = unsafe { &mut irp.Tail.Overlay };
+    // SAFETY: as above.
+    let slot = unsafe { &mut overlay.Anonymous2.Anonymous.CurrentStackLocation };
+    *slot = slot.wrapping_add(1);
+}
+
+/// `IoCopyCurrentIrpStackLocationToNext` (wdm.h): the next location gets this one's
+/// parameters, without its completion routine and control flags.
+///
+/// # Safety
+/// `irp` is a valid IRP owned by the caller, with a next stack location.
+pub unsafe fn io_copy_current_irp_stack_location_to_next(irp: *mut IRP) {
+    // SAFETY: the caller's contract.
+    let current = unsafe { io_get_current_irp_stack_location(irp) };
+    // SAFETY: as above.
+    let next = unsafe { io_get_next_irp_stack_location(irp) };
+    // SAFETY: the current location is inside the IRP.
+    let copy = unsafe { current.read() };
+    // SAFETY: so is the next; a plain copy of the structure.
+    unsafe { next.write(copy) };
+    // SAFETY: the next location, just written.
+    let next = unsafe { &mut *next };
+    next.CompletionRoutine = None;
+    next.Context = core::ptr::null_mut();
+    next.Control = 0;
+}
+
+/// `IO_COMPLETION_ROUTINE` as wdm.h declares it (windows-sys's `PIO_COMPLETION_ROUTINE`
+/// leaves out the parameters).
+pub type IoCompletionRoutine =
+    unsafe extern "system" fn(*mut nt::DEVICE_OBJECT, *mut IRP, *mut core::ffi::c_void) -> NTSTATUS;
+
+/// `IoSetCompletionRoutine` (wdm.h) on the next stack location, invoked on success, error
+/// and cancel.
+///
+/// # Safety
+/// `irp` is a valid IRP owned by the caller with its next location filled; `context` lives
+/// until the routine ran.
+pub unsafe fn io_set_completion_routine(
+    irp: *mut IRP,
+    routine: IoCompletionRoutine,
+    context: *mut core::ffi::c_void,
+) {
+    // SAFETY: the caller's contract.
+    let next = unsafe { io_get_next_irp_stack_location(irp) };
+    // SAFETY: the next location, inside the IRP and not in use yet.
+    let next = unsafe { &mut *next };
+    // SAFETY: the same function pointer under the parameterless type windows-sys declares;
+    // the I/O manager calls it with wdm.h's signature.
+    next.CompletionRoutine = Some(unsafe {
+        core::mem::transmute::<IoCompletionRoutine, unsafe extern "system" fn() -> NTSTATUS>(
+            routine,
+        )
+    });
+    next.Context = context;
+    // The SL_INVOKE_* flags are the high bits of the UCHAR Control field.
+    next.Control =
+        (nt::SL_INVOKE_ON_SUCCESS | nt::SL_INVOKE_ON_ERROR | nt::SL_INVOKE_ON_CANCEL) as u8;
 }
 
 /// `FsRtlEnterFileSystem` (ntifs.h): disable normal kernel APCs before taking file system

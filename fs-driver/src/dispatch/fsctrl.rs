@@ -19,7 +19,7 @@ use crate::global::CFAT_DATA;
 use crate::nt::{self, DEVICE_OBJECT, IRP_MN_MOUNT_VOLUME, NTSTATUS, VPB};
 use crate::overlay::{self, OverlayOp};
 use crate::status::status_of;
-use crate::vcb::Vcb;
+use crate::vcb::{Vcb, VcbExclusive};
 use crate::wdk_inline::io_get_current_irp_stack_location;
 use cowfat_fsctl as api;
 
@@ -91,11 +91,20 @@ fn mount_volume(vpb: *mut VPB, target: *mut DEVICE_OBJECT) -> Result<(), NTSTATU
         })?;
     volume.device_mut().make_mounted()?;
     let info = volume.volume_info();
-    let vdo = create_volume_device(target)?;
+    let spare = crate::vcb::allocate_spare_vpb()?;
+    let vdo = match create_volume_device(target) {
+        Ok(vdo) => vdo,
+        Err(status) => {
+            // SAFETY: allocated above, known to nobody.
+            unsafe { crate::vcb::free_spare_vpb(spare) };
+            return Err(status);
+        }
+    };
     // SAFETY: a fresh device whose extension was sized for a VCB.
     let extension = unsafe { (*vdo).DeviceExtension }.cast::<Vcb>();
+    let vpbs = (vpb, spare);
     // SAFETY: the extension is ours, non-paged, 16-byte aligned and uninitialised.
-    if let Err(status) = unsafe { Vcb::init_in_place(extension, vdo, vpb, target, volume) } {
+    if let Err(status) = unsafe { Vcb::init_in_place(extension, vdo, vpbs, target, volume) } {
         // SAFETY: created above, known to nobody.
         unsafe { nt::IoDeleteDevice(vdo) };
         return Err(status);
@@ -250,16 +259,26 @@ fn dismount(context: &IrpContext) -> Outcome {
     if super::volctrl::locked_against(vcb, context.file_object) {
         return Outcome::status(nt::STATUS_ACCESS_DENIED);
     }
+    Outcome::status(dismount_volume(vcb, &guard, true))
+}
+
+/// Takes the volume out of service (dismount, PnP removal): the lazy commit stopped, deferred
+/// closes finished, every stream flushed (unless the disk is gone) and purged, fs-core
+/// unmounted, the spare VPB swapped in so the next open mounts afresh on a new VPB while this
+/// volume's file objects keep reaching this VCB through the old one (NT-29). The VCB and its
+/// device go with the last close (or at once, if nothing is open: the caller checks
+/// `Vcb::may_be_deleted`). The unmount's status.
+pub(crate) fn dismount_volume(vcb: &Vcb, guard: &VcbExclusive<'_>, flush: bool) -> NTSTATUS {
     // No lazy commit after this (NT-33): unmount commits for the last time.
     crate::lazycommit::stop(vcb);
     // Closes deferred before now finish here (NT-32); the ones the purges below cause find
     // the VCB resource held by this thread and run at once.
-    super::close::run_queued(vcb, &guard);
-    for id in Vcb::fcb_ids(&guard) {
+    super::close::run_queued(vcb, guard);
+    for id in Vcb::fcb_ids(guard) {
         if let Some(fcb) = guard.find(fs_core::FileId(id)) {
             // SAFETY: an FCB of the table; it may be freed inside (a nested close), and is
             // not touched after.
-            unsafe { cachesup::flush_and_purge_for_dismount(fcb) };
+            unsafe { cachesup::flush_and_purge_for_dismount(fcb, flush) };
         }
     }
     let status = match vcb.unmount() {
@@ -267,9 +286,11 @@ fn dismount(context: &IrpContext) -> Outcome {
         Err(status) => status,
     };
     vcb.dismounted.set(true);
-    // SAFETY: our VPB; new opens must mount afresh.
+    // SAFETY: the VCB resource is held exclusive (the guard).
+    unsafe { vcb.swap_vpb() };
+    // SAFETY: our (old) VPB; it is no longer mounted, whoever holds it.
     unsafe { (*vcb.vpb).Flags &= !(nt::VPB_MOUNTED as u16) };
-    Outcome::status(status)
+    status
 }
 
 #[cfg(test)]

@@ -50,7 +50,9 @@ pub enum Outcome {
     /// The routine marked the IRP pending and handed it on; the FSD returns `STATUS_PENDING`.
     Pending,
     /// A kernel package the routine handed the IRP to (FsRtl's file lock package) completed
-    /// it with this status; the FSD returns the status and must not complete it again.
+    /// it with this status, or the routine passed it whole to the disk below (device
+    /// controls, PnP, NT-29), whose `IoCallDriver` status this is; the FSD returns the status
+    /// and must not complete it again.
     CompletedBy(NTSTATUS),
 }
 

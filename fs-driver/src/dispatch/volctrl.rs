@@ -34,19 +34,23 @@ pub fn lock_volume(context: &IrpContext) -> Outcome {
     if !context.is_volume_open(vcb) {
         return Outcome::status(nt::STATUS_INVALID_PARAMETER);
     }
-    Outcome::status(match lock(vcb, context.file_object) {
+    // The locking handle is itself a volume open.
+    Outcome::status(match lock(vcb, context.file_object, 1) {
         Ok(()) => nt::STATUS_SUCCESS,
         Err(status) => status,
     })
 }
 
-fn lock(vcb: &Vcb, file_object: *mut FILE_OBJECT) -> Result<(), NTSTATUS> {
+/// Locks the volume for `owner` (a volume handle, or [`Vcb::pnp_lock_owner`] for a PnP
+/// query-remove): refused while another lock is held, more than `own_opens` volume handles
+/// or any file handle is open, or a stream cannot be flushed and purged.
+pub(crate) fn lock(vcb: &Vcb, owner: *mut FILE_OBJECT, own_opens: u32) -> Result<(), NTSTATUS> {
     let guard = vcb.acquire_exclusive();
     if vcb.dismounted.get() {
         return Err(nt::STATUS_VOLUME_DISMOUNTED);
     }
     // SAFETY: read under the VCB resource, which every writer holds.
-    if !unsafe { *vcb.locked_by.get() }.is_null() || vcb.volume_opens.get() > 1 {
+    if !unsafe { *vcb.locked_by.get() }.is_null() || vcb.volume_opens.get() > own_opens {
         return Err(nt::STATUS_ACCESS_DENIED);
     }
     for id in Vcb::fcb_ids(&guard) {
@@ -69,7 +73,7 @@ fn lock(vcb: &Vcb, file_object: *mut FILE_OBJECT) -> Result<(), NTSTATUS> {
         }
     }
     // SAFETY: written under the VCB resource exclusive.
-    unsafe { *vcb.locked_by.get() = file_object };
+    unsafe { *vcb.locked_by.get() = owner };
     Ok(())
 }
 

@@ -104,6 +104,14 @@ pub const REQUIRED_IMPORTS: &[&str] = &[
     "KeSetTimerEx",
     "KeCancelTimer",
     "KeFlushQueuedDpcs",
+    // Volume lifetime (NT-29): the target device referenced for the VCB's life, the swapped
+    // out VPB freed, PnP passed down and waited for.
+    "ObfReferenceObject",
+    "ObfDereferenceObject",
+    "ExFreePool",
+    "KeSetEvent",
+    // Filter contexts (NT-31).
+    "FsRtlTeardownPerStreamContexts",
 ];
 
 /// WDK inline helpers and macros that ntoskrnl does not export: importing one makes the image
@@ -119,6 +127,9 @@ pub const FORBIDDEN_IMPORTS: &[&str] = &[
     "FsRtlExitFileSystem",
     "ExInitializeFastMutex",
     "InitializeListHead",
+    "IoSkipCurrentIrpStackLocation",
+    "IoCopyCurrentIrpStackLocationToNext",
+    "IoSetCompletionRoutine",
 ];
 
 /// The directory of mingw-w64's x86_64 import libraries (`$COWFAT_MINGW_LIB_DIR` overrides).

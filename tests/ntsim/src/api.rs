@@ -203,6 +203,8 @@ pub struct Leaks {
     pub mdls: usize,
     /// Control areas and image sections left.
     pub segments: usize,
+    /// Object references (`ObfReferenceObject`) on devices never dropped.
+    pub object_references: usize,
     /// DriverUnload was withdrawn (a volume still counted as mounted).
     pub unload_refused: bool,
     /// Timers still set (their DPCs would run into freed memory).
@@ -216,6 +218,9 @@ impl Leaks {
         *self == Leaks::default()
     }
 }
+
+/// `VPB_REMOVE_PENDING`.
+const VPB_REMOVE_PENDING: u32 = 0x08;
 
 /// A formatted in-memory cowfat volume of `size` bytes.
 #[must_use]
@@ -232,7 +237,6 @@ pub struct Sim {
     _lock: MutexGuard<'static, ()>,
     driver: *mut DRIVER_OBJECT,
     disk: Disk,
-    old_vpbs: Vec<*mut VPB>,
     handles: BTreeMap<Handle, *mut FILE_OBJECT>,
     next_handle: u32,
     /// Another thread inside the driver holding the volume's VCB resource
@@ -276,7 +280,6 @@ impl Sim {
             _lock: lock,
             driver,
             disk,
-            old_vpbs: Vec::new(),
             handles: BTreeMap::new(),
             next_handle: 4,
             volume_hold: None,
@@ -334,20 +337,31 @@ impl Sim {
         }
     }
 
+    /// `IopCheckVpbMounted` and `IopMountVolume`: the disk's current VPB (`RealDevice->Vpb`)
+    /// is used if mounted, else a mount is offered on it. The I/O manager never swaps VPBs
+    /// itself: a file system that dismounts a volume with file objects still open swaps in a
+    /// spare (NT-29). Stricter than Windows, which would mount over it and send the old file
+    /// objects' requests to the new volume: mounting on a VPB that file objects still
+    /// reference, or that still names a volume device, is a bug check.
     fn mount_if_needed(&mut self) -> Result<(), NTSTATUS> {
-        let mut vpb = self.vpb();
+        if kernel::with(|k| k.disk_removed) {
+            return Err(disk::STATUS_NO_SUCH_DEVICE);
+        }
+        let vpb = self.vpb();
         // SAFETY: a live VPB of the model.
         let vpb_ref = unsafe { &*vpb };
-        let (flags, device) = (vpb_ref.Flags, vpb_ref.DeviceObject);
-        if u32::from(flags) & fs_driver::nt::VPB_MOUNTED != 0 {
+        let (flags, device) = (u32::from(vpb_ref.Flags), vpb_ref.DeviceObject);
+        if flags & VPB_REMOVE_PENDING != 0 {
+            return Err(disk::STATUS_NO_SUCH_DEVICE);
+        }
+        if flags & fs_driver::nt::VPB_MOUNTED != 0 {
             return Ok(());
         }
-        if !device.is_null() {
-            // Dismounted: file objects keep the old VPB; the device gets a fresh one.
-            self.old_vpbs.push(vpb);
-            vpb = disk::new_vpb(self.disk.device);
-            // SAFETY: the disk device is live.
-            unsafe { (*self.disk.device).Vpb = vpb };
+        if !device.is_null() || vpb_ref.ReferenceCount != 0 {
+            ex::bugcheck(
+                "mount on a VPB a dismounted volume still uses (the file system did not swap \
+                 in a spare VPB)",
+            );
         }
         let file_systems = kernel::with(|k| k.file_systems.clone());
         for fs in file_systems {
@@ -420,6 +434,9 @@ impl Sim {
         // SAFETY: a mounted VPB.
         let vdo = unsafe { (*vpb).DeviceObject };
         let related = related.unwrap_or(std::ptr::null_mut());
+        // IopCheckVpbMounted: the file object's reference on the VPB, until it is deleted.
+        // SAFETY: a live VPB.
+        unsafe { (*vpb).ReferenceCount += 1 };
         let fo = io::create_file_object(vdo, self.disk.device, vpb, path, related);
         let granted = map_generic(open.access);
         let mut security = IO_SECURITY_CONTEXT {
@@ -433,6 +450,7 @@ impl Sim {
         // SAFETY: a complete create IRP for the volume device.
         let (status, _) = unsafe { io::send_and_free(vdo, irp) };
         if status < 0 {
+            io::dereference_vpb(fo);
             io::free_file_object(fo);
             return Err(status);
         }
@@ -901,7 +919,7 @@ impl Sim {
         let Ok(fo) = self.fo(volume) else {
             return STATUS_INVALID_HANDLE;
         };
-        let device = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device));
+        let device = io::related_device(fo);
         let status = match device {
             // SAFETY: the volume handle's live file object and device.
             Some(device) => unsafe { send_fsctl(device, fo, fs_driver::nt::FSCTL_DISMOUNT_VOLUME) },
@@ -931,7 +949,7 @@ impl Sim {
         let Ok(fo) = self.fo(handle) else {
             return (STATUS_INVALID_HANDLE, Vec::new());
         };
-        let Some(device) = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device)) else {
+        let Some(device) = io::related_device(fo) else {
             return (STATUS_INVALID_HANDLE, Vec::new());
         };
         if code & 3 == METHOD_NEITHER {
@@ -1084,6 +1102,148 @@ impl Sim {
         .0
     }
 
+    /// A filter attaches a per-stream context to the stream behind `handle`'s file object
+    /// (`FsRtlInsertPerStreamContext` on its `FsContext`, NT-31); its number.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_HANDLE`, or the insert's status (the header does not advertise
+    /// `FSRTL_FLAG2_SUPPORTS_FILTER_CONTEXTS`).
+    pub fn attach_filter_context(&mut self, handle: Handle) -> Result<u32, NTSTATUS> {
+        let fo = self.fo(handle)?;
+        crate::fsrtl::attach_test_context(fo)
+    }
+
+    /// Does `FsRtlLookupPerStreamContext` find the filter's context `id` on `handle`'s stream?
+    #[must_use]
+    pub fn filter_context_present(&self, handle: Handle, id: u32) -> bool {
+        self.fo(handle)
+            .is_ok_and(|fo| crate::fsrtl::lookup_test_context(fo, id))
+    }
+
+    /// How many times the filter's FreeCallback ran for its context `id`.
+    #[must_use]
+    pub fn filter_context_frees(&self, id: u32) -> u32 {
+        kernel::with(|k| k.test_contexts_freed.get(&id).copied().unwrap_or(0))
+    }
+
+    /// The PnP manager sends `IRP_MJ_PNP` with `minor` (`disk::IRP_MN_*`) for the disk: to
+    /// the volume mounted on it (which does its part and passes it down), or straight to the
+    /// disk when nothing is mounted. Around a query-remove it marks the disk's VPB
+    /// `VPB_REMOVE_PENDING` (no new mount until cancel), as the PnP manager does; the status.
+    pub fn pnp(&mut self, minor: u8) -> NTSTATUS {
+        let vpb = self.vpb();
+        // SAFETY: a live VPB.
+        let vpb_ref = unsafe { &*vpb };
+        let (flags, vdo) = (u32::from(vpb_ref.Flags), vpb_ref.DeviceObject);
+        let device = if flags & fs_driver::nt::VPB_MOUNTED != 0 && !vdo.is_null() {
+            vdo
+        } else {
+            self.disk.device
+        };
+        if minor == disk::IRP_MN_QUERY_REMOVE_DEVICE {
+            // SAFETY: a live VPB.
+            unsafe { (*vpb).Flags |= VPB_REMOVE_PENDING as u16 };
+        }
+        // SAFETY: a live device.
+        let irp = io::allocate_irp(unsafe { (*device).StackSize }, false);
+        let location = io::location(
+            0x1b,
+            minor,
+            std::ptr::null_mut(),
+            IO_STACK_LOCATION_0::default(),
+        );
+        // SAFETY: a fresh IRP.
+        unsafe { io::set_next_stack(irp, location) };
+        // SAFETY: a complete PnP IRP for the device.
+        let (status, _) = unsafe { io::send_and_free(device, irp) };
+        let cancel = minor == disk::IRP_MN_CANCEL_REMOVE_DEVICE
+            || (minor == disk::IRP_MN_QUERY_REMOVE_DEVICE && status < 0);
+        if cancel {
+            // The disk's VPB now (the volume may have swapped in its spare, which keeps the
+            // flag).
+            let current = self.vpb();
+            // SAFETY: a live VPB.
+            unsafe { (*current).Flags &= !(VPB_REMOVE_PENDING as u16) };
+        }
+        io::reap_devices();
+        status
+    }
+
+    /// `NtDeviceIoControlFile(handle, code, input, output)` for a `METHOD_BUFFERED` code: the
+    /// status and the bytes returned.
+    pub fn device_control(
+        &mut self,
+        handle: Handle,
+        code: u32,
+        input: &[u8],
+        output_len: usize,
+    ) -> (NTSTATUS, Vec<u8>) {
+        let mut parameters = IO_STACK_LOCATION_0::default();
+        parameters.DeviceIoControl = windows_sys::Wdk::Foundation::IO_STACK_LOCATION_0_16 {
+            OutputBufferLength: u32::try_from(output_len).unwrap_or(u32::MAX),
+            InputBufferLength: u32::try_from(input.len()).unwrap_or(u32::MAX),
+            IoControlCode: code,
+            Type3InputBuffer: std::ptr::null_mut(),
+        };
+        self.send_buffered(handle, 0x0e, 0, parameters, input, output_len)
+    }
+
+    /// PnP minor functions the disk received, in order.
+    #[must_use]
+    pub fn disk_pnp_requests(&self) -> Vec<u8> {
+        kernel::with(|k| k.disk_pnp.clone())
+    }
+
+    /// Device control codes the disk received, in order.
+    #[must_use]
+    pub fn disk_device_controls(&self) -> Vec<u32> {
+        kernel::with(|k| k.disk_ioctls.clone())
+    }
+
+    /// Makes the disk refuse query-removes (something below it is in use).
+    pub fn set_disk_refuses_query_remove(&mut self, refuse: bool) {
+        kernel::with(|k| k.disk_refuses_query_remove = refuse);
+    }
+
+    /// The disk's current VPB (an address, to compare across mounts).
+    #[must_use]
+    pub fn disk_vpb(&self) -> usize {
+        self.vpb().addr()
+    }
+
+    /// The VPB a handle's file object was opened through, and the device its requests go to
+    /// now (`IoGetRelatedDeviceObject`), as addresses.
+    #[must_use]
+    pub fn handle_volume(&self, handle: Handle) -> (usize, usize) {
+        let Ok(fo) = self.fo(handle) else {
+            return (0, 0);
+        };
+        // SAFETY: a live file object.
+        let vpb = unsafe { (*fo).Vpb };
+        let device = io::related_device(fo).unwrap_or(std::ptr::null_mut());
+        (vpb.addr(), device.addr())
+    }
+
+    /// `ReferenceCount` of the disk's current VPB (file objects opened through it).
+    #[must_use]
+    pub fn disk_vpb_references(&self) -> u32 {
+        // SAFETY: a live VPB.
+        unsafe { (*self.vpb()).ReferenceCount }
+    }
+
+    /// Volume devices of the driver not yet deleted (its control device excluded).
+    #[must_use]
+    pub fn live_volume_devices(&self) -> usize {
+        io::live_devices_of(self.driver).saturating_sub(1)
+    }
+
+    /// Object references drivers hold on the disk device (`ObfReferenceObject`).
+    #[must_use]
+    pub fn disk_references(&self) -> i64 {
+        let disk = self.disk.device.addr();
+        kernel::with(|k| k.object_refs.get(&disk).copied().unwrap_or(0))
+    }
+
     /// Is the disk's current VPB mounted?
     #[must_use]
     pub fn is_mounted(&self) -> bool {
@@ -1128,12 +1288,18 @@ impl Sim {
         }
         io::reap_devices();
         leaks.devices = io::live_devices_of(self.driver);
-        // The disk's current VPB (a fresh one after a dismount and remount).
+        // References drivers still hold on the disk (a VCB that was never torn down).
+        leaks.object_references = kernel::with(|k| {
+            k.object_refs
+                .values()
+                .map(|&n| usize::try_from(n).unwrap_or(0))
+                .sum()
+        });
+        // The disk's current VPB goes with the disk; one the file system swapped out is its
+        // own to free (NT-29), and shows as a `Vpb ` pool leak if it did not.
         let current_vpb = self.vpb();
         let medium = disk::destroy(&self.disk).unwrap_or_else(|| MemDevice::new(0));
-        for vpb in self.old_vpbs.drain(..).chain(std::iter::once(current_vpb)) {
-            disk::free_vpb(vpb);
-        }
+        disk::free_vpb(current_vpb);
         kernel::with(|k| {
             leaks.pool = k.pool.values().map(|b| (tag_name(b.tag), b.size)).collect();
             leaks.file_objects = k.file_objects.len();

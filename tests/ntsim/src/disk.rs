@@ -12,6 +12,9 @@
 //! `SL_OVERRIDE_VERIFY_VOLUME` in its stack location fails with `STATUS_VERIFY_REQUIRED`
 //! (only the file system's verify may reach the medium). The MDL must describe mapped memory
 //! (`MmBuildMdlForNonPagedPool`, or locked and mapped pages).
+//! It records the device controls and PnP requests it receives (tests check what a file
+//! system forwarded); after IRP_MN_REMOVE_DEVICE or IRP_MN_SURPRISE_REMOVAL it fails every
+//! request with `STATUS_NO_SUCH_DEVICE`, and a query-remove can be refused.
 #![allow(unsafe_code)]
 
 use std::ptr;
@@ -46,6 +49,17 @@ const IRP_MJ_READ: u8 = 0x03;
 const IRP_MJ_WRITE: u8 = 0x04;
 const IRP_MJ_FLUSH_BUFFERS: u8 = 0x09;
 const IRP_MJ_DEVICE_CONTROL: u8 = 0x0e;
+const IRP_MJ_PNP: u8 = 0x1b;
+/// `IRP_MN_QUERY_REMOVE_DEVICE`, `_REMOVE_DEVICE`, `_CANCEL_REMOVE_DEVICE`,
+/// `_SURPRISE_REMOVAL`.
+pub const IRP_MN_QUERY_REMOVE_DEVICE: u8 = 0x01;
+pub const IRP_MN_REMOVE_DEVICE: u8 = 0x02;
+pub const IRP_MN_CANCEL_REMOVE_DEVICE: u8 = 0x03;
+pub const IRP_MN_SURPRISE_REMOVAL: u8 = 0x17;
+/// `STATUS_NO_SUCH_DEVICE`: what a removed disk answers.
+pub const STATUS_NO_SUCH_DEVICE: NTSTATUS = 0xC000_000E_u32 as NTSTATUS;
+/// The pool tag the I/O manager allocates VPBs with (`IopCreateVpb`).
+pub const VPB_TAG: u32 = u32::from_le_bytes(*b"Vpb ");
 
 /// What a power cut would leave of the disk: the medium as of the last completed flush, and
 /// the writes issued since, in order.
@@ -86,6 +100,7 @@ pub(crate) fn create(medium: MemDevice) -> Disk {
         IRP_MJ_WRITE,
         IRP_MJ_FLUSH_BUFFERS,
         IRP_MJ_DEVICE_CONTROL,
+        IRP_MJ_PNP,
     ] {
         driver.MajorFunction[usize::from(major)] = Some(disk_dispatch);
     }
@@ -124,21 +139,30 @@ pub(crate) fn create(medium: MemDevice) -> Disk {
     }
 }
 
-/// A fresh VPB for `device` (at creation, and after a dismount).
+/// The disk's VPB (`IopCreateVpb`): non-paged pool under the I/O manager's tag, so a file
+/// system that swaps it out (NT-29) frees it with `ExFreePool`, and one it forgets is a leak.
 #[must_use]
 pub(crate) fn new_vpb(device: *mut DEVICE_OBJECT) -> *mut VPB {
-    Box::into_raw(Box::new(VPB {
+    let vpb = crate::ex::allocate_pool(0x40, std::mem::size_of::<VPB>(), VPB_TAG).cast::<VPB>();
+    if vpb.is_null() {
+        bugcheck("no pool for the disk's VPB");
+    }
+    let value = VPB {
         Type: 10,
         Size: i16::try_from(std::mem::size_of::<VPB>()).unwrap_or(i16::MAX),
         RealDevice: device,
         ..Default::default()
-    }))
+    };
+    // SAFETY: a fresh, zeroed, suitably aligned pool block of VPB size.
+    unsafe { vpb.write(value) };
+    vpb
 }
 
-/// Frees a VPB made by [`new_vpb`].
+/// Frees the disk's current VPB when the disk goes (`IoDeleteDevice` of a device with a VPB):
+/// ours, or the spare a file system swapped in (allocated under its own tag).
 pub(crate) fn free_vpb(vpb: *mut VPB) {
-    // SAFETY: created by Box::into_raw in `new_vpb`, freed once.
-    drop(unsafe { Box::from_raw(vpb) });
+    // SAFETY: a pool VPB, freed once.
+    unsafe { crate::ex::ExFreePool(vpb.cast()) };
 }
 
 /// Deletes the disk and gives its medium back.
@@ -185,6 +209,7 @@ unsafe extern "system" fn disk_dispatch(device: *const DEVICE_OBJECT, irp: *mut 
         }
         // SAFETY: a device control IRP of ours.
         IRP_MJ_DEVICE_CONTROL => unsafe { device_control(irp, &location) },
+        IRP_MJ_PNP => (pnp(location.MinorFunction), 0),
         _ => (STATUS_INVALID_DEVICE_REQUEST, 0),
     };
     // SAFETY: the IRP is ours until completed.
@@ -207,6 +232,24 @@ unsafe extern "system" fn disk_dispatch(device: *const DEVICE_OBJECT, irp: *mut 
     // SAFETY: our IRP, completed once; not touched afterwards.
     unsafe { io::IofCompleteRequest(irp, 0) };
     status
+}
+
+/// The disk's part of PnP removal: it says whether it may go, and goes.
+fn pnp(minor: u8) -> NTSTATUS {
+    kernel::with(|k| {
+        k.disk_pnp.push(minor);
+        match minor {
+            IRP_MN_QUERY_REMOVE_DEVICE if k.disk_refuses_query_remove => {
+                STATUS_INVALID_DEVICE_REQUEST
+            }
+            IRP_MN_QUERY_REMOVE_DEVICE | IRP_MN_CANCEL_REMOVE_DEVICE => STATUS_SUCCESS,
+            IRP_MN_REMOVE_DEVICE | IRP_MN_SURPRISE_REMOVAL => {
+                k.disk_removed = true;
+                STATUS_SUCCESS
+            }
+            _ => STATUS_INVALID_DEVICE_REQUEST,
+        }
+    })
 }
 
 /// Completes every request the disk pended (its interrupt and DPC, so completion routines
@@ -253,6 +296,9 @@ unsafe fn transfer(irp: *mut IRP, location: &IO_STACK_LOCATION) -> (NTSTATUS, us
     // SAFETY: the model's MDLs are mapped to system space.
     let buffer = unsafe { (*mdl).MappedSystemVa }.cast::<u8>();
     let result = kernel::with(|k| {
+        if k.disk_removed {
+            return Err(STATUS_NO_SUCH_DEVICE);
+        }
         let Some(disk) = k.disk.as_mut() else {
             return Err(STATUS_IO_DEVICE_ERROR);
         };
@@ -290,6 +336,13 @@ unsafe fn transfer(irp: *mut IRP, location: &IO_STACK_LOCATION) -> (NTSTATUS, us
 unsafe fn device_control(irp: *mut IRP, location: &IO_STACK_LOCATION) -> (NTSTATUS, usize) {
     // SAFETY: DeviceIoControl is the live member for this major.
     let params = unsafe { location.Parameters.DeviceIoControl };
+    let removed = kernel::with(|k| {
+        k.disk_ioctls.push(params.IoControlCode);
+        k.disk_removed
+    });
+    if removed {
+        return (STATUS_NO_SUCH_DEVICE, 0);
+    }
     if params.IoControlCode != IOCTL_DISK_GET_LENGTH_INFO || params.OutputBufferLength < 8 {
         return (STATUS_INVALID_DEVICE_REQUEST, 0);
     }

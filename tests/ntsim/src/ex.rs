@@ -121,15 +121,34 @@ pub fn allocate_pool(flags: u64, numberofbytes: usize, tag: u32) -> *mut c_void 
 #[no_mangle]
 pub unsafe extern "system" fn ExFreePoolWithTag(p: *mut c_void, tag: u32) {
     let _kernel = crate::heap::KernelRegion::enter();
+    // SAFETY: the caller's contract, with the tag checked.
+    unsafe { free_pool(p, Some(tag)) };
+}
+
+/// `ExFreePool`: frees a block whatever its tag (e.g. a VPB the I/O manager allocated and a
+/// file system swapped out, NT-29).
+#[no_mangle]
+pub unsafe extern "system" fn ExFreePool(p: *mut c_void) {
+    let _kernel = crate::heap::KernelRegion::enter();
+    // SAFETY: the caller's contract.
+    unsafe { free_pool(p, None) };
+}
+
+/// Frees a live pool block; `tag`, when given, must be the allocation's.
+///
+/// # Safety
+/// `p` is a live pool block not used after this.
+unsafe fn free_pool(p: *mut c_void, tag: Option<u32>) {
     let Some(block) = kernel::with(|k| k.pool.remove(&(p as usize))) else {
         bugcheck("ExFreePoolWithTag of memory that is not a live pool block")
     };
-    if block.tag != tag {
+    if tag.is_some_and(|tag| block.tag != tag) {
         bugcheck("ExFreePoolWithTag with a tag other than the allocation's");
     }
     let Some(layout) = pool_layout(block.size) else {
         bugcheck("corrupt pool block size")
     };
+    crate::fsrtl::check_no_contexts_in(p as usize, block.size);
     // Freed pool is poisoned and kept until the end of the test, so a use after free reads
     // 0xDD (a wrong node type code) instead of someone else's live data.
     // SAFETY: allocated by ExAllocatePool2 with this layout and no longer live.
@@ -310,6 +329,7 @@ pub(crate) fn set_event(event: *const KEVENT) {
     kernel::with(|k| k.events.insert(event as usize, true));
 }
 
+/// `KeSetEvent`: signals an initialised event; the previous state (0 or 1).
 #[no_mangle]
 pub extern "system" fn KeSetEvent(event: *mut KEVENT, _increment: i32, wait: bool) -> i32 {
     let _kernel = crate::heap::KernelRegion::enter();

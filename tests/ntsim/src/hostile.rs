@@ -86,7 +86,7 @@ impl Sim {
         let Ok(fo) = self.fo(handle) else {
             return (STATUS_INVALID_HANDLE, true);
         };
-        let Some(device) = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device)) else {
+        let Some(device) = crate::io::related_device(fo) else {
             return (STATUS_INVALID_HANDLE, true);
         };
         if code & 3 == METHOD_BUFFERED {

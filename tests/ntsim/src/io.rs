@@ -12,6 +12,9 @@
 //! and without pending, an IRP left pending (nothing else would ever complete it here), and an
 //! `IoAllocateIrp` IRP whose completion no routine stopped (it has no thread to go back to)
 //! are bug checks.
+//! Object references (`ObfReferenceObject`) on devices are counted and must be gone by the
+//! end of a test.
+//!
 #![allow(unsafe_code, non_snake_case, clippy::missing_safety_doc)]
 
 use std::ffi::c_void;
@@ -133,6 +136,8 @@ pub unsafe extern "system" fn IoDeleteDevice(deviceobject: *const DEVICE_OBJECT)
     // The extension goes with the device: nothing the kernel still uses may live in it.
     if let Some((start, len)) = extension {
         crate::worker::release_range(start, len, "a device extension");
+        // A volume device's extension may hold an FCB header (the VCB of a volume open, NT-31).
+        crate::fsrtl::check_no_contexts_in(start, len);
     }
     // SAFETY: the driver object outlives its devices; unlink `device` from its list.
     let mut link = unsafe { &raw mut (*driver).DeviceObject };
@@ -1034,7 +1039,9 @@ pub(crate) fn reference(fo: *mut FILE_OBJECT) {
 }
 
 /// `ObfDereferenceObject` on a file object: the last reference sends IRP_MJ_CLOSE (for an
-/// opened file object) and frees it (`IopDeleteFile`).
+/// opened file object) and frees it (`IopDeleteFile`). The file object's VPB reference goes
+/// first, as on Windows: a file system that sees its volume's last close may free the VPB
+/// it swapped out (fastfat `FatCheckForDismount`), so the I/O manager never touches it after.
 pub(crate) fn dereference(fo: *mut FILE_OBJECT) {
     let last = kernel::with(|k| {
         let Some(r) = k.file_objects.get_mut(&fo) else {
@@ -1044,16 +1051,95 @@ pub(crate) fn dereference(fo: *mut FILE_OBJECT) {
             .refs
             .checked_sub(1)
             .unwrap_or_else(|| bugcheck("file object reference underflow"));
-        (r.refs == 0).then_some((r.opened, r.device))
+        (r.refs == 0).then_some(r.opened)
     });
-    let Some((opened, device)) = last else {
+    let Some(opened) = last else {
         return;
     };
     if opened {
-        // SAFETY: a live file object with no references: the close is the last IRP for it.
-        let _ = unsafe { send_simple(device, fo, IRP_MJ_CLOSE, 0) };
+        let device = related_device(fo);
+        dereference_vpb(fo);
+        if let Some(device) = device {
+            // SAFETY: a live file object with no references: the close is the last IRP for it.
+            let _ = unsafe { send_simple(device, fo, IRP_MJ_CLOSE, 0) };
+        }
     }
     free_file_object(fo);
+}
+
+/// `IoGetRelatedDeviceObject`: the device a file object's IRPs go to, read afresh for every
+/// request: the mounted volume's device through the file object's VPB (so a VPB that a new
+/// mount took over would carry old handles' requests to the new volume), else the device the
+/// file object was opened on.
+#[must_use]
+pub(crate) fn related_device(fo: *mut FILE_OBJECT) -> Option<*mut DEVICE_OBJECT> {
+    let opened_on = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device))?;
+    // SAFETY: a live file object of the model.
+    let vpb = unsafe { (*fo).Vpb };
+    if vpb.is_null() {
+        return Some(opened_on);
+    }
+    // SAFETY: a file object's VPB lives while the file object references it.
+    let device = unsafe { (*vpb).DeviceObject };
+    Some(if device.is_null() { opened_on } else { device })
+}
+
+/// Takes the VPB reference an opened file object held (`IopCheckVpbMounted` took it at
+/// create).
+pub(crate) fn dereference_vpb(fo: *mut FILE_OBJECT) {
+    // SAFETY: a live file object of the model.
+    let vpb = unsafe { (*fo).Vpb };
+    if vpb.is_null() {
+        return;
+    }
+    // SAFETY: the VPB lives while this file object references it.
+    let vpb = unsafe { &mut *vpb };
+    vpb.ReferenceCount = vpb
+        .ReferenceCount
+        .checked_sub(1)
+        .unwrap_or_else(|| bugcheck("VPB reference count underflow"));
+}
+
+// ---- object references (Ob) ---------------------------------------------------------------------
+
+#[no_mangle]
+pub unsafe extern "system" fn ObfReferenceObject(object: *const c_void) -> isize {
+    let _kernel = crate::heap::KernelRegion::enter();
+    let object = object.cast_mut();
+    if kernel::with(|k| k.file_objects.contains_key(&object.cast())) {
+        reference(object.cast());
+        return 0;
+    }
+    kernel::with(|k| {
+        let live = k.devices.get(&object.cast()).is_some_and(|r| !r.deleted);
+        if !live {
+            bugcheck("ObfReferenceObject of an object the model does not know");
+        }
+        let count = k.object_refs.entry(object as usize).or_insert(0);
+        *count += 1;
+        isize::try_from(*count).unwrap_or(isize::MAX)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "system" fn ObfDereferenceObject(object: *const c_void) -> isize {
+    let _kernel = crate::heap::KernelRegion::enter();
+    let object = object.cast_mut();
+    if kernel::with(|k| k.file_objects.contains_key(&object.cast())) {
+        dereference(object.cast());
+        return 0;
+    }
+    kernel::with(|k| {
+        let Some(count) = k.object_refs.get_mut(&(object as usize)) else {
+            bugcheck("ObfDereferenceObject of an object nobody referenced")
+        };
+        *count -= 1;
+        let left = *count;
+        if left == 0 {
+            k.object_refs.remove(&(object as usize));
+        }
+        isize::try_from(left).unwrap_or(0)
+    })
 }
 
 /// Frees a file object's memory and record.
@@ -1102,7 +1188,7 @@ pub(crate) unsafe fn send_read_write(
     flags: u32,
     with_mdl: bool,
 ) -> (NTSTATUS, usize) {
-    let device = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device));
+    let device = related_device(fo);
     let Some(device) = device else {
         bugcheck("I/O on a file object that does not exist")
     };
@@ -1178,7 +1264,7 @@ const IRP_INPUT_OPERATION: u32 = 0x40;
 /// # Safety
 /// `fo` is a live opened file object; `irp`'s next location is filled for its device.
 pub(crate) unsafe fn send_async(fo: *mut FILE_OBJECT, irp: *mut IRP, len: usize) -> u32 {
-    let device = kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device));
+    let device = related_device(fo);
     let Some(device) = device else {
         bugcheck("I/O on a file object that does not exist")
     };

@@ -292,6 +292,22 @@ pub struct Kernel {
     pub view_locks: u64,
     /// Timers, DPCs and work items ([`crate::worker`]).
     pub background: crate::worker::Background,
+    /// Per-stream filter contexts linked in each advanced FCB header, by header address.
+    pub stream_contexts: BTreeMap<usize, u32>,
+    /// `ObfReferenceObject` counts on device objects, by address (drivers' references).
+    pub object_refs: BTreeMap<usize, i64>,
+    /// PnP minor functions the disk received, in order.
+    pub disk_pnp: Vec<u8>,
+    /// Device control codes the disk received, in order.
+    pub disk_ioctls: Vec<u32>,
+    /// The disk refuses the next query-remove (something below holds it).
+    pub disk_refuses_query_remove: bool,
+    /// The disk is gone (removed or surprise-removed): I/O fails, opens are refused.
+    pub disk_removed: bool,
+    /// The test filter's contexts not yet freed, by number.
+    pub test_contexts_live: BTreeSet<u32>,
+    /// How often the FreeCallback ran for each of the test filter's contexts.
+    pub test_contexts_freed: BTreeMap<u32, u32>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -354,6 +370,14 @@ impl Kernel {
             mdl_views: BTreeMap::new(),
             view_locks: 0,
             background: crate::worker::Background::default(),
+            stream_contexts: BTreeMap::new(),
+            object_refs: BTreeMap::new(),
+            disk_pnp: Vec::new(),
+            disk_ioctls: Vec::new(),
+            disk_refuses_query_remove: false,
+            disk_removed: false,
+            test_contexts_live: BTreeSet::new(),
+            test_contexts_freed: BTreeMap::new(),
         }
     }
 

@@ -65,12 +65,12 @@ pub type Reply = (NTSTATUS, Vec<u8>);
 
 impl Sim {
     fn device_of(fo: *mut FILE_OBJECT) -> Option<*mut windows_sys::Wdk::Foundation::DEVICE_OBJECT> {
-        kernel::with(|k| k.file_objects.get(&fo).map(|r| r.device))
+        io::related_device(fo)
     }
 
     /// Sends a METHOD_BUFFERED-style request: `input` copied into a system buffer of
     /// `max(input, out_len)` bytes; on success or warning `Information` bytes come back.
-    fn send_buffered(
+    pub(crate) fn send_buffered(
         &mut self,
         handle: Handle,
         major: u8,
