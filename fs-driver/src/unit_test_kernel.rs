@@ -168,4 +168,7 @@ not_in_unit_tests! {
     fn IoAllocateMdl(v: *const c_void, l: u32, s: bool, c: bool, i: *mut IRP) -> *mut MDL;
     fn IoFreeMdl(m: *mut MDL);
     fn FsRtlFastUnlockAllByKey(l: *const crate::nt::FILE_LOCK, f: *const FILE_OBJECT, p: crate::nt::PEPROCESS, k: u32, c: *const c_void) -> NTSTATUS;
+    fn FsRtlFastCheckLockForRead(l: *const crate::nt::FILE_LOCK, o: *const i64, n: *const i64, k: u32, f: *const FILE_OBJECT, p: *const c_void) -> bool;
+    fn FsRtlFastCheckLockForWrite(l: *const crate::nt::FILE_LOCK, o: *const i64, n: *const i64, k: u32, f: *const c_void, p: *const c_void) -> bool;
+    fn IoGetCurrentProcess() -> crate::nt::PEPROCESS;
 }

@@ -231,6 +231,8 @@ pub struct Sim {
     old_vpbs: Vec<*mut VPB>,
     handles: BTreeMap<Handle, *mut FILE_OBJECT>,
     next_handle: u32,
+    /// The I/O manager tries fast I/O reads and writes first ([`Sim::set_fast_io`]).
+    pub(crate) fast_io_enabled: bool,
 }
 
 impl std::fmt::Debug for Sim {
@@ -272,6 +274,7 @@ impl Sim {
             old_vpbs: Vec::new(),
             handles: BTreeMap::new(),
             next_handle: 4,
+            fast_io_enabled: true,
         }
     }
 
@@ -407,6 +410,7 @@ impl Sim {
         related: Option<*mut FILE_OBJECT>,
         open: &Open,
     ) -> Result<Handle, NTSTATUS> {
+        check_synchronous_options(open)?;
         self.mount_if_needed()?;
         let vpb = self.vpb();
         // SAFETY: a mounted VPB.
@@ -432,6 +436,8 @@ impl Sim {
             // SAFETY: our file object; the I/O manager sets this flag.
             unsafe { (*fo).Flags |= fs_driver::nt::FO_NO_INTERMEDIATE_BUFFERING };
         }
+        // SAFETY: as above (NT-28: the I/O manager keeps this file object's position).
+        unsafe { (*fo).Flags |= synchronous_flags(open.options) };
         kernel::with(|k| {
             if let Some(r) = k.file_objects.get_mut(&fo) {
                 r.opened = true;
@@ -468,11 +474,11 @@ impl Sim {
         io::reap_devices();
     }
 
-    fn granted(&self, fo: *mut FILE_OBJECT) -> u32 {
+    pub(crate) fn granted(&self, fo: *mut FILE_OBJECT) -> u32 {
         kernel::with(|k| k.file_objects.get(&fo).map_or(0, |r| r.granted))
     }
 
-    fn io_flags(fo: *mut FILE_OBJECT) -> u32 {
+    pub(crate) fn io_flags(fo: *mut FILE_OBJECT) -> u32 {
         // SAFETY: a live file object.
         let flags = unsafe { (*fo).Flags };
         if flags & fs_driver::nt::FO_NO_INTERMEDIATE_BUFFERING != 0 {
@@ -483,39 +489,17 @@ impl Sim {
     }
 
     /// `NtReadFile` at `offset` (cached, or non-cached for a `FILE_NO_INTERMEDIATE_BUFFERING`
-    /// handle); the bytes read.
+    /// handle); the bytes read. [`Sim::nt_read`] takes the other forms of the byte offset.
     ///
     /// # Errors
     /// The read's NTSTATUS (`STATUS_END_OF_FILE` at or past end of file).
     pub fn read(&mut self, handle: Handle, offset: u64, len: usize) -> Result<Vec<u8>, NTSTATUS> {
-        let fo = self.fo(handle)?;
-        if self.granted(fo) & access::FILE_READ_DATA == 0 {
-            return Err(STATUS_ACCESS_DENIED);
-        }
-        // Not zeroed: the FS must not rely on what the caller's buffer held.
-        let mut buffer = vec![0xE5u8; len];
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-        let length = u32::try_from(len).unwrap_or(u32::MAX);
-        // SAFETY: an opened file object; the buffer holds `len` bytes.
-        let (status, information) = unsafe {
-            io::send_read_write(
-                fo,
-                0x03,
-                offset,
-                buffer.as_mut_ptr(),
-                length,
-                Self::io_flags(fo),
-                false,
-            )
-        };
-        if status < 0 {
-            return Err(status);
-        }
-        buffer.truncate(information);
-        Ok(buffer)
+        self.nt_read(handle, Some(offset), len)
     }
 
     /// `NtWriteFile` at `offset` (`None`: append, `FILE_WRITE_TO_END_OF_FILE`); bytes written.
+    /// [`Sim::nt_write`] takes the other forms of the byte offset.
     ///
     /// # Errors
     /// The write's NTSTATUS.
@@ -525,29 +509,10 @@ impl Sim {
         offset: Option<u64>,
         data: &[u8],
     ) -> Result<usize, NTSTATUS> {
-        let fo = self.fo(handle)?;
-        if self.granted(fo) & (access::FILE_WRITE_DATA | access::FILE_APPEND_DATA) == 0 {
-            return Err(STATUS_ACCESS_DENIED);
-        }
-        let offset = offset.map_or(-1, |o| i64::try_from(o).unwrap_or(i64::MAX));
-        let mut copy = data.to_vec();
-        let length = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        // SAFETY: an opened file object; the buffer holds `len` bytes.
-        let (status, information) = unsafe {
-            io::send_read_write(
-                fo,
-                0x04,
-                offset,
-                copy.as_mut_ptr(),
-                length,
-                Self::io_flags(fo),
-                false,
-            )
-        };
-        if status < 0 {
-            return Err(status);
-        }
-        Ok(information)
+        let offset = offset.map_or(crate::rw::FILE_WRITE_TO_END_OF_FILE, |o| {
+            i64::try_from(o).unwrap_or(i64::MAX)
+        });
+        self.nt_write(handle, Some(offset), data)
     }
 
     /// `NtCreateSection(SEC_COMMIT)` on a file handle: a data section, writable or not.
@@ -989,6 +954,28 @@ impl Sim {
 impl Default for Sim {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The I/O manager's checks of the synchronous options (`IopCreateFile`): one of the two at
+/// most, and only with `SYNCHRONIZE` access (the wait on the file object needs it).
+fn check_synchronous_options(open: &Open) -> Result<(), NTSTATUS> {
+    let both = options::FILE_SYNCHRONOUS_IO_ALERT | options::FILE_SYNCHRONOUS_IO_NONALERT;
+    let asked = open.options & both;
+    if asked == both || (asked != 0 && map_generic(open.access) & access::SYNCHRONIZE == 0) {
+        return Err(windows_sys::Win32::Foundation::STATUS_INVALID_PARAMETER);
+    }
+    Ok(())
+}
+
+/// The file object flags the synchronous create options give.
+fn synchronous_flags(create_options: u32) -> u32 {
+    if create_options & options::FILE_SYNCHRONOUS_IO_ALERT != 0 {
+        crate::rw::FO_SYNCHRONOUS_IO | crate::rw::FO_ALERTABLE_IO
+    } else if create_options & options::FILE_SYNCHRONOUS_IO_NONALERT != 0 {
+        crate::rw::FO_SYNCHRONOUS_IO
+    } else {
+        0
     }
 }
 

@@ -1104,3 +1104,10 @@ pub unsafe extern "system" fn IoGetRequestorProcess(
     let _kernel = crate::heap::KernelRegion::enter();
     (&raw const REQUESTOR_PROCESS) as isize
 }
+
+/// The current thread's process: the model's one process (fast I/O asks for it).
+#[no_mangle]
+pub extern "system" fn IoGetCurrentProcess() -> windows_sys::Wdk::Foundation::PEPROCESS {
+    let _kernel = crate::heap::KernelRegion::enter();
+    (&raw const REQUESTOR_PROCESS) as isize
+}

@@ -37,6 +37,8 @@ const ACCESS_CLASS: i32 = 8;
 const MODE_CLASS: i32 = 16;
 const ALIGNMENT_CLASS: i32 = 17;
 const ALL_CLASS: i32 = 18;
+/// `FilePositionInformation`: the I/O manager's own on a synchronous file object (NT-28).
+const POSITION_CLASS: i32 = 14;
 /// `FO_NO_INTERMEDIATE_BUFFERING` and `FILE_NO_INTERMEDIATE_BUFFERING` share the value 8.
 const FILE_NO_INTERMEDIATE_BUFFERING: u32 = 0x8;
 
@@ -118,6 +120,11 @@ impl Sim {
         if matches!(class, ACCESS_CLASS | MODE_CLASS | ALIGNMENT_CLASS) {
             return self.io_manager_information(handle, class, len);
         }
+        if class == POSITION_CLASS && len >= 8 {
+            if let Some(reply) = self.io_manager_position(handle, None) {
+                return reply;
+            }
+        }
         let mut p = IO_STACK_LOCATION_0::default();
         p.QueryFile = IO_STACK_LOCATION_0_8 {
             Length: u32::try_from(len).unwrap_or(u32::MAX),
@@ -169,6 +176,11 @@ impl Sim {
 
     /// `NtSetInformationFile` of `class` with `data`.
     pub fn set_information(&mut self, handle: Handle, class: i32, data: &[u8]) -> NTSTATUS {
+        if class == POSITION_CLASS {
+            if let Some((status, _)) = self.io_manager_position(handle, Some(data)) {
+                return status;
+            }
+        }
         self.set_information_with(handle, class, data, std::ptr::null_mut())
     }
 
@@ -432,7 +444,18 @@ impl Sim {
         *mut windows_sys::Wdk::Foundation::DEVICE_OBJECT,
         windows_sys::Wdk::Foundation::FAST_IO_DISPATCH,
     )> {
-        let fo = self.fo(handle).ok()?;
+        self.fast_io_table(self.fo(handle).ok()?)
+    }
+
+    /// The file object, its file system device and that driver's fast I/O table, if any.
+    pub(crate) fn fast_io_table(
+        &self,
+        fo: *mut FILE_OBJECT,
+    ) -> Option<(
+        *mut FILE_OBJECT,
+        *mut windows_sys::Wdk::Foundation::DEVICE_OBJECT,
+        windows_sys::Wdk::Foundation::FAST_IO_DISPATCH,
+    )> {
         let device = Self::device_of(fo)?;
         // SAFETY: a live device.
         let driver = unsafe { (*device).DriverObject };
