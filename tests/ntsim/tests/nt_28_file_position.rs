@@ -56,7 +56,8 @@ fn copy_without_offsets(sim: &mut Sim, src: &str, dst: &str) -> u64 {
     let from = open_sync(sim, src, access::GENERIC_READ);
     let to = open_sync(sim, dst, access::GENERIC_WRITE);
     let mut copied = 0u64;
-    loop {
+    // Bounded: a position that never moves would copy the first chunk forever.
+    for _ in 0..=MIB / CHUNK {
         match sim.read_next(from, CHUNK) {
             Ok(chunk) => {
                 assert!(!chunk.is_empty());
