@@ -176,7 +176,7 @@ impl Open {
 
 /// A file handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Handle(u32);
+pub struct Handle(pub(crate) u32);
 
 /// A section handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -410,6 +410,18 @@ impl Sim {
         related: Option<*mut FILE_OBJECT>,
         open: &Open,
     ) -> Result<Handle, NTSTATUS> {
+        self.open_with(path, related, open, 0).map(|(handle, _)| handle)
+    }
+
+    /// The create as the I/O manager sends it, with these stack location flags (`SL_*`); the
+    /// handle and the create's `Information`.
+    pub(crate) fn open_with(
+        &mut self,
+        path: &str,
+        related: Option<*mut FILE_OBJECT>,
+        open: &Open,
+        stack_flags: u8,
+    ) -> Result<(Handle, usize), NTSTATUS> {
         check_synchronous_options(open)?;
         self.mount_if_needed()?;
         let vpb = self.vpb();
@@ -425,9 +437,9 @@ impl Sim {
         // SAFETY: a live volume device.
         let irp = io::allocate_irp(unsafe { (*vdo).StackSize }, false);
         // SAFETY: fresh IRP; the security context outlives the synchronous create.
-        unsafe { fill_create(irp, fo, &mut security, open) };
+        unsafe { fill_create(irp, fo, &mut security, open, stack_flags) };
         // SAFETY: a complete create IRP for the volume device.
-        let (status, _) = unsafe { io::send_and_free(vdo, irp) };
+        let (status, information) = unsafe { io::send_and_free(vdo, irp) };
         if status < 0 {
             io::free_file_object(fo);
             return Err(status);
@@ -448,7 +460,7 @@ impl Sim {
         let handle = Handle(self.next_handle);
         self.next_handle += 4;
         self.handles.insert(handle, fo);
-        Ok(handle)
+        Ok((handle, information))
     }
 
     /// `NtClose` of a file handle: IRP_MJ_CLEANUP, then the handle's reference goes (which
@@ -994,6 +1006,7 @@ unsafe fn fill_create(
     fo: *mut FILE_OBJECT,
     security: &mut IO_SECURITY_CONTEXT,
     open: &Open,
+    stack_flags: u8,
 ) {
     let mut parameters = IO_STACK_LOCATION_0::default();
     parameters.Create = IO_STACK_LOCATION_0_0 {
@@ -1003,8 +1016,10 @@ unsafe fn fill_create(
         ShareAccess: u16::try_from(open.share).unwrap_or(0),
         EaLength: 0,
     };
+    let mut location = io::location(0x00, 0, fo, parameters);
+    location.Flags = stack_flags;
     // SAFETY: the caller's contract.
-    unsafe { io::set_next_stack(irp, io::location(0x00, 0, fo, parameters)) };
+    unsafe { io::set_next_stack(irp, location) };
     // SAFETY: as above.
     let irp_ref = unsafe { &mut *irp };
     irp_ref.Tail.Overlay.OriginalFileObject = fo;
