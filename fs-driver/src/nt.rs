@@ -321,12 +321,14 @@ mod raising_host {
     }
 }
 
-/// The fast I/O read and write paths check byte-range locks themselves (NT-28).
-pub use windows_sys::Wdk::Storage::FileSystem::{FsRtlFastCheckLockForRead, FsRtlFastCheckLockForWrite};
-pub use windows_sys::Wdk::System::SystemServices::IoGetCurrentProcess;
 /// Exceptions and hostile callers (NT-24, NT-25): the expected-status split, MDLs that lock a
 /// caller's buffer.
 pub use windows_sys::Wdk::Storage::FileSystem::FsRtlIsNtstatusExpected;
+/// The fast I/O read and write paths check byte-range locks themselves (NT-28).
+pub use windows_sys::Wdk::Storage::FileSystem::{
+    FsRtlFastCheckLockForRead, FsRtlFastCheckLockForWrite,
+};
+pub use windows_sys::Wdk::System::SystemServices::IoGetCurrentProcess;
 pub use windows_sys::Wdk::System::SystemServices::{
     IoAllocateMdl, IoFreeMdl, IoReadAccess, IoWriteAccess, MdlMappingNoExecute, MmUnlockPages,
     UserMode,

@@ -142,14 +142,7 @@ fn copy_from_cache(
     // stays out of the SEH frame and drops on the way out.
     // SAFETY: a cached file object; the buffer holds `length` bytes; Wait = TRUE.
     let done = seh::kernel_call(|| unsafe {
-        nt::CcCopyRead(
-            file_object,
-            &signed,
-            length,
-            true,
-            buffer.cast(),
-            &mut iosb,
-        )
+        nt::CcCopyRead(file_object, &signed, length, true, buffer.cast(), &mut iosb)
     })?;
     if !done {
         return Err(nt::STATUS_CANT_WAIT);
@@ -183,7 +176,12 @@ pub unsafe fn fast_cached_read(
     // SAFETY: an FCB lives while its file object does.
     let fcb = unsafe { &*fcb };
     // SAFETY: the caller's contract.
-    let (flags, cached) = unsafe { ((*file_object).Flags, !(*file_object).PrivateCacheMap.is_null()) };
+    let (flags, cached) = unsafe {
+        (
+            (*file_object).Flags,
+            !(*file_object).PrivateCacheMap.is_null(),
+        )
+    };
     // SAFETY: an FCB's VCB outlives it.
     let vcb = unsafe { &*fcb.vcb };
     if !wait || !cached || fcb.is_directory || vcb.dismounted.get() || offset < 0 {

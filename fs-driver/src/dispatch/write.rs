@@ -304,7 +304,12 @@ pub unsafe fn fast_cached_write(
     // SAFETY: an FCB lives while its file object does.
     let fcb = unsafe { &*fcb };
     // SAFETY: the caller's contract.
-    let (flags, cached) = unsafe { ((*file_object).Flags, !(*file_object).PrivateCacheMap.is_null()) };
+    let (flags, cached) = unsafe {
+        (
+            (*file_object).Flags,
+            !(*file_object).PrivateCacheMap.is_null(),
+        )
+    };
     // SAFETY: an FCB's VCB outlives it.
     let vcb = unsafe { &*fcb.vcb };
     let appending = offset == nt::FILE_WRITE_TO_END_OF_FILE;

@@ -410,7 +410,8 @@ impl Sim {
         related: Option<*mut FILE_OBJECT>,
         open: &Open,
     ) -> Result<Handle, NTSTATUS> {
-        self.open_with(path, related, open, 0).map(|(handle, _)| handle)
+        self.open_with(path, related, open, 0)
+            .map(|(handle, _)| handle)
     }
 
     /// The create as the I/O manager sends it, with these stack location flags (`SL_*`); the

@@ -311,9 +311,9 @@ impl Sim {
         if status < 0 {
             return Err(status);
         }
-        let attributes = basic.get(32..36).map_or(0, |b| {
-            u32::from_le_bytes(b.try_into().unwrap_or([0; 4]))
-        });
+        let attributes = basic
+            .get(32..36)
+            .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])));
         let add = if attributes & 0x10 != 0 {
             FILE_ADD_SUBDIRECTORY
         } else {

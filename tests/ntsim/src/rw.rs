@@ -138,7 +138,8 @@ impl Sim {
             return Err(STATUS_INVALID_PARAMETER);
         }
         let mut offset = self.captured_offset(fo, byte_offset)?;
-        if granted & (access::FILE_WRITE_DATA | access::FILE_APPEND_DATA) == access::FILE_APPEND_DATA
+        if granted & (access::FILE_WRITE_DATA | access::FILE_APPEND_DATA)
+            == access::FILE_APPEND_DATA
         {
             // "Give the drivers something to understand": an append-only handle appends.
             offset = FILE_WRITE_TO_END_OF_FILE;

@@ -124,14 +124,22 @@ fn nt_28_copy_of_1_mib_without_offsets_through_irps() {
 fn nt_28_copy_of_1_mib_without_offsets_through_fast_io() {
     let trace = copy_scenario(true);
     // The first read and write set up the cache maps through IRPs; the rest is fast I/O.
-    assert!(fast_io_calls(&trace, "FastIoRead") >= MIB / CHUNK - 1, "{}", fast_io_calls(&trace, "FastIoRead"));
+    assert!(
+        fast_io_calls(&trace, "FastIoRead") >= MIB / CHUNK - 1,
+        "{}",
+        fast_io_calls(&trace, "FastIoRead")
+    );
     assert!(fast_io_calls(&trace, "FastIoWrite") >= MIB / CHUNK - 1);
 }
 
 fn pointer_scenario(fast_io: bool) {
     let mut sim = Sim::new();
     sim.set_fast_io(fast_io);
-    let h = open_sync(&mut sim, "\\p.txt", access::GENERIC_READ | access::GENERIC_WRITE);
+    let h = open_sync(
+        &mut sim,
+        "\\p.txt",
+        access::GENERIC_READ | access::GENERIC_WRITE,
+    );
     assert_eq!(sim.write_next(h, b"hello world"), Ok(11));
     assert_eq!(sim.file_pointer(h), Ok(11));
     // SetFilePointer, then a read from there.
@@ -159,11 +167,17 @@ fn pointer_scenario(fast_io: bool) {
     assert_eq!(sim.set_file_pointer(h, 13), status::STATUS_SUCCESS);
     assert_eq!(sim.write_next(h, b"!"), Ok(1));
     assert_eq!(sim.file_pointer(h), Ok(14));
-    assert_eq!(sim.set_file_pointer(h, -1), status::STATUS_INVALID_PARAMETER);
+    assert_eq!(
+        sim.set_file_pointer(h, -1),
+        status::STATUS_INVALID_PARAMETER
+    );
     assert_eq!(sim.file_pointer(h), Ok(14));
     // The I/O manager keeps the position of a synchronous handle: no IRP for it.
     let trace = sim.trace();
-    assert!(!trace.iter().any(|e| e.is_irp(0x05) || e.is_irp(0x06)), "{trace:#?}");
+    assert!(
+        !trace.iter().any(|e| e.is_irp(0x05) || e.is_irp(0x06)),
+        "{trace:#?}"
+    );
     sim.close(h);
     assert_eq!(contents(&mut sim, "\\p.txt"), b"Jello world\0\0!".to_vec());
     finish_clean(sim);
@@ -182,15 +196,26 @@ fn nt_28_set_file_pointer_then_read_and_write_through_fast_io() {
 fn append_scenario(fast_io: bool) {
     let mut sim = Sim::new();
     sim.set_fast_io(fast_io);
-    let h = open_sync(&mut sim, "\\log.txt", access::GENERIC_READ | access::GENERIC_WRITE);
+    let h = open_sync(
+        &mut sim,
+        "\\log.txt",
+        access::GENERIC_READ | access::GENERIC_WRITE,
+    );
     assert_eq!(sim.write_next(h, b"abc"), Ok(3));
     assert_eq!(sim.set_file_pointer(h, 1), status::STATUS_SUCCESS);
     // FILE_WRITE_TO_END_OF_FILE appends wherever the position is, and the position follows.
-    assert_eq!(sim.nt_write(h, Some(FILE_WRITE_TO_END_OF_FILE), b"defg"), Ok(4));
+    assert_eq!(
+        sim.nt_write(h, Some(FILE_WRITE_TO_END_OF_FILE), b"defg"),
+        Ok(4)
+    );
     assert_eq!(sim.file_pointer(h), Ok(7));
     // A handle with FILE_APPEND_DATA but not FILE_WRITE_DATA always appends, whatever the
     // position or offset says.
-    let a = open_sync(&mut sim, "\\log.txt", access::FILE_APPEND_DATA | access::FILE_READ_DATA);
+    let a = open_sync(
+        &mut sim,
+        "\\log.txt",
+        access::FILE_APPEND_DATA | access::FILE_READ_DATA,
+    );
     assert_eq!(sim.file_pointer(a), Ok(0));
     assert_eq!(sim.write_next(a, b"hi"), Ok(2));
     assert_eq!(sim.file_pointer(a), Ok(9));
@@ -223,9 +248,17 @@ fn nt_28_non_synchronous_handles_need_an_offset() {
     sim.take_trace();
     // The I/O manager refuses before any IRP: there is no position to use.
     assert_eq!(sim.read_next(h, 4), Err(status::STATUS_INVALID_PARAMETER));
-    assert_eq!(sim.write_next(h, b"xx"), Err(status::STATUS_INVALID_PARAMETER));
+    assert_eq!(
+        sim.write_next(h, b"xx"),
+        Err(status::STATUS_INVALID_PARAMETER)
+    );
     let trace = sim.take_trace();
-    assert!(!trace.iter().any(|e| e.is_irp(mj::READ) || e.is_irp(mj::WRITE)), "{trace:#?}");
+    assert!(
+        !trace
+            .iter()
+            .any(|e| e.is_irp(mj::READ) || e.is_irp(mj::WRITE)),
+        "{trace:#?}"
+    );
     // FILE_USE_FILE_POINTER_POSITION reaches the file system, which refuses it.
     let status = sim.nt_read(h, Some(FILE_USE_FILE_POINTER_POSITION), 4);
     assert_eq!(status, Err(status::STATUS_INVALID_PARAMETER));
@@ -236,10 +269,16 @@ fn nt_28_non_synchronous_handles_need_an_offset() {
     // Synchronous options need SYNCHRONIZE, and only one of them.
     // (FILE_GENERIC_READ includes SYNCHRONIZE: ask for the specific right alone.)
     let no_sync = Open::new(access::FILE_READ_DATA).options(options::FILE_SYNCHRONOUS_IO_NONALERT);
-    assert_eq!(sim.create("\\async.bin", &no_sync).err(), Some(status::STATUS_INVALID_PARAMETER));
+    assert_eq!(
+        sim.create("\\async.bin", &no_sync).err(),
+        Some(status::STATUS_INVALID_PARAMETER)
+    );
     let both = Open::new(access::GENERIC_READ | access::SYNCHRONIZE)
         .options(options::FILE_SYNCHRONOUS_IO_NONALERT | options::FILE_SYNCHRONOUS_IO_ALERT);
-    assert_eq!(sim.create("\\async.bin", &both).err(), Some(status::STATUS_INVALID_PARAMETER));
+    assert_eq!(
+        sim.create("\\async.bin", &both).err(),
+        Some(status::STATUS_INVALID_PARAMETER)
+    );
     sim.close(h);
     finish_clean(sim);
 }
@@ -258,10 +297,22 @@ fn nt_28_noncached_synchronous_handle_advances_its_position() {
     }
     assert_eq!(sim.file_pointer(h), Ok((4 * CHUNK) as i64));
     // A non-cached handle's position must stay sector aligned.
-    assert_eq!(sim.set_file_pointer(h, 100), status::STATUS_INVALID_PARAMETER);
-    assert_eq!(sim.set_file_pointer(h, CHUNK as i64), status::STATUS_SUCCESS);
-    assert_eq!(sim.read_next(h, CHUNK).as_deref(), Ok(&data[CHUNK..2 * CHUNK]));
-    assert_eq!(sim.read_next(h, CHUNK).as_deref(), Ok(&data[2 * CHUNK..3 * CHUNK]));
+    assert_eq!(
+        sim.set_file_pointer(h, 100),
+        status::STATUS_INVALID_PARAMETER
+    );
+    assert_eq!(
+        sim.set_file_pointer(h, CHUNK as i64),
+        status::STATUS_SUCCESS
+    );
+    assert_eq!(
+        sim.read_next(h, CHUNK).as_deref(),
+        Ok(&data[CHUNK..2 * CHUNK])
+    );
+    assert_eq!(
+        sim.read_next(h, CHUNK).as_deref(),
+        Ok(&data[2 * CHUNK..3 * CHUNK])
+    );
     assert_eq!(sim.file_pointer(h), Ok((3 * CHUNK) as i64));
     sim.close(h);
     finish_clean(sim);
@@ -270,7 +321,11 @@ fn nt_28_noncached_synchronous_handle_advances_its_position() {
 #[test]
 fn nt_28_fast_io_leaves_a_locked_range_to_the_irp_path() {
     let mut sim = Sim::new();
-    let h = open_sync(&mut sim, "\\locked.bin", access::GENERIC_READ | access::GENERIC_WRITE);
+    let h = open_sync(
+        &mut sim,
+        "\\locked.bin",
+        access::GENERIC_READ | access::GENERIC_WRITE,
+    );
     assert_eq!(sim.write_next(h, &pattern(2 * CHUNK)), Ok(2 * CHUNK));
     let other = open_rw(&mut sim, "\\locked.bin");
     assert_eq!(sim.lock(other, 0, 100, 0, true), status::STATUS_SUCCESS);
@@ -279,13 +334,23 @@ fn nt_28_fast_io_leaves_a_locked_range_to_the_irp_path() {
     let conflict = windows_sys::Win32::Foundation::STATUS_FILE_LOCK_CONFLICT;
     assert_eq!(sim.read_next(h, 10), Err(conflict));
     assert_eq!(sim.write_next(h, b"x"), Err(conflict));
-    assert_eq!(sim.file_pointer(h), Ok(0), "a refused transfer does not move the position");
+    assert_eq!(
+        sim.file_pointer(h),
+        Ok(0),
+        "a refused transfer does not move the position"
+    );
     let trace = sim.take_trace();
     assert_eq!(fast_io_calls(&trace, "FastIoRead"), 0);
-    assert!(trace.iter().any(|e| e.is_irp(mj::READ)), "the IRP path gave the status");
+    assert!(
+        trace.iter().any(|e| e.is_irp(mj::READ)),
+        "the IRP path gave the status"
+    );
     // Past the locked range the fast path takes it.
     assert_eq!(sim.set_file_pointer(h, 100), status::STATUS_SUCCESS);
-    assert_eq!(sim.read_next(h, 10).as_deref(), Ok(&pattern(2 * CHUNK)[100..110]));
+    assert_eq!(
+        sim.read_next(h, 10).as_deref(),
+        Ok(&pattern(2 * CHUNK)[100..110])
+    );
     assert_eq!(fast_io_calls(&sim.take_trace(), "FastIoRead"), 1);
     assert_eq!(sim.unlock(other, 0, 100, 0), status::STATUS_SUCCESS);
     sim.close(other);

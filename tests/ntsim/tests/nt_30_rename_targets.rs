@@ -19,7 +19,9 @@ fn mkdir(sim: &mut Sim, path: &str) {
         .share(share::ALL)
         .disposition(disposition::FILE_CREATE)
         .options(options::FILE_DIRECTORY_FILE);
-    let h = sim.create(path, &open).unwrap_or_else(|s| panic!("mkdir {path}: {s:#x}"));
+    let h = sim
+        .create(path, &open)
+        .unwrap_or_else(|s| panic!("mkdir {path}: {s:#x}"));
     sim.close(h);
 }
 
@@ -93,19 +95,31 @@ fn nt_30_move_file_ex_with_full_paths_across_directories() {
     assert_eq!(name_of(&mut sim, h), "\\b\\y");
     assert_eq!(get(&mut sim, "\\b\\z"), Ok(b"old z".to_vec()));
     // MOVEFILE_REPLACE_EXISTING: replaced.
-    assert_eq!(sim.rename(h, RENAME, "\\b\\z", REPLACE), status::STATUS_SUCCESS);
+    assert_eq!(
+        sim.rename(h, RENAME, "\\b\\z", REPLACE),
+        status::STATUS_SUCCESS
+    );
     assert_eq!(get(&mut sim, "\\b\\z"), Ok(b"payload".to_vec()));
-    assert_eq!(get(&mut sim, "\\b\\y"), Err(status::STATUS_OBJECT_NAME_NOT_FOUND));
+    assert_eq!(
+        get(&mut sim, "\\b\\y"),
+        Err(status::STATUS_OBJECT_NAME_NOT_FOUND)
+    );
     // FileRenameInformationEx with FILE_RENAME_REPLACE_IF_EXISTS, back across directories.
     put(&mut sim, "\\a\\w", b"old w");
-    assert_eq!(sim.rename(h, RENAME_EX, "\\a\\w", REPLACE), status::STATUS_SUCCESS);
+    assert_eq!(
+        sim.rename(h, RENAME_EX, "\\a\\w", REPLACE),
+        status::STATUS_SUCCESS
+    );
     assert_eq!(name_of(&mut sim, h), "\\a\\w");
     // To the root.
     assert_eq!(sim.rename(h, RENAME, "\\top", 0), status::STATUS_SUCCESS);
     assert_eq!(name_of(&mut sim, h), "\\top");
     sim.close(h);
     assert_eq!(get(&mut sim, "\\top"), Ok(b"payload".to_vec()));
-    assert_eq!(get(&mut sim, "\\a\\x"), Err(status::STATUS_OBJECT_NAME_NOT_FOUND));
+    assert_eq!(
+        get(&mut sim, "\\a\\x"),
+        Err(status::STATUS_OBJECT_NAME_NOT_FOUND)
+    );
     // A directory moves the same way (the target open asks FILE_ADD_SUBDIRECTORY).
     mkdir(&mut sim, "\\a\\sub");
     put(&mut sim, "\\a\\sub\\inner", b"in");
@@ -117,7 +131,10 @@ fn nt_30_move_file_ex_with_full_paths_across_directories() {
                 .disposition(disposition::FILE_OPEN),
         )
         .expect("open dir");
-    assert_eq!(sim.rename(d, RENAME, "\\b\\moved", 0), status::STATUS_SUCCESS);
+    assert_eq!(
+        sim.rename(d, RENAME, "\\b\\moved", 0),
+        status::STATUS_SUCCESS
+    );
     sim.close(d);
     assert_eq!(get(&mut sim, "\\b\\moved\\inner"), Ok(b"in".to_vec()));
     finish_checked(sim);
@@ -138,7 +155,10 @@ fn nt_30_target_paths_that_do_not_lead_to_a_directory() {
         sim.take_trace();
         assert_eq!(sim.rename(h, RENAME, target, 0), expected, "{target}");
         let trace = sim.take_trace();
-        assert!(!trace.iter().any(|e| e.is_irp(SET_INFORMATION)), "{target}: {trace:#?}");
+        assert!(
+            !trace.iter().any(|e| e.is_irp(SET_INFORMATION)),
+            "{target}: {trace:#?}"
+        );
     }
     assert_eq!(name_of(&mut sim, h), "\\src");
     sim.close(h);
@@ -165,7 +185,10 @@ fn nt_30_an_open_target_is_not_replaced() {
     sim.memory_pressure();
     assert_eq!(get(&mut sim, "\\d\\busy"), Ok(b"busy".to_vec()));
     // Once it is closed the replace goes through.
-    assert_eq!(sim.rename(h, RENAME, "\\d\\busy", REPLACE), status::STATUS_SUCCESS);
+    assert_eq!(
+        sim.rename(h, RENAME, "\\d\\busy", REPLACE),
+        status::STATUS_SUCCESS
+    );
     sim.close(h);
     assert_eq!(get(&mut sim, "\\d\\busy"), Ok(b"src".to_vec()));
     finish_checked(sim);
@@ -192,7 +215,10 @@ fn nt_30_the_target_directory_open_checks_sharing() {
         status::STATUS_SHARING_VIOLATION
     );
     sim.close(holder);
-    assert_eq!(sim.rename(h, RENAME, "\\locked\\x", 0), status::STATUS_SUCCESS);
+    assert_eq!(
+        sim.rename(h, RENAME, "\\locked\\x", 0),
+        status::STATUS_SUCCESS
+    );
     sim.close(h);
     assert_eq!(get(&mut sim, "\\locked\\x"), Ok(b"src".to_vec()));
     finish_checked(sim);
@@ -226,12 +252,18 @@ fn nt_30_hostile_target_names_are_rejected_before_any_rename() {
             "{target:?}"
         );
         let trace = sim.take_trace();
-        assert!(!trace.iter().any(|e| e.is_irp(SET_INFORMATION)), "{target:?}: {trace:#?}");
+        assert!(
+            !trace.iter().any(|e| e.is_irp(SET_INFORMATION)),
+            "{target:?}: {trace:#?}"
+        );
     }
     let long = format!("\\b\\{}", "n".repeat(256));
     assert_ne!(sim.rename(h, RENAME, &long, 0), status::STATUS_SUCCESS);
     // No name at all is the I/O manager's STATUS_INVALID_PARAMETER.
-    assert_eq!(sim.rename(h, RENAME, "", 0), status::STATUS_INVALID_PARAMETER);
+    assert_eq!(
+        sim.rename(h, RENAME, "", 0),
+        status::STATUS_INVALID_PARAMETER
+    );
     assert_eq!(name_of(&mut sim, h), "\\src");
     sim.close(h);
     assert_eq!(get(&mut sim, "\\src"), Ok(b"src".to_vec()));
@@ -296,7 +328,10 @@ fn nt_30_link_onto_an_existing_name_without_replace_fails_in_the_io_manager() {
         status::STATUS_OBJECT_NAME_COLLISION
     );
     let trace = sim.take_trace();
-    assert!(!trace.iter().any(|e| e.is_irp(SET_INFORMATION)), "{trace:#?}");
+    assert!(
+        !trace.iter().any(|e| e.is_irp(SET_INFORMATION)),
+        "{trace:#?}"
+    );
     // A link to a new name reaches the file system, which keeps one name per file.
     assert_eq!(
         sim.rename(h, LINK, "\\new", 0),
