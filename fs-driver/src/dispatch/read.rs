@@ -176,12 +176,10 @@ pub unsafe fn fast_cached_read(
     // SAFETY: an FCB lives while its file object does.
     let fcb = unsafe { &*fcb };
     // SAFETY: the caller's contract.
-    let (flags, cached) = unsafe {
-        (
-            (*file_object).Flags,
-            !(*file_object).PrivateCacheMap.is_null(),
-        )
-    };
+    let fo = unsafe { &*file_object };
+    let (flags, cached) = (fo.Flags, !fo.PrivateCacheMap.is_null());
+    // SAFETY: no preconditions.
+    let process = unsafe { nt::IoGetCurrentProcess() } as *const core::ffi::c_void;
     // SAFETY: an FCB's VCB outlives it.
     let vcb = unsafe { &*fcb.vcb };
     if !wait || !cached || fcb.is_directory || vcb.dismounted.get() || offset < 0 {
@@ -201,7 +199,7 @@ pub unsafe fn fast_cached_read(
             &span,
             key,
             file_object,
-            nt::IoGetCurrentProcess() as *const core::ffi::c_void,
+            process,
         )
     };
     if !allowed {
@@ -212,7 +210,8 @@ pub unsafe fn fast_cached_read(
     match copy_from_cache(file_object, fcb, start, length, buffer) {
         Ok(read) => {
             if flags & nt::FO_SYNCHRONOUS_IO != 0 {
-                super::rwsup::advance_file_position(file_object, start, read);
+                // SAFETY: the caller's synchronous file object; not paging I/O.
+                unsafe { super::rwsup::advance_file_position(file_object, start, read) };
             }
             // SAFETY: the caller's file object; FsRtlCopyRead marks it the same way.
             unsafe { (*file_object).Flags |= nt::FO_FILE_FAST_IO_READ };

@@ -54,10 +54,8 @@ impl IoRequest {
         let paging = flags & nt::IRP_PAGING_IO != 0;
         let nocache = flags & nt::IRP_NOCACHE != 0;
         // SAFETY: the request's file object, valid for the request.
-        let (fo_flags, position) = unsafe {
-            let fo = context.file_object;
-            ((*fo).Flags, (*fo).CurrentByteOffset)
-        };
+        let file_object = unsafe { &*context.file_object };
+        let (fo_flags, position) = (file_object.Flags, file_object.CurrentByteOffset);
         let synchronous = fo_flags & nt::FO_SYNCHRONOUS_IO != 0;
         let offset = if params.ByteOffset == nt::FILE_USE_FILE_POINTER_POSITION && synchronous {
             position
@@ -135,16 +133,24 @@ impl IoRequest {
 
     /// NT-28: after a user read or write of a synchronous file object that transferred
     /// `transferred` bytes from `start`, the file position follows it.
-    pub fn advance_position(&self, file_object: *mut FILE_OBJECT, start: u64, transferred: usize) {
+    pub(crate) fn advance_position(
+        &self,
+        file_object: *mut FILE_OBJECT,
+        start: u64,
+        transferred: usize,
+    ) {
         if self.synchronous && !self.paging {
-            advance_file_position(file_object, start, transferred);
+            // SAFETY: the request's file object (decoded from it: synchronous), no paging I/O.
+            unsafe { advance_file_position(file_object, start, transferred) };
         }
     }
 }
 
-/// Sets `FileObject->CurrentByteOffset` to `start + transferred` (NT-28): the caller knows the
-/// file object is synchronous and the request is not paging I/O.
-pub fn advance_file_position(file_object: *mut FILE_OBJECT, start: u64, transferred: usize) {
+/// Sets `FileObject->CurrentByteOffset` to `start + transferred` (NT-28).
+///
+/// # Safety
+/// `file_object` is the live, synchronous file object of a user (not paging) transfer.
+pub unsafe fn advance_file_position(file_object: *mut FILE_OBJECT, start: u64, transferred: usize) {
     let end = start.saturating_add(transferred as u64);
     // SAFETY: the request's file object; the I/O manager serialises requests on a synchronous
     // file object, so nothing else writes its position meanwhile.

@@ -304,12 +304,10 @@ pub unsafe fn fast_cached_write(
     // SAFETY: an FCB lives while its file object does.
     let fcb = unsafe { &*fcb };
     // SAFETY: the caller's contract.
-    let (flags, cached) = unsafe {
-        (
-            (*file_object).Flags,
-            !(*file_object).PrivateCacheMap.is_null(),
-        )
-    };
+    let fo = unsafe { &*file_object };
+    let (flags, cached) = (fo.Flags, !fo.PrivateCacheMap.is_null());
+    // SAFETY: no preconditions.
+    let process = unsafe { nt::IoGetCurrentProcess() } as *const core::ffi::c_void;
     // SAFETY: an FCB's VCB outlives it.
     let vcb = unsafe { &*fcb.vcb };
     let appending = offset == nt::FILE_WRITE_TO_END_OF_FILE;
@@ -335,7 +333,7 @@ pub unsafe fn fast_cached_write(
                 &span,
                 key,
                 file_object.cast_const().cast(),
-                nt::IoGetCurrentProcess() as *const core::ffi::c_void,
+                process,
             )
         };
         if !allowed {
@@ -347,7 +345,8 @@ pub unsafe fn fast_cached_write(
     // SAFETY: the request's file object (NT-22, as on the IRP path).
     unsafe { crate::notify::note_write(file_object, fcb, size_before) };
     if flags & nt::FO_SYNCHRONOUS_IO != 0 {
-        super::rwsup::advance_file_position(file_object, written.0, written.1);
+        // SAFETY: the caller's synchronous file object; not paging I/O.
+        unsafe { super::rwsup::advance_file_position(file_object, written.0, written.1) };
     }
     Some((nt::STATUS_SUCCESS, written.1))
 }

@@ -210,7 +210,8 @@ impl Sim {
     ) -> Option<(NTSTATUS, Vec<u8>)> {
         let fo = self.fo(handle).ok()?;
         // SAFETY: a live file object of the handle.
-        let (flags, position) = unsafe { ((*fo).Flags, (*fo).CurrentByteOffset) };
+        let file_object = unsafe { &*fo };
+        let (flags, position) = (file_object.Flags, file_object.CurrentByteOffset);
         if flags & FO_SYNCHRONOUS_IO == 0 {
             return None;
         }
@@ -243,7 +244,8 @@ impl Sim {
         byte_offset: Option<i64>,
     ) -> Result<i64, NTSTATUS> {
         // SAFETY: a live file object of a handle.
-        let (flags, position) = unsafe { ((*fo).Flags, (*fo).CurrentByteOffset) };
+        let file_object = unsafe { &*fo };
+        let (flags, position) = (file_object.Flags, file_object.CurrentByteOffset);
         if flags & FO_SYNCHRONOUS_IO == 0 {
             return byte_offset.ok_or(STATUS_INVALID_PARAMETER);
         }
@@ -264,7 +266,8 @@ impl Sim {
         length: u32,
     ) -> Option<(NTSTATUS, usize)> {
         // SAFETY: a live file object of a handle.
-        let (flags, cached) = unsafe { ((*fo).Flags, !(*fo).PrivateCacheMap.is_null()) };
+        let file_object = unsafe { &*fo };
+        let (flags, cached) = (file_object.Flags, !file_object.PrivateCacheMap.is_null());
         if !self.fast_io_enabled || flags & FO_SYNCHRONOUS_IO == 0 || !cached {
             return None;
         }
