@@ -288,7 +288,7 @@ impl Sim {
         let (name, done) = match (direction, read, write) {
             (Direction::Read, Some(routine), _) => {
                 // SAFETY: the driver's routine; live file object, offset, buffer and status.
-                let done = unsafe {
+                let done = io::call_fast_io("FastIoRead", || unsafe {
                     routine(
                         fo,
                         &offset,
@@ -299,12 +299,12 @@ impl Sim {
                         &mut iosb,
                         device,
                     )
-                };
+                });
                 ("FastIoRead", done)
             }
             (Direction::Write, _, Some(routine)) => {
                 // SAFETY: as above.
-                let done = unsafe {
+                let done = io::call_fast_io("FastIoWrite", || unsafe {
                     routine(
                         fo,
                         &offset,
@@ -315,7 +315,7 @@ impl Sim {
                         &mut iosb,
                         device,
                     )
-                };
+                });
                 ("FastIoWrite", done)
             }
             _ => ("FastIo", false),
