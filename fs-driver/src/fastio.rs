@@ -3,8 +3,10 @@
 //! Fast I/O is an optional shortcut: a routine that returns FALSE sends the caller down the
 //! IRP path, which is always correct. The query (basic, standard, network open) and
 //! byte-range lock routines are real (issue 7: fileinfo's builders, FsRtl's file lock
-//! package); read/write and MDL paths still decline until the read/write work fills them in
-//! (with `FsRtlCopyRead`/`FsRtlCopyWrite`-style cached paths that honour NT-13..17). The acquire/release entries of the table stay empty on purpose:
+//! package); so are the cached read and write (`FsRtlCopyRead`/`FsRtlCopyWrite`'s contract,
+//! the file position included: NT-28), written in `dispatch::read`/`dispatch::write` next to
+//! the IRP paths they shortcut. The MDL paths still decline. The acquire/release entries of
+//! the table stay empty on purpose:
 //! the FsRtl filter callbacks in `resrcsup` (registered in DriverEntry) take their place.
 
 use core::ffi::c_void;
@@ -65,32 +67,76 @@ unsafe extern "system" fn fast_io_check_if_possible(
     false
 }
 
-/// Cached read shortcut (read work: `FsRtlCopyRead` semantics).
+/// Cached read without an IRP (`FsRtlCopyRead`'s contract; NT-28: a synchronous file
+/// object's position moves past what was read). FALSE sends the caller down the IRP path.
 unsafe extern "system" fn fast_io_read(
-    _file_object: *const FILE_OBJECT,
-    _file_offset: *const i64,
-    _length: u32,
-    _wait: bool,
-    _lock_key: u32,
-    _buffer: *mut c_void,
-    _io_status: *mut IO_STATUS_BLOCK,
+    file_object: *const FILE_OBJECT,
+    file_offset: *const i64,
+    length: u32,
+    wait: bool,
+    lock_key: u32,
+    buffer: *mut c_void,
+    io_status: *mut IO_STATUS_BLOCK,
     _device_object: *const DEVICE_OBJECT,
 ) -> bool {
-    false
+    // SAFETY: the I/O manager's fast I/O contract: live file object, offset, buffer.
+    let offset = unsafe { *file_offset };
+    let done = fast_io_frame(|| {
+        // SAFETY: as above; the buffer holds `length` bytes.
+        unsafe {
+            crate::dispatch::read::fast_cached_read(
+                file_object.cast_mut(),
+                offset,
+                length,
+                wait,
+                lock_key,
+                buffer.cast(),
+            )
+        }
+    });
+    finish_transfer(done, io_status)
 }
 
-/// Cached write shortcut (write work: must reserve overlay space first, NT-15).
+/// Cached write without an IRP: the IRP path's cached write (overlay reservation first,
+/// NT-15), and the file position as for a read (NT-28).
 unsafe extern "system" fn fast_io_write(
-    _file_object: *const FILE_OBJECT,
-    _file_offset: *const i64,
-    _length: u32,
-    _wait: bool,
-    _lock_key: u32,
-    _buffer: *const c_void,
-    _io_status: *mut IO_STATUS_BLOCK,
+    file_object: *const FILE_OBJECT,
+    file_offset: *const i64,
+    length: u32,
+    wait: bool,
+    lock_key: u32,
+    buffer: *const c_void,
+    io_status: *mut IO_STATUS_BLOCK,
     _device_object: *const DEVICE_OBJECT,
 ) -> bool {
-    false
+    // SAFETY: the I/O manager's fast I/O contract: live file object, offset, buffer.
+    let offset = unsafe { *file_offset };
+    let done = fast_io_frame(|| {
+        // SAFETY: as above; the buffer holds `length` bytes and is only read.
+        unsafe {
+            crate::dispatch::write::fast_cached_write(
+                file_object.cast_mut(),
+                offset,
+                length,
+                wait,
+                lock_key,
+                buffer.cast_mut().cast(),
+            )
+        }
+    });
+    finish_transfer(done, io_status)
+}
+
+/// Writes a fast read's or write's result into the caller's status block (TRUE) or declines.
+fn finish_transfer(done: Option<(nt::NTSTATUS, usize)>, io_status: *mut IO_STATUS_BLOCK) -> bool {
+    let Some((status, information)) = done else {
+        return false;
+    };
+    // SAFETY: the I/O manager's status block for this fast I/O call.
+    let block = unsafe { &mut *io_status };
+    block.Anonymous.Status = status;
+    block.Information = information;
+    true
 }
 
 /// `FileBasicInformation` without an IRP (fileinfo's builder, so both paths agree).

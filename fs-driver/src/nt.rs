@@ -108,12 +108,18 @@ pub mod create_options {
     pub const FILE_WRITE_THROUGH: u32 = 0x0000_0002;
     /// No caching: the I/O manager marks every read/write `IRP_NOCACHE`.
     pub const FILE_NO_INTERMEDIATE_BUFFERING: u32 = 0x0000_0008;
+    /// Synchronous I/O, alertable waits: the I/O manager keeps the file position (NT-28).
+    pub const FILE_SYNCHRONOUS_IO_ALERT: u32 = 0x0000_0010;
+    /// Synchronous I/O, non-alertable waits (`CreateFile` without `FILE_FLAG_OVERLAPPED`).
+    pub const FILE_SYNCHRONOUS_IO_NONALERT: u32 = 0x0000_0020;
     /// The object must not be a directory.
     pub const FILE_NON_DIRECTORY_FILE: u32 = 0x0000_0040;
     /// Delete the file when its last handle closes.
     pub const FILE_DELETE_ON_CLOSE: u32 = 0x0000_1000;
     /// The name is a file id (not supported by cowfat).
     pub const FILE_OPEN_BY_FILE_ID: u32 = 0x0000_2000;
+    /// Open for backup: the I/O manager's rename/link target opens carry it (NT-30).
+    pub const FILE_OPEN_FOR_BACKUP_INTENT: u32 = 0x0000_4000;
     /// Bits of the Options word that are create options.
     pub const FILE_VALID_OPTION_FLAGS: u32 = 0x00FF_FFFF;
 }
@@ -134,6 +140,20 @@ pub mod access {
 pub const FO_CLEANUP_COMPLETE: u32 = 0x0000_4000;
 /// `FILE_OBJECT.Flags`: the file object was opened for non-cached I/O.
 pub const FO_NO_INTERMEDIATE_BUFFERING: u32 = 0x0000_0008;
+/// `FILE_OBJECT.Flags`: opened with `FILE_SYNCHRONOUS_IO_(NON)ALERT`: the I/O manager
+/// serialises requests on it and keeps `CurrentByteOffset`, which the file system advances
+/// by what each read or write transferred (NT-28).
+pub const FO_SYNCHRONOUS_IO: u32 = 0x0000_0002;
+/// `FILE_OBJECT.Flags`: read through the fast I/O path (wdm.h; `FsRtlCopyRead` sets it).
+pub const FO_FILE_FAST_IO_READ: u32 = 0x0008_0000;
+/// `IO_STACK_LOCATION.Flags` of a create: open the parent directory of the name and leave
+/// its final component in `FileObject->FileName` (rename and link targets, NT-30).
+pub const SL_OPEN_TARGET_DIRECTORY: u8 = 0x04;
+/// `Information` of an `SL_OPEN_TARGET_DIRECTORY` create: the final component names an
+/// existing file (wdm.h).
+pub const FILE_EXISTS: usize = 0x0000_0004;
+/// `Information` of an `SL_OPEN_TARGET_DIRECTORY` create: it does not (wdm.h).
+pub const FILE_DOES_NOT_EXIST: usize = 0x0000_0005;
 /// `FILE_ATTRIBUTE_READONLY` (winnt.h).
 pub const FILE_ATTRIBUTE_READONLY: u32 = 0x0000_0001;
 /// `FSCTL_DISMOUNT_VOLUME` (winioctl.h).
@@ -320,6 +340,11 @@ mod raising_host {
 /// Exceptions and hostile callers (NT-24, NT-25): the expected-status split, MDLs that lock a
 /// caller's buffer.
 pub use windows_sys::Wdk::Storage::FileSystem::FsRtlIsNtstatusExpected;
+/// The fast I/O read and write paths check byte-range locks themselves (NT-28).
+pub use windows_sys::Wdk::Storage::FileSystem::{
+    FsRtlFastCheckLockForRead, FsRtlFastCheckLockForWrite,
+};
+pub use windows_sys::Wdk::System::SystemServices::IoGetCurrentProcess;
 pub use windows_sys::Wdk::System::SystemServices::{
     IoAllocateMdl, IoFreeMdl, IoReadAccess, IoWriteAccess, MdlMappingNoExecute, MmUnlockPages,
     UserMode,

@@ -186,5 +186,7 @@ not_in_unit_tests! {
     fn ObfReferenceObject(o: *const c_void) -> isize;
     fn ObfDereferenceObject(o: *const c_void) -> isize;
     fn ExFreePool(p: *mut c_void);
-    fn KeSetEvent(e: *mut KEVENT, i: i32, w: bool) -> i32;
+    fn FsRtlFastCheckLockForRead(l: *const crate::nt::FILE_LOCK, o: *const i64, n: *const i64, k: u32, f: *const FILE_OBJECT, p: *const c_void) -> bool;
+    fn FsRtlFastCheckLockForWrite(l: *const crate::nt::FILE_LOCK, o: *const i64, n: *const i64, k: u32, f: *const c_void, p: *const c_void) -> bool;
+    fn IoGetCurrentProcess() -> crate::nt::PEPROCESS;
 }

@@ -6,6 +6,11 @@
 //! and delete-on-close options, read-only attribute and share access checks, the mapped-file
 //! rules NT-09 (image sections), NT-10 (truncation) and NT-11 (writable user mappings).
 //! `FILE_OPEN_BY_FILE_ID` is refused (`STATUS_NOT_IMPLEMENTED`).
+//!
+//! `SL_OPEN_TARGET_DIRECTORY` (NT-30, fastfat's `FatOpenTargetDirectory`): the I/O manager's
+//! open of a rename or link target by its full path. The parent directory is opened, the
+//! final component is left in `FileObject->FileName`, and `Information` says whether it
+//! names something already (`FILE_EXISTS`) or not (`FILE_DOES_NOT_EXIST`).
 
 use alloc::vec::Vec;
 
@@ -108,6 +113,8 @@ struct CreateRequest {
     access: u32,
     share: u32,
     attributes: u32,
+    /// `SL_OPEN_TARGET_DIRECTORY`: open the parent of `name` (NT-30).
+    open_target: bool,
 }
 
 impl CreateRequest {
@@ -140,6 +147,7 @@ impl CreateRequest {
             access,
             share: u32::from(params.ShareAccess),
             attributes: u32::from(params.FileAttributes),
+            open_target: stack.Flags & nt::SL_OPEN_TARGET_DIRECTORY != 0,
         })
     }
 
@@ -234,6 +242,9 @@ fn open(vcb: &Vcb, guard: &VcbExclusive<'_>, request: &CreateRequest) -> Result<
     if request.options & opt::FILE_OPEN_BY_FILE_ID != 0 {
         return Err(nt::STATUS_NOT_IMPLEMENTED);
     }
+    if request.open_target {
+        return open_target_directory(vcb, guard, request);
+    }
     if request.name.is_empty() && matches!(request.related, Related::None) {
         return open_volume(vcb, request);
     }
@@ -288,6 +299,86 @@ fn resolve(vcb: &Vcb, related: Related, path: &Path) -> Result<Resolved, NTSTATU
         name: Some(last.try_clone().map_err(|e| status_of(&e))?),
         existing,
     })
+}
+
+/// NT-30: opens the directory that would hold `request.name` and leaves the final component
+/// in the file object's name. Every component is checked as for any open, the final one
+/// included, so a hostile target name fails here, before any rename.
+fn open_target_directory(
+    vcb: &Vcb,
+    guard: &VcbExclusive<'_>,
+    request: &CreateRequest,
+) -> Result<usize, NTSTATUS> {
+    let mut path = parse_path(&request.name, request.related)?;
+    if path.trailing_backslash {
+        return Err(nt::STATUS_OBJECT_NAME_INVALID);
+    }
+    // The volume's root has no parent to open.
+    let Some(last) = path.components.pop() else {
+        return Err(nt::STATUS_OBJECT_NAME_INVALID);
+    };
+    let resolved = resolve(vcb, request.related, &path)?;
+    let dir = match resolved.existing {
+        Some(info) if info.kind == FileKind::Directory => info,
+        _ => return Err(nt::STATUS_OBJECT_PATH_NOT_FOUND),
+    };
+    let exists = vcb.with_volume(|v| match v.lookup(dir.id, &last) {
+        Ok(_) => Ok(true),
+        Err(fs_core::Error::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    })?;
+    let (fcb, _) = find_or_create_fcb(vcb, guard, &dir, resolved.name)?;
+    // SAFETY: in the table, alive while the VCB resource is held and referenced below.
+    let fcb_ref = unsafe { &*fcb };
+    fcb_ref
+        .reference_count
+        .set(fcb_ref.reference_count.get() + 1);
+    let result = open_target_fcb(vcb, request, fcb_ref);
+    let refs = fcb_ref.reference_count.get() - 1;
+    fcb_ref.reference_count.set(refs);
+    if refs == 0 {
+        discard_fcb(guard, fcb);
+    }
+    result?;
+    // SAFETY: the create's file object; its name is the I/O manager's buffer, which held the
+    // whole path and so has room for the final component at its start.
+    unsafe { keep_final_component(request.file_object, &request.name) };
+    Ok(if exists {
+        nt::FILE_EXISTS
+    } else {
+        nt::FILE_DOES_NOT_EXIST
+    })
+}
+
+/// The target directory's share check and attach (the rename that follows takes its locks).
+fn open_target_fcb(vcb: &Vcb, request: &CreateRequest, fcb: &Fcb) -> Result<(), NTSTATUS> {
+    if fcb.delete_pending.get() {
+        return Err(nt::STATUS_DELETE_PENDING);
+    }
+    check_sharing(request, fcb, false)?;
+    attach(vcb, request, fcb)
+}
+
+/// Moves the final component of `name` (a copy of the file object's name) to the start of
+/// the file object's name buffer and shortens the name to it, as fastfat does.
+///
+/// # Safety
+/// `file_object` is the create's file object and `name` a copy of its `FileName`.
+unsafe fn keep_final_component(file_object: *mut FILE_OBJECT, name: &[u16]) {
+    let start = name
+        .iter()
+        .rposition(|&u| u == BACKSLASH)
+        .map_or(0, |at| at + 1);
+    let last = &name[start..];
+    // SAFETY: the caller's contract.
+    let file_name = unsafe { &mut (*file_object).FileName };
+    if file_name.Buffer.is_null() || usize::from(file_name.Length / 2) < last.len() {
+        return;
+    }
+    // SAFETY: the buffer holds the whole name, at least `last.len()` units; the copy source
+    // is our own copy, so the two never overlap.
+    unsafe { core::ptr::copy_nonoverlapping(last.as_ptr(), file_name.Buffer, last.len()) };
+    file_name.Length = u16::try_from(last.len() * 2).unwrap_or(0);
 }
 
 fn open_volume(vcb: &Vcb, request: &CreateRequest) -> Result<usize, NTSTATUS> {

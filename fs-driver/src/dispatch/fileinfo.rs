@@ -700,6 +700,10 @@ fn rename_target(
         if !core::ptr::eq(dir.vcb, vcb) {
             return Err(nt::STATUS_NOT_SAME_DEVICE);
         }
+        // An SL_OPEN_TARGET_DIRECTORY open leaves a directory here (NT-30).
+        if !dir.is_directory {
+            return Err(nt::STATUS_INVALID_PARAMETER);
+        }
         // SAFETY: as above.
         let name = unsafe { (*target).FileName };
         if name.Buffer.is_null() || name.Length == 0 {

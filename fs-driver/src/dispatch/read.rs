@@ -5,6 +5,8 @@
 //!   FileSize reads as zeros (NT-13).
 //! - Non-cached user reads flush cached/mapped dirty pages of the range first (NT-17).
 //! - Cached reads set up the cache map on first use and copy through Cc (NT-16).
+//! - A synchronous file object's position moves past what a user read returned (NT-28); the
+//!   fast I/O read ([`fast_cached_read`]) does the same.
 //!
 //! Reads of volume opens (DASD) and of directories are not supported:
 //! `STATUS_INVALID_DEVICE_REQUEST`.
@@ -13,7 +15,7 @@ use super::rwsup::{is_sector_aligned, IoRequest};
 use super::{fsd_entry_point, IrpContext, Outcome};
 use crate::cachesup::{ensure_cache_map, flush, has_data_section};
 use crate::fcb::Fcb;
-use crate::nt::{self, IO_STATUS_BLOCK, NTSTATUS};
+use crate::nt::{self, FILE_OBJECT, IO_STATUS_BLOCK, NTSTATUS};
 use crate::resrcsup::ResourceGuard;
 use crate::seh;
 use crate::vcb::Vcb;
@@ -53,19 +55,22 @@ pub fn common_read(context: &IrpContext) -> Outcome {
     } else if io.nocache {
         noncached_read(vcb, fcb, &mut io)
     } else {
-        cached_read(context, fcb, &io)
+        cached_read(context.file_object, fcb, &io)
     };
     match result {
-        Ok(information) => Outcome::Complete {
-            status: nt::STATUS_SUCCESS,
-            information,
-        },
+        Ok((start, information)) => {
+            io.advance_position(context.file_object, start, information);
+            Outcome::Complete {
+                status: nt::STATUS_SUCCESS,
+                information,
+            }
+        }
         Err(status) => Outcome::status(status),
     }
 }
 
 /// NT-13: paging I/O resource shared only; zeros past ValidDataLength and FileSize.
-fn paging_read(vcb: &Vcb, fcb: &Fcb, io: &mut IoRequest) -> Result<usize, NTSTATUS> {
+fn paging_read(vcb: &Vcb, fcb: &Fcb, io: &mut IoRequest) -> Result<(u64, usize), NTSTATUS> {
     let offset = u64::try_from(io.offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)?;
     // SAFETY: initialised with the FCB.
     let _paging = unsafe { ResourceGuard::shared(fcb.paging_io_resource()) };
@@ -76,11 +81,11 @@ fn paging_read(vcb: &Vcb, fcb: &Fcb, io: &mut IoRequest) -> Result<usize, NTSTAT
         super::rwsup::on_request_buffer(v, window, false, |v| v.read(id, offset, buffer))
     })?;
     buffer[read..].fill(0);
-    Ok(io.length as usize)
+    Ok((offset, io.length as usize))
 }
 
 /// NT-17: flush the range's dirty pages, then read the medium.
-fn noncached_read(vcb: &Vcb, fcb: &Fcb, io: &mut IoRequest) -> Result<usize, NTSTATUS> {
+fn noncached_read(vcb: &Vcb, fcb: &Fcb, io: &mut IoRequest) -> Result<(u64, usize), NTSTATUS> {
     let offset = u64::try_from(io.offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)?;
     // SAFETY: our live volume device.
     let sector = u32::from(unsafe { (*vcb.vdo).SectorSize });
@@ -105,35 +110,45 @@ fn noncached_read(vcb: &Vcb, fcb: &Fcb, io: &mut IoRequest) -> Result<usize, NTS
         super::rwsup::on_request_buffer(v, window, false, |v| v.read(id, offset, buffer))
     })?;
     buffer[read..].fill(0);
-    Ok(read)
+    Ok((offset, read))
 }
 
 /// NT-16: through Cc, up to end of file.
-fn cached_read(context: &IrpContext, fcb: &Fcb, io: &IoRequest) -> Result<usize, NTSTATUS> {
+fn cached_read(
+    file_object: *mut FILE_OBJECT,
+    fcb: &Fcb,
+    io: &IoRequest,
+) -> Result<(u64, usize), NTSTATUS> {
     let offset = u64::try_from(io.offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)?;
     // SAFETY: initialised with the FCB.
     let _main = unsafe { ResourceGuard::shared(fcb.resource()) };
+    let read = copy_from_cache(file_object, fcb, offset, io.length, io.buffer())?;
+    Ok((offset, read))
+}
+
+/// The copy of a cached read out of the cache, up to end of file (the caller holds main at
+/// least shared): the bytes copied, `STATUS_END_OF_FILE` at or past it.
+fn copy_from_cache(
+    file_object: *mut FILE_OBJECT,
+    fcb: &Fcb,
+    offset: u64,
+    length: u32,
+    buffer: *mut u8,
+) -> Result<usize, NTSTATUS> {
     let size = fcb.file_size();
     if offset >= size {
         return Err(nt::STATUS_END_OF_FILE);
     }
-    let length = u32::try_from((size - offset).min(u64::from(io.length))).unwrap_or(io.length);
+    let signed = i64::try_from(offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)?;
+    let length = u32::try_from((size - offset).min(u64::from(length))).unwrap_or(length);
     // SAFETY: the request's file object of this FCB; main resource held.
-    unsafe { ensure_cache_map(context.file_object, fcb) };
+    unsafe { ensure_cache_map(file_object, fcb) };
     let mut iosb = IO_STATUS_BLOCK::default();
-    let (file_object, buffer) = (context.file_object, io.buffer());
     // NT-24: Cc raises on a bad user buffer, an in-page error, no resources; the guard above
     // stays out of the SEH frame and drops on the way out.
     // SAFETY: a cached file object; the buffer holds `length` bytes; Wait = TRUE.
     let done = seh::kernel_call(|| unsafe {
-        nt::CcCopyRead(
-            file_object,
-            &io.offset,
-            length,
-            true,
-            buffer.cast(),
-            &mut iosb,
-        )
+        nt::CcCopyRead(file_object, &signed, length, true, buffer.cast(), &mut iosb)
     })?;
     if !done {
         return Err(nt::STATUS_CANT_WAIT);
@@ -144,6 +159,73 @@ fn cached_read(context: &IrpContext, fcb: &Fcb, io: &IoRequest) -> Result<usize,
         return Err(status);
     }
     Ok(length as usize)
+}
+
+/// The fast I/O read (`FsRtlCopyRead`'s contract, NT-28): a cached read of `length` bytes at
+/// `offset` into `buffer` with no IRP. `None` declines (the I/O manager then builds an IRP,
+/// which gives the exact status of anything unusual); `Some` is the status and byte count.
+/// A synchronous file object's position moves past what was read.
+///
+/// # Safety
+/// `file_object` is a live file object of our volume; `buffer` holds `length` bytes of the
+/// caller's (the requester's context: fast I/O runs in it).
+pub unsafe fn fast_cached_read(
+    file_object: *mut FILE_OBJECT,
+    offset: i64,
+    length: u32,
+    wait: bool,
+    key: u32,
+    buffer: *mut u8,
+) -> Option<(NTSTATUS, usize)> {
+    // SAFETY: the caller's contract.
+    let fcb = unsafe { crate::fcb::fcb_of_file_object(file_object) }?;
+    // SAFETY: an FCB lives while its file object does.
+    let fcb = unsafe { &*fcb };
+    // SAFETY: the caller's contract.
+    let fo = unsafe { &*file_object };
+    let (flags, cached) = (fo.Flags, !fo.PrivateCacheMap.is_null());
+    // SAFETY: no preconditions.
+    let process = unsafe { nt::IoGetCurrentProcess() } as *const core::ffi::c_void;
+    // SAFETY: an FCB's VCB outlives it.
+    let vcb = unsafe { &*fcb.vcb };
+    if !wait || !cached || fcb.is_directory || vcb.dismounted.get() || offset < 0 {
+        return None;
+    }
+    let start = offset.unsigned_abs();
+    if length == 0 {
+        return Some((nt::STATUS_SUCCESS, 0));
+    }
+    // Byte-range locks: a conflict is the IRP path's to report.
+    let span = i64::from(length);
+    // SAFETY: the FCB's lock; the range, key and file object of this request.
+    let allowed = unsafe {
+        nt::FsRtlFastCheckLockForRead(
+            fcb.file_lock.get(),
+            &offset,
+            &span,
+            key,
+            file_object,
+            process,
+        )
+    };
+    if !allowed {
+        return None;
+    }
+    // SAFETY: initialised with the FCB.
+    let _main = unsafe { ResourceGuard::shared(fcb.resource()) };
+    match copy_from_cache(file_object, fcb, start, length, buffer) {
+        Ok(read) => {
+            if flags & nt::FO_SYNCHRONOUS_IO != 0 {
+                // SAFETY: the caller's synchronous file object; not paging I/O.
+                unsafe { super::rwsup::advance_file_position(file_object, start, read) };
+            }
+            // SAFETY: the caller's file object; FsRtlCopyRead marks it the same way.
+            unsafe { (*file_object).Flags |= nt::FO_FILE_FAST_IO_READ };
+            Some((nt::STATUS_SUCCESS, read))
+        }
+        Err(nt::STATUS_END_OF_FILE) => Some((nt::STATUS_END_OF_FILE, 0)),
+        Err(_) => None,
+    }
 }
 
 #[cfg(test)]

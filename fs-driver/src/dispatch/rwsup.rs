@@ -7,12 +7,18 @@
 //! locked pages' system address, so a fault can never re-enter it. A cached request passes
 //! `Irp->UserBuffer` (valid in the requester's context: we never post) to Cc, which copies
 //! inside our SEH frame (NT-24).
+//!
+//! File position (NT-28): for a file object opened for synchronous I/O (`FO_SYNCHRONOUS_IO`)
+//! the I/O manager puts `FileObject->CurrentByteOffset` into a read or write that came without
+//! a byte offset, and the file system moves it past what was transferred
+//! ([`advance_file_position`], fastfat's `read.c`/`write.c` do the same). An IRP that still
+//! carries `FILE_USE_FILE_POINTER_POSITION` (built by a kernel caller) gets the pointer here.
 
 use core::ptr;
 
 use super::IrpContext;
 use crate::blockdev::{RequestBuffer, TargetDevice};
-use crate::nt::{self, IRP, MDL, NTSTATUS};
+use crate::nt::{self, FILE_OBJECT, IRP, MDL, NTSTATUS};
 use crate::userbuf::LockedBuffer;
 use crate::wdk_inline::io_get_current_irp_stack_location;
 
@@ -26,6 +32,8 @@ pub struct IoRequest {
     pub paging: bool,
     /// `IRP_NOCACHE`.
     pub nocache: bool,
+    /// The file object keeps a file position (`FO_SYNCHRONOUS_IO`, NT-28).
+    pub synchronous: bool,
     buffer: *mut u8,
     /// The MDL describing `buffer` (the IRP's, or ours from locking it), NULL if none.
     mdl: *mut MDL,
@@ -48,6 +56,15 @@ impl IoRequest {
         let flags = context.irp_flags();
         let paging = flags & nt::IRP_PAGING_IO != 0;
         let nocache = flags & nt::IRP_NOCACHE != 0;
+        // SAFETY: the request's file object, valid for the request.
+        let file_object = unsafe { &*context.file_object };
+        let (fo_flags, position) = (file_object.Flags, file_object.CurrentByteOffset);
+        let synchronous = fo_flags & nt::FO_SYNCHRONOUS_IO != 0;
+        let offset = if params.ByteOffset == nt::FILE_USE_FILE_POINTER_POSITION && synchronous {
+            position
+        } else {
+            params.ByteOffset
+        };
         // SAFETY: the caller's contract.
         let has_mdl = !unsafe { (*context.irp).MdlAddress }.is_null();
         let mut locked = None;
@@ -72,10 +89,11 @@ impl IoRequest {
             unsafe { request_buffer(context.irp) }?
         };
         Ok(Self {
-            offset: params.ByteOffset,
+            offset,
             length: params.Length,
             paging,
             nocache,
+            synchronous,
             buffer,
             mdl,
             _locked: locked,
@@ -124,13 +142,38 @@ impl IoRequest {
     ///
     /// # Errors
     /// `STATUS_INVALID_PARAMETER` for other negative offsets (the file pointer form is
-    /// resolved by the I/O manager before it reaches us).
+    /// resolved in [`IoRequest::decode`] for a synchronous file object and invalid otherwise).
     pub fn start(&self, file_size: u64) -> Result<u64, NTSTATUS> {
         if self.offset == nt::FILE_WRITE_TO_END_OF_FILE {
             return Ok(file_size);
         }
         u64::try_from(self.offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)
     }
+
+    /// NT-28: after a user read or write of a synchronous file object that transferred
+    /// `transferred` bytes from `start`, the file position follows it.
+    pub(crate) fn advance_position(
+        &self,
+        file_object: *mut FILE_OBJECT,
+        start: u64,
+        transferred: usize,
+    ) {
+        if self.synchronous && !self.paging {
+            // SAFETY: the request's file object (decoded from it: synchronous), no paging I/O.
+            unsafe { advance_file_position(file_object, start, transferred) };
+        }
+    }
+}
+
+/// Sets `FileObject->CurrentByteOffset` to `start + transferred` (NT-28).
+///
+/// # Safety
+/// `file_object` is the live, synchronous file object of a user (not paging) transfer.
+pub unsafe fn advance_file_position(file_object: *mut FILE_OBJECT, start: u64, transferred: usize) {
+    let end = start.saturating_add(transferred as u64);
+    // SAFETY: the request's file object; the I/O manager serialises requests on a synchronous
+    // file object, so nothing else writes its position meanwhile.
+    unsafe { (*file_object).CurrentByteOffset = i64::try_from(end).unwrap_or(i64::MAX) };
 }
 
 /// Runs one fs-core operation whose disk transfers may touch the request's buffer `window`

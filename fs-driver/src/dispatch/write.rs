@@ -12,6 +12,9 @@
 //!   purge-failure mode is on (NT-12): then it fails with `STATUS_PURGE_FAILED`.
 //! - Cached writes reserve the overlay clusters the later paging write will need (NT-15),
 //!   extend the file first if they pass end of file, then copy through Cc (NT-16).
+//! - A synchronous file object's position moves past what a user write wrote, appends
+//!   (`FILE_WRITE_TO_END_OF_FILE`) included (NT-28); the fast I/O write
+//!   ([`fast_cached_write`]) is the cached write without an IRP and does the same.
 //!
 //! Writes to volume opens (DASD) and directories: `STATUS_INVALID_DEVICE_REQUEST`.
 
@@ -61,11 +64,16 @@ pub fn common_write(context: &IrpContext) -> Outcome {
     }
     let size_before = fcb.file_size();
     let result = if io.paging {
-        paging_write(vcb, fcb, &io)
+        paging_write(vcb, fcb, &io).map(|n| (0, n))
     } else if io.nocache {
         noncached_write(vcb, context.file_object, fcb, &io)
     } else {
-        cached_write(vcb, context.file_object, fcb, &io)
+        cached_write(
+            vcb,
+            context.file_object,
+            fcb,
+            (io.offset, io.length, io.buffer()),
+        )
     };
     if result.is_ok() && !io.paging {
         // Reported to directory watchers at the handle's cleanup (NT-22, as fastfat does).
@@ -73,10 +81,13 @@ pub fn common_write(context: &IrpContext) -> Outcome {
         unsafe { crate::notify::note_write(context.file_object, fcb, size_before) };
     }
     match result {
-        Ok(information) => Outcome::Complete {
-            status: nt::STATUS_SUCCESS,
-            information,
-        },
+        Ok((start, information)) => {
+            io.advance_position(context.file_object, start, information);
+            Outcome::Complete {
+                status: nt::STATUS_SUCCESS,
+                information,
+            }
+        }
         Err(status) => Outcome::status(status),
     }
 }
@@ -105,7 +116,7 @@ fn noncached_write(
     file_object: *mut FILE_OBJECT,
     fcb: &Fcb,
     io: &IoRequest,
-) -> Result<usize, NTSTATUS> {
+) -> Result<(u64, usize), NTSTATUS> {
     // SAFETY: initialised with the FCB.
     let _main = unsafe { ResourceGuard::exclusive(fcb.resource()) };
     let offset = io.start(fcb.file_size())?;
@@ -132,7 +143,7 @@ fn noncached_write(
     }
     // SAFETY: the request's file object of this FCB.
     unsafe { update_cc_sizes(file_object, fcb) };
-    Ok(io.length as usize)
+    Ok((offset, io.length as usize))
 }
 
 /// NT-17's coherency step for a non-cached write. A purge kept back by a user mapping is
@@ -147,27 +158,50 @@ fn flush_and_purge_range(fcb: &Fcb, offset: i64, length: u32) -> Result<(), NTST
     Ok(())
 }
 
-/// NT-15 + NT-16: reserve, extend, copy through Cc, raise ValidDataLength.
+/// NT-15 + NT-16: reserve, extend, copy through Cc, raise ValidDataLength. `request` is the
+/// byte offset as sent (`FILE_WRITE_TO_END_OF_FILE` appends), the length and the caller's
+/// buffer; the result is where the write started and what it wrote.
 fn cached_write(
     vcb: &Vcb,
     file_object: *mut FILE_OBJECT,
     fcb: &Fcb,
-    io: &IoRequest,
-) -> Result<usize, NTSTATUS> {
+    request: (i64, u32, *mut u8),
+) -> Result<(u64, usize), NTSTATUS> {
+    let (requested, length, buffer) = request;
     // SAFETY: initialised with the FCB.
     let _main = unsafe { ResourceGuard::exclusive(fcb.resource()) };
-    let offset = io.start(fcb.file_size())?;
+    let offset = write_start(fcb, requested)?;
+    cached_write_locked(vcb, file_object, fcb, (offset, length, buffer))
+}
+
+/// Where a write of `requested` (as sent) starts: end of file for an append. The caller holds
+/// main exclusive, so the size cannot move under it.
+fn write_start(fcb: &Fcb, requested: i64) -> Result<u64, NTSTATUS> {
+    if requested == nt::FILE_WRITE_TO_END_OF_FILE {
+        return Ok(fcb.file_size());
+    }
+    u64::try_from(requested).map_err(|_| nt::STATUS_INVALID_PARAMETER)
+}
+
+/// [`cached_write`] at a resolved `offset`, main held exclusive by the caller.
+fn cached_write_locked(
+    vcb: &Vcb,
+    file_object: *mut FILE_OBJECT,
+    fcb: &Fcb,
+    request: (u64, u32, *mut u8),
+) -> Result<(u64, usize), NTSTATUS> {
+    let (offset, length, buffer) = request;
     let end = offset
-        .checked_add(u64::from(io.length))
+        .checked_add(u64::from(length))
         .ok_or(nt::STATUS_INVALID_PARAMETER)?;
     let signed = i64::try_from(offset).map_err(|_| nt::STATUS_INVALID_PARAMETER)?;
     let id = fcb.id;
-    vcb.with_volume(|v| v.reserve_overlay(id, offset, u64::from(io.length)))?;
+    vcb.with_volume(|v| v.reserve_overlay(id, offset, u64::from(length)))?;
     let size_before = fcb.file_size();
     if end > size_before {
         extend_file(vcb, file_object, fcb, end)?;
     }
-    let copied = copy_through_cc(file_object, fcb, signed, io);
+    let copied = copy_through_cc(file_object, fcb, signed, length, buffer);
     if copied.is_err() && end > size_before {
         // Nothing half-done (NT-24, fastfat's write.c restores FileSize the same way): the
         // caller's bytes never arrived, so the file keeps its old size.
@@ -177,7 +211,7 @@ fn cached_write(
     // SAFETY: initialised with the FCB; main is held (NT-18 order).
     let _paging = unsafe { ResourceGuard::exclusive(fcb.paging_io_resource()) };
     fcb.extend_valid_data(end);
-    Ok(io.length as usize)
+    Ok((offset, length as usize))
 }
 
 /// The copy of a cached write into the cache (the caller holds main exclusive).
@@ -185,11 +219,12 @@ fn copy_through_cc(
     file_object: *mut FILE_OBJECT,
     fcb: &Fcb,
     signed: i64,
-    io: &IoRequest,
+    length: u32,
+    buffer: *mut u8,
 ) -> Result<(), NTSTATUS> {
     // SAFETY: the request's file object of this FCB; main resource held.
     unsafe { ensure_cache_map(file_object, fcb) };
-    let (length, buffer) = (io.length, io.buffer().cast_const());
+    let buffer = buffer.cast_const();
     // NT-24: Cc raises on a bad user buffer, an in-page error, no resources; the guard above
     // stays out of the SEH frame and drops on the way out.
     // SAFETY: a cached file object; the buffer holds `length` bytes; Wait = TRUE.
@@ -250,6 +285,75 @@ fn extend_file(
     // SAFETY: the request's file object of this FCB.
     unsafe { update_cc_sizes(file_object, fcb) };
     Ok(())
+}
+
+/// The fast I/O write (`FsRtlCopyWrite`'s contract, NT-28): the cached write of `length`
+/// bytes from `buffer` at `offset` (`FILE_WRITE_TO_END_OF_FILE`: at end of file) with no IRP,
+/// overlay reservation first as on the IRP path (NT-15). `None` declines: the I/O manager
+/// then builds an IRP, which reports any failure with its exact status. A synchronous file
+/// object's position moves past what was written.
+///
+/// # Safety
+/// `file_object` is a live file object of our volume; `buffer` holds `length` bytes of the
+/// caller's (fast I/O runs in the requester's context).
+pub unsafe fn fast_cached_write(
+    file_object: *mut FILE_OBJECT,
+    offset: i64,
+    length: u32,
+    wait: bool,
+    key: u32,
+    buffer: *mut u8,
+) -> Option<(NTSTATUS, usize)> {
+    // SAFETY: the caller's contract.
+    let fcb = unsafe { crate::fcb::fcb_of_file_object(file_object) }?;
+    // SAFETY: an FCB lives while its file object does.
+    let fcb = unsafe { &*fcb };
+    // SAFETY: the caller's contract.
+    let fo = unsafe { &*file_object };
+    let (flags, cached) = (fo.Flags, !fo.PrivateCacheMap.is_null());
+    // SAFETY: no preconditions.
+    let process = unsafe { nt::IoGetCurrentProcess() } as *const core::ffi::c_void;
+    // SAFETY: an FCB's VCB outlives it.
+    let vcb = unsafe { &*fcb.vcb };
+    let appending = offset == nt::FILE_WRITE_TO_END_OF_FILE;
+    if !wait || !cached || fcb.is_directory || vcb.dismounted.get() || (offset < 0 && !appending) {
+        return None;
+    }
+    if length == 0 {
+        return Some((nt::STATUS_SUCCESS, 0));
+    }
+    let size_before = fcb.file_size();
+    let written = {
+        // SAFETY: initialised with the FCB.
+        let _main = unsafe { ResourceGuard::exclusive(fcb.resource()) };
+        // Under main, so an append's range is known when byte-range locks are checked.
+        let start = write_start(fcb, offset).ok()?;
+        let at = i64::try_from(start).ok()?;
+        let span = i64::from(length);
+        // SAFETY: the FCB's lock; the range, key and file object of this request.
+        let allowed = unsafe {
+            nt::FsRtlFastCheckLockForWrite(
+                fcb.file_lock.get(),
+                &at,
+                &span,
+                key,
+                file_object.cast_const().cast(),
+                process,
+            )
+        };
+        if !allowed {
+            // A conflict is the IRP path's to report.
+            return None;
+        }
+        cached_write_locked(vcb, file_object, fcb, (start, length, buffer)).ok()?
+    };
+    // SAFETY: the request's file object (NT-22, as on the IRP path).
+    unsafe { crate::notify::note_write(file_object, fcb, size_before) };
+    if flags & nt::FO_SYNCHRONOUS_IO != 0 {
+        // SAFETY: the caller's synchronous file object; not paging I/O.
+        unsafe { super::rwsup::advance_file_position(file_object, written.0, written.1) };
+    }
+    Some((nt::STATUS_SUCCESS, written.1))
 }
 
 #[cfg(test)]

@@ -84,6 +84,10 @@ pub const REQUIRED_IMPORTS: &[&str] = &[
     "FsRtlFastUnlockSingle",
     "FsRtlFastUnlockAllByKey",
     "IoGetRequestorProcess",
+    // File position through the fast I/O read and write paths (NT-28).
+    "FsRtlFastCheckLockForRead",
+    "FsRtlFastCheckLockForWrite",
+    "IoGetCurrentProcess",
     // Exceptions and hostile callers (NT-24, NT-25): the SEH frame's language handler, the
     // expected-status split, probes and locked user buffers.
     "__C_specific_handler",

@@ -176,7 +176,7 @@ impl Open {
 
 /// A file handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Handle(u32);
+pub struct Handle(pub(crate) u32);
 
 /// A section handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,6 +242,8 @@ pub struct Sim {
     /// Another thread inside the driver holding the volume's VCB resource
     /// ([`Sim::hold_volume_exclusive`]).
     volume_hold: Option<(u32, fs_driver::vcb::VcbExclusive<'static>)>,
+    /// The I/O manager tries fast I/O reads and writes first ([`Sim::set_fast_io`]).
+    pub(crate) fast_io_enabled: bool,
 }
 
 impl std::fmt::Debug for Sim {
@@ -283,6 +285,7 @@ impl Sim {
             handles: BTreeMap::new(),
             next_handle: 4,
             volume_hold: None,
+            fast_io_enabled: true,
         }
     }
 
@@ -429,6 +432,20 @@ impl Sim {
         related: Option<*mut FILE_OBJECT>,
         open: &Open,
     ) -> Result<Handle, NTSTATUS> {
+        self.open_with(path, related, open, 0)
+            .map(|(handle, _)| handle)
+    }
+
+    /// The create as the I/O manager sends it, with these stack location flags (`SL_*`); the
+    /// handle and the create's `Information`.
+    pub(crate) fn open_with(
+        &mut self,
+        path: &str,
+        related: Option<*mut FILE_OBJECT>,
+        open: &Open,
+        stack_flags: u8,
+    ) -> Result<(Handle, usize), NTSTATUS> {
+        check_synchronous_options(open)?;
         self.mount_if_needed()?;
         let vpb = self.vpb();
         // SAFETY: a mounted VPB.
@@ -446,9 +463,9 @@ impl Sim {
         // SAFETY: a live volume device.
         let irp = io::allocate_irp(unsafe { (*vdo).StackSize }, false);
         // SAFETY: fresh IRP; the security context outlives the synchronous create.
-        unsafe { fill_create(irp, fo, &mut security, open) };
+        unsafe { fill_create(irp, fo, &mut security, open, stack_flags) };
         // SAFETY: a complete create IRP for the volume device.
-        let (status, _) = unsafe { io::send_and_free(vdo, irp) };
+        let (status, information) = unsafe { io::send_and_free(vdo, irp) };
         if status < 0 {
             io::dereference_vpb(fo);
             io::free_file_object(fo);
@@ -458,6 +475,8 @@ impl Sim {
             // SAFETY: our file object; the I/O manager sets this flag.
             unsafe { (*fo).Flags |= fs_driver::nt::FO_NO_INTERMEDIATE_BUFFERING };
         }
+        // SAFETY: as above (NT-28: the I/O manager keeps this file object's position).
+        unsafe { (*fo).Flags |= synchronous_flags(open.options) };
         kernel::with(|k| {
             if let Some(r) = k.file_objects.get_mut(&fo) {
                 r.opened = true;
@@ -468,7 +487,7 @@ impl Sim {
         let handle = Handle(self.next_handle);
         self.next_handle += 4;
         self.handles.insert(handle, fo);
-        Ok(handle)
+        Ok((handle, information))
     }
 
     /// `NtClose` of a file handle: IRP_MJ_CLEANUP, then the handle's reference goes (which
@@ -494,11 +513,11 @@ impl Sim {
         io::reap_devices();
     }
 
-    fn granted(&self, fo: *mut FILE_OBJECT) -> u32 {
+    pub(crate) fn granted(&self, fo: *mut FILE_OBJECT) -> u32 {
         kernel::with(|k| k.file_objects.get(&fo).map_or(0, |r| r.granted))
     }
 
-    fn io_flags(fo: *mut FILE_OBJECT) -> u32 {
+    pub(crate) fn io_flags(fo: *mut FILE_OBJECT) -> u32 {
         // SAFETY: a live file object.
         let flags = unsafe { (*fo).Flags };
         if flags & fs_driver::nt::FO_NO_INTERMEDIATE_BUFFERING != 0 {
@@ -509,39 +528,17 @@ impl Sim {
     }
 
     /// `NtReadFile` at `offset` (cached, or non-cached for a `FILE_NO_INTERMEDIATE_BUFFERING`
-    /// handle); the bytes read.
+    /// handle); the bytes read. [`Sim::nt_read`] takes the other forms of the byte offset.
     ///
     /// # Errors
     /// The read's NTSTATUS (`STATUS_END_OF_FILE` at or past end of file).
     pub fn read(&mut self, handle: Handle, offset: u64, len: usize) -> Result<Vec<u8>, NTSTATUS> {
-        let fo = self.fo(handle)?;
-        if self.granted(fo) & access::FILE_READ_DATA == 0 {
-            return Err(STATUS_ACCESS_DENIED);
-        }
-        // Not zeroed: the FS must not rely on what the caller's buffer held.
-        let mut buffer = vec![0xE5u8; len];
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-        let length = u32::try_from(len).unwrap_or(u32::MAX);
-        // SAFETY: an opened file object; the buffer holds `len` bytes.
-        let (status, information) = unsafe {
-            io::send_read_write(
-                fo,
-                0x03,
-                offset,
-                buffer.as_mut_ptr(),
-                length,
-                Self::io_flags(fo),
-                false,
-            )
-        };
-        if status < 0 {
-            return Err(status);
-        }
-        buffer.truncate(information);
-        Ok(buffer)
+        self.nt_read(handle, Some(offset), len)
     }
 
     /// `NtWriteFile` at `offset` (`None`: append, `FILE_WRITE_TO_END_OF_FILE`); bytes written.
+    /// [`Sim::nt_write`] takes the other forms of the byte offset.
     ///
     /// # Errors
     /// The write's NTSTATUS.
@@ -551,29 +548,10 @@ impl Sim {
         offset: Option<u64>,
         data: &[u8],
     ) -> Result<usize, NTSTATUS> {
-        let fo = self.fo(handle)?;
-        if self.granted(fo) & (access::FILE_WRITE_DATA | access::FILE_APPEND_DATA) == 0 {
-            return Err(STATUS_ACCESS_DENIED);
-        }
-        let offset = offset.map_or(-1, |o| i64::try_from(o).unwrap_or(i64::MAX));
-        let mut copy = data.to_vec();
-        let length = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        // SAFETY: an opened file object; the buffer holds `len` bytes.
-        let (status, information) = unsafe {
-            io::send_read_write(
-                fo,
-                0x04,
-                offset,
-                copy.as_mut_ptr(),
-                length,
-                Self::io_flags(fo),
-                false,
-            )
-        };
-        if status < 0 {
-            return Err(status);
-        }
-        Ok(information)
+        let offset = offset.map_or(crate::rw::FILE_WRITE_TO_END_OF_FILE, |o| {
+            i64::try_from(o).unwrap_or(i64::MAX)
+        });
+        self.nt_write(handle, Some(offset), data)
     }
 
     /// `NtCreateSection(SEC_COMMIT)` on a file handle: a data section, writable or not.
@@ -1350,6 +1328,28 @@ impl ThreadedRequest {
     }
 }
 
+/// The I/O manager's checks of the synchronous options (`IopCreateFile`): one of the two at
+/// most, and only with `SYNCHRONIZE` access (the wait on the file object needs it).
+fn check_synchronous_options(open: &Open) -> Result<(), NTSTATUS> {
+    let both = options::FILE_SYNCHRONOUS_IO_ALERT | options::FILE_SYNCHRONOUS_IO_NONALERT;
+    let asked = open.options & both;
+    if asked == both || (asked != 0 && map_generic(open.access) & access::SYNCHRONIZE == 0) {
+        return Err(windows_sys::Win32::Foundation::STATUS_INVALID_PARAMETER);
+    }
+    Ok(())
+}
+
+/// The file object flags the synchronous create options give.
+fn synchronous_flags(create_options: u32) -> u32 {
+    if create_options & options::FILE_SYNCHRONOUS_IO_ALERT != 0 {
+        crate::rw::FO_SYNCHRONOUS_IO | crate::rw::FO_ALERTABLE_IO
+    } else if create_options & options::FILE_SYNCHRONOUS_IO_NONALERT != 0 {
+        crate::rw::FO_SYNCHRONOUS_IO
+    } else {
+        0
+    }
+}
+
 /// A pool tag as its four characters.
 #[must_use]
 pub fn tag_name(tag: u32) -> String {
@@ -1365,6 +1365,7 @@ unsafe fn fill_create(
     fo: *mut FILE_OBJECT,
     security: &mut IO_SECURITY_CONTEXT,
     open: &Open,
+    stack_flags: u8,
 ) {
     let mut parameters = IO_STACK_LOCATION_0::default();
     parameters.Create = IO_STACK_LOCATION_0_0 {
@@ -1374,8 +1375,10 @@ unsafe fn fill_create(
         ShareAccess: u16::try_from(open.share).unwrap_or(0),
         EaLength: 0,
     };
+    let mut location = io::location(0x00, 0, fo, parameters);
+    location.Flags = stack_flags;
     // SAFETY: the caller's contract.
-    unsafe { io::set_next_stack(irp, io::location(0x00, 0, fo, parameters)) };
+    unsafe { io::set_next_stack(irp, location) };
     // SAFETY: as above.
     let irp_ref = unsafe { &mut *irp };
     irp_ref.Tail.Overlay.OriginalFileObject = fo;

@@ -479,6 +479,18 @@ pub(crate) unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> N
     status
 }
 
+/// Calls a fast I/O routine of the driver as a dispatch is called: under the stack budget
+/// (NT-23) and with the same checks afterwards (NT-24), `what` naming it in a bug check.
+pub(crate) fn call_fast_io<R>(what: &str, f: impl FnOnce() -> R) -> R {
+    crate::stack::note_driver_call();
+    let before = ThreadState::now();
+    let entry = crate::stack::DriverEntry::enter();
+    let result = f();
+    drop(entry);
+    before.check_after(what);
+    result
+}
+
 /// What a dispatch routine must leave as it found it on its thread (NT-24): the critical
 /// region and top-level IRP balanced, no ERESOURCE held beyond what the thread held before
 /// (Cc's lazy writer holds the FCB's across its paging write), no SEH frame left open.
@@ -509,6 +521,10 @@ impl ThreadState {
     }
 
     fn check_after_dispatch(&self, major: u8) {
+        self.check_after(&format!("IRP major {major:#x}"));
+    }
+
+    fn check_after(&self, what: &str) {
         let problem = kernel::with(|k| {
             if k.critical_region != self.critical_region {
                 return Some("APC_INDEX_MISMATCH: critical region not balanced");
@@ -523,7 +539,7 @@ impl ThreadState {
                 .then_some("an ERESOURCE is still held after the request")
         });
         if let Some(problem) = problem {
-            bugcheck(&format!("after IRP major {major:#x}: {problem}"));
+            bugcheck(&format!("after {what}: {problem}"));
         }
     }
 }
@@ -1405,6 +1421,13 @@ pub fn requestor_process() -> windows_sys::Wdk::Foundation::PEPROCESS {
 pub unsafe extern "system" fn IoGetRequestorProcess(
     _irp: *const IRP,
 ) -> windows_sys::Wdk::Foundation::PEPROCESS {
+    let _kernel = crate::heap::KernelRegion::enter();
+    (&raw const REQUESTOR_PROCESS) as isize
+}
+
+/// The current thread's process: the model's one process (fast I/O asks for it).
+#[no_mangle]
+pub extern "system" fn IoGetCurrentProcess() -> windows_sys::Wdk::Foundation::PEPROCESS {
     let _kernel = crate::heap::KernelRegion::enter();
     (&raw const REQUESTOR_PROCESS) as isize
 }

@@ -45,6 +45,7 @@ pub mod mm;
 pub mod name;
 pub mod notify;
 pub mod requests;
+pub mod rw;
 pub mod seh;
 pub mod stack;
 pub mod trace;

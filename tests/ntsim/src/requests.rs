@@ -37,6 +37,18 @@ const ACCESS_CLASS: i32 = 8;
 const MODE_CLASS: i32 = 16;
 const ALIGNMENT_CLASS: i32 = 17;
 const ALL_CLASS: i32 = 18;
+/// `FilePositionInformation`: the I/O manager's own on a synchronous file object (NT-28).
+const POSITION_CLASS: i32 = 14;
+/// Rename and link classes (`FileRenameInformation`, `FileLinkInformation`, their -Ex forms).
+const RENAME_CLASS: i32 = 10;
+const LINK_CLASS: i32 = 11;
+const LINK_EX_CLASS: i32 = 72;
+/// `SL_OPEN_TARGET_DIRECTORY`, and the `Information` of such a create (NT-30).
+const SL_OPEN_TARGET_DIRECTORY: u8 = 0x04;
+const FILE_EXISTS: usize = 4;
+const FILE_DOES_NOT_EXIST: usize = 5;
+/// `FILE_ADD_SUBDIRECTORY` (the directory form of `FILE_APPEND_DATA`).
+const FILE_ADD_SUBDIRECTORY: u32 = 0x4;
 /// `FO_NO_INTERMEDIATE_BUFFERING` and `FILE_NO_INTERMEDIATE_BUFFERING` share the value 8.
 const FILE_NO_INTERMEDIATE_BUFFERING: u32 = 0x8;
 
@@ -118,6 +130,11 @@ impl Sim {
         if matches!(class, ACCESS_CLASS | MODE_CLASS | ALIGNMENT_CLASS) {
             return self.io_manager_information(handle, class, len);
         }
+        if class == POSITION_CLASS && len >= 8 {
+            if let Some(reply) = self.io_manager_position(handle, None) {
+                return reply;
+            }
+        }
         let mut p = IO_STACK_LOCATION_0::default();
         p.QueryFile = IO_STACK_LOCATION_0_8 {
             Length: u32::try_from(len).unwrap_or(u32::MAX),
@@ -168,8 +185,15 @@ impl Sim {
     }
 
     /// `NtSetInformationFile` of `class` with `data`.
+    /// Rename and link classes go through [`Sim::rename`] (the I/O manager's own part of
+    /// them); here they are sent as they are, with no target file object.
     pub fn set_information(&mut self, handle: Handle, class: i32, data: &[u8]) -> NTSTATUS {
-        self.set_information_with(handle, class, data, std::ptr::null_mut())
+        if class == POSITION_CLASS {
+            if let Some((status, _)) = self.io_manager_position(handle, Some(data)) {
+                return status;
+            }
+        }
+        self.set_information_with(handle, class, data, std::ptr::null_mut(), false)
     }
 
     fn set_information_with(
@@ -178,6 +202,7 @@ impl Sim {
         class: i32,
         data: &[u8],
         target: *mut FILE_OBJECT,
+        replace_if_exists: bool,
     ) -> NTSTATUS {
         let mut p = IO_STACK_LOCATION_0::default();
         p.SetFile = IO_STACK_LOCATION_0_9 {
@@ -186,60 +211,128 @@ impl Sim {
             FileObject: target,
             ..Default::default()
         };
+        // The union member of rename and link.
+        p.SetFile.Anonymous.Anonymous.ReplaceIfExists = replace_if_exists;
         self.send_buffered(handle, mj::SET_INFORMATION, 0, p, data, 0)
             .0
     }
 
-    /// Rename or link (`class` 10 rename, 65 rename-ex, 11 link, 72 link-ex) to `target`.
-    /// A bare name renames in place (no target file object); a path opens the target's
-    /// directory (the I/O manager's `SL_OPEN_TARGET_DIRECTORY` open, modelled as a plain
-    /// directory open whose file name is then cut to the last component) and passes it in
-    /// `Parameters.SetFile.FileObject`. `flags`: ReplaceIfExists (bool) for the plain classes,
-    /// `FILE_RENAME_*` flags for the -ex ones.
+    /// `NtSetInformationFile` of a rename or link (`class` 10 rename, 65 rename-ex, 11 link,
+    /// 72 link-ex) to `target`, without `RootDirectory`. `flags`: ReplaceIfExists (non-zero)
+    /// for the plain classes, `FILE_RENAME_*` flags for the -ex ones. See
+    /// [`Sim::rename_relative`] for what the I/O manager does with the name.
     pub fn rename(&mut self, handle: Handle, class: i32, target: &str, flags: u32) -> NTSTATUS {
+        self.rename_at(handle, class, None, target, flags)
+    }
+
+    /// A rename or link whose `FILE_RENAME_INFORMATION.RootDirectory` is `root`: `target` is
+    /// relative to that directory (NT-30).
+    pub fn rename_relative(
+        &mut self,
+        handle: Handle,
+        class: i32,
+        root: Handle,
+        target: &str,
+        flags: u32,
+    ) -> NTSTATUS {
+        self.rename_at(handle, class, Some(root), target, flags)
+    }
+
+    /// The I/O manager's part of a rename or link (NT-30; ReactOS `NtSetInformationFile`,
+    /// `IopOpenLinkOrRenameTarget`): the name must be there, in whole UTF-16 units. A full path
+    /// (leading backslash) or a `RootDirectory` makes it open the target first, by that path
+    /// and with `SL_OPEN_TARGET_DIRECTORY` (`FILE_WRITE_DATA`, or `FILE_ADD_SUBDIRECTORY` when
+    /// the source is a directory, and `SYNCHRONIZE`; share read and write; `FILE_OPEN`;
+    /// `FILE_OPEN_FOR_BACKUP_INTENT`): resolving the parent and the final component is the file
+    /// system's. A link that must not replace an existing target fails there with
+    /// `STATUS_OBJECT_NAME_COLLISION`; a target on another device with
+    /// `STATUS_NOT_SAME_DEVICE`. The rename IRP then carries the target's file object and
+    /// ReplaceIfExists. A bare name goes down as it is, with no target file object.
+    fn rename_at(
+        &mut self,
+        handle: Handle,
+        class: i32,
+        root: Option<Handle>,
+        target: &str,
+        flags: u32,
+    ) -> NTSTATUS {
         let name: Vec<u16> = target.encode_utf16().collect();
+        let root_value = root.map_or(0u64, |h| u64::from(h.0));
+        let plain = matches!(class, RENAME_CLASS | LINK_CLASS);
         let mut data = Vec::new();
-        data.extend(flags.to_le_bytes());
-        data.extend([0u8; 4]); // padding to the RootDirectory handle
-        data.extend(0u64.to_le_bytes()); // RootDirectory
+        if plain {
+            data.push(u8::from(flags != 0));
+            data.extend([0u8; 7]); // padding to the RootDirectory handle
+        } else {
+            data.extend(flags.to_le_bytes());
+            data.extend([0u8; 4]);
+        }
+        data.extend(root_value.to_le_bytes());
         data.extend(u32::try_from(name.len() * 2).unwrap_or(0).to_le_bytes());
         data.extend(name.iter().flat_map(|u| u.to_le_bytes()));
         data.resize(data.len().max(24), 0);
-        let Some(split) = target.rfind('\\') else {
-            return self.set_information_with(handle, class, &data, std::ptr::null_mut());
-        };
-        let parent = if split == 0 { "\\" } else { &target[..split] };
-        let open = Open::new(access::FILE_WRITE_DATA | access::SYNCHRONIZE)
-            .share(share::ALL)
-            .disposition(disposition::FILE_OPEN)
-            .options(options::FILE_DIRECTORY_FILE);
-        let dir = match self.create(parent, &open) {
-            Ok(h) => h,
+        if name.is_empty() {
+            return windows_sys::Win32::Foundation::STATUS_INVALID_PARAMETER;
+        }
+        let replace = if plain { flags != 0 } else { flags & 1 != 0 };
+        if name[0] != u16::from(b'\\') && root.is_none() {
+            return self.set_information_with(handle, class, &data, std::ptr::null_mut(), replace);
+        }
+        let (target_dir, information) = match self.open_rename_target(handle, root, target) {
+            Ok(opened) => opened,
             Err(status) => return status,
         };
-        let Ok(dir_fo) = self.fo(dir) else {
-            return STATUS_INVALID_HANDLE;
-        };
-        let last: Vec<u16> = target[split + 1..].encode_utf16().collect();
-        let saved = kernel::with(|k| {
-            let r = k.file_objects.get_mut(&dir_fo)?;
-            let old = std::mem::replace(&mut r.name, last);
-            Some(old)
-        });
-        // SAFETY: the target directory's live file object; its name buffer is the record's.
-        unsafe { point_name_at_record(dir_fo) };
-        let status = self.set_information_with(handle, class, &data, dir_fo);
-        if let Some(old) = saved {
-            kernel::with(|k| {
-                if let Some(r) = k.file_objects.get_mut(&dir_fo) {
-                    r.name = old;
+        let link = matches!(class, LINK_CLASS | LINK_EX_CLASS);
+        let status = if link && !replace && information == FILE_EXISTS {
+            windows_sys::Win32::Foundation::STATUS_OBJECT_NAME_COLLISION
+        } else {
+            match (self.fo(handle), self.fo(target_dir)) {
+                (Ok(source), Ok(dir)) if Self::device_of(source) != Self::device_of(dir) => {
+                    windows_sys::Win32::Foundation::STATUS_NOT_SAME_DEVICE
                 }
-            });
-            // SAFETY: as above.
-            unsafe { point_name_at_record(dir_fo) };
-        }
-        self.close(dir);
+                (Ok(_), Ok(dir)) => self.set_information_with(handle, class, &data, dir, replace),
+                _ => STATUS_INVALID_HANDLE,
+            }
+        };
+        self.close(target_dir);
         status
+    }
+
+    /// `IopOpenLinkOrRenameTarget`'s create: the target directory's handle and whether the
+    /// final component exists, as the file system answered.
+    fn open_rename_target(
+        &mut self,
+        source: Handle,
+        root: Option<Handle>,
+        target: &str,
+    ) -> Result<(Handle, usize), NTSTATUS> {
+        // FILE_ATTRIBUTE_DIRECTORY in the source's basic information.
+        let (status, basic) = self.query_information(source, 4, 40);
+        if status < 0 {
+            return Err(status);
+        }
+        let attributes = basic
+            .get(32..36)
+            .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])));
+        let add = if attributes & 0x10 != 0 {
+            FILE_ADD_SUBDIRECTORY
+        } else {
+            access::FILE_WRITE_DATA
+        };
+        let open = Open::new(add | access::SYNCHRONIZE)
+            .share(share::READ | share::WRITE)
+            .disposition(disposition::FILE_OPEN)
+            .options(options::FILE_OPEN_FOR_BACKUP_INTENT);
+        let related = match root {
+            Some(dir) => Some(self.fo(dir)?),
+            None => None,
+        };
+        let (handle, information) =
+            self.open_with(target, related, &open, SL_OPEN_TARGET_DIRECTORY)?;
+        if information != FILE_EXISTS && information != FILE_DOES_NOT_EXIST {
+            bugcheck("an SL_OPEN_TARGET_DIRECTORY create answered neither FILE_EXISTS nor FILE_DOES_NOT_EXIST");
+        }
+        Ok((handle, information))
     }
 
     /// `NtQueryDirectoryFile`: `class`, a `len`-byte buffer, an optional expression (as the
@@ -432,7 +525,18 @@ impl Sim {
         *mut windows_sys::Wdk::Foundation::DEVICE_OBJECT,
         windows_sys::Wdk::Foundation::FAST_IO_DISPATCH,
     )> {
-        let fo = self.fo(handle).ok()?;
+        self.fast_io_table(self.fo(handle).ok()?)
+    }
+
+    /// The file object, its file system device and that driver's fast I/O table, if any.
+    pub(crate) fn fast_io_table(
+        &self,
+        fo: *mut FILE_OBJECT,
+    ) -> Option<(
+        *mut FILE_OBJECT,
+        *mut windows_sys::Wdk::Foundation::DEVICE_OBJECT,
+        windows_sys::Wdk::Foundation::FAST_IO_DISPATCH,
+    )> {
         let device = Self::device_of(fo)?;
         // SAFETY: a live device.
         let driver = unsafe { (*device).DriverObject };
@@ -573,27 +677,4 @@ impl Sim {
         let tag = u32::from_le_bytes(*tag);
         kernel::with(|k| k.pool.values().filter(|b| b.tag == tag).count())
     }
-}
-
-/// Points `FileObject->FileName` at the model's copy of the name.
-///
-/// # Safety
-/// `fo` is live.
-unsafe fn point_name_at_record(fo: *mut FILE_OBJECT) {
-    let (ptr, len) = kernel::with(|k| {
-        k.file_objects
-            .get_mut(&fo)
-            .map_or((std::ptr::null_mut(), 0), |r| {
-                (r.name.as_mut_ptr(), r.name.len())
-            })
-    });
-    let bytes = u16::try_from(len * 2).unwrap_or(u16::MAX);
-    // SAFETY: the caller's contract; the record's vector lives as long as the file object.
-    unsafe {
-        (*fo).FileName = UNICODE_STRING {
-            Length: bytes,
-            MaximumLength: bytes,
-            Buffer: ptr,
-        }
-    };
 }

@@ -50,6 +50,17 @@ fn records(b: &[u8]) -> Vec<(u32, String)> {
     }
 }
 
+/// A directory opened to watch it (`FILE_LIST_DIRECTORY`, sharing everything).
+fn open_watch_dir(sim: &mut Sim, path: &str) -> Handle {
+    sim.create(
+        path,
+        &Open::new(access::FILE_READ_DATA | access::SYNCHRONIZE)
+            .share(share::ALL)
+            .options(options::FILE_DIRECTORY_FILE),
+    )
+    .unwrap_or_else(|s| panic!("open dir {path}: {s:#x}"))
+}
+
 fn open_dir(sim: &mut Sim, path: &str) -> Handle {
     sim.create(
         path,
@@ -217,7 +228,9 @@ fn nt_22_rename_size_attributes_and_delete_are_reported() {
     let mut sim = Sim::new();
     mkdir(&mut sim, "\\w");
     mkdir(&mut sim, "\\other");
-    let watcher = open_dir(&mut sim, "\\w");
+    // As ReadDirectoryChangesW users open it: a watcher holding DELETE access would make the
+    // rename into \w below fail on Windows (the target directory open shares no delete, NT-30).
+    let watcher = open_watch_dir(&mut sim, "\\w");
     let all = FILE_NAME | ATTRIBUTES | SIZE | LAST_WRITE;
     // The watch exists from its first request on; later changes wait for the next one.
     let first = sim
