@@ -16,6 +16,7 @@ use core::ptr;
 use fs_core::Volume;
 
 use crate::blockdev::TargetDevice;
+use crate::debugger::{insert_tail_list, remove_entry_list};
 use crate::fcb::Fcb;
 use crate::nt::{self, DEVICE_OBJECT, ERESOURCE, NTSTATUS, VPB};
 use crate::resrcsup::ResourceGuard;
@@ -54,6 +55,11 @@ pub struct Vcb {
     dir_notify_list: UnsafeCell<nt::LIST_ENTRY>,
     /// The file object that holds FSCTL_LOCK_VOLUME, NULL when unlocked.
     pub locked_by: UnsafeCell<*mut nt::FILE_OBJECT>,
+    /// On `CFAT_DATA`'s VCB chain from mount to teardown (for the debugger: windbg/cowfat.js).
+    pub volume_links: UnsafeCell<nt::LIST_ENTRY>,
+    /// The open FCBs again, linked through `Fcb::vcb_links` for the debugger; changed with the
+    /// FCB table, under the VCB resource exclusive.
+    pub fcb_list: UnsafeCell<nt::LIST_ENTRY>,
 }
 
 /// The VCB resource held exclusive: gives access to the FCB table.
@@ -69,6 +75,22 @@ impl VcbExclusive<'_> {
         // SAFETY: the VCB resource is held exclusive by this thread and `f` does not re-enter.
         let table = unsafe { &mut *self.vcb.fcbs.get() };
         f(table)
+    }
+
+    /// Enters a new FCB in the table and on the VCB's FCB chain.
+    pub fn insert_fcb(&self, id: fs_core::FileId, fcb: *mut Fcb) {
+        self.with_fcbs(|t| t.insert(id.0, fcb));
+        // SAFETY: a live FCB on no chain; the chain is changed under the VCB resource
+        // exclusive, held by this guard.
+        unsafe { insert_tail_list(self.vcb.fcb_list.get(), (*fcb).vcb_links.get()) };
+    }
+
+    /// Takes an FCB out of the table and off the chain (before it is freed).
+    pub fn remove_fcb(&self, id: fs_core::FileId) {
+        if let Some(fcb) = self.with_fcbs(|t| t.remove(&id.0)) {
+            // SAFETY: a live FCB entered by `insert_fcb`; the VCB resource is held exclusive.
+            unsafe { remove_entry_list((*fcb).vcb_links.get()) };
+        }
     }
 
     /// The open FCB of a file, if any.
@@ -108,6 +130,8 @@ impl Vcb {
             notify_sync: UnsafeCell::new(0),
             dir_notify_list: UnsafeCell::new(nt::LIST_ENTRY::default()),
             locked_by: UnsafeCell::new(ptr::null_mut()),
+            volume_links: UnsafeCell::new(nt::LIST_ENTRY::default()),
+            fcb_list: UnsafeCell::new(nt::LIST_ENTRY::default()),
         };
         // SAFETY: the caller's contract: `slot` is ours and writable.
         unsafe { ptr::write(slot, vcb) };
@@ -133,6 +157,10 @@ impl Vcb {
         unsafe { crate::wdk_inline::initialize_list_head(vcb.dir_notify_list.get()) };
         // SAFETY: the VCB's own sync slot; uninitialised in `delete`.
         unsafe { nt::FsRtlNotifyInitializeSync(vcb.notify_sync.get()) };
+        // SAFETY: the VCB's own list head, in non-paged device extension memory.
+        unsafe { crate::wdk_inline::initialize_list_head(vcb.fcb_list.get()) };
+        // SAFETY: the VCB lives in its device extension until `delete` unlinks it.
+        unsafe { crate::global::CFAT_DATA.link_vcb(vcb.volume_links.get()) };
         Ok(())
     }
 
@@ -248,6 +276,8 @@ impl Vcb {
         unsafe { nt::ExDeleteResourceLite(resource) };
         // SAFETY: as above.
         unsafe { nt::ExDeleteResourceLite(volume_lock) };
+        // SAFETY: linked in `init_in_place`; no FCB is left on its own chain.
+        unsafe { crate::global::CFAT_DATA.unlink_vcb((*vcb).volume_links.get()) };
         // SAFETY: initialised in `init_in_place`, dropped once.
         unsafe { ptr::drop_in_place(vcb) };
         // SAFETY: our volume device; nothing references it any more.

@@ -199,6 +199,13 @@ pub(crate) unsafe fn fsd_entry(
     let top_level = claim_top_level(irp);
     // SAFETY: the dispatch contract.
     let context = unsafe { IrpContext::new(device, irp, top_level) };
+    // Read now: after completion the file object (at close) may be gone.
+    let fs_context = if context.file_object.is_null() {
+        ptr::null_mut()
+    } else {
+        // SAFETY: the request's valid file object.
+        unsafe { (*context.file_object).FsContext }
+    };
     let status = match common(&context) {
         Outcome::Complete {
             status,
@@ -216,6 +223,13 @@ pub(crate) unsafe fn fsd_entry(
         Outcome::Pending => STATUS_PENDING,
         Outcome::CompletedBy(status) => status,
     };
+    CFAT_DATA.trace.record(
+        crate::debugger::trace_kind::IRP,
+        context.major,
+        context.minor,
+        fs_context,
+        status,
+    );
     if top_level {
         // SAFETY: clearing the value we set in `claim_top_level`.
         unsafe { nt::IoSetTopLevelIrp(ptr::null()) };

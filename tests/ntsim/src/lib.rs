@@ -41,6 +41,7 @@ pub mod name;
 pub mod notify;
 pub mod requests;
 pub mod seh;
+pub mod snapshot;
 pub mod stack;
 pub mod trace;
 
