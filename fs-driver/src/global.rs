@@ -115,6 +115,8 @@ impl CfatData {
     }
 
     /// Runs `f` on the VCB chain's head under its spin lock (DISPATCH_LEVEL: `f` only links).
+    /// Out of line, so the queue handle is not in DriverEntry's or the mount path's frame.
+    #[inline(never)]
     fn with_vcb_list<R>(&self, f: impl FnOnce(*mut LIST_ENTRY) -> R) -> R {
         let mut handle = KLOCK_QUEUE_HANDLE::default();
         // SAFETY: a static spin lock (0 = released) and a queue handle on this stack frame

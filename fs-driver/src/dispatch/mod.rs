@@ -223,6 +223,18 @@ pub(crate) unsafe fn fsd_entry(
         Outcome::Pending => STATUS_PENDING,
         Outcome::CompletedBy(status) => status,
     };
+    let fs_context = if u32::from(context.major) == nt::IRP_MJ_CREATE
+        && status >= 0
+        && status != STATUS_PENDING
+        && !context.file_object.is_null()
+    {
+        // A create that succeeded set FsContext; its file object stays the I/O manager's,
+        // valid until this dispatch returns.
+        // SAFETY: as above.
+        unsafe { (*context.file_object).FsContext }
+    } else {
+        fs_context
+    };
     CFAT_DATA.trace.record(
         crate::debugger::trace_kind::IRP,
         context.major,
