@@ -264,6 +264,23 @@ fn every_field_the_extension_reads_has_one_layout_in_the_pdb_and_the_host_build(
     );
 }
 
+#[test]
+fn the_pdb_embeds_cowfats_natvis_and_cores() {
+    let path = driver_image::package_dir().join("cowfat.pdb");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let has = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(
+        has("<Type Name=\"fs_driver::strucsup::Counter\">"),
+        "windbg/cowfat.natvis is not in {}",
+        path.display()
+    );
+    assert!(
+        has("<Type Name=\"core::sync::atomic::Atomic&lt;u32&gt;\">"),
+        "core's natvis (rust-web-src, build.rs) is not in {}",
+        path.display()
+    );
+}
+
 /// The PDB's records of the script's types, for the stand-in host's `getModuleType`.
 fn write_types() {
     let pdb = pdb();
