@@ -62,6 +62,23 @@ pub struct TraceRecord {
     pub time: AtomicU64,
 }
 
+impl TraceRecord {
+    /// An empty slot.
+    #[must_use]
+    pub const fn empty() -> Self {
+        Self {
+            sequence: AtomicU32::new(0),
+            kind: AtomicU8::new(0),
+            major: AtomicU8::new(0),
+            minor: AtomicU8::new(0),
+            fcb: AtomicPtr::new(core::ptr::null_mut()),
+            status: AtomicI32::new(0),
+            thread: AtomicUsize::new(0),
+            time: AtomicU64::new(0),
+        }
+    }
+}
+
 /// The ring (`CFAT_DATA.trace`).
 #[repr(C)]
 pub struct TraceRing {
@@ -77,20 +94,10 @@ impl TraceRing {
     /// An empty ring.
     #[must_use]
     pub const fn new() -> Self {
-        const EMPTY: TraceRecord = TraceRecord {
-            sequence: AtomicU32::new(0),
-            kind: AtomicU8::new(0),
-            major: AtomicU8::new(0),
-            minor: AtomicU8::new(0),
-            fcb: AtomicPtr::new(core::ptr::null_mut()),
-            status: AtomicI32::new(0),
-            thread: AtomicUsize::new(0),
-            time: AtomicU64::new(0),
-        };
         Self {
             next: AtomicU32::new(0),
             capacity: TRACE_RING_CAPACITY as u32,
-            records: [EMPTY; TRACE_RING_CAPACITY],
+            records: [const { TraceRecord::empty() }; TRACE_RING_CAPACITY],
         }
     }
 
@@ -134,14 +141,17 @@ impl Default for TraceRing {
 /// `head` is an initialised list head and `entry` a valid entry on no list; the caller holds
 /// the lock that protects the chain.
 pub unsafe fn insert_tail_list(head: *mut LIST_ENTRY, entry: *mut LIST_ENTRY) {
-    // SAFETY: the caller's contract: both are valid and the chain is ours to change.
-    unsafe {
-        let last = (*head).Blink;
-        (*entry).Flink = head;
-        (*entry).Blink = last;
-        (*last).Flink = entry;
-        (*head).Blink = entry;
-    }
+    // SAFETY: the caller's contract: both are valid entries of a chain the caller holds the
+    // lock of.
+    let last = unsafe { (*head).Blink };
+    // SAFETY: as above.
+    unsafe { (*entry).Flink = head };
+    // SAFETY: as above.
+    unsafe { (*entry).Blink = last };
+    // SAFETY: as above; `last` is the chain's tail (or the head itself).
+    unsafe { (*last).Flink = entry };
+    // SAFETY: as above.
+    unsafe { (*head).Blink = entry };
 }
 
 /// `RemoveEntryList` (wdm.h); the entry is left pointing at itself (on no list).
@@ -149,17 +159,20 @@ pub unsafe fn insert_tail_list(head: *mut LIST_ENTRY, entry: *mut LIST_ENTRY) {
 /// # Safety
 /// `entry` is on a list whose lock the caller holds, or points at itself.
 pub unsafe fn remove_entry_list(entry: *mut LIST_ENTRY) {
-    // SAFETY: the caller's contract: neighbours are valid entries of the same chain.
-    unsafe {
-        let next = (*entry).Flink;
-        let previous = (*entry).Blink;
-        if next.is_null() || previous.is_null() {
-            return;
-        }
-        (*previous).Flink = next;
-        (*next).Blink = previous;
-        crate::wdk_inline::initialize_list_head(entry);
+    // SAFETY: the caller's contract: the entry and its neighbours are valid entries of the
+    // same chain, whose lock the caller holds.
+    let next = unsafe { (*entry).Flink };
+    // SAFETY: as above.
+    let previous = unsafe { (*entry).Blink };
+    if next.is_null() || previous.is_null() {
+        return;
     }
+    // SAFETY: as above.
+    unsafe { (*previous).Flink = next };
+    // SAFETY: as above.
+    unsafe { (*next).Blink = previous };
+    // SAFETY: the entry is off the chain and ours to reset.
+    unsafe { crate::wdk_inline::initialize_list_head(entry) };
 }
 
 #[cfg(test)]
@@ -187,11 +200,11 @@ mod tests {
         let mut a = LIST_ENTRY::default();
         let mut b = LIST_ENTRY::default();
         // SAFETY: local entries, one thread.
-        unsafe {
-            crate::wdk_inline::initialize_list_head(&raw mut head);
-            insert_tail_list(&raw mut head, &raw mut a);
-            insert_tail_list(&raw mut head, &raw mut b);
-        }
+        unsafe { crate::wdk_inline::initialize_list_head(&raw mut head) };
+        // SAFETY: as above.
+        unsafe { insert_tail_list(&raw mut head, &raw mut a) };
+        // SAFETY: as above.
+        unsafe { insert_tail_list(&raw mut head, &raw mut b) };
         assert_eq!(head.Flink, &raw mut a);
         assert_eq!(a.Flink, &raw mut b);
         assert_eq!(b.Flink, &raw mut head);

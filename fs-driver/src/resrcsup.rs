@@ -211,9 +211,10 @@ unsafe extern "system" fn filter_acquire_for_section_sync(
     // SAFETY: FsRtl's contract is passed on.
     let status = unsafe { acquire_for_section_sync(data) };
     // SAFETY: FsRtl passes valid callback data.
-    let (operation, file_object) = unsafe { ((*data).Operation, (*data).FileObject) };
+    let data = unsafe { &*data };
+    let (operation, file_object) = (data.Operation, data.FileObject);
     // SAFETY: the union member that matches this operation.
-    let sync_type = unsafe { (*data).Parameters.AcquireForSectionSynchronization.SyncType };
+    let sync_type = unsafe { data.Parameters.AcquireForSectionSynchronization.SyncType };
     let context = if file_object.is_null() {
         core::ptr::null_mut()
     } else {

@@ -78,18 +78,25 @@ impl VcbExclusive<'_> {
     }
 
     /// Enters a new FCB in the table and on the VCB's FCB chain.
-    pub fn insert_fcb(&self, id: fs_core::FileId, fcb: *mut Fcb) {
+    ///
+    /// # Safety
+    /// `fcb` is a live FCB of this volume, in neither.
+    pub unsafe fn insert_fcb(&self, id: fs_core::FileId, fcb: *mut Fcb) {
         self.with_fcbs(|t| t.insert(id.0, fcb));
+        // SAFETY: the caller's contract; only a field address is taken.
+        let links = unsafe { (*fcb).vcb_links.get() };
         // SAFETY: a live FCB on no chain; the chain is changed under the VCB resource
         // exclusive, held by this guard.
-        unsafe { insert_tail_list(self.vcb.fcb_list.get(), (*fcb).vcb_links.get()) };
+        unsafe { insert_tail_list(self.vcb.fcb_list.get(), links) };
     }
 
     /// Takes an FCB out of the table and off the chain (before it is freed).
     pub fn remove_fcb(&self, id: fs_core::FileId) {
         if let Some(fcb) = self.with_fcbs(|t| t.remove(&id.0)) {
-            // SAFETY: a live FCB entered by `insert_fcb`; the VCB resource is held exclusive.
-            unsafe { remove_entry_list((*fcb).vcb_links.get()) };
+            // SAFETY: a live FCB entered by `insert_fcb`; only a field address is taken.
+            let links = unsafe { (*fcb).vcb_links.get() };
+            // SAFETY: on this VCB's chain; the VCB resource is held exclusive.
+            unsafe { remove_entry_list(links) };
         }
     }
 
@@ -276,8 +283,10 @@ impl Vcb {
         unsafe { nt::ExDeleteResourceLite(resource) };
         // SAFETY: as above.
         unsafe { nt::ExDeleteResourceLite(volume_lock) };
+        // SAFETY: valid until dropped below; only a field address is taken.
+        let links = unsafe { (*vcb).volume_links.get() };
         // SAFETY: linked in `init_in_place`; no FCB is left on its own chain.
-        unsafe { crate::global::CFAT_DATA.unlink_vcb((*vcb).volume_links.get()) };
+        unsafe { crate::global::CFAT_DATA.unlink_vcb(links) };
         // SAFETY: initialised in `init_in_place`, dropped once.
         unsafe { ptr::drop_in_place(vcb) };
         // SAFETY: our volume device; nothing references it any more.

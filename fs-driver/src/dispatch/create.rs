@@ -575,7 +575,8 @@ fn find_or_create_fcb(
         info,
         name,
     })?;
-    guard.insert_fcb(info.id, fcb);
+    // SAFETY: just created for this volume, in no table or chain yet.
+    unsafe { guard.insert_fcb(info.id, fcb) };
     Ok((fcb, true))
 }
 

@@ -386,15 +386,16 @@ pub unsafe extern "system" fn KeAcquireInStackQueuedSpinLock(
     lockhandle: *mut windows_sys::Wdk::System::SystemServices::KLOCK_QUEUE_HANDLE,
 ) {
     // SAFETY: the caller passes its KSPIN_LOCK and a writable queue handle.
-    unsafe {
-        if *spinlock != 0 {
-            bugcheck("KeAcquireInStackQueuedSpinLock on a held spin lock (deadlock)");
-        }
-        *spinlock = lockhandle as usize;
-        (*lockhandle).LockQueue.Lock = spinlock;
-        (*lockhandle).LockQueue.Next = std::ptr::null_mut();
-        (*lockhandle).OldIrql = 0;
+    let lock = unsafe { &mut *spinlock };
+    // SAFETY: as above.
+    let handle = unsafe { &mut *lockhandle };
+    if *lock != 0 {
+        bugcheck("KeAcquireInStackQueuedSpinLock on a held spin lock (deadlock)");
     }
+    *lock = lockhandle as usize;
+    handle.LockQueue.Lock = spinlock;
+    handle.LockQueue.Next = std::ptr::null_mut();
+    handle.OldIrql = 0;
 }
 
 /// `KeReleaseInStackQueuedSpinLock`: releases what the handle acquired.
@@ -403,11 +404,11 @@ pub unsafe extern "system" fn KeReleaseInStackQueuedSpinLock(
     lockhandle: *const windows_sys::Wdk::System::SystemServices::KLOCK_QUEUE_HANDLE,
 ) {
     // SAFETY: a handle filled by the acquire above.
-    unsafe {
-        let lock = (*lockhandle).LockQueue.Lock;
-        if lock.is_null() || *lock != lockhandle as usize {
-            bugcheck("KeReleaseInStackQueuedSpinLock with a handle that does not hold the lock");
-        }
-        *lock = 0;
+    let lock = unsafe { (*lockhandle).LockQueue.Lock };
+    // SAFETY: a non-NULL lock pointer of a handle is the KSPIN_LOCK it acquired.
+    if lock.is_null() || unsafe { *lock } != lockhandle as usize {
+        bugcheck("KeReleaseInStackQueuedSpinLock with a handle that does not hold the lock");
     }
+    // SAFETY: as above.
+    unsafe { *lock = 0 };
 }
