@@ -9,6 +9,7 @@
 //   !cfwhyclose <fcb|fo>    cleanup done, close owed: who still holds a reference
 //   !cfmapped <fcb>         the mapped-state facts as the driver computes them
 //   !cftrace [n]            the last n records of the driver's trace ring
+//   !cfpool                 cowfat's pool tags, with the structure counts to expect
 //
 // It reads memory only through the driver's debugger anchors (CFAT_DATA's VCB chain, each
 // VCB's FCB chain, the trace ring: fs-driver/src/debugger.rs) and the PDB's type records, and
@@ -410,6 +411,42 @@ function cftrace(count) {
     return shown;
 }
 
+// cowfat's pool tags (fs-driver/src/strucsup.rs, `tags`).
+const POOL_TAGS = [
+    ["CfFc", "FCB and DCB"],
+    ["CfNf", "non-paged FCB part (one per FCB)"],
+    ["CfCc", "CCB (one per file object)"],
+    ["CfIc", "IRP context of a posted request"],
+    ["CfNm", "file name buffers"],
+    ["CfIo", "I/O buffers (sector and cluster transfers)"],
+    ["CfEr", "ERESOURCEs"],
+    ["CfVc", "VCB (today in the volume device's extension, not in pool)"],
+    ["CfRs", "Rust heap (the image's global allocator)"],
+    ["CfGd", "allocated global data"]
+];
+
+// What each tag should count, from the structures reachable through CFAT_DATA; `!poolused 2
+// Cf` gives the pool's side (more blocks than structures under CfFc/CfNf: a leaked FCB).
+function cfpool() {
+    let fcbs = 0;
+    let nonpaged = 0;
+    const vcbs = vcbAddresses();
+    for (const v of vcbs) {
+        for (const f of fcbAddresses(v)) {
+            checkNode(f, FCB_CODES, "an FCB");
+            fcbs += 1;
+            if (nodeType(at(field(f, T.fcb, "nonpaged"), T.nonpaged, "node")) === NTC.nonpaged) { nonpaged += 1; }
+        }
+    }
+    const counts = { CfFc: fcbs, CfNf: nonpaged };
+    const result = POOL_TAGS.map(([tag, what]) => ({ tag: tag, what: what, structures: tag in counts ? counts[tag] : null }));
+    log(`cowfat pool tags (${vcbs.length} volume(s)); compare with !poolused 2 Cf`);
+    for (const r of result) {
+        log(`  ${r.tag}  ${r.structures === null ? "   -" : String(r.structures).padStart(4)}  ${r.what}`);
+    }
+    return result;
+}
+
 // `dx` shows an FCB through describeFcb: dx (fs_driver::fcb::Fcb*)0x...
 class FcbVisualizer {
     get cowfat() { return describeFcb(big(this.targetLocation.toString())); }
@@ -425,11 +462,12 @@ function initializeScript() {
         new host.functionAlias(cfwhyclose, "cfwhyclose"),
         new host.functionAlias(cfmapped, "cfmapped"),
         new host.functionAlias(cftrace, "cftrace"),
+        new host.functionAlias(cfpool, "cfpool"),
         new host.typeSignatureRegistration(FcbVisualizer, T.fcb, MODULE)
     ];
 }
 
 // The stand-in host (windbg/test) loads the script as a CommonJS module; WinDbg ignores this.
 if (typeof module !== "undefined") {
-    module.exports = { initializeScript, LAYOUT, cfvcbs, cffcbs, cffcb, cffo, cfwhyclose, cfmapped, cftrace };
+    module.exports = { initializeScript, LAYOUT, cfvcbs, cffcbs, cffcb, cffo, cfwhyclose, cfmapped, cftrace, cfpool };
 }

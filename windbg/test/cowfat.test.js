@@ -42,7 +42,7 @@ test("initializeScript registers every command and the FCB visualizer", () => {
     const s = loadScenario(names[0]);
     const { result } = withHost(s, () => script.initializeScript());
     const aliases = result.filter((r) => r.name).map((r) => r.name).sort();
-    assert.deepEqual(aliases, ["cffcb", "cffcbs", "cffo", "cfmapped", "cftrace", "cfvcbs", "cfwhyclose"]);
+    assert.deepEqual(aliases, ["cffcb", "cffcbs", "cffo", "cfmapped", "cfpool", "cftrace", "cfvcbs", "cfwhyclose"]);
     assert.ok(result.some((r) => r.signature === "fs_driver::fcb::Fcb" && r.module === "cowfat"));
 });
 
@@ -121,6 +121,16 @@ for (const name of names) {
             const { result } = withHost(s, () => script.cfmapped(m.fcb));
             assert.deepEqual(result, m);
         }
+    });
+
+    test(`${name}: !cfpool`, () => {
+        const { result, output } = withHost(s, () => script.cfpool());
+        const count = (tag) => result.find((r) => r.tag === tag).structures;
+        // The chains and the pool agree: every FCB block is on a VCB's chain.
+        assert.equal(count("CfFc"), expected.pool.CfFc || 0);
+        assert.equal(count("CfNf"), expected.pool.CfNf || 0);
+        assert.equal(count("CfCc"), null);
+        assert.match(output, /CfFc/);
     });
 
     test(`${name}: !cftrace`, () => {

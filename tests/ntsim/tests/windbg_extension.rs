@@ -451,7 +451,14 @@ fn take_snapshot(sim: &Sim, name: &str, mapped: Vec<Value>) {
                    "thread": hex(r.thread), "time": r.time})
         })
         .collect();
-    let ranges: Vec<Value> = snapshot::memory()
+    let memory = snapshot::memory();
+    let mut pool = BTreeMap::<String, u32>::new();
+    for r in &memory {
+        if let Some(tag) = r.what.strip_prefix("pool ") {
+            *pool.entry(tag.to_string()).or_default() += 1;
+        }
+    }
+    let ranges: Vec<Value> = memory
         .into_iter()
         .map(|r| {
             let bytes: String = r.bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -465,7 +472,7 @@ fn take_snapshot(sim: &Sim, name: &str, mapped: Vec<Value>) {
         "ranges": ranges,
         "expected": {
             "vcbs": vcb_json, "fcbs": fcb_json, "fileObjects": fo_json,
-            "whyclose": whyclose, "mapped": mapped, "trace": trace_json,
+            "whyclose": whyclose, "mapped": mapped, "trace": trace_json, "pool": pool,
         },
     });
     write_json(&out_dir().join(format!("{name}.json")), &value);
@@ -613,14 +620,14 @@ fn the_extension_answers_like_the_driver_in_every_scenario() {
         output.status.success(),
         "node --test windbg/test failed:\n{stdout}\n{stderr}"
     );
-    // One test per command per scenario, plus the checks of the stand-in itself.
+    // One test per command (8) per scenario (6), plus the checks of the stand-in itself.
     let passed = stdout
         .lines()
         .find_map(|l| l.strip_prefix("# pass "))
         .and_then(|n| n.trim().parse::<u32>().ok())
         .unwrap_or(0);
     assert!(
-        passed >= 6 * 7,
+        passed >= 6 * 8,
         "only {passed} node tests passed:\n{stdout}"
     );
 }
