@@ -160,7 +160,8 @@ function walk(head) {
 }
 
 function cfatData() {
-    const address = host.getModuleSymbolAddress(MODULE, "CFAT_DATA");
+    // The PDB names the global by its Rust path (`x cowfat!*CFAT_DATA` finds it).
+    const address = host.getModuleSymbolAddress(MODULE, "fs_driver::global::CFAT_DATA");
     if (address === undefined || address === null) { throw new Error("cowfat.js: no CFAT_DATA (is cowfat loaded and its PDB found?)"); }
     const data = big(address);
     if (nodeType(at(data, T.data, "node")) !== NTC.data) { throw new Error(`cowfat.js: ${hex(data)} is not CFAT_DATA (node type)`); }

@@ -159,3 +159,10 @@ test("memory outside the snapshot is an error, not a zero", () => {
     const s = loadScenario(names[0]);
     assert.throws(() => withHost(s, () => script.cffcb("0x10")), /not in the snapshot/);
 });
+
+test("without CFAT_DATA in the PDB's globals the commands say so", () => {
+    const s = loadScenario(names[0]);
+    const stripped = JSON.parse(JSON.stringify(types));
+    delete stripped.globals["fs_driver::global::CFAT_DATA"];
+    assert.throws(() => withHost(s, () => script.cfvcbs(), stripped), /no CFAT_DATA/);
+});

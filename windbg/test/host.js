@@ -71,7 +71,8 @@ function makeHost(types, scenario) {
             return { name, size: t.size, fields };
         },
         getModuleSymbolAddress(module, symbol) {
-            if (module !== "cowfat" || !(symbol in scenario.symbols)) { return undefined; }
+            // The name must be a global of the PDB; the address is where the snapshot has it.
+            if (module !== "cowfat" || !(symbol in types.globals) || !(symbol in scenario.symbols)) { return undefined; }
             return new Int64(BigInt(scenario.symbols[symbol]));
         },
         memory: {

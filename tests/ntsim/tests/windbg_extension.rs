@@ -468,7 +468,7 @@ fn take_snapshot(sim: &Sim, name: &str, mapped: Vec<Value>) {
     let cfat_data = std::ptr::from_ref(&fs_driver::global::CFAT_DATA) as usize;
     let value = json!({
         "scenario": name,
-        "symbols": {"CFAT_DATA": hex(cfat_data)},
+        "symbols": {"fs_driver::global::CFAT_DATA": hex(cfat_data)},
         "ranges": ranges,
         "expected": {
             "vcbs": vcb_json, "fcbs": fcb_json, "fileObjects": fo_json,
