@@ -50,6 +50,27 @@ fn main() {
                 // check does not see.
                 println!("cargo:rustc-link-arg={arg}");
             }
+            embed_rust_natvis();
+        }
+    }
+}
+
+/// core's and alloc's natvis (`dx` shows `Option`, `Vec`, atomics, cells readably), embedded in
+/// the PDB by `/NATVIS:`. rustc embeds them itself only when it finds them under its sysroot's
+/// `lib/rustlib/etc`, which this cross build's Debian toolchain does not have; scripts/build-
+/// driver points `COWFAT_RUST_NATVIS_DIR` at rust-web-src's copies. Without it: none.
+#[cfg(not(feature = "wdk"))]
+fn embed_rust_natvis() {
+    println!("cargo:rerun-if-env-changed=COWFAT_RUST_NATVIS_DIR");
+    let Some(dir) = env::var_os("COWFAT_RUST_NATVIS_DIR") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    for name in ["intrinsic.natvis", "libcore.natvis", "liballoc.natvis"] {
+        let file = dir.join(name);
+        if file.is_file() {
+            println!("cargo:rerun-if-changed={}", file.display());
+            println!("cargo:rustc-link-arg=/NATVIS:{}", file.display());
         }
     }
 }

@@ -11,6 +11,8 @@
 //! feature (a Windows host with the WDK) windows-drivers-rs takes over the link (wdk-build),
 //! the allocator (wdk-alloc) and the C runtime pieces; see README, "Windows".
 #![no_std]
+// cowfat's natvis (windbg/cowfat.natvis) in the PDB, for `dx`; the Windows build only.
+#![cfg_attr(windows, debugger_visualizer(natvis_file = "../windbg/cowfat.natvis"))]
 
 #[cfg(all(windows, not(test)))]
 mod image;

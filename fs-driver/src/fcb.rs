@@ -85,6 +85,8 @@ pub struct Fcb {
     pub purge_failures: Counter,
     /// What the section callbacks said, and purge-failure mode (NT-06, NT-12).
     pub sections: crate::section::SectionTracking,
+    /// On the VCB's FCB chain (`Vcb::fcb_list`) while in its FCB table (for the debugger).
+    pub vcb_links: UnsafeCell<nt::LIST_ENTRY>,
 }
 
 impl PoolNode for Fcb {
@@ -227,6 +229,7 @@ impl Fcb {
             unlinked: Flag::new(false),
             purge_failures: Counter::new(0),
             sections: crate::section::SectionTracking::default(),
+            vcb_links: UnsafeCell::new(nt::LIST_ENTRY::default()),
         });
         let fcb = match fcb {
             Ok(fcb) => fcb,

@@ -1,11 +1,17 @@
 //! The driver's global data (fastfat's `FatData`): who we are, our control device, and how
 //! many volumes are mounted. A static with atomics, so it needs no lock and no `static mut`;
 //! its node header lets the WinDbg scripts recognise it (`x cowfat!CFAT_DATA`).
+//!
+//! For the debugger (windbg/cowfat.js) it also anchors every mounted VCB on a `LIST_ENTRY`
+//! chain (under a spin lock of its own: mount and teardown are its only writers) and holds
+//! the trace ring of recent IRPs and callbacks ([`crate::debugger`]).
 
+use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
-use crate::nt::{DEVICE_OBJECT, DRIVER_OBJECT};
+use crate::debugger::{insert_tail_list, remove_entry_list, TraceRing};
+use crate::nt::{self, DEVICE_OBJECT, DRIVER_OBJECT, KLOCK_QUEUE_HANDLE, LIST_ENTRY};
 use crate::strucsup::{ntc, NodeHeader};
 
 /// Global driver state.
@@ -16,7 +22,17 @@ pub struct CfatData {
     driver_object: AtomicPtr<DRIVER_OBJECT>,
     control_device: AtomicPtr<DEVICE_OBJECT>,
     mounted_volumes: AtomicU32,
+    /// `KSPIN_LOCK` of `vcb_list` (0: released; statically initialised).
+    vcb_list_lock: UnsafeCell<usize>,
+    /// Every VCB from mount to teardown, linked through `Vcb::volume_links`.
+    pub vcb_list: UnsafeCell<LIST_ENTRY>,
+    /// Recent IRPs and callbacks.
+    pub trace: TraceRing,
 }
+
+// SAFETY: the cells are only touched under `vcb_list_lock` (the list) or are the spin lock
+// itself, which the kernel's interlocked operations own; the rest are atomics.
+unsafe impl Sync for CfatData {}
 
 /// The one instance.
 pub static CFAT_DATA: CfatData = CfatData {
@@ -24,11 +40,24 @@ pub static CFAT_DATA: CfatData = CfatData {
     driver_object: AtomicPtr::new(ptr::null_mut()),
     control_device: AtomicPtr::new(ptr::null_mut()),
     mounted_volumes: AtomicU32::new(0),
+    vcb_list_lock: UnsafeCell::new(0),
+    vcb_list: UnsafeCell::new(LIST_ENTRY {
+        Flink: ptr::null_mut(),
+        Blink: ptr::null_mut(),
+    }),
+    trace: TraceRing::new(),
 };
 
 impl CfatData {
     /// Records the driver object and control device once DriverEntry has both.
+    /// A fresh load starts with no volumes and an empty trace (a host simulator loads the
+    /// driver again for every test; on Windows the image's statics are fresh anyway).
     pub fn set_driver(&self, driver_object: *mut DRIVER_OBJECT, control: *mut DEVICE_OBJECT) {
+        self.with_vcb_list(|head| {
+            // SAFETY: the list head, under its lock; no VCB exists before DriverEntry ends.
+            unsafe { crate::wdk_inline::initialize_list_head(head) }
+        });
+        self.trace.clear();
         self.driver_object.store(driver_object, Ordering::Release);
         self.control_device.store(control, Ordering::Release);
     }
@@ -85,6 +114,44 @@ impl CfatData {
         }
     }
 
+    /// Runs `f` on the VCB chain's head under its spin lock (DISPATCH_LEVEL: `f` only links).
+    /// Out of line, so the queue handle is not in DriverEntry's or the mount path's frame.
+    #[inline(never)]
+    fn with_vcb_list<R>(&self, f: impl FnOnce(*mut LIST_ENTRY) -> R) -> R {
+        let mut handle = KLOCK_QUEUE_HANDLE::default();
+        // SAFETY: a static spin lock (0 = released) and a queue handle on this stack frame
+        // that outlives the hold; IRQL <= DISPATCH_LEVEL on every caller.
+        unsafe { nt::KeAcquireInStackQueuedSpinLock(self.vcb_list_lock.get(), &mut handle) };
+        let head = self.vcb_list.get();
+        // SAFETY: `head` is ours to read under the lock.
+        if unsafe { (*head).Flink }.is_null() {
+            // SAFETY: as above; a list nobody initialised yet is empty.
+            unsafe { crate::wdk_inline::initialize_list_head(head) };
+        }
+        let result = f(head);
+        // SAFETY: releasing the lock acquired above with its handle.
+        unsafe { nt::KeReleaseInStackQueuedSpinLock(&handle) };
+        result
+    }
+
+    /// Puts a VCB's `volume_links` on the chain (mount).
+    ///
+    /// # Safety
+    /// `links` belongs to a live VCB in non-paged memory and is on no list.
+    pub unsafe fn link_vcb(&self, links: *mut LIST_ENTRY) {
+        // SAFETY: the caller's contract; the chain is changed under its lock.
+        self.with_vcb_list(|head| unsafe { insert_tail_list(head, links) });
+    }
+
+    /// Takes a VCB's `volume_links` off the chain (teardown).
+    ///
+    /// # Safety
+    /// `links` was linked with [`Self::link_vcb`] (or points at itself).
+    pub unsafe fn unlink_vcb(&self, links: *mut LIST_ENTRY) {
+        // SAFETY: the caller's contract; the chain is changed under its lock.
+        self.with_vcb_list(|_| unsafe { remove_entry_list(links) });
+    }
+
     fn set_unload_routine(&self, present: bool) {
         let driver = self.driver_object();
         if driver.is_null() {
@@ -115,6 +182,9 @@ mod tests {
             driver_object: AtomicPtr::new(ptr::null_mut()),
             control_device: AtomicPtr::new(ptr::null_mut()),
             mounted_volumes: AtomicU32::new(0),
+            vcb_list_lock: UnsafeCell::new(0),
+            vcb_list: UnsafeCell::new(LIST_ENTRY::default()),
+            trace: TraceRing::new(),
         };
         data.volume_dismounted();
         assert_eq!(data.mounted_volumes(), 0);

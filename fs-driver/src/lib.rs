@@ -16,6 +16,7 @@ extern crate alloc;
 pub mod blockdev;
 pub mod bugcheck;
 pub mod cachesup;
+pub mod debugger;
 pub mod dispatch;
 pub mod fastio;
 pub mod fcb;

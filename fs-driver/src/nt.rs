@@ -40,6 +40,12 @@ pub use windows_sys::Wdk::System::SystemServices::{
     IRP_MJ_WRITE, IRP_MN_MOUNT_VOLUME, IRP_MN_USER_FS_REQUEST, IRP_MN_VERIFY_VOLUME, IRP_NOCACHE,
     IRP_PAGING_IO, IRP_SYNCHRONOUS_PAGING_IO, SHARE_ACCESS, SL_PENDING_RETURNED, VPB_MOUNTED,
 };
+/// The debugger anchors (`crate::debugger`): the VCB chain's spin lock and the trace ring's
+/// thread ids.
+pub use windows_sys::Wdk::System::SystemServices::{
+    KeAcquireInStackQueuedSpinLock, KeReleaseInStackQueuedSpinLock, PsGetCurrentThreadId,
+    KLOCK_QUEUE_HANDLE,
+};
 pub use windows_sys::Win32::Foundation::{
     NTSTATUS, STATUS_ACCESS_DENIED, STATUS_BUFFER_TOO_SMALL, STATUS_CACHE_PAGE_LOCKED,
     STATUS_CANNOT_DELETE, STATUS_CANT_WAIT, STATUS_DELETE_PENDING, STATUS_DIRECTORY_NOT_EMPTY,

@@ -13,6 +13,7 @@
 use core::ffi::c_void;
 use core::ptr;
 
+use crate::debugger::cc_callback;
 use crate::fcb::{self, Fcb};
 use crate::nt::{
     self, top_level, CACHE_MANAGER_CALLBACKS, ERESOURCE, FSRTL_COMMON_FCB_HEADER,
@@ -126,11 +127,30 @@ unsafe extern "system" fn acquire_fcb_for_lazy_write(context: *const c_void, wai
     // SAFETY: `header` is a live FCB header.
     let paging = unsafe { fcb::paging_io_resource(header) };
     // SAFETY: FCB resources are initialised when the FCB is.
-    if !unsafe { acquire_shared(paging, wait) } {
+    let acquired = unsafe { acquire_shared(paging, wait) };
+    note_cc_callback(cc_callback::ACQUIRE_FOR_LAZY_WRITE, context, acquired);
+    if !acquired {
         return false;
     }
     set_cache_top_level();
     true
+}
+
+/// A Cache Manager callback for the trace ring (status: success, or `STATUS_CANT_WAIT` when
+/// the acquire failed).
+fn note_cc_callback(callback: u8, context: *const c_void, acquired: bool) {
+    let status = if acquired {
+        nt::STATUS_SUCCESS
+    } else {
+        nt::STATUS_CANT_WAIT
+    };
+    crate::global::CFAT_DATA.trace.record(
+        crate::debugger::trace_kind::CC_CALLBACK,
+        0,
+        callback,
+        context,
+        status,
+    );
 }
 
 /// `ReleaseFromLazyWrite`: undoes [`acquire_fcb_for_lazy_write`].
@@ -144,6 +164,7 @@ unsafe extern "system" fn release_fcb_from_lazy_write(context: *const c_void) {
     let paging = unsafe { fcb::paging_io_resource(header) };
     // SAFETY: acquired by the matching acquire on this thread.
     unsafe { release(paging) };
+    note_cc_callback(cc_callback::RELEASE_FROM_LAZY_WRITE, context, true);
 }
 
 /// `AcquireForReadAhead`: read ahead is about to issue paging reads. The main resource shared,
@@ -187,6 +208,34 @@ unsafe extern "system" fn filter_acquire_for_section_sync(
     data: *const FS_FILTER_CALLBACK_DATA,
     _completion_context: *mut *mut c_void,
 ) -> NTSTATUS {
+    // SAFETY: FsRtl's contract is passed on.
+    let status = unsafe { acquire_for_section_sync(data) };
+    // SAFETY: FsRtl passes valid callback data.
+    let data = unsafe { &*data };
+    let (operation, file_object) = (data.Operation, data.FileObject);
+    // SAFETY: the union member that matches this operation.
+    let sync_type = unsafe { data.Parameters.AcquireForSectionSynchronization.SyncType };
+    let context = if file_object.is_null() {
+        core::ptr::null_mut()
+    } else {
+        // SAFETY: a valid file object of the callback.
+        unsafe { (*file_object).FsContext }
+    };
+    crate::global::CFAT_DATA.trace.record(
+        crate::debugger::trace_kind::FS_FILTER,
+        operation,
+        u8::try_from(sync_type).unwrap_or(u8::MAX),
+        context,
+        status,
+    );
+    status
+}
+
+/// The body of [`filter_acquire_for_section_sync`].
+///
+/// # Safety
+/// FsRtl's: `data` is valid callback data.
+unsafe fn acquire_for_section_sync(data: *const FS_FILTER_CALLBACK_DATA) -> NTSTATUS {
     // SAFETY: FsRtl passes valid callback data.
     let Some(header) = (unsafe { header_of(data) }) else {
         // Not one of our streams: nothing here can be mapped.

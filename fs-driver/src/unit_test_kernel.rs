@@ -190,3 +190,29 @@ not_in_unit_tests! {
     fn FsRtlFastCheckLockForWrite(l: *const crate::nt::FILE_LOCK, o: *const i64, n: *const i64, k: u32, f: *const c_void, p: *const c_void) -> bool;
     fn IoGetCurrentProcess() -> crate::nt::PEPROCESS;
 }
+
+#[no_mangle]
+extern "system" fn PsGetCurrentThreadId() -> windows_sys::Win32::Foundation::HANDLE {
+    4 as windows_sys::Win32::Foundation::HANDLE
+}
+
+#[no_mangle]
+extern "system" fn cowfat_host_interrupt_time() -> u64 {
+    0
+}
+
+#[no_mangle]
+unsafe extern "system" fn KeAcquireInStackQueuedSpinLock(
+    spinlock: *mut usize,
+    _handle: *mut windows_sys::Wdk::System::SystemServices::KLOCK_QUEUE_HANDLE,
+) {
+    // SAFETY: the caller's KSPIN_LOCK.
+    unsafe { *spinlock = 1 };
+}
+
+#[no_mangle]
+unsafe extern "system" fn KeReleaseInStackQueuedSpinLock(
+    handle: *const windows_sys::Wdk::System::SystemServices::KLOCK_QUEUE_HANDLE,
+) {
+    let _ = handle;
+}

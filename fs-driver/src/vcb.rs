@@ -16,6 +16,7 @@ use core::ptr;
 use fs_core::Volume;
 
 use crate::blockdev::TargetDevice;
+use crate::debugger::{insert_tail_list, remove_entry_list};
 use crate::dispatch::close::CloseQueue;
 use crate::fcb::Fcb;
 use crate::lazycommit::{self, LazyCommit};
@@ -73,6 +74,11 @@ pub struct Vcb {
     pub close_queue: CloseQueue,
     /// The periodic commit of fs-core's metadata (NT-33).
     pub lazy_commit: LazyCommit,
+    /// On `CFAT_DATA`'s VCB chain from mount to teardown (for the debugger: windbg/cowfat.js).
+    pub volume_links: UnsafeCell<nt::LIST_ENTRY>,
+    /// The open FCBs again, linked through `Fcb::vcb_links` for the debugger; changed with the
+    /// FCB table, under the VCB resource exclusive.
+    pub fcb_list: UnsafeCell<nt::LIST_ENTRY>,
 }
 
 /// The VCB resource held exclusive: gives access to the FCB table.
@@ -88,6 +94,29 @@ impl VcbExclusive<'_> {
         // SAFETY: the VCB resource is held exclusive by this thread and `f` does not re-enter.
         let table = unsafe { &mut *self.vcb.fcbs.get() };
         f(table)
+    }
+
+    /// Enters a new FCB in the table and on the VCB's FCB chain.
+    ///
+    /// # Safety
+    /// `fcb` is a live FCB of this volume, in neither.
+    pub unsafe fn insert_fcb(&self, id: fs_core::FileId, fcb: *mut Fcb) {
+        self.with_fcbs(|t| t.insert(id.0, fcb));
+        // SAFETY: the caller's contract; only a field address is taken.
+        let links = unsafe { (*fcb).vcb_links.get() };
+        // SAFETY: a live FCB on no chain; the chain is changed under the VCB resource
+        // exclusive, held by this guard.
+        unsafe { insert_tail_list(self.vcb.fcb_list.get(), links) };
+    }
+
+    /// Takes an FCB out of the table and off the chain (before it is freed).
+    pub fn remove_fcb(&self, id: fs_core::FileId) {
+        if let Some(fcb) = self.with_fcbs(|t| t.remove(&id.0)) {
+            // SAFETY: a live FCB entered by `insert_fcb`; only a field address is taken.
+            let links = unsafe { (*fcb).vcb_links.get() };
+            // SAFETY: on this VCB's chain; the VCB resource is held exclusive.
+            unsafe { remove_entry_list(links) };
+        }
     }
 
     /// The open FCB of a file, if any.
@@ -149,6 +178,8 @@ impl Vcb {
             locked_by: UnsafeCell::new(ptr::null_mut()),
             close_queue: CloseQueue::new(close_item),
             lazy_commit: LazyCommit::new(commit_item),
+            volume_links: UnsafeCell::new(nt::LIST_ENTRY::default()),
+            fcb_list: UnsafeCell::new(nt::LIST_ENTRY::default()),
         };
         // SAFETY: the caller's contract: `slot` is ours and writable.
         unsafe { ptr::write(slot, vcb) };
@@ -188,6 +219,10 @@ impl Vcb {
         unsafe { nt::FsRtlNotifyInitializeSync(vcb.notify_sync.get()) };
         // SAFETY: the VCB is in place in the device extension until deleted.
         unsafe { lazycommit::init(vcb) };
+        // SAFETY: the VCB's own list head, in non-paged device extension memory.
+        unsafe { crate::wdk_inline::initialize_list_head(vcb.fcb_list.get()) };
+        // SAFETY: the VCB lives in its device extension until `delete` unlinks it.
+        unsafe { crate::global::CFAT_DATA.link_vcb(vcb.volume_links.get()) };
         Ok(())
     }
 
@@ -417,6 +452,10 @@ impl Vcb {
         unsafe { nt::ExDeleteResourceLite(resource) };
         // SAFETY: as above.
         unsafe { nt::ExDeleteResourceLite(volume_lock) };
+        // SAFETY: valid until dropped below; only a field address is taken.
+        let links = unsafe { (*vcb).volume_links.get() };
+        // SAFETY: linked in `init_in_place`; no FCB is left on its own chain.
+        unsafe { crate::global::CFAT_DATA.unlink_vcb(links) };
         // SAFETY: initialised in `init_in_place`, dropped once.
         unsafe { ptr::drop_in_place(vcb) };
         // SAFETY: our volume device; nothing references it any more.

@@ -279,6 +279,30 @@ pub fn fsrtl_exit_file_system() {
     unsafe { nt::KeLeaveCriticalRegion() };
 }
 
+/// `KeQueryInterruptTime` (wdm.h, an inline on x64): 100 ns units since boot, read from
+/// `KUSER_SHARED_DATA.InterruptTime` at its fixed kernel address. For the trace ring only.
+#[cfg(all(windows, target_arch = "x86_64"))]
+#[must_use]
+pub fn ke_query_interrupt_time() -> u64 {
+    /// `KI_USER_SHARED_DATA + FIELD_OFFSET(KUSER_SHARED_DATA, InterruptTime)` (wdm.h).
+    const INTERRUPT_TIME: usize = 0xFFFF_F780_0000_0008;
+    // SAFETY: KUSER_SHARED_DATA is mapped at this address in every context on x64, and a
+    // 64-bit aligned read of InterruptTime is what the WDK's inline does.
+    unsafe { core::ptr::read_volatile(INTERRUPT_TIME as *const u64) }
+}
+
+/// `KeQueryInterruptTime` on the host: the simulator (ntsim, or the unit tests' kernel)
+/// defines `cowfat_host_interrupt_time` from its own clock.
+#[cfg(not(all(windows, target_arch = "x86_64")))]
+#[must_use]
+pub fn ke_query_interrupt_time() -> u64 {
+    extern "system" {
+        fn cowfat_host_interrupt_time() -> u64;
+    }
+    // SAFETY: the host simulator's clock read has no preconditions.
+    unsafe { cowfat_host_interrupt_time() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

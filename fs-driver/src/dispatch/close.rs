@@ -288,7 +288,7 @@ unsafe fn close_fcb(vcb: &Vcb, guard: &VcbExclusive<'_>, fcb: *mut Fcb) {
     }
     let id = fcb_ref.id;
     let unlinked = fcb_ref.unlinked.get();
-    guard.with_fcbs(|t| t.remove(&id.0));
+    guard.remove_fcb(id);
     if !vcb.dismounted.get() {
         let _ = vcb.with_volume(|v| {
             v.release_overlay_reservation(id);

@@ -666,7 +666,8 @@ fn find_or_create_fcb(
         info,
         name,
     })?;
-    guard.with_fcbs(|t| t.insert(info.id.0, fcb));
+    // SAFETY: just created for this volume, in no table or chain yet.
+    unsafe { guard.insert_fcb(info.id, fcb) };
     Ok((fcb, true))
 }
 
@@ -674,7 +675,7 @@ fn find_or_create_fcb(
 fn discard_fcb(guard: &VcbExclusive<'_>, fcb: *mut Fcb) {
     // SAFETY: alive (in the table); no file object references it.
     let id = unsafe { (*fcb).id };
-    guard.with_fcbs(|t| t.remove(&id.0));
+    guard.remove_fcb(id);
     // SAFETY: created by this open, unreferenced, freed once.
     unsafe { Fcb::delete(fcb) };
 }

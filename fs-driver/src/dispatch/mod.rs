@@ -201,6 +201,13 @@ pub(crate) unsafe fn fsd_entry(
     let top_level = claim_top_level(irp);
     // SAFETY: the dispatch contract.
     let context = unsafe { IrpContext::new(device, irp, top_level) };
+    // Read now: after completion the file object (at close) may be gone.
+    let fs_context = if context.file_object.is_null() {
+        ptr::null_mut()
+    } else {
+        // SAFETY: the request's valid file object.
+        unsafe { (*context.file_object).FsContext }
+    };
     let status = match common(&context) {
         Outcome::Complete {
             status,
@@ -218,6 +225,25 @@ pub(crate) unsafe fn fsd_entry(
         Outcome::Pending => STATUS_PENDING,
         Outcome::CompletedBy(status) => status,
     };
+    let fs_context = if u32::from(context.major) == nt::IRP_MJ_CREATE
+        && status >= 0
+        && status != STATUS_PENDING
+        && !context.file_object.is_null()
+    {
+        // A create that succeeded set FsContext; its file object stays the I/O manager's,
+        // valid until this dispatch returns.
+        // SAFETY: as above.
+        unsafe { (*context.file_object).FsContext }
+    } else {
+        fs_context
+    };
+    CFAT_DATA.trace.record(
+        crate::debugger::trace_kind::IRP,
+        context.major,
+        context.minor,
+        fs_context,
+        status,
+    );
     if top_level {
         // SAFETY: clearing the value we set in `claim_top_level`.
         unsafe { nt::IoSetTopLevelIrp(ptr::null()) };

@@ -9,6 +9,8 @@
 //!   ntsim and the image's imports, the tests the docs name, and every link in README.md and
 //!   `docs/`.
 //! - [`inf`]: a parser and checker for cowfat.inf.
+//! - [`pdbtypes`]: cowfat.pdb's structures, fields and typed globals, for the WinDbg extension's
+//!   layout test and stand-in host.
 //! - [`stack`]: the stack report: frames from the unwind codes, deepest paths from every entry
 //!   point, NT-23's budgets.
 //!
@@ -19,6 +21,7 @@
 pub mod docs;
 pub mod exports;
 pub mod inf;
+pub mod pdbtypes;
 pub mod pe;
 pub mod stack;
 

@@ -319,6 +319,13 @@ impl Sim {
         kernel::with(|k| k.disk.clone()).unwrap_or_else(|| MemDevice::new(0))
     }
 
+    /// The address of a handle's file object (0 for an unknown handle), for `!cffo` and
+    /// snapshots of the driver's memory.
+    #[must_use]
+    pub fn fo_address(&self, handle: Handle) -> usize {
+        self.fo(handle).map_or(0, |fo| fo as usize)
+    }
+
     pub(crate) fn fo(&self, handle: Handle) -> Result<*mut FILE_OBJECT, NTSTATUS> {
         self.handles
             .get(&handle)

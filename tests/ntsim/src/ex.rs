@@ -423,3 +423,58 @@ pub extern "system" fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, 
         "KeBugCheckEx({code:#x}, {p1:#x}, {p2:#x}, {p3:#x}, {p4:#x})"
     ))
 }
+
+// ---- What the driver's debugger anchors call (fs-driver's `debugger`, `global`) --------------
+
+/// `PsGetCurrentThreadId`: the model's thread as a thread id (4, 8, 12 ...: ids are multiples
+/// of 4 on Windows; 4 is the test's user thread, the others ntsim's system threads).
+#[no_mangle]
+pub extern "system" fn PsGetCurrentThreadId() -> windows_sys::Win32::Foundation::HANDLE {
+    let thread = kernel::with(|k| k.thread);
+    (4 * (thread as usize + 1)) as windows_sys::Win32::Foundation::HANDLE
+}
+
+/// The interrupt time the driver's `KeQueryInterruptTime` reads on the host: the model's clock
+/// (100 ns units), without advancing it (it ticks only on `KeQuerySystemTimePrecise`).
+#[no_mangle]
+pub extern "system" fn cowfat_host_interrupt_time() -> u64 {
+    kernel::with(|k| k.clock_ticks) * 10_000
+}
+
+/// `KeAcquireInStackQueuedSpinLock`: nothing else runs here, so the lock must be free; a
+/// second acquire (a spin that could never end) is a bug check.
+#[no_mangle]
+pub unsafe extern "system" fn KeAcquireInStackQueuedSpinLock(
+    spinlock: *mut usize,
+    lockhandle: *mut windows_sys::Wdk::System::SystemServices::KLOCK_QUEUE_HANDLE,
+) {
+    // SAFETY: the caller passes its KSPIN_LOCK and a writable queue handle.
+    let lock = unsafe { &mut *spinlock };
+    // SAFETY: as above.
+    let handle = unsafe { &mut *lockhandle };
+    if *lock != 0 {
+        bugcheck("KeAcquireInStackQueuedSpinLock on a held spin lock (deadlock)");
+    }
+    *lock = lockhandle as usize;
+    handle.LockQueue.Lock = spinlock;
+    handle.LockQueue.Next = std::ptr::null_mut();
+    // Held at DISPATCH_LEVEL: no wait, no ERESOURCE, no paged pool until released (NT-27).
+    handle.OldIrql = crate::irql::raise(crate::irql::DISPATCH_LEVEL);
+}
+
+/// `KeReleaseInStackQueuedSpinLock`: releases what the handle acquired.
+#[no_mangle]
+pub unsafe extern "system" fn KeReleaseInStackQueuedSpinLock(
+    lockhandle: *const windows_sys::Wdk::System::SystemServices::KLOCK_QUEUE_HANDLE,
+) {
+    // SAFETY: a handle filled by the acquire above.
+    let lock = unsafe { (*lockhandle).LockQueue.Lock };
+    // SAFETY: a non-NULL lock pointer of a handle is the KSPIN_LOCK it acquired.
+    if lock.is_null() || unsafe { *lock } != lockhandle as usize {
+        bugcheck("KeReleaseInStackQueuedSpinLock with a handle that does not hold the lock");
+    }
+    // SAFETY: as above.
+    unsafe { *lock = 0 };
+    // SAFETY: as above.
+    crate::irql::lower(unsafe { (*lockhandle).OldIrql });
+}

@@ -47,6 +47,7 @@ pub mod notify;
 pub mod requests;
 pub mod rw;
 pub mod seh;
+pub mod snapshot;
 pub mod stack;
 pub mod trace;
 pub mod worker;
