@@ -316,3 +316,102 @@ pub fn disposition_vs_cleanup() -> Scenario {
         check: Box::new(|sim| finish_and_check(sim, &[("\\del.txt", None)])),
     }
 }
+
+/// A sealed volume whose `\seed.txt` holds `aaaa` in the base (seed 004).
+fn sealed_seed_volume() -> fs_core::MemDevice {
+    let medium = ntsim::api::formatted(2 << 20);
+    let clock = Box::new(fs_core::time::FixedClock(fs_core::time::NtTime(0)));
+    let mut volume =
+        fs_core::Volume::mount(medium, fs_core::MountOptions::new(clock)).expect("mount");
+    let root = volume.root().expect("root");
+    let name = fs_core::Name::from_str("seed.txt").expect("name");
+    let id = volume
+        .create(
+            root,
+            &name,
+            fs_core::FileKind::File,
+            fs_core::FileAttributes::empty(),
+        )
+        .expect("create");
+    volume.write(id, 0, b"aaaa").expect("write");
+    volume.seal().expect("seal");
+    volume.unmount().expect("unmount")
+}
+
+/// Seed 004 with a concurrent reader, and an overlay file commit racing the mapped writer:
+/// `1234` written, a writable view maps it; one thread writes `x` through the view and
+/// unmaps, one reads through its own handle, one commits the file's overlay and closes.
+/// The reader sees `1234` or `x234`; the live file ends `x234`; the base is `aaaa` if the
+/// commit was refused, else what the file held when it committed.
+pub fn seed_004_commit_vs_mapped_writer() -> Scenario {
+    let mut sim = Sim::with_medium(sealed_seed_volume());
+    assert_eq!(sim.mount(), status::STATUS_SUCCESS);
+    let h = open_rw(&mut sim, "\\seed.txt");
+    assert_eq!(sim.write(h, Some(0), b"1234"), Ok(4));
+    let section = sim.create_section(h, true).expect("section");
+    let view = sim.map_view(section, 0, 4).expect("view");
+    let commit = Arc::new(Mutex::new(None));
+    let committed = Arc::clone(&commit);
+    Scenario {
+        sim,
+        threads: vec![
+            Thread::new("user: view write x, unmap", 0, move |sim| {
+                sim.view_write(view, 0, b"x").expect("view write");
+                sim.unmap_view(view);
+                sim.close_section(section);
+            }),
+            Thread::new("user: reader", 6, |sim| {
+                let open = Open::new(access::GENERIC_READ)
+                    .share(share::ALL)
+                    .disposition(disposition::FILE_OPEN);
+                let r = sim.create("\\seed.txt", &open).expect("reader open");
+                let got = sim.read(r, 0, 4).expect("reader read");
+                assert!(got == b"1234" || got == b"x234", "the reader saw {got:?}");
+                sim.close(r);
+            }),
+            Thread::new("user: commit file", 7, move |sim| {
+                let status = sim.fsctl_status(h, cowfat_fsctl::FSCTL_COWFAT_COMMIT_FILE);
+                *committed.lock().expect("lock") = Some(status);
+                sim.close(h);
+            }),
+        ],
+        check: Box::new(move |sim| {
+            let status = commit.lock().map_err(|e| e.to_string())?.take();
+            if std::env::var("NT19_TRACE").is_ok() {
+                for e in sim.trace() {
+                    eprintln!("{e:?}");
+                }
+            }
+            let (leaks, medium) = sim.finish_keeping_medium();
+            if !leaks.is_empty() {
+                return Err(format!("leaked: {leaks:?}"));
+            }
+            let clock = Box::new(fs_core::time::FixedClock(fs_core::time::NtTime(0)));
+            let mut volume = fs_core::Volume::mount(medium, fs_core::MountOptions::new(clock))
+                .map_err(|e| format!("{e:?}"))?;
+            let id = volume.resolve("\\seed.txt").map_err(|e| format!("{e:?}"))?;
+            let mut live = [0u8; 4];
+            volume
+                .read(id, 0, &mut live)
+                .map_err(|e| format!("{e:?}"))?;
+            volume.discard_file(id).map_err(|e| format!("{e:?}"))?;
+            let mut base = [0u8; 4];
+            volume
+                .read(id, 0, &mut base)
+                .map_err(|e| format!("{e:?}"))?;
+            let base_ok = match status {
+                Some(s) if s >= 0 => &base == b"1234" || &base == b"x234",
+                Some(_) => &base == b"aaaa",
+                None => false,
+            };
+            if &live != b"x234" || !base_ok {
+                return Err(format!(
+                    "commit {status:#x?}: live {:?}, base {:?}",
+                    String::from_utf8_lossy(&live),
+                    String::from_utf8_lossy(&base)
+                ));
+            }
+            Ok(())
+        }),
+    }
+}
