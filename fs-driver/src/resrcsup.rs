@@ -459,3 +459,25 @@ impl Drop for ResourceGuard {
         unsafe { nt::ExReleaseResourceLite(self.resource) };
     }
 }
+
+/// A deliberately wrong lock order, in host builds only, behind a switch: the concurrency
+/// explorer's own test (ntsim `nt_19_concurrency`) turns it on to show that it finds the
+/// deadlock an inversion causes. Never in the image.
+#[cfg(not(windows))]
+pub mod inverted_order {
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    static ENABLED: AtomicBool = AtomicBool::new(false);
+
+    /// Makes `FileDispositionInformation` take the FCB's main resource before the VCB
+    /// resource (the documented order is VCB first; tests only).
+    pub fn enable_for_test(on: bool) {
+        ENABLED.store(on, Ordering::SeqCst);
+    }
+
+    /// Is the inversion on?
+    #[must_use]
+    pub fn enabled() -> bool {
+        ENABLED.load(Ordering::SeqCst)
+    }
+}

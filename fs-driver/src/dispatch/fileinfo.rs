@@ -627,6 +627,11 @@ fn set_basic(vcb: &Vcb, fcb: &Fcb, input: &[u8]) -> Result<(), NTSTATUS> {
 }
 
 fn set_disposition(context: &IrpContext, vcb: &Vcb, fcb: &Fcb, flags: u32) -> Result<(), NTSTATUS> {
+    // Host test builds can invert the order on purpose (the concurrency explorer's check).
+    #[cfg(not(windows))]
+    let _inverted = crate::resrcsup::inverted_order::enabled()
+        // SAFETY: initialised with the FCB.
+        .then(|| unsafe { ResourceGuard::exclusive(fcb.resource()) });
     let _vcb = vcb.acquire_exclusive();
     // SAFETY: initialised with the FCB.
     let _main = unsafe { ResourceGuard::exclusive(fcb.resource()) };

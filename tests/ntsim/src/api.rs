@@ -1309,6 +1309,23 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// A schedule halted with threads parked inside the driver ([`crate::sched`]): they keep
+    /// pointers into this machine, so everything is leaked except the test lock.
+    pub(crate) fn abandon(self) {
+        let Sim {
+            _lock,
+            driver,
+            disk,
+            handles,
+            volume_hold,
+            ..
+        } = self;
+        std::mem::forget((driver, disk, handles, volume_hold));
+        drop(_lock);
+    }
+}
+
 impl Default for Sim {
     fn default() -> Self {
         Self::new()

@@ -148,6 +148,7 @@ pub unsafe extern "system-unwind" fn CcCopyRead(
     // A buffer that maps a file: Cc's copy faults its pages in (our own paging read of that
     // file, while the caller holds this one's resource: legal, another stream).
     let view = crate::seh::view_behind(buffer.addr(), length as usize);
+    let _copying = CopyInProgress::enter(sop);
     let mut staging = Vec::new();
     let out = if view.is_some() {
         staging.resize(length as usize, 0);
@@ -178,6 +179,30 @@ pub unsafe extern "system-unwind" fn CcCopyRead(
     true
 }
 
+/// A Cc copy using the stream's views: while it runs (it may fault and so let another thread
+/// run), a purge of the stream fails, as Cc's purge does while a view is in use.
+struct CopyInProgress(usize);
+
+impl CopyInProgress {
+    fn enter(sop: *mut SECTION_OBJECT_POINTERS) -> Self {
+        kernel::with(|k| *k.copies_in_progress.entry(sop as usize).or_insert(0) += 1);
+        Self(sop as usize)
+    }
+}
+
+impl Drop for CopyInProgress {
+    fn drop(&mut self) {
+        kernel::with(|k| {
+            if let Some(n) = k.copies_in_progress.get_mut(&self.0) {
+                *n -= 1;
+                if *n == 0 {
+                    k.copies_in_progress.remove(&self.0);
+                }
+            }
+        });
+    }
+}
+
 /// `FsRtlNormalizeNtstatus(status, STATUS_UNEXPECTED_IO_ERROR)`: what Cc raises for a page
 /// it could not read.
 fn normalize_io_error(status: i32) -> i32 {
@@ -206,6 +231,7 @@ pub unsafe extern "system-unwind" fn CcCopyWrite(
     let data = unsafe { std::slice::from_raw_parts(buffer.cast::<u8>(), length as usize) };
     let mut scratch = data.to_vec();
     let end = offset + u64::from(length);
+    let _copying = CopyInProgress::enter(sop);
     for index in pages(offset, u64::from(length)) {
         let whole = offset <= index * PAGE_U64 && (index + 1) * PAGE_U64 <= end;
         if whole {
@@ -322,6 +348,15 @@ pub unsafe extern "system" fn CcPurgeCacheSection(
         };
         Some((offset, len))
     };
+    if kernel::with(|k| k.copies_in_progress.contains_key(&(sop as usize))) {
+        kernel::with(|k| {
+            k.note(
+                "CcPurgeCacheSection refused: a copy is in progress",
+                ptr::null(),
+            )
+        });
+        return false;
+    }
     let (purged, unmapped_fos) = kernel::with(|k| purge_locked(k, sop, range, flags));
     if !purged {
         return false;

@@ -31,6 +31,9 @@ pub fn bugcheck(what: &str) -> ! {
     // Printed first: a panic raised under some driver frames cannot start unwinding at all
     // ("failed to initiate panic"), and the process aborts without the message.
     eprintln!("ntsim bug check: {what}");
+    if let Some(hint) = crate::sched::replay_hint() {
+        eprintln!("ntsim bug check {hint}");
+    }
     panic!("ntsim bug check: {what}")
 }
 
@@ -172,8 +175,15 @@ pub(crate) fn release_quarantine() {
 pub extern "system" fn ExInitializeResourceLite(resource: *mut ERESOURCE) -> NTSTATUS {
     let _kernel = crate::heap::KernelRegion::enter();
     let fresh = kernel::with(|k| {
+        let kind = crate::sched::classify(k, resource as usize);
         k.resources
-            .insert(resource as usize, ResourceState::default())
+            .insert(
+                resource as usize,
+                ResourceState {
+                    kind,
+                    ..ResourceState::default()
+                },
+            )
             .is_none()
     });
     if !fresh {
@@ -203,6 +213,17 @@ pub extern "system" fn ExDeleteResourceLite(resource: *mut ERESOURCE) -> NTSTATU
 enum Acquire {
     Granted,
     WouldWait,
+}
+
+/// A waiting acquire on a schedule's thread against the documented lock order
+/// ([`crate::sched`]).
+fn note_lock_order(resource: *mut ERESOURCE) {
+    if !crate::sched::active() {
+        return;
+    }
+    if let Some(what) = kernel::with(|k| crate::sched::order_violation(k, resource as usize)) {
+        crate::sched::note_order_violation(what);
+    }
 }
 
 /// NT-18: main before paging I/O, and paging I/O never takes the main resource.
@@ -257,12 +278,23 @@ fn acquire(resource: *mut ERESOURCE, exclusive: bool) -> Acquire {
 
 fn acquire_or_wait(resource: *mut ERESOURCE, exclusive: bool, wait: bool) -> bool {
     crate::worker::check_below_dispatch("an ERESOURCE acquire");
-    match acquire(resource, exclusive) {
-        Acquire::Granted => true,
-        Acquire::WouldWait if wait => {
-            bugcheck("ERESOURCE wait that can never end (held by another model thread)")
+    if wait {
+        note_lock_order(resource);
+        crate::sched::switch_point("ERESOURCE acquire");
+    }
+    loop {
+        match acquire(resource, exclusive) {
+            Acquire::Granted => return true,
+            // On a schedule's thread the wait blocks it until a release (a deadlock halts
+            // the schedule); alone, nothing else could ever release it.
+            Acquire::WouldWait if wait && crate::sched::active() => {
+                crate::sched::block_on(resource as usize, exclusive);
+            }
+            Acquire::WouldWait if wait => {
+                bugcheck("ERESOURCE wait that can never end (held by another model thread)")
+            }
+            Acquire::WouldWait => return false,
         }
-        Acquire::WouldWait => false,
     }
 }
 
@@ -305,6 +337,8 @@ pub extern "system" fn ExReleaseResourceLite(resource: *mut ERESOURCE) {
             None => bugcheck("ExReleaseResourceLite of a resource this thread does not hold"),
         }
     });
+    crate::sched::released(resource as usize);
+    crate::sched::switch_point("ERESOURCE release");
 }
 
 /// Is any resource held by anyone (for the end-of-test check)?
@@ -355,6 +389,7 @@ pub extern "system" fn KeWaitForSingleObject(
     _timeout: *const i64,
 ) -> NTSTATUS {
     let _kernel = crate::heap::KernelRegion::enter();
+    crate::sched::switch_point("KeWaitForSingleObject");
     let irql = crate::irql::current();
     if irql >= crate::irql::DISPATCH_LEVEL {
         bugcheck(&format!(

@@ -413,6 +413,7 @@ fn is_disk(device: *mut DEVICE_OBJECT) -> bool {
 /// # Safety
 /// `irp` is live with a next stack location filled in; `device` is live.
 pub(crate) unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    crate::sched::switch_point("IofCallDriver");
     // SAFETY: the caller's contract.
     let stack = unsafe { next_stack(irp) };
     // SAFETY: the caller's contract: the IRP is being handed down, nobody else touches it.
@@ -557,6 +558,7 @@ pub unsafe extern "system" fn IofCallDriver(
 #[no_mangle]
 pub unsafe extern "system" fn IofCompleteRequest(irp: *const IRP, _priorityboost: i8) {
     let _kernel = crate::heap::KernelRegion::enter();
+    crate::sched::switch_point("IofCompleteRequest");
     let irp = irp.cast_mut();
     // SAFETY: a live IRP owned by the completing driver.
     let irp_ref = unsafe { &*irp };

@@ -34,6 +34,16 @@ pub struct ResourceState {
     pub exclusive: Option<(u32, u32)>,
     /// Shared holders and their recursion counts.
     pub shared: BTreeMap<u32, u32>,
+    /// Which of the driver's locks it is, told from where it lives ([`crate::sched`]).
+    pub kind: crate::sched::LockKind,
+}
+
+impl ResourceState {
+    /// Does `thread` hold it (either way)?
+    #[must_use]
+    pub fn held_by(&self, thread: u32) -> bool {
+        self.exclusive.is_some_and(|(t, _)| t == thread) || self.shared.contains_key(&thread)
+    }
 }
 
 /// A device object the model created.
@@ -236,6 +246,12 @@ pub struct Kernel {
     /// Reads and writes the disk failed with `STATUS_VERIFY_REQUIRED` (no
     /// `SL_OVERRIDE_VERIFY_VOLUME` while `DO_VERIFY_VOLUME` was set).
     pub verify_required_failures: u64,
+    /// Pages whose paging write is in flight, by (SOP address, page index): Mm issues no
+    /// second write of a page until the first completes.
+    pub writes_in_flight: BTreeSet<(usize, u64)>,
+    /// Cc copies (`CcCopyRead`/`CcCopyWrite`) in progress by SOP address: their views are
+    /// in use, so a purge of the stream fails meanwhile (issue 19: another thread's purge).
+    pub copies_in_progress: BTreeMap<usize, u32>,
     /// Data control areas by SOP.
     pub control_areas: BTreeMap<*mut SECTION_OBJECT_POINTERS, Box<ControlArea>>,
     /// Image sections by SOP.
@@ -342,6 +358,8 @@ impl Kernel {
             disk_device: std::ptr::null_mut(),
             disk_io: (0, 0),
             verify_required_failures: 0,
+            writes_in_flight: BTreeSet::new(),
+            copies_in_progress: BTreeMap::new(),
             control_areas: BTreeMap::new(),
             images: BTreeMap::new(),
             sections: BTreeMap::new(),
@@ -403,12 +421,78 @@ impl Kernel {
 
 thread_local! {
     static KERNEL: RefCell<Kernel> = RefCell::new(Kernel::new());
+    /// This OS thread runs a simulated thread of a schedule ([`crate::sched`]): its model is
+    /// the shared one.
+    static ROUTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Runs `f` on this thread's model. Never call the driver from inside `f`.
+/// The model while a schedule runs: moved here from the test thread so that whichever OS
+/// thread holds the scheduler's baton reaches it.
+static SHARED: std::sync::Mutex<Option<SharedKernel>> = std::sync::Mutex::new(None);
+
+/// The model in its shared home.
+struct SharedKernel(Box<Kernel>);
+
+// SAFETY: the raw pointers in the model are plain data to it. While a schedule runs, only
+// the OS thread holding the scheduler's baton runs model or driver code (the others are
+// parked), and the mutex orders the hand-over, so the model is never used by two threads at
+// once.
+#[allow(unsafe_code)]
+unsafe impl Send for SharedKernel {}
+
+/// Runs `f` on this thread's model (the shared one on a schedule's threads). Never call the
+/// driver from inside `f`.
 pub fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
     let _own = crate::heap::KernelRegion::enter();
+    if ROUTED.with(std::cell::Cell::get) {
+        let mut shared = match SHARED.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                panic!("ntsim: the shared model is borrowed twice (a kernel::with inside another)")
+            }
+        };
+        let Some(kernel) = shared.as_mut() else {
+            panic!("ntsim: a schedule's thread ran with no shared model")
+        };
+        return f(&mut kernel.0);
+    }
     KERNEL.with(|k| f(&mut k.borrow_mut()))
+}
+
+/// Moves this thread's model to the shared home (a schedule starts).
+pub(crate) fn share() {
+    let kernel = KERNEL.with(|k| std::mem::replace(&mut *k.borrow_mut(), Kernel::new()));
+    let mut shared = SHARED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    *shared = Some(SharedKernel(Box::new(kernel)));
+}
+
+/// Moves the shared model back to this thread (the schedule ended cleanly).
+pub(crate) fn unshare() {
+    let taken = SHARED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(SharedKernel(kernel)) = taken {
+        KERNEL.with(|k| *k.borrow_mut() = *kernel);
+    }
+}
+
+/// Leaks the shared model (a schedule failed with threads parked inside the driver, which
+/// still point into it); this thread starts a fresh one.
+pub(crate) fn abandon_shared() {
+    let taken = SHARED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    std::mem::forget(taken);
+}
+
+/// Routes this OS thread's model calls to the shared home (or back).
+pub(crate) fn route_to_shared(on: bool) {
+    ROUTED.with(|r| r.set(on));
 }
 
 /// Starts a fresh model on this thread (a new test).

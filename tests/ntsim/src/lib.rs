@@ -27,7 +27,10 @@
 //!
 //! Concurrency: the model lives in a thread-local, and every [`api::Sim`] holds a global test
 //! lock for its whole life, because the driver's own globals (`CFAT_DATA`) are process-wide.
-//! Tests therefore run one at a time whatever `--test-threads` says.
+//! Tests therefore run one at a time whatever `--test-threads` says. Within a test,
+//! [`sched`] runs several simulated threads of the driver under a deterministic scheduler
+//! (one at a time, switching at kernel calls that can block), with the model moved to a
+//! shared home while they run.
 #![deny(unsafe_code)]
 
 pub mod api;
@@ -46,6 +49,7 @@ pub mod name;
 pub mod notify;
 pub mod requests;
 pub mod rw;
+pub mod sched;
 pub mod seh;
 pub mod snapshot;
 pub mod stack;

@@ -147,6 +147,7 @@ pub(crate) fn delete_if_unreferenced(sop: *mut SECTION_OBJECT_POINTERS) -> bool 
 
 /// Faults page `index` in: a paging read on the control area's file object (NT-04, NT-13).
 pub(crate) fn fault_in(sop: *mut SECTION_OBJECT_POINTERS, index: u64) -> Result<(), NTSTATUS> {
+    crate::sched::switch_point("Mm page fault");
     let fo = kernel::with(|k| {
         let ca = k.control_areas.get(&sop)?;
         (!ca.pages.contains_key(&index)).then_some(ca.file_object)
@@ -186,16 +187,31 @@ pub(crate) fn fault_in(sop: *mut SECTION_OBJECT_POINTERS, index: u64) -> Result<
 
 /// Writes page `index` out with a paging write; clean afterwards on success.
 fn write_page(sop: *mut SECTION_OBJECT_POINTERS, index: u64) -> NTSTATUS {
-    let plan = kernel::with(|k| {
-        let ca = k.control_areas.get(&sop)?;
-        let page = ca.pages.get(&index).filter(|p| p.dirty())?;
-        Some((ca.file_object, page.data.clone()))
-    });
-    let Some((fo, mut data)) = plan else {
-        return STATUS_SUCCESS;
-    };
+    // As Mm: the page is clean from the moment its bytes are taken for the write, so a store
+    // while the write is in flight (another thread, issue 19) dirties it again instead of
+    // being lost when the write completes; a failed write makes it dirty again. A page whose
+    // write is in flight is skipped (it stays dirty if stored to meanwhile): two writes of
+    // one page in flight could land in the wrong order.
+    let key = (sop as usize, index);
     let Ok(offset) = i64::try_from(index * PAGE_U64) else {
         return STATUS_INVALID_PARAMETER;
+    };
+    let plan = kernel::with(|k| {
+        if k.writes_in_flight.contains(&key) {
+            return None;
+        }
+        let ca = k.control_areas.get_mut(&sop)?;
+        let fo = ca.file_object;
+        let page = ca.pages.get_mut(&index).filter(|p| p.dirty())?;
+        let was = (page.cc_dirty, page.mm_dirty);
+        page.cc_dirty = false;
+        page.mm_dirty = false;
+        let data = page.data.clone();
+        k.writes_in_flight.insert(key);
+        Some((fo, data, was))
+    });
+    let Some((fo, mut data, was)) = plan else {
+        return STATUS_SUCCESS;
     };
     // SAFETY: the control area's referenced file object; the buffer holds a page.
     let (status, _) = unsafe {
@@ -209,15 +225,16 @@ fn write_page(sop: *mut SECTION_OBJECT_POINTERS, index: u64) -> NTSTATUS {
             true,
         )
     };
-    if status >= 0 {
+    kernel::with(|k| k.writes_in_flight.remove(&key));
+    if status < 0 {
         kernel::with(|k| {
             let page = k
                 .control_areas
                 .get_mut(&sop)
                 .and_then(|ca| ca.pages.get_mut(&index));
             if let Some(page) = page {
-                page.cc_dirty = false;
-                page.mm_dirty = false;
+                page.cc_dirty |= was.0;
+                page.mm_dirty |= was.1;
             }
         });
     }
