@@ -145,7 +145,7 @@ impl<D: BlockDevice> Volume<D> {
             }
             if any {
                 self.cache
-                    .put(offset, crate::volume::zeroed(BLOCK_SIZE)?, true);
+                    .put(offset, crate::volume::zeroed(BLOCK_SIZE)?, true)?;
             }
         }
         Ok(changed)
@@ -220,9 +220,11 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Frees a live cluster. Data must not be written to it before the next commit.
     pub(crate) fn free_live(&mut self, c: u32) -> Result<()> {
+        // Room first: a freed cluster missing from the pending set could be reused too soon.
+        self.pending_free.reserve(1)?;
         self.set_live(c, FREE)?;
         if !self.is_base_cluster(c)? {
-            self.pending_free.insert(c);
+            self.pending_free.insert(c)?;
         }
         let offset = self.geo.cluster_offset(c);
         self.cache

@@ -3,12 +3,12 @@
 //! and then writes them home. Nothing reaches a metadata block's home before its journal copy is
 //! durable, so a crash leaves either the old or the new state of a whole transaction.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use crate::device::BlockDevice;
 use crate::error::{Error, Result};
 use crate::ondisk::{block_is_valid, journal, seal_block};
+use crate::sorted::SortedMap;
 
 /// `Some(what)` for a checked block (CRC verified on read, named `what` in errors).
 pub type Check = Option<&'static str>;
@@ -21,10 +21,12 @@ struct Cached {
     checked: bool,
 }
 
-/// Cached metadata blocks keyed by their byte offset on the volume.
+/// Cached metadata blocks keyed by their byte offset on the volume, in a sorted vector: its
+/// insert is fallible (NT-26), its lookups are binary searches, and dropping clean blocks is a
+/// flat `retain` (a B-tree's rebalancing chain was once the deepest kernel-stack path).
 #[derive(Debug, Default)]
 pub struct MetaCache {
-    blocks: BTreeMap<u64, Cached>,
+    blocks: SortedMap<u64, Cached>,
     dirty_bytes: usize,
     clean_bytes: usize,
 }
@@ -60,7 +62,6 @@ impl MetaCache {
                     return Err(Error::Corrupt { what, at: offset });
                 }
             }
-            self.clean_bytes += len;
             self.blocks.insert(
                 offset,
                 Cached {
@@ -68,7 +69,8 @@ impl MetaCache {
                     dirty: false,
                     checked: check.is_some(),
                 },
-            );
+            )?;
+            self.clean_bytes += len;
         }
         match self.blocks.get_mut(&offset) {
             Some(block) if block.data.len() == len => Ok(block),
@@ -110,7 +112,8 @@ impl MetaCache {
     }
 
     /// Puts a whole new block in the running transaction without reading the old one.
-    pub fn put(&mut self, offset: u64, data: Vec<u8>, checked: bool) {
+    /// Fails (changing nothing) only when a new block finds no room in the map.
+    pub fn put(&mut self, offset: u64, data: Vec<u8>, checked: bool) -> Result<()> {
         let len = data.len();
         match self.blocks.insert(
             offset,
@@ -119,42 +122,31 @@ impl MetaCache {
                 dirty: true,
                 checked,
             },
-        ) {
+        )? {
             Some(old) if old.dirty => self.dirty_bytes -= old.data.len(),
             Some(old) => self.clean_bytes -= old.data.len(),
             None => {}
         }
         self.dirty_bytes += len;
+        Ok(())
     }
 
     /// Forgets blocks in `[offset, offset + len)`, dirty or not: the space was freed.
     pub fn forget(&mut self, offset: u64, len: u64) {
-        let keys: Vec<u64> = self
-            .blocks
-            .range(offset..offset + len)
-            .map(|(&k, _)| k)
-            .collect();
-        for k in keys {
-            if let Some(old) = self.blocks.remove(&k) {
-                if old.dirty {
-                    self.dirty_bytes -= old.data.len();
-                } else {
-                    self.clean_bytes -= old.data.len();
-                }
+        let (dirty_bytes, clean_bytes) = (&mut self.dirty_bytes, &mut self.clean_bytes);
+        self.blocks.remove_range(offset..offset + len, |_, old| {
+            if old.dirty {
+                *dirty_bytes -= old.data.len();
+            } else {
+                *clean_bytes -= old.data.len();
             }
-        }
+        });
     }
 
     /// Forgets every clean block (after a volume discard or commit rewrote tables behind the
     /// cache). Dirty blocks stay: on a read-only mount they are the only copy of a replay.
     pub fn drop_clean(&mut self) {
-        // Rebuilt rather than `retain`ed: removing in place rebalances the tree through a
-        // chain of node helpers that was the deepest stack use under a cache miss (NT-23).
-        for (offset, block) in core::mem::take(&mut self.blocks) {
-            if block.dirty {
-                self.blocks.insert(offset, block);
-            }
-        }
+        self.blocks.retain(|_, block| block.dirty);
         self.clean_bytes = 0;
     }
 
@@ -173,12 +165,12 @@ impl MetaCache {
         for block in self.blocks.values_mut().filter(|b| b.dirty && b.checked) {
             seal_block(&mut block.data);
         }
-        let dirty: Vec<(u64, &[u8])> = self
-            .blocks
-            .iter()
-            .filter(|(_, b)| b.dirty)
-            .map(|(&k, b)| (k, b.data.as_slice()))
-            .collect();
+        let dirty: Vec<(u64, &[u8])> = crate::mem::collect(
+            self.blocks
+                .iter()
+                .filter(|(_, b)| b.dirty)
+                .map(|(&k, b)| (k, b.data.as_slice())),
+        )?;
         let bytes = journal::encode(seq, &dirty);
         if bytes.len() as u64 > journal_size {
             return Err(Error::Unsupported(

@@ -65,3 +65,41 @@ pub fn collect<T>(items: impl Iterator<Item = T>) -> Result<Vec<T>> {
     }
     Ok(v)
 }
+
+/// A value on the heap, put there fallibly (`Box::try_new` is unstable). It is a one-element
+/// boxed array underneath, which is what a `Vec` reserved with `try_reserve_exact` becomes.
+pub struct Boxed<T>(alloc::boxed::Box<[T; 1]>);
+
+impl<T> Boxed<T> {
+    /// The value, out of the box.
+    pub fn into_inner(self) -> T {
+        let [value] = *self.0;
+        value
+    }
+}
+
+impl<T> core::ops::Deref for Boxed<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0[0]
+    }
+}
+
+impl<T> core::ops::DerefMut for Boxed<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0[0]
+    }
+}
+
+/// `value` moved onto the heap.
+#[inline(never)]
+pub fn boxed<T>(value: T) -> Result<Boxed<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(1).map_err(|_| out_of_memory::<T>(1))?;
+    v.push(value);
+    // Capacity equals length, so neither step below allocates again.
+    match alloc::boxed::Box::<[T; 1]>::try_from(v.into_boxed_slice()) {
+        Ok(one) => Ok(Boxed(one)),
+        Err(_) => Err(out_of_memory::<T>(1)),
+    }
+}

@@ -6,7 +6,6 @@
 //! O(data). Per-file commit and discard relink one file's chain in the other table.
 //! Reservations keep overlay clusters for paging writes that must not fail (NT-15).
 
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -16,13 +15,16 @@ use crate::ondisk::record::{RawRecord, RecordFlags, RECORD_SIZE};
 use crate::ondisk::state::{StateFlags, LABEL_UNITS};
 use crate::ondisk::table::{entry_position, FREE};
 use crate::ondisk::BLOCK_SIZE;
+use crate::sorted::{SortedMap, SortedSet};
 use crate::stream::StreamKey;
 use crate::types::{FileId, FileOverlayStatus, VolumeInfo};
 use crate::volume::{Tree, Volume};
 
-/// Disjoint ranges `start..end` of stream cluster numbers.
+/// Disjoint ranges `start..end` of stream cluster numbers. Its capacity is kept at one range
+/// per cluster it holds, so that [`RangeSet::remove`] (a paging write using its reservation,
+/// which must not fail) never needs memory even when it splits a range.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct RangeSet(BTreeMap<u64, u64>);
+pub(crate) struct RangeSet(SortedMap<u64, u64>);
 
 impl RangeSet {
     pub fn contains(&self, v: u64) -> bool {
@@ -32,9 +34,17 @@ impl RangeSet {
             .is_some_and(|(_, &end)| v < end)
     }
 
-    pub fn insert(&mut self, v: u64) {
+    /// Room for `more` clusters besides those held, one range each at worst.
+    pub fn reserve(&mut self, more: usize) -> Result<()> {
+        let held = usize::try_from(self.len()).unwrap_or(usize::MAX);
+        self.0
+            .reserve(held.saturating_add(more).saturating_sub(self.0.len()))
+    }
+
+    /// Adds `v`; the caller reserved room for it.
+    pub fn insert(&mut self, v: u64) -> Result<()> {
         if self.contains(v) {
-            return;
+            return Ok(());
         }
         let (mut start, mut end) = (v, v + 1);
         if let Some((&s, &e)) = self.0.range(..v).next_back() {
@@ -47,9 +57,12 @@ impl RangeSet {
             self.0.remove(&end);
             end = e;
         }
-        self.0.insert(start, end);
+        self.0.insert(start, end)?;
+        Ok(())
     }
 
+    /// Takes `v` out. Allocates nothing: a split adds one range, and the capacity covers one
+    /// range per cluster held (see [`RangeSet::reserve`]).
     pub fn remove(&mut self, v: u64) -> bool {
         let Some((&s, &e)) = self.0.range(..=v).next_back() else {
             return false;
@@ -59,10 +72,10 @@ impl RangeSet {
         }
         self.0.remove(&s);
         if s < v {
-            self.0.insert(s, v);
+            let _ = self.0.insert(s, v);
         }
         if v + 1 < e {
-            self.0.insert(v + 1, e);
+            let _ = self.0.insert(v + 1, e);
         }
         true
     }
@@ -76,9 +89,9 @@ impl RangeSet {
 /// cluster a file's record may have to move into.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Reservations {
-    files: BTreeMap<u32, RangeSet>,
+    files: SortedMap<u32, RangeSet>,
     data_total: u64,
-    meta_holders: BTreeSet<u32>,
+    meta_holders: SortedSet<u32>,
     meta_total: u64,
 }
 
@@ -149,7 +162,7 @@ impl<D: BlockDevice> Volume<D> {
             }
             let lcn = self.stream_lcn(key, vcn)?;
             if self.is_base_cluster(lcn)? {
-                wanted.push(vcn);
+                crate::mem::push(&mut wanted, vcn)?;
             }
         }
         let record_vcn = u64::from(id.record()) * RECORD_SIZE as u64 / cs;
@@ -160,13 +173,21 @@ impl<D: BlockDevice> Volume<D> {
         if need > self.available_clusters() {
             return Err(Error::NoSpace);
         }
-        let set = self.reservations.files.entry(id.record()).or_default();
+        // All the memory first, so that nothing is half reserved (NT-26).
+        let set = self
+            .reservations
+            .files
+            .get_or_insert_with(id.record(), RangeSet::default)?;
+        set.reserve(wanted.len())?;
+        if meta {
+            self.reservations.meta_holders.reserve(1)?;
+        }
         for vcn in wanted {
-            set.insert(vcn);
+            set.insert(vcn)?;
         }
         self.reservations.data_total += need - u64::from(meta);
         if meta {
-            self.reservations.meta_holders.insert(id.record());
+            self.reservations.meta_holders.insert(id.record())?;
             self.reservations.meta_total += 1;
         }
         Ok(need)
@@ -242,10 +263,10 @@ impl<D: BlockDevice> Volume<D> {
                     src,
                     BLOCK_SIZE,
                     Some("allocation table block checksum"),
-                )?
-                .to_vec();
+                )
+                .and_then(crate::mem::copied)?;
             if self.read_only {
-                self.cache.put(dst, data, false);
+                self.cache.put(dst, data, false)?;
             } else {
                 self.dev.write_at(dst, &data)?;
                 self.cache.forget(dst, BLOCK_SIZE as u64);
@@ -381,7 +402,9 @@ impl<D: BlockDevice> Volume<D> {
         raw.flags = live.flags;
         raw.parent = live.parent;
         self.put_record(record, &raw)?;
-        self.extents
+        // A cache: without room (the key was absent) the map is walked again on next use.
+        let _ = self
+            .extents
             .insert(StreamKey::File(Tree::Live, record), base_map);
         self.reservations.release_file(record);
         Ok(())
@@ -404,14 +427,13 @@ impl<D: BlockDevice> Volume<D> {
         let base_map = self
             .extent_map(StreamKey::File(Tree::Base, record))?
             .clone();
-        // Inserted one by one: `collect` into a BTreeSet sorts with the stable sort, whose
-        // 4 KiB scratch array lives on the stack.
-        let mut live_clusters = BTreeSet::new();
-        for lcn in live_map.clusters() {
-            live_clusters.insert(lcn);
-        }
+        // Sorted with the unstable sort: the stable one keeps a 4 KiB scratch array on the
+        // stack.
+        let mut live_clusters = crate::mem::collect(live_map.clusters())?;
+        live_clusters.sort_unstable();
+        live_clusters.dedup();
         for lcn in base_map.clusters() {
-            if !live_clusters.contains(&lcn) {
+            if live_clusters.binary_search(&lcn).is_err() {
                 self.set_base(lcn, FREE)?;
             }
         }

@@ -275,7 +275,7 @@ impl<D: BlockDevice> Volume<D> {
             }
         };
         self.walk_further(tree, &mut map, upto)?;
-        Ok(self.extents.entry(key).or_insert(map))
+        self.extents.get_or_insert_with(key, || map).map(|map| &*map)
     }
 
     /// The record table's extent map, walked at least as far as cluster `upto`.
@@ -289,7 +289,7 @@ impl<D: BlockDevice> Volume<D> {
             }
         };
         self.walk_further(tree, &mut map, upto)?;
-        Ok(self.extents.entry(key).or_insert(map))
+        self.extents.get_or_insert_with(key, || map).map(|map| &*map)
     }
 
     /// The cluster holding record-table cluster `vcn`.
@@ -363,7 +363,7 @@ impl<D: BlockDevice> Volume<D> {
                 }
                 return Err(e);
             }
-            self.extents.insert(key, map);
+            self.extents.insert(key, map)?;
             left -= batch;
             self.make_room()?;
         }
@@ -393,7 +393,7 @@ impl<D: BlockDevice> Volume<D> {
             let mut map = map;
             map.truncate(new_count);
             let first = if new_count == 0 { 0 } else { map.first() };
-            self.extents.insert(key, map);
+            self.extents.insert(key, map)?;
             self.set_chain_head(key, first, new_count)?;
             for c in doomed {
                 self.free_live(c)?;
@@ -496,7 +496,7 @@ impl<D: BlockDevice> Volume<D> {
         let base = self.geo.cluster_offset(c);
         for i in 0..(self.geo.cluster_size() as usize / mb) {
             self.cache
-                .put(base + (i * mb) as u64, crate::volume::zeroed(mb)?, false);
+                .put(base + (i * mb) as u64, crate::volume::zeroed(mb)?, false)?;
         }
         Ok(())
     }
@@ -596,9 +596,9 @@ impl<D: BlockDevice> Volume<D> {
         for i in 0..(self.geo.cluster_size() as usize / mb) {
             let data = self
                 .cache
-                .get(&mut self.dev, src + (i * mb) as u64, mb, None)?
-                .to_vec();
-            self.cache.put(dst + (i * mb) as u64, data, false);
+                .get(&mut self.dev, src + (i * mb) as u64, mb, None)
+                .and_then(crate::mem::copied)?;
+            self.cache.put(dst + (i * mb) as u64, data, false)?;
         }
         Ok(())
     }

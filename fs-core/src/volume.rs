@@ -3,7 +3,6 @@
 //! `file`, `namespace`, `overlay`) as further `impl Volume` blocks.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use crate::cache::MetaCache;
@@ -11,6 +10,7 @@ use crate::device::BlockDevice;
 use crate::dir::DirIndex;
 use crate::error::{Error, Result};
 use crate::layout::{Geometry, UPCASE_BYTES};
+use crate::mem::Boxed;
 use crate::name::UpcaseTable;
 use crate::ondisk::boot::RawBoot;
 use crate::ondisk::journal;
@@ -18,6 +18,7 @@ use crate::ondisk::record::RECORD_SIZE;
 use crate::ondisk::state::{RawState, StateFlags};
 use crate::ondisk::{crc32c, BLOCK_SIZE};
 use crate::overlay::Reservations;
+use crate::sorted::{SortedMap, SortedSet};
 use crate::stream::{ExtentMap, StreamKey};
 use crate::time::{Clock, NtTime};
 use crate::types::MountOptions;
@@ -42,18 +43,18 @@ pub struct Volume<D: BlockDevice> {
     pub(crate) upcase: UpcaseTable,
     pub(crate) read_only: bool,
     pub(crate) clock: Box<dyn Clock>,
-    pub(crate) extents: BTreeMap<StreamKey, ExtentMap>,
-    pub(crate) dirs: BTreeMap<u32, DirIndex>,
-    pub(crate) free_records: BTreeSet<u32>,
+    pub(crate) extents: SortedMap<StreamKey, ExtentMap>,
+    pub(crate) dirs: SortedMap<u32, DirIndex>,
+    pub(crate) free_records: SortedSet<u32>,
     /// Records unlinked while open (flagged ORPHAN on disk, which is what the next mount
     /// goes by): a seal or commit keeps them out of the base it makes.
-    pub(crate) orphans: BTreeSet<u32>,
+    pub(crate) orphans: SortedSet<u32>,
     /// A read-only mount finished a cut-short commit in memory and could not take the orphans
     /// out of the base (the next writable mount does): fsck counts their base clusters owned.
     pub(crate) base_keeps_orphans: bool,
     /// Clusters freed in the running transaction: the committed metadata may still point at
     /// them, so no data may be written into them before the next commit.
-    pub(crate) pending_free: BTreeSet<u32>,
+    pub(crate) pending_free: SortedSet<u32>,
     pub(crate) reservations: Reservations,
 }
 
@@ -97,13 +98,13 @@ impl<D: BlockDevice> Volume<D> {
     /// Mounts the volume on `dev`: checks the boot block, replays a committed journal
     /// transaction, finishes an interrupted volume commit or discard, frees orphaned files.
     pub fn mount(dev: D, options: MountOptions) -> Result<Volume<D>> {
-        Self::mount_boxed(dev, options).map(|volume| *volume)
+        Self::mount_boxed(dev, options).map(Boxed::into_inner)
     }
 
     /// [`Self::mount`] into a box, for the kernel: the volume is built on the heap before the
     /// deep part of mount (replay finishing, orphan purge) runs, so no caller's frame holds a
     /// copy of it on the 24 KiB stack.
-    pub fn mount_boxed(mut dev: D, options: MountOptions) -> Result<Box<Volume<D>>> {
+    pub fn mount_boxed(mut dev: D, options: MountOptions) -> Result<Boxed<Volume<D>>> {
         let (boot, geo) = read_boot(&mut dev)?;
         let mut cache = MetaCache::default();
         replay_journal(&mut dev, &geo, &mut cache, options.read_only)?;
@@ -112,7 +113,7 @@ impl<D: BlockDevice> Volume<D> {
             .and_then(crate::mem::copied)?;
         let state = RawState::parse(&state_block, geo.state_offset)?;
         let upcase = read_upcase(&mut dev, &geo, &boot)?;
-        let mut volume = Box::new(Volume {
+        let mut volume = crate::mem::boxed(Volume {
             dev,
             geo,
             boot,
@@ -122,14 +123,14 @@ impl<D: BlockDevice> Volume<D> {
             upcase,
             read_only: options.read_only,
             clock: options.clock,
-            extents: BTreeMap::new(),
-            dirs: BTreeMap::new(),
-            free_records: BTreeSet::new(),
-            orphans: BTreeSet::new(),
+            extents: SortedMap::new(),
+            dirs: SortedMap::new(),
+            free_records: SortedSet::new(),
+            orphans: SortedSet::new(),
             base_keeps_orphans: false,
-            pending_free: BTreeSet::new(),
+            pending_free: SortedSet::new(),
             reservations: Reservations::default(),
-        });
+        })?;
         volume.check_state()?;
         let pending =
             volume.state.flags() & (StateFlags::COMMIT_PENDING | StateFlags::DISCARD_PENDING);
@@ -216,8 +217,14 @@ impl<D: BlockDevice> Volume<D> {
                 at: self.geo.state_offset,
             })?;
             self.state.journal_seq.set(next);
-            self.cache
-                .put(self.geo.state_offset, self.state.to_block(), false);
+            let put = self.state.to_block().and_then(|block| {
+                self.cache.put(self.geo.state_offset, block, false)
+            });
+            if let Err(e) = put {
+                // Out of memory: the transaction stays as it was, to be committed later.
+                self.state.journal_seq.set(seq);
+                return Err(e);
+            }
             self.cache.commit(
                 &mut self.dev,
                 self.geo.journal_offset,
@@ -347,7 +354,7 @@ fn replay_journal<D: BlockDevice>(
     }
     for (offset, data) in tx.blocks {
         if read_only {
-            cache.put(offset, data, false);
+            cache.put(offset, data, false)?;
         } else {
             dev.write_at(offset, &data)?;
         }
