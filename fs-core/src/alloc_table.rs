@@ -124,8 +124,10 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     /// Table blocks whose live and base copies may differ, and clears the record of them.
+    /// The blocks are all found (and their memory had) before any bit is cleared (NT-26).
     pub(crate) fn take_changed_table_blocks(&mut self) -> Result<Vec<u32>> {
         let mut changed = Vec::new();
+        let mut marked = Vec::new();
         for diff_block in 0..self.geo.diff_blocks {
             let offset = self.geo.diff_offset + u64::from(diff_block) * BLOCK_SIZE as u64;
             let data = self
@@ -137,16 +139,21 @@ impl<D: BlockDevice> Volume<D> {
                     if bits & (1 << bit) != 0 {
                         let block = diff_block * DIFF_BITS_PER_BLOCK + byte as u32 * 8 + bit;
                         if block < self.geo.table_blocks {
-                            changed.push(block);
+                            crate::mem::push(&mut changed, block)?;
                         }
                         any = true;
                     }
                 }
             }
             if any {
-                self.cache
-                    .put(offset, crate::volume::zeroed(BLOCK_SIZE)?, true)?;
+                crate::mem::push(&mut marked, offset)?;
             }
+        }
+        for offset in marked {
+            // Cleared in place: the block was just read into the cache.
+            self.cache
+                .modify(&mut self.dev, offset, BLOCK_SIZE, Some(DIFF_BLOCK))?
+                .fill(0);
         }
         Ok(changed)
     }

@@ -93,6 +93,36 @@ impl MetaCache {
         Ok(&self.load(dev, offset, len, check)?.data)
     }
 
+    /// Copies the block at `offset` into `buf` (its length) without caching it: from the
+    /// cache when it is there, else from the device. Allocates nothing (NT-26).
+    pub fn read_into<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        offset: u64,
+        buf: &mut [u8],
+        check: Check,
+    ) -> Result<()> {
+        match self.blocks.get(&offset) {
+            Some(block) if block.data.len() == buf.len() => {
+                buf.copy_from_slice(&block.data);
+                return Ok(());
+            }
+            Some(_) => {
+                return Err(Error::Corrupt {
+                    what: "metadata block read with two sizes",
+                    at: offset,
+                })
+            }
+            None => dev.read_at(offset, buf)?,
+        }
+        if let Some(what) = check {
+            if !block_is_valid(buf) {
+                return Err(Error::Corrupt { what, at: offset });
+            }
+        }
+        Ok(())
+    }
+
     /// The block at `offset` for changing; it joins the running transaction.
     pub fn modify<D: BlockDevice>(
         &mut self,
@@ -171,7 +201,7 @@ impl MetaCache {
                 .filter(|(_, b)| b.dirty)
                 .map(|(&k, b)| (k, b.data.as_slice())),
         )?;
-        let bytes = journal::encode(seq, &dirty);
+        let bytes = journal::encode(seq, &dirty)?;
         if bytes.len() as u64 > journal_size {
             return Err(Error::Unsupported(
                 "a metadata transaction larger than the journal",

@@ -231,10 +231,7 @@ impl<D: BlockDevice> Volume<D> {
         let index = self.dir_index(dir)?;
         // Room for the freed run first: after the writes below nothing may fail (NT-26).
         index.free_runs.reserve(1)?;
-        let entry = index
-            .by_key
-            .remove(key)
-            .ok_or(Error::NotFound)?;
+        let entry = index.by_key.remove(key).ok_or(Error::NotFound)?;
         for s in entry.slot..entry.slot + entry.slots {
             let pos = u64::from(s) * SLOT_SIZE as u64;
             let mut kind = [0u8; 1];

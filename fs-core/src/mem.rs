@@ -103,3 +103,12 @@ pub fn boxed<T>(value: T) -> Result<Boxed<T>> {
         Err(_) => Err(out_of_memory::<T>(1)),
     }
 }
+
+/// A copy of the items an iterator over references yields (an exact-size one: one
+/// reservation covers them all).
+#[inline(never)]
+pub fn copied_from<'a, T: Copy + 'a>(
+    items: impl ExactSizeIterator<Item = &'a T>,
+) -> Result<Vec<T>> {
+    collect(items.copied())
+}

@@ -253,20 +253,22 @@ impl<D: BlockDevice> Volume<D> {
     /// Copies every changed table block from one table to the other, outside the journal:
     /// the decision is durable, so a crash here is finished by the next mount.
     fn copy_changed_table_blocks(&mut self, from: Tree, to: Tree) -> Result<()> {
+        // The memory first: once the changed-block bits are taken, a copy that stopped for
+        // want of memory would lose them (NT-26). A writable volume copies through this one
+        // buffer and the cache takes nothing new.
+        let mut data = crate::mem::zeroed(BLOCK_SIZE)?;
         for block in self.take_changed_table_blocks()? {
             let src = self.table_block_offset(from, block);
             let dst = self.table_block_offset(to, block);
-            let data = self
-                .cache
-                .get(
-                    &mut self.dev,
-                    src,
-                    BLOCK_SIZE,
-                    Some("allocation table block checksum"),
-                )
-                .and_then(crate::mem::copied)?;
+            self.cache.read_into(
+                &mut self.dev,
+                src,
+                &mut data,
+                Some("allocation table block checksum"),
+            )?;
             if self.read_only {
-                self.cache.put(dst, data, false)?;
+                // Finishing a cut-short commit in memory, at mount.
+                self.cache.put(dst, crate::mem::copied(&data)?, false)?;
             } else {
                 self.dev.write_at(dst, &data)?;
                 self.cache.forget(dst, BLOCK_SIZE as u64);
@@ -308,7 +310,7 @@ impl<D: BlockDevice> Volume<D> {
             self.base_keeps_orphans = !self.orphans.is_empty();
             return Ok(());
         }
-        let orphans: Vec<u32> = self.orphans.iter().copied().collect();
+        let orphans: Vec<u32> = crate::mem::copied_from(self.orphans.iter())?;
         for record in orphans {
             let live = self.record(Tree::Live, record)?;
             if !live.in_use() || !live.flags().contains(RecordFlags::ORPHAN) {
@@ -320,7 +322,7 @@ impl<D: BlockDevice> Volume<D> {
             self.put_record(record, &live)?;
             let map = self
                 .extent_map(StreamKey::File(Tree::Live, record))?
-                .clone();
+                .try_clone()?;
             for lcn in map.clusters() {
                 self.set_base(lcn, FREE)?;
                 self.mark_table_block_changed(entry_position(lcn).0)?;
@@ -385,10 +387,13 @@ impl<D: BlockDevice> Volume<D> {
         let record = id.record();
         let live_map = self
             .extent_map(StreamKey::File(Tree::Live, record))?
-            .clone();
+            .try_clone()?;
         let base_map = self
             .extent_map(StreamKey::File(Tree::Base, record))?
-            .clone();
+            .try_clone()?;
+        // Room for every cluster freed below, so that no free stops halfway (NT-26).
+        self.pending_free
+            .reserve(usize::try_from(live_map.count()).unwrap_or(usize::MAX))?;
         for lcn in live_map.clusters() {
             if !self.is_base_cluster(lcn)? {
                 self.free_live(lcn)?;
@@ -423,10 +428,10 @@ impl<D: BlockDevice> Volume<D> {
         self.put_record(record, &live)?;
         let live_map = self
             .extent_map(StreamKey::File(Tree::Live, record))?
-            .clone();
+            .try_clone()?;
         let base_map = self
             .extent_map(StreamKey::File(Tree::Base, record))?
-            .clone();
+            .try_clone()?;
         // Sorted with the unstable sort: the stable one keeps a 4 KiB scratch array on the
         // stack.
         let mut live_clusters = crate::mem::collect(live_map.clusters())?;
@@ -466,7 +471,7 @@ impl<D: BlockDevice> Volume<D> {
     pub fn overlay_status(&mut self, id: FileId) -> Result<FileOverlayStatus> {
         let live = self.file_record(id)?;
         let key = StreamKey::File(Tree::Live, id.record());
-        let map = self.extent_map(key)?.clone();
+        let map = self.extent_map(key)?.try_clone()?;
         let mut base_clusters = 0u64;
         for lcn in map.clusters() {
             if self.is_base_cluster(lcn)? {

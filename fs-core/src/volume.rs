@@ -217,9 +217,10 @@ impl<D: BlockDevice> Volume<D> {
                 at: self.geo.state_offset,
             })?;
             self.state.journal_seq.set(next);
-            let put = self.state.to_block().and_then(|block| {
-                self.cache.put(self.geo.state_offset, block, false)
-            });
+            let put = self
+                .state
+                .to_block()
+                .and_then(|block| self.cache.put(self.geo.state_offset, block, false));
             if let Err(e) = put {
                 // Out of memory: the transaction stays as it was, to be committed later.
                 self.state.journal_seq.set(seq);

@@ -294,7 +294,7 @@ fn each_fcb(
     guard: &VcbExclusive<'_>,
     mut f: impl FnMut(&Fcb) -> Result<(), NTSTATUS>,
 ) -> Result<(), NTSTATUS> {
-    for id in Vcb::fcb_ids(guard) {
+    for id in Vcb::fcb_ids(guard)? {
         if let Some(fcb) = guard.find(fs_core::FileId(id)) {
             // SAFETY: in the table, alive while the VCB resource is held and `f` closes
             // nothing (no purge).
@@ -324,7 +324,7 @@ fn seal_or_commit_locked(vcb: &Vcb, guard: &VcbExclusive<'_>, seal: bool) -> Res
             _ => Ok(()),
         }
     })?;
-    let ids = Vcb::fcb_ids(guard);
+    let ids = Vcb::fcb_ids(guard)?;
     vcb.with_volume(|v| {
         if seal {
             v.seal()
@@ -361,7 +361,7 @@ fn discard_volume_locked(
         return Err(nt::STATUS_ACCESS_DENIED);
     }
     not_sealed(vcb)?;
-    for id in Vcb::fcb_ids(guard) {
+    for id in Vcb::fcb_ids(guard)? {
         if let Some(fcb) = guard.find(fs_core::FileId(id)) {
             // SAFETY: an FCB of the table; it may be freed inside (its last file object,
             // Mm's, closes in the purge: NT-04) and is not touched after.

@@ -7,12 +7,12 @@
 //! which never calls back into Cc, Mm or the I/O manager above the disk, so it cannot be
 //! re-entered.
 
-use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::ptr;
 
+use fs_core::mem::Boxed;
+use fs_core::sorted::SortedMap;
 use fs_core::Volume;
 
 use crate::blockdev::TargetDevice;
@@ -38,12 +38,13 @@ pub struct Vcb {
     resource: UnsafeCell<ERESOURCE>,
     volume_lock: UnsafeCell<ERESOURCE>,
     /// Boxed: a `Volume` is a few hundred bytes, and the VCB is built on the mount path's stack.
-    volume: UnsafeCell<Option<Box<Volume<TargetDevice>>>>,
+    volume: UnsafeCell<Option<Boxed<Volume<TargetDevice>>>>,
     /// Set while `with_volume` lends out the volume: a second borrow can only be the same
     /// thread re-entering (the volume lock is recursive), e.g. a fault on a user buffer that
     /// maps a file of this volume (NT-25). That would alias `&mut Volume`: a bug check.
     volume_borrowed: Flag,
-    fcbs: UnsafeCell<BTreeMap<u64, *mut Fcb>>,
+    /// Open FCBs by file id; a sorted map because its insert can fail (NT-26).
+    fcbs: UnsafeCell<SortedMap<u64, *mut Fcb>>,
     /// File objects of volume opens not yet closed.
     pub volume_opens: Counter,
     /// FSCTL_DISMOUNT_VOLUME ran: the volume is unmounted, only cleanup/close are served.
@@ -65,7 +66,7 @@ pub struct VcbExclusive<'a> {
 impl VcbExclusive<'_> {
     /// Runs `f` on the FCB table. `f` must not call out of the driver (a nested close would
     /// re-enter the table).
-    pub fn with_fcbs<R>(&self, f: impl FnOnce(&mut BTreeMap<u64, *mut Fcb>) -> R) -> R {
+    pub fn with_fcbs<R>(&self, f: impl FnOnce(&mut SortedMap<u64, *mut Fcb>) -> R) -> R {
         // SAFETY: the VCB resource is held exclusive by this thread and `f` does not re-enter.
         let table = unsafe { &mut *self.vcb.fcbs.get() };
         f(table)
@@ -89,7 +90,7 @@ impl Vcb {
         vdo: *mut DEVICE_OBJECT,
         vpb: *mut VPB,
         target: *mut DEVICE_OBJECT,
-        volume: Box<Volume<TargetDevice>>,
+        volume: Boxed<Volume<TargetDevice>>,
     ) -> Result<(), NTSTATUS> {
         let serial = volume.volume_info().serial;
         let vcb = Vcb {
@@ -101,7 +102,7 @@ impl Vcb {
             resource: UnsafeCell::new(ERESOURCE::default()),
             volume_lock: UnsafeCell::new(ERESOURCE::default()),
             volume: UnsafeCell::new(Some(volume)),
-            fcbs: UnsafeCell::new(BTreeMap::new()),
+            fcbs: UnsafeCell::new(SortedMap::new()),
             volume_opens: Counter::new(0),
             dismounted: Flag::new(false),
             volume_borrowed: Flag::new(false),
@@ -217,9 +218,10 @@ impl Vcb {
     }
 
     /// Ids of all open FCBs (a snapshot: the table may change while the caller works).
-    #[must_use]
-    pub fn fcb_ids(guard: &VcbExclusive<'_>) -> Vec<u64> {
-        guard.with_fcbs(|t| t.keys().copied().collect())
+    pub fn fcb_ids(guard: &VcbExclusive<'_>) -> Result<Vec<u64>, NTSTATUS> {
+        guard
+            .with_fcbs(|t| fs_core::mem::collect(t.keys().copied()))
+            .map_err(|e| status_of(&e))
     }
 
     /// Is the table empty and no volume open left: may the VCB go?

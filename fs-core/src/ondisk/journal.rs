@@ -19,7 +19,6 @@
 //! |            | 16..20  | descriptors in the transaction                      |
 //! |            | 20..24  | CRC-32C of all descriptor blocks                    |
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{block_is_valid, crc32c, crc32c_digest, seal_block, BLOCK_PAYLOAD, BLOCK_SIZE};
@@ -39,16 +38,19 @@ pub fn transaction_size(lengths: impl Iterator<Item = usize>) -> u64 {
 }
 
 /// The bytes of a transaction: descriptor blocks, data, commit block.
-pub fn encode(seq: u64, blocks: &[(u64, &[u8])]) -> Vec<u8> {
+pub fn encode(seq: u64, blocks: &[(u64, &[u8])]) -> Result<Vec<u8>> {
     let desc_blocks = blocks.len().div_ceil(DESCS_PER_BLOCK).max(1);
-    let mut out = Vec::new();
+    let data_len: usize = blocks.iter().map(|(_, data)| data.len()).sum();
+    // One allocation for the whole transaction (NT-26: a commit either gets its memory up
+    // front or fails before anything was written); each block is filled in place.
+    let mut out = crate::mem::zeroed(desc_blocks * BLOCK_SIZE + data_len + BLOCK_SIZE)?;
     for (index, chunk) in blocks
         .chunks(DESCS_PER_BLOCK)
         .chain(core::iter::once(&[][..]))
         .take(desc_blocks)
         .enumerate()
     {
-        let mut block = vec![0u8; BLOCK_SIZE];
+        let block = &mut out[index * BLOCK_SIZE..(index + 1) * BLOCK_SIZE];
         block[0..4].copy_from_slice(&DESC_MAGIC);
         block[8..16].copy_from_slice(&seq.to_le_bytes());
         block[16..20].copy_from_slice(&(index as u32).to_le_bytes());
@@ -60,21 +62,21 @@ pub fn encode(seq: u64, blocks: &[(u64, &[u8])]) -> Vec<u8> {
             block[at + 8..at + 12].copy_from_slice(&(data.len() as u32).to_le_bytes());
             block[at + 12..at + 16].copy_from_slice(&crc32c(data).to_le_bytes());
         }
-        seal_block(&mut block);
-        out.extend_from_slice(&block);
+        seal_block(block);
     }
-    let desc_crc = crc32c(&out);
+    let mut pos = desc_blocks * BLOCK_SIZE;
+    let desc_crc = crc32c(&out[..pos]);
     for (_, data) in blocks {
-        out.extend_from_slice(data);
+        out[pos..pos + data.len()].copy_from_slice(data);
+        pos += data.len();
     }
-    let mut commit = vec![0u8; BLOCK_SIZE];
+    let commit = &mut out[pos..];
     commit[0..4].copy_from_slice(&COMMIT_MAGIC);
     commit[8..16].copy_from_slice(&seq.to_le_bytes());
     commit[16..20].copy_from_slice(&(blocks.len() as u32).to_le_bytes());
     commit[20..24].copy_from_slice(&desc_crc.to_le_bytes());
-    seal_block(&mut commit);
-    out.extend_from_slice(&commit);
-    out
+    seal_block(commit);
+    Ok(out)
 }
 
 /// A complete transaction read back from the journal.
@@ -133,7 +135,7 @@ pub fn decode(
     let mut desc_crc = crc32c_digest();
     for index in 0..desc_blocks {
         let block = if index == 0 {
-            first.clone()
+            crate::mem::copied(&first)?
         } else {
             match read((index * BLOCK_SIZE) as u64, BLOCK_SIZE) {
                 Some(block) => block,
@@ -198,6 +200,7 @@ fn reserve<T>(v: &mut Vec<T>, more: usize, what: &'static str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     fn reader(bytes: &[u8]) -> impl FnMut(u64, usize) -> Option<Vec<u8>> + '_ {
         move |off, len| {
@@ -214,7 +217,7 @@ mod tests {
         let blocks: Vec<(u64, &[u8])> = (0..300)
             .map(|i| (i * 4096, if i % 2 == 0 { &a[..] } else { &b[..] }))
             .collect();
-        let bytes = encode(9, &blocks);
+        let bytes = encode(9, &blocks).unwrap();
         assert_eq!(
             bytes.len() as u64,
             transaction_size(blocks.iter().map(|(_, d)| d.len()))

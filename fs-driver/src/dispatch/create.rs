@@ -575,7 +575,11 @@ fn find_or_create_fcb(
         info,
         name,
     })?;
-    guard.with_fcbs(|t| t.insert(info.id.0, fcb));
+    if let Err(e) = guard.with_fcbs(|t| t.insert(info.id.0, fcb)) {
+        // SAFETY: created just above, in no table, referenced by nothing; freed once.
+        unsafe { Fcb::delete(fcb) };
+        return Err(status_of(&e));
+    }
     Ok((fcb, true))
 }
 

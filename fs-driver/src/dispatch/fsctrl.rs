@@ -245,7 +245,11 @@ fn dismount(context: &IrpContext) -> Outcome {
     if super::volctrl::locked_against(vcb, context.file_object) {
         return Outcome::status(nt::STATUS_ACCESS_DENIED);
     }
-    for id in Vcb::fcb_ids(&guard) {
+    let ids = match Vcb::fcb_ids(&guard) {
+        Ok(ids) => ids,
+        Err(status) => return Outcome::status(status),
+    };
+    for id in ids {
         if let Some(fcb) = guard.find(fs_core::FileId(id)) {
             // SAFETY: an FCB of the table; it may be freed inside (a nested close), and is
             // not touched after.

@@ -49,7 +49,7 @@ fn lock(vcb: &Vcb, file_object: *mut FILE_OBJECT) -> Result<(), NTSTATUS> {
     if !unsafe { *vcb.locked_by.get() }.is_null() || vcb.volume_opens.get() > 1 {
         return Err(nt::STATUS_ACCESS_DENIED);
     }
-    for id in Vcb::fcb_ids(&guard) {
+    for id in Vcb::fcb_ids(&guard)? {
         let Some(fcb) = guard.find(fs_core::FileId(id)) else {
             continue;
         };
@@ -58,8 +58,15 @@ fn lock(vcb: &Vcb, file_object: *mut FILE_OBJECT) -> Result<(), NTSTATUS> {
         if fcb_ref.open_count.get() > 0 {
             return Err(nt::STATUS_ACCESS_DENIED);
         }
-        if !fcb_ref.is_directory && cachesup::flush(fcb_ref, None) < 0 {
-            return Err(nt::STATUS_ACCESS_DENIED);
+        if !fcb_ref.is_directory {
+            match cachesup::flush(fcb_ref, None) {
+                // Out of memory is the caller's to know (and retry), not a refusal (NT-26).
+                nt::STATUS_INSUFFICIENT_RESOURCES => {
+                    return Err(nt::STATUS_INSUFFICIENT_RESOURCES);
+                }
+                s if s < 0 => return Err(nt::STATUS_ACCESS_DENIED),
+                _ => {}
+            }
         }
         let sop = fcb_ref.section_object_pointers();
         // SAFETY: the SOP is valid on entry; the purge may close the stream's last file

@@ -230,13 +230,6 @@ impl Sim {
         crate::heap::counts()
     }
 
-    /// Heap allocations chosen to fail but left alone since the last arming: they came from
-    /// a site ntsim knows is still infallible (`crate::heap::KNOWN_INFALLIBLE`).
-    #[must_use]
-    pub fn heap_failures_skipped(&self) -> u64 {
-        crate::heap::skipped()
-    }
-
     /// Exceptions raised so far.
     #[must_use]
     pub fn exceptions_raised(&self) -> u64 {
