@@ -64,8 +64,19 @@ impl Sim {
     /// `NtQueryDirectoryFile` (restart scan) of `class` into an unmapped `len`-byte buffer:
     /// the status.
     pub fn query_directory_unmapped(&mut self, handle: Handle, class: i32, len: usize) -> NTSTATUS {
+        self.query_directory_unmapped_from(handle, class, len, 0x01)
+    }
+
+    /// [`Sim::query_directory_unmapped`] with the request's `flags` (0: continue the scan).
+    pub fn query_directory_unmapped_from(
+        &mut self,
+        handle: Handle,
+        class: i32,
+        len: usize,
+        flags: u8,
+    ) -> NTSTATUS {
         kernel::with(|k| k.unmapped_user_buffer_next = true);
-        let (status, _) = self.query_directory(handle, class, len, None, 0x01, 0);
+        let (status, _) = self.query_directory(handle, class, len, None, flags, 0);
         kernel::with(|k| k.unmapped_user_buffer_next = false);
         status
     }
