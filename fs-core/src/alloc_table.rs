@@ -183,17 +183,36 @@ impl<D: BlockDevice> Volume<D> {
     /// of a chain (the caller links them). `reserved` of them are taken from reservations
     /// (NT-15), the rest must fit in the unreserved free space.
     pub(crate) fn allocate(&mut self, n: u64, reserved: u64) -> Result<Vec<u32>> {
+        let count = usize::try_from(n).map_err(|_| Error::NoSpace)?;
+        let mut found = crate::mem::zeroed_words(count)?;
+        self.allocate_into(reserved, &mut found)?;
+        Ok(found)
+    }
+
+    /// One cluster, as [`Self::allocate`] does it but with no memory to ask for: the
+    /// copy-on-write move of a paging write uses this (NT-26).
+    pub(crate) fn allocate_one(&mut self, reserved: bool) -> Result<u32> {
+        let mut one = [0u32; 1];
+        self.allocate_into(u64::from(reserved), &mut one)?;
+        Ok(one[0])
+    }
+
+    /// Fills `found` with newly allocated clusters (see [`Self::allocate`]).
+    fn allocate_into(&mut self, reserved: u64, found: &mut [u32]) -> Result<()> {
         self.writable()?;
+        let n = found.len() as u64;
         if n > self.free_clusters() || n - reserved.min(n) > self.available_clusters() {
             return Err(Error::NoSpace);
         }
         let (start, end) = (FIRST_CLUSTER, self.geo.cluster_end());
         let mut c = self.state.alloc_hint.get().clamp(start, end - 1);
-        let mut found = Vec::new();
-        crate::mem::reserve(&mut found, n as usize)?;
+        let mut taken_count = 0usize;
         let mut scanned = 0u64;
-        while (found.len() as u64) < n {
+        while taken_count < found.len() {
             if scanned > u64::from(self.geo.cluster_count) {
+                for &c in &found[..taken_count] {
+                    let _ = self.set_live(c, FREE);
+                }
                 return Err(Error::Corrupt {
                     what: "cluster counters disagree with the allocation table",
                     at: self.geo.state_offset,
@@ -208,10 +227,13 @@ impl<D: BlockDevice> Volume<D> {
                 }
             });
             match taken {
-                Ok(true) => found.push(c),
+                Ok(true) => {
+                    found[taken_count] = c;
+                    taken_count += 1;
+                }
                 Ok(false) => {}
                 Err(e) => {
-                    for &c in &found {
+                    for &c in &found[..taken_count] {
                         let _ = self.set_live(c, FREE);
                     }
                     return Err(e);
@@ -222,7 +244,7 @@ impl<D: BlockDevice> Volume<D> {
         }
         self.state.alloc_hint.set(c);
         self.state_dirty = true;
-        Ok(found)
+        Ok(())
     }
 
     /// Frees a live cluster. Data must not be written to it before the next commit.

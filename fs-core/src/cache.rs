@@ -29,6 +29,13 @@ pub struct MetaCache {
     blocks: SortedMap<u64, Cached>,
     dirty_bytes: usize,
     clean_bytes: usize,
+    /// Block buffers (each with room for the largest block) and map slots kept back for a
+    /// paging write, which must make progress without asking for memory (NT-26).
+    spares: Vec<Vec<u8>>,
+    spare_target: usize,
+    spare_block: usize,
+    /// A paging write is running: blocks come from the spares, nothing is allocated.
+    paging: bool,
 }
 
 /// Clean blocks kept at most; beyond it clean blocks are dropped (they can be read again).
@@ -44,6 +51,88 @@ impl MetaCache {
         self.dirty_bytes > 0
     }
 
+    /// Keeps `count` block buffers of `block` bytes and as many free map slots for paging
+    /// writes from now on (taken now, and topped up after each use outside a paging write).
+    pub fn reserve_for_paging(&mut self, count: usize, block: usize) -> Result<()> {
+        self.spare_target = count;
+        self.spare_block = block;
+        self.top_up()
+    }
+
+    /// Enters or leaves paging mode (see [`MetaCache::reserve_for_paging`]).
+    pub fn set_paging(&mut self, on: bool) {
+        self.paging = on;
+    }
+
+    /// Refills the spares and the map's free slots. Outside a paging write only.
+    fn top_up(&mut self) -> Result<()> {
+        if self.paging {
+            return Ok(());
+        }
+        crate::mem::reserve(&mut self.spares, self.spare_target)?;
+        while self.spares.len() < self.spare_target {
+            let block = crate::mem::zeroed(self.spare_block)?;
+            self.spares.push(block);
+        }
+        self.blocks.reserve(self.spare_target + 1)
+    }
+
+    /// A zeroed buffer of `len` bytes: a new one, or in a paging write a spare.
+    fn buffer(&mut self, len: usize) -> Result<Vec<u8>> {
+        if !self.paging {
+            return crate::mem::zeroed(len);
+        }
+        match self.spares.pop() {
+            Some(mut block) if block.capacity() >= len => {
+                block.clear();
+                block.resize(len, 0);
+                Ok(block)
+            }
+            Some(block) => {
+                self.spares.push(block);
+                Err(Error::OutOfMemory {
+                    what: "a metadata block larger than the paging spares",
+                    bytes: len as u64,
+                })
+            }
+            None => Err(Error::OutOfMemory {
+                what: "the metadata blocks kept for paging writes",
+                bytes: len as u64,
+            }),
+        }
+    }
+
+    /// A map slot for a new block: reserved outside a paging write (with the spares' slots
+    /// on top), taken from the kept slots in one.
+    fn room_for_one(&mut self) -> Result<()> {
+        if self.paging {
+            if self.blocks.has_room_for_one() {
+                return Ok(());
+            }
+            return Err(Error::OutOfMemory {
+                what: "the metadata cache slots kept for paging writes",
+                bytes: 0,
+            });
+        }
+        self.blocks.reserve(self.spare_target + 1)?;
+        // Best effort: a short pool is refilled by a later request.
+        let _ = self.top_up();
+        Ok(())
+    }
+
+    /// Copies the block at `src` to a new block at `dst` (dirty), `len` bytes.
+    pub fn copy_block<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        src: u64,
+        dst: u64,
+        len: usize,
+    ) -> Result<()> {
+        let mut data = self.buffer(len)?;
+        self.read_into(dev, src, &mut data, None)?;
+        self.put(dst, data, false)
+    }
+
     fn load<D: BlockDevice>(
         &mut self,
         dev: &mut D,
@@ -55,7 +144,8 @@ impl MetaCache {
             if self.clean_bytes > CLEAN_LIMIT {
                 self.drop_clean();
             }
-            let mut data = crate::mem::zeroed(len)?;
+            self.room_for_one()?;
+            let mut data = self.buffer(len)?;
             dev.read_at(offset, &mut data)?;
             if let Some(what) = check {
                 if !block_is_valid(&data) {
@@ -145,6 +235,9 @@ impl MetaCache {
     /// Fails (changing nothing) only when a new block finds no room in the map.
     pub fn put(&mut self, offset: u64, data: Vec<u8>, checked: bool) -> Result<()> {
         let len = data.len();
+        if !self.blocks.contains_key(&offset) {
+            self.room_for_one()?;
+        }
         match self.blocks.insert(
             offset,
             Cached {

@@ -112,3 +112,13 @@ pub fn copied_from<'a, T: Copy + 'a>(
 ) -> Result<Vec<T>> {
     collect(items.copied())
 }
+
+/// `len` zero words on the heap.
+#[inline(never)]
+pub fn zeroed_words(len: usize) -> Result<Vec<u32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| out_of_memory::<u32>(len))?;
+    v.resize(len, 0);
+    Ok(v)
+}

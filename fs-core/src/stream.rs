@@ -499,7 +499,7 @@ impl<D: BlockDevice> Volume<D> {
         // The map's room for the split before anything changes.
         self.mapped_extents(key)?.reserve_replace()?;
         let from_reservation = self.take_reserved(key, vcn);
-        let new = self.allocate(1, u64::from(from_reservation))?[0];
+        let new = self.allocate_one(from_reservation)?;
         if copy_meta {
             if let Err(e) = self.copy_meta_cluster(lcn, new) {
                 self.cache.forget(
@@ -652,11 +652,9 @@ impl<D: BlockDevice> Volume<D> {
         let mb = self.geo.meta_block_size() as usize;
         let (src, dst) = (self.geo.cluster_offset(from), self.geo.cluster_offset(to));
         for i in 0..(self.geo.cluster_size() as usize / mb) {
-            let data = self
-                .cache
-                .get(&mut self.dev, src + (i * mb) as u64, mb, None)
-                .and_then(crate::mem::copied)?;
-            self.cache.put(dst + (i * mb) as u64, data, false)?;
+            let at = (i * mb) as u64;
+            self.cache
+                .copy_block(&mut self.dev, src + at, dst + at, mb)?;
         }
         Ok(())
     }

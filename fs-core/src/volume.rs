@@ -30,6 +30,10 @@ pub enum Tree {
     Base,
 }
 
+/// Metadata blocks a paging write may read besides a record-table cluster: allocation and
+/// diff blocks for its cluster moves and its record's block.
+const PAGING_EXTRA_BLOCKS: usize = 8;
+
 /// A mounted cowfat volume on a block device.
 pub struct Volume<D: BlockDevice> {
     pub(crate) dev: D,
@@ -56,6 +60,10 @@ pub struct Volume<D: BlockDevice> {
     /// them, so no data may be written into them before the next commit.
     pub(crate) pending_free: SortedSet<u32>,
     pub(crate) reservations: Reservations,
+    /// One cluster of memory taken at mount for the copy-on-write copy of a data cluster, so
+    /// that a paging write into a sealed file needs no new allocation (NT-26: paging writes
+    /// are how memory comes back, they must make progress without it).
+    pub(crate) cow_cluster: Vec<u8>,
 }
 
 impl<D: BlockDevice> core::fmt::Debug for Volume<D> {
@@ -113,6 +121,7 @@ impl<D: BlockDevice> Volume<D> {
             .and_then(crate::mem::copied)?;
         let state = RawState::parse(&state_block, geo.state_offset)?;
         let upcase = read_upcase(&mut dev, &geo, &boot)?;
+        let cow_cluster = crate::mem::zeroed(geo.cluster_size() as usize)?;
         let mut volume = crate::mem::boxed(Volume {
             dev,
             geo,
@@ -130,8 +139,16 @@ impl<D: BlockDevice> Volume<D> {
             base_keeps_orphans: false,
             pending_free: SortedSet::new(),
             reservations: Reservations::default(),
+            cow_cluster,
         })?;
         volume.check_state()?;
+        // Memory a paging write may need for metadata (a record-table cluster's copy, the
+        // table and diff blocks it changes), taken now (NT-26).
+        let mb = volume.geo.meta_block_size() as usize;
+        let per_cluster = volume.geo.cluster_size() as usize / mb;
+        volume
+            .cache
+            .reserve_for_paging(per_cluster + PAGING_EXTRA_BLOCKS, mb.max(BLOCK_SIZE))?;
         let pending =
             volume.state.flags() & (StateFlags::COMMIT_PENDING | StateFlags::DISCARD_PENDING);
         if !pending.is_empty() {

@@ -117,8 +117,8 @@ unsafe impl GlobalAlloc for FailingHeap {
     }
 }
 
-/// Arms the heap: fail the driver's heap allocation `n` (1-based) from now, or none.
-pub fn fail_allocation(n: Option<u64>) {
+/// Reads the reporting switches from the environment.
+fn read_env() {
     BACKTRACES.store(
         std::env::var_os("COWFAT_HEAP_FAIL_BACKTRACE").is_some(),
         Ordering::Relaxed,
@@ -127,6 +127,11 @@ pub fn fail_allocation(n: Option<u64>) {
         std::env::var_os("COWFAT_HEAP_SITES").is_some(),
         Ordering::Relaxed,
     );
+}
+
+/// Arms the heap: fail the driver's heap allocation `n` (1-based) from now, or none.
+pub fn fail_allocation(n: Option<u64>) {
+    read_env();
     FAIL_NTH.set(n.map_or(0, |n| n.clamp(1, u64::MAX - 1)));
     ATTEMPTS.set(0);
     FAILED.set(0);
@@ -134,6 +139,7 @@ pub fn fail_allocation(n: Option<u64>) {
 
 /// Fails every heap allocation the driver makes from now until disarmed.
 pub fn fail_every_allocation(on: bool) {
+    read_env();
     FAIL_NTH.set(if on { u64::MAX } else { 0 });
     ATTEMPTS.set(0);
     FAILED.set(0);

@@ -291,14 +291,33 @@ fn every_failed_allocation_gives_a_clean_status(which: Allocator) {
 
 #[test]
 fn nt_26_paging_writes_succeed_while_every_allocation_fails() {
+    paging_writes_succeed_while_every_allocation_fails(false);
+}
+
+/// The same on a sealed volume: the file's clusters are the base's, so the first paging
+/// write into each copies it to the overlay (a new cluster, the chain and the record
+/// relinked) with no allocation either.
+#[test]
+fn nt_26_paging_writes_into_a_sealed_file_succeed_while_every_allocation_fails() {
+    paging_writes_succeed_while_every_allocation_fails(true);
+}
+
+fn paging_writes_succeed_while_every_allocation_fails(sealed: bool) {
     let mut sim = Sim::new();
     let h = open_rw(&mut sim, "\\paging");
     let data = pattern(9, 3 * PAGE);
     assert_eq!(sim.write(h, Some(0), &data), Ok(data.len()));
+    if sealed {
+        sim.lazy_writer();
+        assert_eq!(sim.volume_fsctl(FSCTL_COWFAT_SEAL_VOLUME), 0, "seal");
+    }
     let section = sim.create_section(h, true).expect("section");
     let view = sim.map_view(section, 0, 3 * PAGE as u64).expect("view");
     sim.view_write(view, PAGE as u64, b"mapped")
         .expect("view write");
+    // A dirty page in the cache too (the seal flushed and purged the cache): the lazy
+    // writer writes it, the modified page writer the mapped one.
+    assert_eq!(sim.write(h, Some(2 * PAGE as u64), b"cached"), Ok(6));
     // From here every pool allocation fails: the lazy writer and the modified page writer
     // must still write the dirty pages (they are how memory comes back).
     sim.fail_pool_randomly(1_000_000, 1);
@@ -334,6 +353,7 @@ fn nt_26_paging_writes_succeed_while_every_allocation_fails() {
     assert!(leaks.is_empty(), "{leaks:?}");
     let mut want = data;
     want[PAGE..PAGE + 6].copy_from_slice(b"mapped");
+    want[2 * PAGE..2 * PAGE + 6].copy_from_slice(b"cached");
     let (report, image) = fs_core::fsck::check(medium, false, &mut |_, _| {}).expect("fsck");
     assert!(report.is_clean(), "{:#?}", report.problems);
     let options = fs_core::MountOptions::new(Box::new(fs_core::time::FixedClock(
@@ -345,6 +365,13 @@ fn nt_26_paging_writes_succeed_while_every_allocation_fails() {
     let mut got = vec![0u8; want.len()];
     vol.read(id, 0, &mut got).expect("read");
     assert_eq!(got, want, "the paging writes reached the disk");
+    if sealed {
+        let status = vol.overlay_status(id).expect("overlay status");
+        assert_eq!(
+            status.overlay_clusters, 2,
+            "both written clusters were copied to the overlay: {status:?}"
+        );
+    }
 }
 
 #[test]
