@@ -432,10 +432,8 @@ impl<D: BlockDevice> Volume<D> {
         let base_map = self
             .extent_map(StreamKey::File(Tree::Base, record))?
             .try_clone()?;
-        // Sorted with the unstable sort: the stable one keeps a 4 KiB scratch array on the
-        // stack.
         let mut live_clusters = crate::mem::collect(live_map.clusters())?;
-        live_clusters.sort_unstable();
+        crate::sorted::sort_flat(&mut live_clusters);
         live_clusters.dedup();
         for lcn in base_map.clusters() {
             if live_clusters.binary_search(&lcn).is_err() {

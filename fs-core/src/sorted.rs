@@ -233,6 +233,37 @@ impl<'a, K: Ord, V> IntoIterator for &'a SortedMap<K, V> {
     }
 }
 
+/// Sorts `items` in place with a heapsort: no recursion and no scratch memory, so it is fit
+/// for a kernel stack (the standard sorts recurse or keep a 4 KiB array on the stack).
+pub fn sort_flat<T: Ord>(items: &mut [T]) {
+    let len = items.len();
+    for start in (0..len / 2).rev() {
+        sift_down(items, start, len);
+    }
+    for end in (1..len).rev() {
+        items.swap(0, end);
+        sift_down(items, 0, end);
+    }
+}
+
+/// Restores the max-heap order below `root` within `items[..end]`.
+fn sift_down<T: Ord>(items: &mut [T], mut root: usize, end: usize) {
+    loop {
+        let mut child = 2 * root + 1;
+        if child >= end {
+            return;
+        }
+        if child + 1 < end && items[child] < items[child + 1] {
+            child += 1;
+        }
+        if items[root] >= items[child] {
+            return;
+        }
+        items.swap(root, child);
+        root = child;
+    }
+}
+
 /// An ordered set on one sorted vector.
 #[derive(Debug, Clone)]
 pub struct SortedSet<K> {
@@ -339,6 +370,16 @@ mod tests {
                 }
                 prop_assert!(ours.iter().eq(model.iter()));
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn sort_flat_sorts(mut items in proptest::collection::vec(any::<u32>(), 0..200)) {
+            let mut want = items.clone();
+            want.sort_unstable();
+            sort_flat(&mut items);
+            prop_assert_eq!(items, want);
         }
     }
 

@@ -112,35 +112,8 @@ impl<D: BlockDevice> Volume<D> {
     /// [`Self::mount`] into a box, for the kernel: the volume is built on the heap before the
     /// deep part of mount (replay finishing, orphan purge) runs, so no caller's frame holds a
     /// copy of it on the 24 KiB stack.
-    pub fn mount_boxed(mut dev: D, options: MountOptions) -> Result<Boxed<Volume<D>>> {
-        let (boot, geo) = read_boot(&mut dev)?;
-        let mut cache = MetaCache::default();
-        replay_journal(&mut dev, &geo, &mut cache, options.read_only)?;
-        let state_block = cache
-            .get(&mut dev, geo.state_offset, BLOCK_SIZE, None)
-            .and_then(crate::mem::copied)?;
-        let state = RawState::parse(&state_block, geo.state_offset)?;
-        let upcase = read_upcase(&mut dev, &geo, &boot)?;
-        let cow_cluster = crate::mem::zeroed(geo.cluster_size() as usize)?;
-        let mut volume = crate::mem::boxed(Volume {
-            dev,
-            geo,
-            boot,
-            state,
-            state_dirty: false,
-            cache,
-            upcase,
-            read_only: options.read_only,
-            clock: options.clock,
-            extents: SortedMap::new(),
-            dirs: SortedMap::new(),
-            free_records: SortedSet::new(),
-            orphans: SortedSet::new(),
-            base_keeps_orphans: false,
-            pending_free: SortedSet::new(),
-            reservations: Reservations::default(),
-            cow_cluster,
-        })?;
+    pub fn mount_boxed(dev: D, options: MountOptions) -> Result<Boxed<Volume<D>>> {
+        let mut volume = Self::open_boxed(dev, options)?;
         volume.check_state()?;
         // Memory a paging write may need for metadata (a record-table cluster's copy, the
         // table and diff blocks it changes), taken now (NT-26).
@@ -169,6 +142,42 @@ impl<D: BlockDevice> Volume<D> {
             volume.sync()?;
         }
         Ok(volume)
+    }
+
+    /// The first part of [`Self::mount_boxed`]: boot block, journal replay, state block, up-case
+    /// table, and the volume built on the heap. Out of line, so that the `Volume` value it
+    /// moves into the box lives in this shallow frame, not in the one the deep part of mount
+    /// runs under (NT-23).
+    #[inline(never)]
+    fn open_boxed(mut dev: D, options: MountOptions) -> Result<Boxed<Volume<D>>> {
+        let (boot, geo) = read_boot(&mut dev)?;
+        let mut cache = MetaCache::default();
+        replay_journal(&mut dev, &geo, &mut cache, options.read_only)?;
+        let state_block = cache
+            .get(&mut dev, geo.state_offset, BLOCK_SIZE, None)
+            .and_then(crate::mem::copied)?;
+        let state = RawState::parse(&state_block, geo.state_offset)?;
+        let upcase = read_upcase(&mut dev, &geo, &boot)?;
+        let cow_cluster = crate::mem::zeroed(geo.cluster_size() as usize)?;
+        crate::mem::boxed(Volume {
+            dev,
+            geo,
+            boot,
+            state,
+            state_dirty: false,
+            cache,
+            upcase,
+            read_only: options.read_only,
+            clock: options.clock,
+            extents: SortedMap::new(),
+            dirs: SortedMap::new(),
+            free_records: SortedSet::new(),
+            orphans: SortedSet::new(),
+            base_keeps_orphans: false,
+            pending_free: SortedSet::new(),
+            reservations: Reservations::default(),
+            cow_cluster,
+        })
     }
 
     fn check_state(&self) -> Result<()> {
