@@ -64,8 +64,11 @@ impl MetaCache {
         self.paging = on;
     }
 
-    /// Refills the spares and the map's free slots. Outside a paging write only.
-    fn top_up(&mut self) -> Result<()> {
+    /// Refills the spares and the map's free slots (outside a paging write only: a paging
+    /// write asks for nothing). Called where a paging write is not running: at mount, at each
+    /// other write and at each commit.
+    #[inline(never)]
+    pub fn top_up(&mut self) -> Result<()> {
         if self.paging {
             return Ok(());
         }
@@ -88,17 +91,13 @@ impl MetaCache {
                 block.resize(len, 0);
                 Ok(block)
             }
+            // Never with the sizes mount asks for; the spare goes back.
             Some(block) => {
                 self.spares.push(block);
-                Err(Error::OutOfMemory {
-                    what: "a metadata block larger than the paging spares",
-                    bytes: len as u64,
-                })
+                crate::mem::zeroed(len)
             }
-            None => Err(Error::OutOfMemory {
-                what: "the metadata blocks kept for paging writes",
-                bytes: len as u64,
-            }),
+            // A long run of paging writes used them all: ask, as a last resort.
+            None => crate::mem::zeroed(len),
         }
     }
 
@@ -106,18 +105,10 @@ impl MetaCache {
     /// on top), taken from the kept slots in one.
     fn room_for_one(&mut self) -> Result<()> {
         if self.paging {
-            if self.blocks.has_room_for_one() {
-                return Ok(());
-            }
-            return Err(Error::OutOfMemory {
-                what: "the metadata cache slots kept for paging writes",
-                bytes: 0,
-            });
+            // The kept slots first; a last resort beyond them.
+            return self.blocks.reserve(1);
         }
-        self.blocks.reserve(self.spare_target + 1)?;
-        // Best effort: a short pool is refilled by a later request.
-        let _ = self.top_up();
-        Ok(())
+        self.blocks.reserve(self.spare_target + 1)
     }
 
     /// Copies the block at `src` to a new block at `dst` (dirty), `len` bytes.

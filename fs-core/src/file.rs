@@ -166,6 +166,10 @@ impl<D: BlockDevice> Volume<D> {
     ) -> Result<usize> {
         // A paging write takes its metadata blocks from what the cache keeps for it.
         let paging = mode == WriteMode::Paging;
+        if !paging {
+            // What earlier paging writes used, given back while asking is allowed.
+            self.cache.top_up()?;
+        }
         self.cache.set_paging(paging);
         let written = self.write_mode_inner(id, offset, data, mode);
         self.cache.set_paging(false);

@@ -91,12 +91,13 @@ impl<T> core::ops::DerefMut for Boxed<T> {
     }
 }
 
-/// `value` moved onto the heap.
-#[inline(never)]
-pub fn boxed<T>(value: T) -> Result<Boxed<T>> {
+/// The value `make` builds, on the heap. The room is had first and the value built straight
+/// into the push, so that a large `T` is not copied through the caller's frame twice (NT-23).
+#[inline(always)]
+pub fn boxed_with<T>(make: impl FnOnce() -> T) -> Result<Boxed<T>> {
     let mut v = Vec::new();
     v.try_reserve_exact(1).map_err(|_| out_of_memory::<T>(1))?;
-    v.push(value);
+    v.push(make());
     // Capacity equals length, so neither step below allocates again.
     match alloc::boxed::Box::<[T; 1]>::try_from(v.into_boxed_slice()) {
         Ok(one) => Ok(Boxed(one)),

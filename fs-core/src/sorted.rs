@@ -104,11 +104,6 @@ impl<K: Ord, V> SortedMap<K, V> {
             .map_err(|_| no_room::<K, V>())
     }
 
-    /// Whether one more entry fits without growing.
-    pub fn has_room_for_one(&self) -> bool {
-        self.entries.capacity() > self.entries.len()
-    }
-
     /// Inserts or replaces; returns the value replaced. Fails (changing nothing) only when a
     /// new key finds no room.
     #[inline(never)]

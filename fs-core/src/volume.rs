@@ -115,6 +115,7 @@ impl<D: BlockDevice> Volume<D> {
     pub fn mount_boxed(dev: D, options: MountOptions) -> Result<Boxed<Volume<D>>> {
         let mut volume = Self::open_boxed(dev, options)?;
         volume.check_state()?;
+        volume.cow_cluster = crate::mem::zeroed(volume.geo.cluster_size() as usize)?;
         // Memory a paging write may need for metadata (a record-table cluster's copy, the
         // table and diff blocks it changes), taken now (NT-26).
         let mb = volume.geo.meta_block_size() as usize;
@@ -153,13 +154,9 @@ impl<D: BlockDevice> Volume<D> {
         let (boot, geo) = read_boot(&mut dev)?;
         let mut cache = MetaCache::default();
         replay_journal(&mut dev, &geo, &mut cache, options.read_only)?;
-        let state_block = cache
-            .get(&mut dev, geo.state_offset, BLOCK_SIZE, None)
-            .and_then(crate::mem::copied)?;
-        let state = RawState::parse(&state_block, geo.state_offset)?;
+        let state = read_state(&mut dev, &geo, &mut cache)?;
         let upcase = read_upcase(&mut dev, &geo, &boot)?;
-        let cow_cluster = crate::mem::zeroed(geo.cluster_size() as usize)?;
-        crate::mem::boxed(Volume {
+        crate::mem::boxed_with(|| Volume {
             dev,
             geo,
             boot,
@@ -176,7 +173,8 @@ impl<D: BlockDevice> Volume<D> {
             base_keeps_orphans: false,
             pending_free: SortedSet::new(),
             reservations: Reservations::default(),
-            cow_cluster,
+            // Taken by mount_boxed once the volume is on the heap (a smaller frame here).
+            cow_cluster: Vec::new(),
         })
     }
 
@@ -233,6 +231,8 @@ impl<D: BlockDevice> Volume<D> {
         if self.read_only {
             return Ok(());
         }
+        // Best effort (a no-op inside a paging write): the paging spares refilled.
+        let _ = self.cache.top_up();
         self.dev.flush()?;
         if self.state_dirty || self.cache.has_dirty() {
             let seq = self.state.journal_seq.get();
@@ -390,6 +390,18 @@ fn replay_journal<D: BlockDevice>(
         dev.flush()?;
     }
     Ok(())
+}
+
+/// The state block, through the cache (a replay may have left a newer copy there). Out of
+/// line: its buffer stays out of `open_boxed`'s frame (NT-23).
+#[inline(never)]
+fn read_state<D: BlockDevice>(
+    dev: &mut D,
+    geo: &Geometry,
+    cache: &mut MetaCache,
+) -> Result<Box<RawState>> {
+    let block = cache.get(dev, geo.state_offset, BLOCK_SIZE, None)?;
+    RawState::parse(block, geo.state_offset)
 }
 
 fn read_upcase<D: BlockDevice>(dev: &mut D, geo: &Geometry, boot: &RawBoot) -> Result<UpcaseTable> {
