@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use crate::device::BlockDevice;
 use crate::error::{Error, Result};
-use crate::ondisk::{block_is_valid, journal, seal_block};
+use crate::ondisk::{block_is_valid, journal, seal_block, BLOCK_SIZE};
 use crate::sorted::SortedMap;
 
 /// `Some(what)` for a checked block (CRC verified on read, named `what` in errors).
@@ -36,6 +36,8 @@ pub struct MetaCache {
     spare_block: usize,
     /// A paging write is running: blocks come from the spares, nothing is allocated.
     paging: bool,
+    /// One journal block for a commit inside a paging write.
+    journal_scratch: Vec<u8>,
 }
 
 /// Clean blocks kept at most; beyond it clean blocks are dropped (they can be read again).
@@ -71,6 +73,9 @@ impl MetaCache {
     pub fn top_up(&mut self) -> Result<()> {
         if self.paging {
             return Ok(());
+        }
+        if self.journal_scratch.len() != BLOCK_SIZE {
+            self.journal_scratch = crate::mem::zeroed(BLOCK_SIZE)?;
         }
         crate::mem::reserve(&mut self.spares, self.spare_target)?;
         while self.spares.len() < self.spare_target {
@@ -279,19 +284,43 @@ impl MetaCache {
         for block in self.blocks.values_mut().filter(|b| b.dirty && b.checked) {
             seal_block(&mut block.data);
         }
-        let dirty: Vec<(u64, &[u8])> = crate::mem::collect(
-            self.blocks
-                .iter()
-                .filter(|(_, b)| b.dirty)
-                .map(|(&k, b)| (k, b.data.as_slice())),
-        )?;
-        let bytes = journal::encode(seq, &dirty)?;
-        if bytes.len() as u64 > journal_size {
+        let count = self.blocks.values().filter(|b| b.dirty).count();
+        if journal::encoded_len(count, self.dirty_bytes) as u64 > journal_size {
             return Err(Error::Unsupported(
                 "a metadata transaction larger than the journal",
             ));
         }
-        dev.write_at(journal_offset, &bytes)?;
+        if self.paging {
+            // A paging write's commit (the transaction filled up): written block by block
+            // straight from the cache through the scratch block kept for it, asking for no
+            // memory (NT-26).
+            let mut scratch = core::mem::take(&mut self.journal_scratch);
+            let blocks = &self.blocks;
+            let written = journal::write_with(
+                seq,
+                count,
+                || {
+                    blocks
+                        .iter()
+                        .filter(|(_, b)| b.dirty)
+                        .map(|(&k, b)| (k, b.data.as_slice()))
+                },
+                &mut scratch,
+                &mut |at, bytes| Ok(dev.write_at(journal_offset + at as u64, bytes)?),
+            );
+            self.journal_scratch = scratch;
+            written?;
+        } else {
+            let dirty: Vec<(u64, &[u8])> = crate::mem::collect(
+                self.blocks
+                    .iter()
+                    .filter(|(_, b)| b.dirty)
+                    .map(|(&k, b)| (k, b.data.as_slice())),
+            )?;
+            // One write of the whole transaction.
+            let bytes = journal::encode(seq, &dirty)?;
+            dev.write_at(journal_offset, &bytes)?;
+        }
         dev.flush()?;
         for (&offset, block) in self.blocks.iter_mut().filter(|(_, b)| b.dirty) {
             dev.write_at(offset, &block.data)?;
