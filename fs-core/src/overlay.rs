@@ -499,17 +499,42 @@ impl<D: BlockDevice> Volume<D> {
         })
     }
 
-    /// Volume-wide figures.
+    /// Volume-wide figures. For the kernel, see [`Volume::try_volume_info`].
     pub fn volume_info(&self) -> VolumeInfo {
+        let mut info = self.volume_info_without_label();
+        info.label = char::decode_utf16(self.label_units().iter().map(|u| u.get()))
+            .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect::<String>();
+        info
+    }
+
+    /// [`Volume::volume_info`], the label's memory had fallibly (NT-26).
+    pub fn try_volume_info(&self) -> Result<VolumeInfo> {
+        let mut info = self.volume_info_without_label();
+        let units = self.label_units();
+        // A UTF-16 unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4).
+        info.label
+            .try_reserve_exact(units.len() * 3)
+            .map_err(|_| Error::OutOfMemory {
+                what: "the volume label",
+                bytes: (units.len() * 3) as u64,
+            })?;
+        for c in char::decode_utf16(units.iter().map(|u| u.get())) {
+            info.label.push(c.unwrap_or(char::REPLACEMENT_CHARACTER));
+        }
+        Ok(info)
+    }
+
+    /// The label's UTF-16 units as the state block holds them.
+    fn label_units(&self) -> &[zerocopy::little_endian::U16] {
+        let len = (self.state.label_len.get() as usize).min(LABEL_UNITS);
+        &self.state.label[..len]
+    }
+
+    fn volume_info_without_label(&self) -> VolumeInfo {
         let s = &self.state;
-        let label_units: Vec<u16> = s.label[..s.label_len.get() as usize]
-            .iter()
-            .map(|u| u.get())
-            .collect();
         VolumeInfo {
-            label: char::decode_utf16(label_units)
-                .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
-                .collect::<String>(),
+            label: String::new(),
             serial: self.boot.serial.get(),
             cluster_size: self.geo.cluster_size(),
             sector_size: self.geo.sector_size,
@@ -529,6 +554,21 @@ impl<D: BlockDevice> Volume<D> {
     pub fn set_label(&mut self, label: &str) -> Result<()> {
         self.writable()?;
         let units = label_units(label)?;
+        self.set_label_utf16(&units)
+    }
+
+    /// [`Volume::set_label`] from UTF-16 units (the kernel's form; nothing to allocate but
+    /// the name check's own fallible copy).
+    pub fn set_label_utf16(&mut self, units: &[u16]) -> Result<()> {
+        self.writable()?;
+        if units.len() > LABEL_UNITS {
+            return Err(Error::InvalidArgument(
+                "a volume label is at most 32 characters",
+            ));
+        }
+        if !units.is_empty() {
+            crate::name::Name::from_utf16(units)?;
+        }
         for (slot, unit) in self
             .state
             .label

@@ -96,6 +96,16 @@ impl Reply {
         }
     }
 
+    /// Writes `text` as UTF-16 at `at` (no copy of it made first); returns its units.
+    pub fn str_units(&mut self, at: usize, text: &str) -> usize {
+        let mut count = 0;
+        for (i, u) in text.encode_utf16().enumerate() {
+            self.u16(at + 2 * i, u);
+            count += 1;
+        }
+        count
+    }
+
     /// Writes raw bytes at `at`.
     pub fn put(&mut self, at: usize, bytes: &[u8]) {
         if self.grow(at + bytes.len()) {

@@ -152,7 +152,7 @@ pub fn query_overlay(context: &IrpContext) -> Outcome {
         Err(status) => return Outcome::status(status),
     };
     let id = fcb.id;
-    let result = vcb.with_volume(|v| Ok((v.overlay_status(id)?, v.volume_info().sealed)));
+    let result = vcb.with_volume(|v| Ok((v.overlay_status(id)?, v.try_volume_info()?.sealed)));
     let (status, sealed) = match result {
         Ok(r) => r,
         Err(status) => return Outcome::status(status),
@@ -197,7 +197,7 @@ pub fn file_overlay(context: &IrpContext, op: OverlayOp) -> Outcome {
 }
 
 fn not_sealed(vcb: &Vcb) -> Result<(), NTSTATUS> {
-    if vcb.with_volume(|v| Ok(v.volume_info().sealed))? {
+    if vcb.with_volume(|v| Ok(v.try_volume_info()?.sealed))? {
         Ok(())
     } else {
         Err(nt::STATUS_INVALID_DEVICE_STATE)
@@ -305,7 +305,7 @@ fn each_fcb(
 }
 
 fn seal_or_commit_locked(vcb: &Vcb, guard: &VcbExclusive<'_>, seal: bool) -> Result<(), NTSTATUS> {
-    let sealed = vcb.with_volume(|v| Ok(v.volume_info().sealed))?;
+    let sealed = vcb.with_volume(|v| Ok(v.try_volume_info()?.sealed))?;
     if sealed == seal {
         return Err(nt::STATUS_INVALID_DEVICE_STATE);
     }

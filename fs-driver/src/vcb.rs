@@ -92,7 +92,7 @@ impl Vcb {
         target: *mut DEVICE_OBJECT,
         volume: Boxed<Volume<TargetDevice>>,
     ) -> Result<(), NTSTATUS> {
-        let serial = volume.volume_info().serial;
+        let serial = volume.try_volume_info().map_err(|e| status_of(&e))?.serial;
         let vcb = Vcb {
             node: NodeHeader::of::<Vcb>(ntc::CFAT_NTC_VCB),
             vdo,

@@ -89,7 +89,7 @@ fn mount_volume(vpb: *mut VPB, target: *mut DEVICE_OBJECT) -> Result<(), NTSTATU
             e => status_of(&e),
         },
     )?;
-    let info = volume.volume_info();
+    let info = volume.try_volume_info().map_err(|e| status_of(&e))?;
     let vdo = create_volume_device(target)?;
     // SAFETY: a fresh device whose extension was sized for a VCB.
     let extension = unsafe { (*vdo).DeviceExtension }.cast::<Vcb>();
@@ -188,7 +188,7 @@ fn same_volume(vcb: &Vcb) -> Result<bool, NTSTATUS> {
     let device = unsafe { TargetDevice::open(vcb.target) }?;
     let options = MountOptions::new(Box::new(KernelClock)).read_only();
     match Volume::mount_boxed(device, options) {
-        Ok(volume) => Ok(volume.volume_info().serial == vcb.serial),
+        Ok(volume) => Ok(volume.try_volume_info().map_err(|e| status_of(&e))?.serial == vcb.serial),
         Err(Error::NotCowfat(_) | Error::Corrupt { .. }) => Ok(false),
         Err(e) => Err(status_of(&e)),
     }

@@ -262,7 +262,7 @@ fn volume_bitmap(vcb: &Vcb, buffers: &mut NeitherBuffers) -> Result<(NTSTATUS, u
         return Err(nt::STATUS_BUFFER_TOO_SMALL);
     }
     let start = buffers.input_i64(size_of::<STARTING_LCN_INPUT_BUFFER>())?;
-    let total = vcb.with_volume(|v| Ok(v.volume_info().total_clusters))?;
+    let total = vcb.with_volume(|v| Ok(v.try_volume_info()?.total_clusters))?;
     let start = u64::try_from(start)
         .ok()
         .filter(|s| *s < total)

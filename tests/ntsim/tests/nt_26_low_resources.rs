@@ -152,6 +152,13 @@ fn overlay_and_remount(sim: &mut Sim, run: &mut Run) {
         sim.close(h);
     }
     if let Ok(volume) = sim.open_volume() {
+        // A label (FileFsLabelInformation), then FileFsVolumeInformation, which returns it.
+        let units: Vec<u8> = "LOWRES".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let mut label = (units.len() as u32).to_le_bytes().to_vec();
+        label.extend(&units);
+        run.status("set label", sim.set_volume_information(volume, 2, &label));
+        let (status, _) = sim.query_volume_information(volume, 1, 512);
+        run.status("volume information", status);
         run.status("volume flush", sim.flush(volume));
         sim.close(volume);
     }
