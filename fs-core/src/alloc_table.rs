@@ -124,8 +124,10 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     /// Table blocks whose live and base copies may differ, and clears the record of them.
+    /// The blocks are all found (and their memory had) before any bit is cleared (NT-26).
     pub(crate) fn take_changed_table_blocks(&mut self) -> Result<Vec<u32>> {
         let mut changed = Vec::new();
+        let mut marked = Vec::new();
         for diff_block in 0..self.geo.diff_blocks {
             let offset = self.geo.diff_offset + u64::from(diff_block) * BLOCK_SIZE as u64;
             let data = self
@@ -137,16 +139,21 @@ impl<D: BlockDevice> Volume<D> {
                     if bits & (1 << bit) != 0 {
                         let block = diff_block * DIFF_BITS_PER_BLOCK + byte as u32 * 8 + bit;
                         if block < self.geo.table_blocks {
-                            changed.push(block);
+                            crate::mem::push(&mut changed, block)?;
                         }
                         any = true;
                     }
                 }
             }
             if any {
-                self.cache
-                    .put(offset, crate::volume::zeroed(BLOCK_SIZE)?, true);
+                crate::mem::push(&mut marked, offset)?;
             }
+        }
+        for offset in marked {
+            // Cleared in place: the block was just read into the cache.
+            self.cache
+                .modify(&mut self.dev, offset, BLOCK_SIZE, Some(DIFF_BLOCK))?
+                .fill(0);
         }
         Ok(changed)
     }
@@ -176,17 +183,36 @@ impl<D: BlockDevice> Volume<D> {
     /// of a chain (the caller links them). `reserved` of them are taken from reservations
     /// (NT-15), the rest must fit in the unreserved free space.
     pub(crate) fn allocate(&mut self, n: u64, reserved: u64) -> Result<Vec<u32>> {
+        let count = usize::try_from(n).map_err(|_| Error::NoSpace)?;
+        let mut found = crate::mem::zeroed_words(count)?;
+        self.allocate_into(reserved, &mut found)?;
+        Ok(found)
+    }
+
+    /// One cluster, as [`Self::allocate`] does it but with no memory to ask for: the
+    /// copy-on-write move of a paging write uses this (NT-26).
+    pub(crate) fn allocate_one(&mut self, reserved: bool) -> Result<u32> {
+        let mut one = [0u32; 1];
+        self.allocate_into(u64::from(reserved), &mut one)?;
+        Ok(one[0])
+    }
+
+    /// Fills `found` with newly allocated clusters (see [`Self::allocate`]).
+    fn allocate_into(&mut self, reserved: u64, found: &mut [u32]) -> Result<()> {
         self.writable()?;
+        let n = found.len() as u64;
         if n > self.free_clusters() || n - reserved.min(n) > self.available_clusters() {
             return Err(Error::NoSpace);
         }
         let (start, end) = (FIRST_CLUSTER, self.geo.cluster_end());
         let mut c = self.state.alloc_hint.get().clamp(start, end - 1);
-        let mut found = Vec::new();
-        crate::mem::reserve(&mut found, n as usize)?;
+        let mut taken_count = 0usize;
         let mut scanned = 0u64;
-        while (found.len() as u64) < n {
+        while taken_count < found.len() {
             if scanned > u64::from(self.geo.cluster_count) {
+                for &c in &found[..taken_count] {
+                    let _ = self.set_live(c, FREE);
+                }
                 return Err(Error::Corrupt {
                     what: "cluster counters disagree with the allocation table",
                     at: self.geo.state_offset,
@@ -201,10 +227,13 @@ impl<D: BlockDevice> Volume<D> {
                 }
             });
             match taken {
-                Ok(true) => found.push(c),
+                Ok(true) => {
+                    found[taken_count] = c;
+                    taken_count += 1;
+                }
                 Ok(false) => {}
                 Err(e) => {
-                    for &c in &found {
+                    for &c in &found[..taken_count] {
                         let _ = self.set_live(c, FREE);
                     }
                     return Err(e);
@@ -215,14 +244,16 @@ impl<D: BlockDevice> Volume<D> {
         }
         self.state.alloc_hint.set(c);
         self.state_dirty = true;
-        Ok(found)
+        Ok(())
     }
 
     /// Frees a live cluster. Data must not be written to it before the next commit.
     pub(crate) fn free_live(&mut self, c: u32) -> Result<()> {
+        // Room first: a freed cluster missing from the pending set could be reused too soon.
+        self.pending_free.reserve(1)?;
         self.set_live(c, FREE)?;
         if !self.is_base_cluster(c)? {
-            self.pending_free.insert(c);
+            self.pending_free.insert(c)?;
         }
         let offset = self.geo.cluster_offset(c);
         self.cache

@@ -1,14 +1,15 @@
 //! Directories: the slot array on disk and the in-memory index over it. A directory is read
-//! once, on first use, into a B-tree keyed by up-cased name (fastfat keeps splay trees for the
-//! same reason), so lookups and creates never scan the directory. Free slot runs are kept too.
+//! once, on first use, into a sorted map keyed by up-cased name (fastfat keeps splay trees for
+//! the same reason), so lookups and creates never scan the directory. Free slot runs are kept
+//! too. Both maps grow fallibly (NT-26): room is reserved before the disk changes.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use crate::device::BlockDevice;
 use crate::error::{Error, Result};
 use crate::name::Name;
 use crate::ondisk::dirent::{slots_for, EntrySet, IN_USE_BIT, SLOT_SIZE, TYPE_PRIMARY};
+use crate::sorted::SortedMap;
 use crate::stream::StreamKey;
 use crate::types::FileId;
 use crate::volume::{Tree, Volume};
@@ -35,13 +36,14 @@ impl DirSlot {
 /// One directory's entries by up-cased name, and its free slot runs (start -> length).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct DirIndex {
-    pub by_key: BTreeMap<Vec<u16>, DirSlot>,
-    free_runs: BTreeMap<u32, u32>,
+    pub by_key: SortedMap<Vec<u16>, DirSlot>,
+    free_runs: SortedMap<u32, u32>,
     total_slots: u32,
 }
 
 impl DirIndex {
-    fn add_free(&mut self, start: u32, len: u32) {
+    /// Fails only for a run that joins no neighbour and finds no room.
+    fn add_free(&mut self, start: u32, len: u32) -> Result<()> {
         let (mut start, mut len) = (start, len);
         if let Some((&prev, &plen)) = self.free_runs.range(..start).next_back() {
             if prev + plen == start {
@@ -54,14 +56,16 @@ impl DirIndex {
             self.free_runs.remove(&(start + len));
             len += nlen;
         }
-        self.free_runs.insert(start, len);
+        self.free_runs.insert(start, len)?;
+        Ok(())
     }
 
+    /// Never needs memory: one run out, at most one (shorter) run back in.
     fn take_free(&mut self, n: u32) -> Option<u32> {
         let (&start, &len) = self.free_runs.iter().find(|(_, &len)| len >= n)?;
         self.free_runs.remove(&start);
         if len > n {
-            self.free_runs.insert(start + n, len - n);
+            let _ = self.free_runs.insert(start + n, len - n);
         }
         Some(start)
     }
@@ -84,7 +88,7 @@ pub(crate) fn parse_directory(
         let at = slot as usize * SLOT_SIZE;
         let kind = bytes[at];
         if kind & IN_USE_BIT == 0 {
-            index.add_free(slot, 1);
+            index.add_free(slot, 1)?;
             slot += 1;
             continue;
         }
@@ -115,7 +119,7 @@ pub(crate) fn parse_directory(
         };
         if index
             .by_key
-            .insert(upcase.key(&entry.name)?, entry)
+            .insert(upcase.key(&entry.name)?, entry)?
             .is_some()
         {
             return Err(Error::Corrupt {
@@ -162,7 +166,7 @@ impl<D: BlockDevice> Volume<D> {
     pub(crate) fn dir_index(&mut self, record: u32) -> Result<&mut DirIndex> {
         if !self.dirs.contains_key(&record) {
             let index = self.read_directory(Tree::Live, record)?;
-            self.dirs.insert(record, index);
+            self.dirs.insert(record, index)?;
         }
         Ok(self.dirs.get_mut(&record).expect("inserted above"))
     }
@@ -180,6 +184,7 @@ impl<D: BlockDevice> Volume<D> {
         // The index entry's memory first: after the write below nothing may fail (NT-26).
         let key = self.upcase.key(name)?;
         let name = name.try_clone()?;
+        self.dir_index(dir)?.by_key.reserve(1)?;
         let slot = match self.dir_index(dir)?.take_free(slots) {
             Some(slot) => slot,
             None => self.grow_directory(dir, slots)?,
@@ -195,7 +200,7 @@ impl<D: BlockDevice> Volume<D> {
             id,
             name,
         };
-        self.dir_index(dir)?.by_key.insert(key, entry);
+        self.dir_index(dir)?.by_key.insert(key, entry)?;
         Ok(())
     }
 
@@ -204,6 +209,7 @@ impl<D: BlockDevice> Volume<D> {
     fn grow_directory(&mut self, dir: u32, slots: u32) -> Result<u32> {
         let per_cluster = self.geo.cluster_size() / SLOT_SIZE as u32;
         loop {
+            self.dir_index(dir)?.free_runs.reserve(1)?;
             self.append_clusters(StreamKey::File(Tree::Live, dir), 1, true)?;
             let mut raw = self.record(Tree::Live, dir)?;
             raw.file_size
@@ -213,7 +219,7 @@ impl<D: BlockDevice> Volume<D> {
             let index = self.dir_index(dir)?;
             let start = index.total_slots;
             index.total_slots += per_cluster;
-            index.add_free(start, per_cluster);
+            index.add_free(start, per_cluster)?;
             if let Some(slot) = index.take_free(slots) {
                 return Ok(slot);
             }
@@ -222,11 +228,10 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Removes the entry with up-cased `key` from live directory `dir`.
     pub(crate) fn dir_remove(&mut self, dir: u32, key: &[u16]) -> Result<DirSlot> {
-        let entry = self
-            .dir_index(dir)?
-            .by_key
-            .remove(key)
-            .ok_or(Error::NotFound)?;
+        let index = self.dir_index(dir)?;
+        // Room for the freed run first: after the writes below nothing may fail (NT-26).
+        index.free_runs.reserve(1)?;
+        let entry = index.by_key.remove(key).ok_or(Error::NotFound)?;
         for s in entry.slot..entry.slot + entry.slots {
             let pos = u64::from(s) * SLOT_SIZE as u64;
             let mut kind = [0u8; 1];
@@ -237,7 +242,7 @@ impl<D: BlockDevice> Volume<D> {
                 &[kind[0] & !IN_USE_BIT],
             )?;
         }
-        self.dir_index(dir)?.add_free(entry.slot, entry.slots);
+        self.dir_index(dir)?.add_free(entry.slot, entry.slots)?;
         Ok(entry)
     }
 

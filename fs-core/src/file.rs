@@ -164,6 +164,25 @@ impl<D: BlockDevice> Volume<D> {
         data: &[u8],
         mode: WriteMode,
     ) -> Result<usize> {
+        // A paging write takes its metadata blocks from what the cache keeps for it.
+        let paging = mode == WriteMode::Paging;
+        if !paging {
+            // What earlier paging writes used, given back while asking is allowed.
+            self.cache.top_up()?;
+        }
+        self.cache.set_paging(paging);
+        let written = self.write_mode_inner(id, offset, data, mode);
+        self.cache.set_paging(false);
+        written
+    }
+
+    fn write_mode_inner(
+        &mut self,
+        id: FileId,
+        offset: u64,
+        data: &[u8],
+        mode: WriteMode,
+    ) -> Result<usize> {
         self.writable()?;
         let raw = self.data_record(id)?;
         let cs = u64::from(self.geo.cluster_size());
@@ -233,6 +252,23 @@ impl<D: BlockDevice> Volume<D> {
         Ok(())
     }
 
+    /// Writes `old`'s content with `piece` at `within` laid over it to `new`, through
+    /// `cluster` (one cluster of scratch).
+    fn copy_on_write(
+        &mut self,
+        old: u32,
+        new: u32,
+        cluster: &mut [u8],
+        within: usize,
+        piece: &[u8],
+    ) -> Result<()> {
+        if piece.len() != cluster.len() {
+            self.read_bytes(self.geo.cluster_offset(old), cluster)?;
+        }
+        cluster[within..within + piece.len()].copy_from_slice(piece);
+        self.write_bytes(self.geo.cluster_offset(new), cluster)
+    }
+
     /// Writes stream bytes to their clusters; a cluster the base holds is moved first and
     /// what the write does not cover is copied from the base cluster (one cluster at a time:
     /// the overlay's granularity). Other clusters are written a contiguous run at a time.
@@ -247,12 +283,16 @@ impl<D: BlockDevice> Volume<D> {
             let piece = &data[(p - pos) as usize..];
             if let Some(old) = moved_from {
                 let n = (cs - within).min(end - p) as usize;
-                let mut cluster = zeroed(cs as usize)?;
-                if n as u64 != cs {
-                    self.read_bytes(self.geo.cluster_offset(old), &mut cluster)?;
+                // The cluster buffer the volume took at mount: nothing to allocate after the
+                // move (every byte of it is overwritten below).
+                let mut cluster = core::mem::take(&mut self.cow_cluster);
+                if cluster.len() != cs as usize {
+                    cluster = zeroed(cs as usize)?;
                 }
-                cluster[within as usize..within as usize + n].copy_from_slice(&piece[..n]);
-                self.write_bytes(self.geo.cluster_offset(lcn), &cluster)?;
+                let copied =
+                    self.copy_on_write(old, lcn, &mut cluster, within as usize, &piece[..n]);
+                self.cow_cluster = cluster;
+                copied?;
                 p += n as u64;
                 continue;
             }

@@ -83,7 +83,7 @@ pub fn format<D: BlockDevice>(dev: &mut D, options: &FormatOptions) -> Result<Ge
     for (slot, unit) in state.label.iter_mut().zip(&label) {
         slot.set(*unit);
     }
-    dev.write_at(geo.state_offset, &state.to_block())?;
+    dev.write_at(geo.state_offset, &state.to_block()?)?;
 
     let mut boot = RawBoot::new_boxed()?;
     boot.signature = SIGNATURE;
@@ -92,7 +92,7 @@ pub fn format<D: BlockDevice>(dev: &mut D, options: &FormatOptions) -> Result<Ge
     boot.format_time.set(options.time.0);
     boot.upcase_crc.set(crc32c(&upcase));
     geo.write_to(&mut boot);
-    let boot_block = boot.to_block();
+    let boot_block = boot.to_block()?;
     dev.write_at(geo.backup_boot_offset, &boot_block)?;
     dev.flush()?;
     // The primary boot block last: until it is written, the device is not a cowfat volume.

@@ -42,6 +42,7 @@ mod namespace;
 pub mod ondisk;
 mod overlay;
 mod records;
+pub mod sorted;
 mod stream;
 pub mod time;
 mod types;

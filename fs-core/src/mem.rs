@@ -65,3 +65,61 @@ pub fn collect<T>(items: impl Iterator<Item = T>) -> Result<Vec<T>> {
     }
     Ok(v)
 }
+
+/// A value on the heap, put there fallibly (`Box::try_new` is unstable). It is a one-element
+/// boxed array underneath, which is what a `Vec` reserved with `try_reserve_exact` becomes.
+pub struct Boxed<T>(alloc::boxed::Box<[T; 1]>);
+
+impl<T> Boxed<T> {
+    /// The value, out of the box.
+    pub fn into_inner(self) -> T {
+        let [value] = *self.0;
+        value
+    }
+}
+
+impl<T> core::ops::Deref for Boxed<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0[0]
+    }
+}
+
+impl<T> core::ops::DerefMut for Boxed<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0[0]
+    }
+}
+
+/// The value `make` builds, on the heap. The room is had first and the value built straight
+/// into the push, so that a large `T` is not copied through the caller's frame twice (NT-23).
+#[inline(always)]
+pub fn boxed_with<T>(make: impl FnOnce() -> T) -> Result<Boxed<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(1).map_err(|_| out_of_memory::<T>(1))?;
+    v.push(make());
+    // Capacity equals length, so neither step below allocates again.
+    match alloc::boxed::Box::<[T; 1]>::try_from(v.into_boxed_slice()) {
+        Ok(one) => Ok(Boxed(one)),
+        Err(_) => Err(out_of_memory::<T>(1)),
+    }
+}
+
+/// A copy of the items an iterator over references yields (an exact-size one: one
+/// reservation covers them all).
+#[inline(never)]
+pub fn copied_from<'a, T: Copy + 'a>(
+    items: impl ExactSizeIterator<Item = &'a T>,
+) -> Result<Vec<T>> {
+    collect(items.copied())
+}
+
+/// `len` zero words on the heap.
+#[inline(never)]
+pub fn zeroed_words(len: usize) -> Result<Vec<u32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| out_of_memory::<u32>(len))?;
+    v.resize(len, 0);
+    Ok(v)
+}

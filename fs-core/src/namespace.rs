@@ -105,7 +105,8 @@ impl<D: BlockDevice> Volume<D> {
         self.put_record(record, &raw)?;
         let id = FileId::new(record, sequence);
         if kind == FileKind::Directory {
-            self.dirs.insert(record, crate::dir::DirIndex::default());
+            // Only a cache of what the disk says: without room, the index is read on first use.
+            let _ = self.dirs.insert(record, crate::dir::DirIndex::default());
         }
         if let Err(e) = self.dir_insert(dir.record(), name, id) {
             // No room for the name (a full volume): the record must not stay in use unnamed.
@@ -137,11 +138,12 @@ impl<D: BlockDevice> Volume<D> {
             return Err(Error::DirectoryNotEmpty);
         }
         self.make_room()?;
+        self.orphans.reserve(1)?;
         let key = self.upcase.key(name)?;
         self.dir_remove(dir.record(), &key)?;
         raw.flags.set((raw.flags() | RecordFlags::ORPHAN).bits());
         self.put_record(entry.id.record(), &raw)?;
-        self.orphans.insert(entry.id.record());
+        self.orphans.insert(entry.id.record())?;
         self.touch_directory(dir.record())?;
         Ok(entry.id)
     }

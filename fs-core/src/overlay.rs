@@ -6,7 +6,6 @@
 //! O(data). Per-file commit and discard relink one file's chain in the other table.
 //! Reservations keep overlay clusters for paging writes that must not fail (NT-15).
 
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -16,13 +15,16 @@ use crate::ondisk::record::{RawRecord, RecordFlags, RECORD_SIZE};
 use crate::ondisk::state::{StateFlags, LABEL_UNITS};
 use crate::ondisk::table::{entry_position, FREE};
 use crate::ondisk::BLOCK_SIZE;
+use crate::sorted::{SortedMap, SortedSet};
 use crate::stream::StreamKey;
 use crate::types::{FileId, FileOverlayStatus, VolumeInfo};
 use crate::volume::{Tree, Volume};
 
-/// Disjoint ranges `start..end` of stream cluster numbers.
+/// Disjoint ranges `start..end` of stream cluster numbers. Its capacity is kept at one range
+/// per cluster it holds, so that [`RangeSet::remove`] (a paging write using its reservation,
+/// which must not fail) never needs memory even when it splits a range.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct RangeSet(BTreeMap<u64, u64>);
+pub(crate) struct RangeSet(SortedMap<u64, u64>);
 
 impl RangeSet {
     pub fn contains(&self, v: u64) -> bool {
@@ -32,9 +34,17 @@ impl RangeSet {
             .is_some_and(|(_, &end)| v < end)
     }
 
-    pub fn insert(&mut self, v: u64) {
+    /// Room for `more` clusters besides those held, one range each at worst.
+    pub fn reserve(&mut self, more: usize) -> Result<()> {
+        let held = usize::try_from(self.len()).unwrap_or(usize::MAX);
+        self.0
+            .reserve(held.saturating_add(more).saturating_sub(self.0.len()))
+    }
+
+    /// Adds `v`; the caller reserved room for it.
+    pub fn insert(&mut self, v: u64) -> Result<()> {
         if self.contains(v) {
-            return;
+            return Ok(());
         }
         let (mut start, mut end) = (v, v + 1);
         if let Some((&s, &e)) = self.0.range(..v).next_back() {
@@ -47,9 +57,12 @@ impl RangeSet {
             self.0.remove(&end);
             end = e;
         }
-        self.0.insert(start, end);
+        self.0.insert(start, end)?;
+        Ok(())
     }
 
+    /// Takes `v` out. Allocates nothing: a split adds one range, and the capacity covers one
+    /// range per cluster held (see [`RangeSet::reserve`]).
     pub fn remove(&mut self, v: u64) -> bool {
         let Some((&s, &e)) = self.0.range(..=v).next_back() else {
             return false;
@@ -59,10 +72,10 @@ impl RangeSet {
         }
         self.0.remove(&s);
         if s < v {
-            self.0.insert(s, v);
+            let _ = self.0.insert(s, v);
         }
         if v + 1 < e {
-            self.0.insert(v + 1, e);
+            let _ = self.0.insert(v + 1, e);
         }
         true
     }
@@ -76,9 +89,9 @@ impl RangeSet {
 /// cluster a file's record may have to move into.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Reservations {
-    files: BTreeMap<u32, RangeSet>,
+    files: SortedMap<u32, RangeSet>,
     data_total: u64,
-    meta_holders: BTreeSet<u32>,
+    meta_holders: SortedSet<u32>,
     meta_total: u64,
 }
 
@@ -149,7 +162,7 @@ impl<D: BlockDevice> Volume<D> {
             }
             let lcn = self.stream_lcn(key, vcn)?;
             if self.is_base_cluster(lcn)? {
-                wanted.push(vcn);
+                crate::mem::push(&mut wanted, vcn)?;
             }
         }
         let record_vcn = u64::from(id.record()) * RECORD_SIZE as u64 / cs;
@@ -160,13 +173,21 @@ impl<D: BlockDevice> Volume<D> {
         if need > self.available_clusters() {
             return Err(Error::NoSpace);
         }
-        let set = self.reservations.files.entry(id.record()).or_default();
+        // All the memory first, so that nothing is half reserved (NT-26).
+        let set = self
+            .reservations
+            .files
+            .get_or_insert_with(id.record(), RangeSet::default)?;
+        set.reserve(wanted.len())?;
+        if meta {
+            self.reservations.meta_holders.reserve(1)?;
+        }
         for vcn in wanted {
-            set.insert(vcn);
+            set.insert(vcn)?;
         }
         self.reservations.data_total += need - u64::from(meta);
         if meta {
-            self.reservations.meta_holders.insert(id.record());
+            self.reservations.meta_holders.insert(id.record())?;
             self.reservations.meta_total += 1;
         }
         Ok(need)
@@ -232,20 +253,22 @@ impl<D: BlockDevice> Volume<D> {
     /// Copies every changed table block from one table to the other, outside the journal:
     /// the decision is durable, so a crash here is finished by the next mount.
     fn copy_changed_table_blocks(&mut self, from: Tree, to: Tree) -> Result<()> {
+        // The memory first: once the changed-block bits are taken, a copy that stopped for
+        // want of memory would lose them (NT-26). A writable volume copies through this one
+        // buffer and the cache takes nothing new.
+        let mut data = crate::mem::zeroed(BLOCK_SIZE)?;
         for block in self.take_changed_table_blocks()? {
             let src = self.table_block_offset(from, block);
             let dst = self.table_block_offset(to, block);
-            let data = self
-                .cache
-                .get(
-                    &mut self.dev,
-                    src,
-                    BLOCK_SIZE,
-                    Some("allocation table block checksum"),
-                )?
-                .to_vec();
+            self.cache.read_into(
+                &mut self.dev,
+                src,
+                &mut data,
+                Some("allocation table block checksum"),
+            )?;
             if self.read_only {
-                self.cache.put(dst, data, false);
+                // Finishing a cut-short commit in memory, at mount.
+                self.cache.put(dst, crate::mem::copied(&data)?, false)?;
             } else {
                 self.dev.write_at(dst, &data)?;
                 self.cache.forget(dst, BLOCK_SIZE as u64);
@@ -287,7 +310,7 @@ impl<D: BlockDevice> Volume<D> {
             self.base_keeps_orphans = !self.orphans.is_empty();
             return Ok(());
         }
-        let orphans: Vec<u32> = self.orphans.iter().copied().collect();
+        let orphans: Vec<u32> = crate::mem::copied_from(self.orphans.iter())?;
         for record in orphans {
             let live = self.record(Tree::Live, record)?;
             if !live.in_use() || !live.flags().contains(RecordFlags::ORPHAN) {
@@ -299,7 +322,7 @@ impl<D: BlockDevice> Volume<D> {
             self.put_record(record, &live)?;
             let map = self
                 .extent_map(StreamKey::File(Tree::Live, record))?
-                .clone();
+                .try_clone()?;
             for lcn in map.clusters() {
                 self.set_base(lcn, FREE)?;
                 self.mark_table_block_changed(entry_position(lcn).0)?;
@@ -364,10 +387,13 @@ impl<D: BlockDevice> Volume<D> {
         let record = id.record();
         let live_map = self
             .extent_map(StreamKey::File(Tree::Live, record))?
-            .clone();
+            .try_clone()?;
         let base_map = self
             .extent_map(StreamKey::File(Tree::Base, record))?
-            .clone();
+            .try_clone()?;
+        // Room for every cluster freed below, so that no free stops halfway (NT-26).
+        self.pending_free
+            .reserve(usize::try_from(live_map.count()).unwrap_or(usize::MAX))?;
         for lcn in live_map.clusters() {
             if !self.is_base_cluster(lcn)? {
                 self.free_live(lcn)?;
@@ -381,7 +407,9 @@ impl<D: BlockDevice> Volume<D> {
         raw.flags = live.flags;
         raw.parent = live.parent;
         self.put_record(record, &raw)?;
-        self.extents
+        // A cache: without room (the key was absent) the map is walked again on next use.
+        let _ = self
+            .extents
             .insert(StreamKey::File(Tree::Live, record), base_map);
         self.reservations.release_file(record);
         Ok(())
@@ -400,18 +428,15 @@ impl<D: BlockDevice> Volume<D> {
         self.put_record(record, &live)?;
         let live_map = self
             .extent_map(StreamKey::File(Tree::Live, record))?
-            .clone();
+            .try_clone()?;
         let base_map = self
             .extent_map(StreamKey::File(Tree::Base, record))?
-            .clone();
-        // Inserted one by one: `collect` into a BTreeSet sorts with the stable sort, whose
-        // 4 KiB scratch array lives on the stack.
-        let mut live_clusters = BTreeSet::new();
-        for lcn in live_map.clusters() {
-            live_clusters.insert(lcn);
-        }
+            .try_clone()?;
+        let mut live_clusters = crate::mem::collect(live_map.clusters())?;
+        crate::sorted::sort_flat(&mut live_clusters);
+        live_clusters.dedup();
         for lcn in base_map.clusters() {
-            if !live_clusters.contains(&lcn) {
+            if live_clusters.binary_search(&lcn).is_err() {
                 self.set_base(lcn, FREE)?;
             }
         }
@@ -444,7 +469,7 @@ impl<D: BlockDevice> Volume<D> {
     pub fn overlay_status(&mut self, id: FileId) -> Result<FileOverlayStatus> {
         let live = self.file_record(id)?;
         let key = StreamKey::File(Tree::Live, id.record());
-        let map = self.extent_map(key)?.clone();
+        let map = self.extent_map(key)?.try_clone()?;
         let mut base_clusters = 0u64;
         for lcn in map.clusters() {
             if self.is_base_cluster(lcn)? {
@@ -474,17 +499,42 @@ impl<D: BlockDevice> Volume<D> {
         })
     }
 
-    /// Volume-wide figures.
+    /// Volume-wide figures. For the kernel, see [`Volume::try_volume_info`].
     pub fn volume_info(&self) -> VolumeInfo {
+        let mut info = self.volume_info_without_label();
+        info.label = char::decode_utf16(self.label_units().iter().map(|u| u.get()))
+            .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect::<String>();
+        info
+    }
+
+    /// [`Volume::volume_info`], the label's memory had fallibly (NT-26).
+    pub fn try_volume_info(&self) -> Result<VolumeInfo> {
+        let mut info = self.volume_info_without_label();
+        let units = self.label_units();
+        // A UTF-16 unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4).
+        info.label
+            .try_reserve_exact(units.len() * 3)
+            .map_err(|_| Error::OutOfMemory {
+                what: "the volume label",
+                bytes: (units.len() * 3) as u64,
+            })?;
+        for c in char::decode_utf16(units.iter().map(|u| u.get())) {
+            info.label.push(c.unwrap_or(char::REPLACEMENT_CHARACTER));
+        }
+        Ok(info)
+    }
+
+    /// The label's UTF-16 units as the state block holds them.
+    fn label_units(&self) -> &[zerocopy::little_endian::U16] {
+        let len = (self.state.label_len.get() as usize).min(LABEL_UNITS);
+        &self.state.label[..len]
+    }
+
+    fn volume_info_without_label(&self) -> VolumeInfo {
         let s = &self.state;
-        let label_units: Vec<u16> = s.label[..s.label_len.get() as usize]
-            .iter()
-            .map(|u| u.get())
-            .collect();
         VolumeInfo {
-            label: char::decode_utf16(label_units)
-                .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
-                .collect::<String>(),
+            label: String::new(),
             serial: self.boot.serial.get(),
             cluster_size: self.geo.cluster_size(),
             sector_size: self.geo.sector_size,
@@ -504,6 +554,21 @@ impl<D: BlockDevice> Volume<D> {
     pub fn set_label(&mut self, label: &str) -> Result<()> {
         self.writable()?;
         let units = label_units(label)?;
+        self.set_label_utf16(&units)
+    }
+
+    /// [`Volume::set_label`] from UTF-16 units (the kernel's form; nothing to allocate but
+    /// the name check's own fallible copy).
+    pub fn set_label_utf16(&mut self, units: &[u16]) -> Result<()> {
+        self.writable()?;
+        if units.len() > LABEL_UNITS {
+            return Err(Error::InvalidArgument(
+                "a volume label is at most 32 characters",
+            ));
+        }
+        if !units.is_empty() {
+            crate::name::Name::from_utf16(units)?;
+        }
         for (slot, unit) in self
             .state
             .label

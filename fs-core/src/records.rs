@@ -68,7 +68,11 @@ impl<D: BlockDevice> Volume<D> {
             let old_capacity = self.record_capacity(Tree::Live) as u32;
             self.append_clusters(StreamKey::RecordTable(Tree::Live), 1, true)?;
             let new_capacity = self.record_capacity(Tree::Live) as u32;
-            self.free_records.extend(old_capacity..new_capacity);
+            self.free_records
+                .reserve((new_capacity - old_capacity) as usize)?;
+            for record in old_capacity..new_capacity {
+                self.free_records.insert(record)?;
+            }
         }
         let record = self.free_records.pop_first().ok_or(Error::NoSpace)?;
         let old = self.record(Tree::Live, record)?;
@@ -81,6 +85,8 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Marks a record free, keeping its sequence.
     pub(crate) fn free_record(&mut self, record: u32) -> Result<()> {
+        // Room first: the record is not to be freed on disk and then lost to the free list.
+        self.free_records.reserve(1)?;
         let old = self.record(Tree::Live, record)?;
         let mut raw = RawRecord::new_zeroed();
         raw.sequence = old.sequence;
@@ -88,8 +94,8 @@ impl<D: BlockDevice> Volume<D> {
         self.extents.remove(&StreamKey::File(Tree::Live, record));
         self.dirs.remove(&record);
         self.reservations.release_file(record);
-        self.free_records.insert(record);
         self.orphans.remove(&record);
+        self.free_records.insert(record)?;
         Ok(())
     }
 
@@ -102,10 +108,10 @@ impl<D: BlockDevice> Volume<D> {
         for record in 1..capacity as u32 {
             let raw = self.record(Tree::Live, record)?;
             if !raw.in_use() {
-                self.free_records.insert(record);
+                self.free_records.insert(record)?;
             } else if raw.flags().contains(RecordFlags::ORPHAN) {
-                orphans.push(record);
-                self.orphans.insert(record);
+                crate::mem::push(&mut orphans, record)?;
+                self.orphans.insert(record)?;
             }
         }
         Ok(orphans)

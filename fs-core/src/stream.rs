@@ -151,8 +151,15 @@ impl ExtentMap {
         self.total = self.total.min(count);
     }
 
+    /// Room for one [`ExtentMap::replace`] (a split adds at most two runs), taken before the
+    /// move changes anything (NT-26).
+    pub fn reserve_replace(&mut self) -> Result<()> {
+        crate::mem::reserve(&mut self.runs, 2)
+    }
+
     /// Replaces the cluster at `vcn` with `lcn` (after a copy-on-write move), splitting its
-    /// run and merging with the run before when the new cluster continues it.
+    /// run and merging with the run before when the new cluster continues it. Allocates
+    /// nothing after [`ExtentMap::reserve_replace`].
     pub fn replace(&mut self, vcn: u64, lcn: u32) {
         if vcn >= self.walked {
             return;
@@ -162,24 +169,30 @@ impl ExtentMap {
             .partition_point(|r| r.vcn + u64::from(r.len) <= vcn);
         let r = self.runs[i];
         let off = (vcn - r.vcn) as u32;
-        let mut pieces = Vec::with_capacity(3);
-        if off > 0 {
-            pieces.push(Run {
-                vcn: r.vcn,
-                lcn: r.lcn,
-                len: off,
-            });
-        }
-        pieces.push(Run { vcn, lcn, len: 1 });
-        if off + 1 < r.len {
-            pieces.push(Run {
-                vcn: vcn + 1,
-                lcn: r.lcn + off + 1,
-                len: r.len - off - 1,
-            });
-        }
+        // The run becomes up to three, in place: the one at `i` is rewritten and the others
+        // inserted around it (within the reserved capacity).
         let new_at = i + usize::from(off > 0);
-        self.runs.splice(i..=i, pieces);
+        self.runs[i] = Run { vcn, lcn, len: 1 };
+        if off + 1 < r.len {
+            self.runs.insert(
+                i + 1,
+                Run {
+                    vcn: vcn + 1,
+                    lcn: r.lcn + off + 1,
+                    len: r.len - off - 1,
+                },
+            );
+        }
+        if off > 0 {
+            self.runs.insert(
+                i,
+                Run {
+                    vcn: r.vcn,
+                    lcn: r.lcn,
+                    len: off,
+                },
+            );
+        }
         if new_at > 0 {
             let (prev, cur) = (self.runs[new_at - 1], self.runs[new_at]);
             if prev.lcn.checked_add(prev.len) == Some(cur.lcn) && prev.len < u32::MAX {
@@ -275,7 +288,9 @@ impl<D: BlockDevice> Volume<D> {
             }
         };
         self.walk_further(tree, &mut map, upto)?;
-        Ok(self.extents.entry(key).or_insert(map))
+        self.extents
+            .get_or_insert_with(key, || map)
+            .map(|map| &*map)
     }
 
     /// The record table's extent map, walked at least as far as cluster `upto`.
@@ -289,7 +304,9 @@ impl<D: BlockDevice> Volume<D> {
             }
         };
         self.walk_further(tree, &mut map, upto)?;
-        Ok(self.extents.entry(key).or_insert(map))
+        self.extents
+            .get_or_insert_with(key, || map)
+            .map(|map| &*map)
     }
 
     /// The cluster holding record-table cluster `vcn`.
@@ -363,7 +380,7 @@ impl<D: BlockDevice> Volume<D> {
                 }
                 return Err(e);
             }
-            self.extents.insert(key, map);
+            self.extents.insert(key, map)?;
             left -= batch;
             self.make_room()?;
         }
@@ -383,6 +400,8 @@ impl<D: BlockDevice> Volume<D> {
             let new_count = count.saturating_sub(BATCH).max(keep);
             let doomed: Vec<u32> =
                 crate::mem::collect((new_count..count).filter_map(|v| map.lookup(v)))?;
+            // Room for every cluster freed below, so that no free stops halfway (NT-26).
+            self.pending_free.reserve(doomed.len())?;
             if new_count > 0 {
                 let last = map.lookup(new_count - 1).ok_or(Error::Corrupt {
                     what: "extent map",
@@ -393,7 +412,7 @@ impl<D: BlockDevice> Volume<D> {
             let mut map = map;
             map.truncate(new_count);
             let first = if new_count == 0 { 0 } else { map.first() };
-            self.extents.insert(key, map);
+            self.extents.insert(key, map)?;
             self.set_chain_head(key, first, new_count)?;
             for c in doomed {
                 self.free_live(c)?;
@@ -420,7 +439,32 @@ impl<D: BlockDevice> Volume<D> {
     /// (copy-on-write) and returns `(new, Some(old))`; else `(cluster, None)`. The caller
     /// copies what the old cluster held where its write does not cover it.
     pub(crate) fn make_writable(&mut self, key: StreamKey, vcn: u64) -> Result<(u32, Option<u32>)> {
-        let (lcn, moved_from, new_head) = self.move_if_base(key, vcn)?;
+        self.writable_with(key, vcn, false)
+    }
+
+    /// [`Self::make_writable`] for a metadata stream (a directory): a moved cluster's content
+    /// is copied before the chain takes the new cluster.
+    fn make_meta_writable(&mut self, key: StreamKey, vcn: u64) -> Result<(u32, Option<u32>)> {
+        self.writable_with(key, vcn, true)
+    }
+
+    fn writable_with(
+        &mut self,
+        key: StreamKey,
+        vcn: u64,
+        copy_meta: bool,
+    ) -> Result<(u32, Option<u32>)> {
+        if let (0, StreamKey::File(Tree::Live, record)) = (vcn, key) {
+            // The first cluster's move rewrites the file's record: that record's own cluster
+            // is made writable first (rewritten as it is), so that the record write after the
+            // move cannot fail halfway for a record-table move of its own (NT-26).
+            let head = self.stream_lcn(key, 0)?;
+            if self.is_base_cluster(head)? {
+                let raw = self.record(Tree::Live, record)?;
+                self.put_record(record, &raw)?;
+            }
+        }
+        let (lcn, moved_from, new_head) = self.move_if_base(key, vcn, copy_meta)?;
         if let Some(count) = new_head {
             self.set_chain_head(key, lcn, count)?;
         }
@@ -430,7 +474,7 @@ impl<D: BlockDevice> Volume<D> {
     /// [`Self::make_writable`] for the live record table, whose head is in the state block:
     /// kept apart because writing a file's head writes its record, in the record table.
     fn record_table_writable(&mut self, key: StreamKey, vcn: u64) -> Result<(u32, Option<u32>)> {
-        let (lcn, moved_from, new_head) = self.move_if_base(key, vcn)?;
+        let (lcn, moved_from, new_head) = self.move_if_base(key, vcn, true)?;
         if let Some(count) = new_head {
             self.set_record_table_head(lcn, count);
         }
@@ -438,18 +482,34 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     /// The copy-on-write move of [`Self::make_writable`], without recording a new chain head:
-    /// returns `(cluster, moved from, Some(count) when the first cluster moved)`.
+    /// returns `(cluster, moved from, Some(count) when the first cluster moved)`. With
+    /// `copy_meta`, the old cluster's metadata blocks are copied into the new one before the
+    /// chain changes: a copy that fails (no memory) frees the new cluster and changes nothing,
+    /// where a failure after the relink would leave the stream pointing at an empty cluster.
     fn move_if_base(
         &mut self,
         key: StreamKey,
         vcn: u64,
+        copy_meta: bool,
     ) -> Result<(u32, Option<u32>, Option<u64>)> {
         let lcn = self.stream_lcn(key, vcn)?;
         if !self.is_base_cluster(lcn)? {
             return Ok((lcn, None, None));
         }
+        // The map's room for the split before anything changes.
+        self.mapped_extents(key)?.reserve_replace()?;
         let from_reservation = self.take_reserved(key, vcn);
-        let new = self.allocate(1, u64::from(from_reservation))?[0];
+        let new = self.allocate_one(from_reservation)?;
+        if copy_meta {
+            if let Err(e) = self.copy_meta_cluster(lcn, new) {
+                self.cache.forget(
+                    self.geo.cluster_offset(new),
+                    u64::from(self.geo.cluster_size()),
+                );
+                let _ = self.set_live(new, FREE);
+                return Err(e);
+            }
+        }
         let next = self.entry(Tree::Live, lcn)?;
         self.set_live(new, next)?;
         let mut new_head = None;
@@ -496,7 +556,7 @@ impl<D: BlockDevice> Volume<D> {
         let base = self.geo.cluster_offset(c);
         for i in 0..(self.geo.cluster_size() as usize / mb) {
             self.cache
-                .put(base + (i * mb) as u64, crate::volume::zeroed(mb)?, false);
+                .put(base + (i * mb) as u64, crate::volume::zeroed(mb)?, false)?;
         }
         Ok(())
     }
@@ -552,7 +612,7 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Writes bytes of a live metadata stream through the cache, moving base clusters first.
     pub(crate) fn meta_write(&mut self, key: StreamKey, pos: u64, data: &[u8]) -> Result<()> {
-        self.meta_write_with(key, pos, data, Self::make_writable)
+        self.meta_write_with(key, pos, data, Self::make_meta_writable)
     }
 
     /// [`Self::meta_write`] of the live record table.
@@ -575,10 +635,8 @@ impl<D: BlockDevice> Volume<D> {
         let mut done = 0usize;
         while done < data.len() {
             let p = pos + done as u64;
-            let (lcn, moved_from) = writable(self, key, p / cs)?;
-            if let Some(old) = moved_from {
-                self.copy_meta_cluster(old, lcn)?;
-            }
+            // A moved cluster was copied by the move (`copy_meta`).
+            let (lcn, _) = writable(self, key, p / cs)?;
             let within = p % cs;
             let block = self.geo.cluster_offset(lcn) + within / mb * mb;
             let in_block = (within % mb) as usize;
@@ -594,11 +652,9 @@ impl<D: BlockDevice> Volume<D> {
         let mb = self.geo.meta_block_size() as usize;
         let (src, dst) = (self.geo.cluster_offset(from), self.geo.cluster_offset(to));
         for i in 0..(self.geo.cluster_size() as usize / mb) {
-            let data = self
-                .cache
-                .get(&mut self.dev, src + (i * mb) as u64, mb, None)?
-                .to_vec();
-            self.cache.put(dst + (i * mb) as u64, data, false);
+            let at = (i * mb) as u64;
+            self.cache
+                .copy_block(&mut self.dev, src + at, dst + at, mb)?;
         }
         Ok(())
     }

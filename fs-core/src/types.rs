@@ -112,6 +112,10 @@ impl DirCursor {
     pub fn key(&self) -> &[u16] {
         &self.0
     }
+    /// A copy, failing with `OutOfMemory` instead of aborting (NT-26).
+    pub fn clone_fallible(&self) -> crate::Result<DirCursor> {
+        crate::mem::copied(&self.0).map(DirCursor)
+    }
 }
 
 /// Volume-wide figures.

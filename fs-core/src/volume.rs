@@ -3,7 +3,6 @@
 //! `file`, `namespace`, `overlay`) as further `impl Volume` blocks.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use crate::cache::MetaCache;
@@ -11,6 +10,7 @@ use crate::device::BlockDevice;
 use crate::dir::DirIndex;
 use crate::error::{Error, Result};
 use crate::layout::{Geometry, UPCASE_BYTES};
+use crate::mem::Boxed;
 use crate::name::UpcaseTable;
 use crate::ondisk::boot::RawBoot;
 use crate::ondisk::journal;
@@ -18,6 +18,7 @@ use crate::ondisk::record::RECORD_SIZE;
 use crate::ondisk::state::{RawState, StateFlags};
 use crate::ondisk::{crc32c, BLOCK_SIZE};
 use crate::overlay::Reservations;
+use crate::sorted::{SortedMap, SortedSet};
 use crate::stream::{ExtentMap, StreamKey};
 use crate::time::{Clock, NtTime};
 use crate::types::MountOptions;
@@ -28,6 +29,10 @@ pub enum Tree {
     Live,
     Base,
 }
+
+/// Metadata blocks a paging write may read besides a record-table cluster: allocation and
+/// diff blocks for its cluster moves and its record's block.
+const PAGING_EXTRA_BLOCKS: usize = 8;
 
 /// A mounted cowfat volume on a block device.
 pub struct Volume<D: BlockDevice> {
@@ -42,19 +47,23 @@ pub struct Volume<D: BlockDevice> {
     pub(crate) upcase: UpcaseTable,
     pub(crate) read_only: bool,
     pub(crate) clock: Box<dyn Clock>,
-    pub(crate) extents: BTreeMap<StreamKey, ExtentMap>,
-    pub(crate) dirs: BTreeMap<u32, DirIndex>,
-    pub(crate) free_records: BTreeSet<u32>,
+    pub(crate) extents: SortedMap<StreamKey, ExtentMap>,
+    pub(crate) dirs: SortedMap<u32, DirIndex>,
+    pub(crate) free_records: SortedSet<u32>,
     /// Records unlinked while open (flagged ORPHAN on disk, which is what the next mount
     /// goes by): a seal or commit keeps them out of the base it makes.
-    pub(crate) orphans: BTreeSet<u32>,
+    pub(crate) orphans: SortedSet<u32>,
     /// A read-only mount finished a cut-short commit in memory and could not take the orphans
     /// out of the base (the next writable mount does): fsck counts their base clusters owned.
     pub(crate) base_keeps_orphans: bool,
     /// Clusters freed in the running transaction: the committed metadata may still point at
     /// them, so no data may be written into them before the next commit.
-    pub(crate) pending_free: BTreeSet<u32>,
+    pub(crate) pending_free: SortedSet<u32>,
     pub(crate) reservations: Reservations,
+    /// One cluster of memory taken at mount for the copy-on-write copy of a data cluster, so
+    /// that a paging write into a sealed file needs no new allocation (NT-26: paging writes
+    /// are how memory comes back, they must make progress without it).
+    pub(crate) cow_cluster: Vec<u8>,
 }
 
 /// How long a mount lets changes wait in memory before it commits them on its own: what a
@@ -103,40 +112,23 @@ impl<D: BlockDevice> Volume<D> {
     /// Mounts the volume on `dev`: checks the boot block, replays a committed journal
     /// transaction, finishes an interrupted volume commit or discard, frees orphaned files.
     pub fn mount(dev: D, options: MountOptions) -> Result<Volume<D>> {
-        Self::mount_boxed(dev, options).map(|volume| *volume)
+        Self::mount_boxed(dev, options).map(Boxed::into_inner)
     }
 
     /// [`Self::mount`] into a box, for the kernel: the volume is built on the heap before the
     /// deep part of mount (replay finishing, orphan purge) runs, so no caller's frame holds a
     /// copy of it on the 24 KiB stack.
-    pub fn mount_boxed(mut dev: D, options: MountOptions) -> Result<Box<Volume<D>>> {
-        let (boot, geo) = read_boot(&mut dev)?;
-        let mut cache = MetaCache::default();
-        replay_journal(&mut dev, &geo, &mut cache, options.read_only)?;
-        let state_block = cache
-            .get(&mut dev, geo.state_offset, BLOCK_SIZE, None)
-            .and_then(crate::mem::copied)?;
-        let state = RawState::parse(&state_block, geo.state_offset)?;
-        let upcase = read_upcase(&mut dev, &geo, &boot)?;
-        let mut volume = Box::new(Volume {
-            dev,
-            geo,
-            boot,
-            state,
-            state_dirty: false,
-            cache,
-            upcase,
-            read_only: options.read_only,
-            clock: options.clock,
-            extents: BTreeMap::new(),
-            dirs: BTreeMap::new(),
-            free_records: BTreeSet::new(),
-            orphans: BTreeSet::new(),
-            base_keeps_orphans: false,
-            pending_free: BTreeSet::new(),
-            reservations: Reservations::default(),
-        });
+    pub fn mount_boxed(dev: D, options: MountOptions) -> Result<Boxed<Volume<D>>> {
+        let mut volume = Self::open_boxed(dev, options)?;
         volume.check_state()?;
+        volume.cow_cluster = crate::mem::zeroed(volume.geo.cluster_size() as usize)?;
+        // Memory a paging write may need for metadata (a record-table cluster's copy, the
+        // table and diff blocks it changes), taken now (NT-26).
+        let mb = volume.geo.meta_block_size() as usize;
+        let per_cluster = volume.geo.cluster_size() as usize / mb;
+        volume
+            .cache
+            .reserve_for_paging(per_cluster + PAGING_EXTRA_BLOCKS, mb.max(BLOCK_SIZE))?;
         let pending =
             volume.state.flags() & (StateFlags::COMMIT_PENDING | StateFlags::DISCARD_PENDING);
         if !pending.is_empty() {
@@ -157,6 +149,39 @@ impl<D: BlockDevice> Volume<D> {
             volume.sync()?;
         }
         Ok(volume)
+    }
+
+    /// The first part of [`Self::mount_boxed`]: boot block, journal replay, state block, up-case
+    /// table, and the volume built on the heap. Out of line, so that the `Volume` value it
+    /// moves into the box lives in this shallow frame, not in the one the deep part of mount
+    /// runs under (NT-23).
+    #[inline(never)]
+    fn open_boxed(mut dev: D, options: MountOptions) -> Result<Boxed<Volume<D>>> {
+        let (boot, geo) = read_boot(&mut dev)?;
+        let mut cache = MetaCache::default();
+        replay_journal(&mut dev, &geo, &mut cache, options.read_only)?;
+        let state = read_state(&mut dev, &geo, &mut cache)?;
+        let upcase = read_upcase(&mut dev, &geo, &boot)?;
+        crate::mem::boxed_with(|| Volume {
+            dev,
+            geo,
+            boot,
+            state,
+            state_dirty: false,
+            cache,
+            upcase,
+            read_only: options.read_only,
+            clock: options.clock,
+            extents: SortedMap::new(),
+            dirs: SortedMap::new(),
+            free_records: SortedSet::new(),
+            orphans: SortedSet::new(),
+            base_keeps_orphans: false,
+            pending_free: SortedSet::new(),
+            reservations: Reservations::default(),
+            // Taken by mount_boxed once the volume is on the heap (a smaller frame here).
+            cow_cluster: Vec::new(),
+        })
     }
 
     fn check_state(&self) -> Result<()> {
@@ -219,6 +244,8 @@ impl<D: BlockDevice> Volume<D> {
         if self.read_only {
             return Ok(());
         }
+        // Best effort (a no-op inside a paging write): the paging spares refilled.
+        let _ = self.cache.top_up();
         self.dev.flush()?;
         if self.state_dirty || self.cache.has_dirty() {
             let seq = self.state.journal_seq.get();
@@ -229,8 +256,15 @@ impl<D: BlockDevice> Volume<D> {
                 at: self.geo.state_offset,
             })?;
             self.state.journal_seq.set(next);
-            self.cache
-                .put(self.geo.state_offset, self.state.to_block(), false);
+            let put = self
+                .state
+                .to_block()
+                .and_then(|block| self.cache.put(self.geo.state_offset, block, false));
+            if let Err(e) = put {
+                // Out of memory: the transaction stays as it was, to be committed later.
+                self.state.journal_seq.set(seq);
+                return Err(e);
+            }
             self.cache.commit(
                 &mut self.dev,
                 self.geo.journal_offset,
@@ -360,7 +394,7 @@ fn replay_journal<D: BlockDevice>(
     }
     for (offset, data) in tx.blocks {
         if read_only {
-            cache.put(offset, data, false);
+            cache.put(offset, data, false)?;
         } else {
             dev.write_at(offset, &data)?;
         }
@@ -369,6 +403,18 @@ fn replay_journal<D: BlockDevice>(
         dev.flush()?;
     }
     Ok(())
+}
+
+/// The state block, through the cache (a replay may have left a newer copy there). Out of
+/// line: its buffer stays out of `open_boxed`'s frame (NT-23).
+#[inline(never)]
+fn read_state<D: BlockDevice>(
+    dev: &mut D,
+    geo: &Geometry,
+    cache: &mut MetaCache,
+) -> Result<Box<RawState>> {
+    let block = cache.get(dev, geo.state_offset, BLOCK_SIZE, None)?;
+    RawState::parse(block, geo.state_offset)
 }
 
 fn read_upcase<D: BlockDevice>(dev: &mut D, geo: &Geometry, boot: &RawBoot) -> Result<UpcaseTable> {

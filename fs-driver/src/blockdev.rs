@@ -10,10 +10,12 @@
 //! paging reads and writes and Mm's closes arrive; `IoBuildSynchronousFsdRequest` would hang
 //! there (its completion is a kernel APC).
 //!
-//! Low resources (NT-26): a failed IRP or MDL allocation is `STATUS_INSUFFICIENT_RESOURCES`,
-//! except in a paging write, which must make progress when nothing can be allocated (it is how
-//! Mm gets memory back): the mounted volume keeps one IRP and one MDL in reserve, allocated at
-//! mount, and paging writes always use them, 64 KiB at a time, so they never ask for memory.
+//! Low resources (NT-26): the mounted volume keeps one IRP and one MDL in reserve, allocated
+//! at mount. Paging writes, which must make progress when nothing can be allocated (they are
+//! how Mm gets memory back), always use them, 64 KiB at a time, so they never ask for memory;
+//! any other transfer of a mounted volume uses them when its own IRP or MDL cannot be
+//! allocated, so a multi-block metadata change never stops halfway for want of pool. Only a
+//! mount's own reads (no reserve yet) fail with `STATUS_INSUFFICIENT_RESOURCES`.
 //! The volume lock, held around every fs-core call (`&mut self` here), serializes them.
 //!
 //! Verify (NT-29): the reads of a mount or verify probe carry `SL_OVERRIDE_VERIFY_VOLUME`, so
@@ -216,8 +218,16 @@ impl TargetDevice {
             // `len` bytes until the request is back (we wait for it); the reserve is ours
             // alone under the volume lock.
             Some(reserve) if self.in_paging_write => unsafe { request.send_on_reserve(reserve) },
-            // SAFETY: as above.
-            _ => unsafe { request.send_on_own_irp() }.unwrap_or(nt::STATUS_INSUFFICIENT_RESOURCES),
+            // SAFETY: as above. Out of pool, a mounted volume's transfer falls back to the
+            // reserve too: a metadata change must not stop halfway for want of an IRP.
+            _ => match unsafe { request.send_on_own_irp() } {
+                Some(status) => status,
+                // SAFETY: as above.
+                None => match &self.reserve {
+                    Some(reserve) => unsafe { request.send_on_reserve(reserve) },
+                    None => nt::STATUS_INSUFFICIENT_RESOURCES,
+                },
+            },
         };
         if status < 0 {
             return Err(io_error(status));

@@ -234,6 +234,10 @@ unsafe fn fast_query(
     else {
         return false;
     };
+    // No memory for the reply: declined, the IRP path answers.
+    if reply.failed() {
+        return false;
+    }
     // SAFETY: the caller's buffer holds the whole structure `reply` is.
     unsafe { ptr::copy_nonoverlapping(reply.bytes.as_ptr(), buffer, reply.bytes.len()) };
     // SAFETY: the caller's status block.

@@ -152,7 +152,7 @@ pub fn query_overlay(context: &IrpContext) -> Outcome {
         Err(status) => return Outcome::status(status),
     };
     let id = fcb.id;
-    let result = vcb.with_volume(|v| Ok((v.overlay_status(id)?, v.volume_info().sealed)));
+    let result = vcb.with_volume(|v| Ok((v.overlay_status(id)?, v.try_volume_info()?.sealed)));
     let (status, sealed) = match result {
         Ok(r) => r,
         Err(status) => return Outcome::status(status),
@@ -197,7 +197,7 @@ pub fn file_overlay(context: &IrpContext, op: OverlayOp) -> Outcome {
 }
 
 fn not_sealed(vcb: &Vcb) -> Result<(), NTSTATUS> {
-    if vcb.with_volume(|v| Ok(v.volume_info().sealed))? {
+    if vcb.with_volume(|v| Ok(v.try_volume_info()?.sealed))? {
         Ok(())
     } else {
         Err(nt::STATUS_INVALID_DEVICE_STATE)
@@ -294,7 +294,7 @@ fn each_fcb(
     guard: &VcbExclusive<'_>,
     mut f: impl FnMut(&Fcb) -> Result<(), NTSTATUS>,
 ) -> Result<(), NTSTATUS> {
-    for id in Vcb::fcb_ids(guard) {
+    for id in Vcb::fcb_ids(guard)? {
         if let Some(fcb) = guard.find(fs_core::FileId(id)) {
             // SAFETY: in the table, alive while the VCB resource is held and `f` closes
             // nothing (no purge).
@@ -305,7 +305,7 @@ fn each_fcb(
 }
 
 fn seal_or_commit_locked(vcb: &Vcb, guard: &VcbExclusive<'_>, seal: bool) -> Result<(), NTSTATUS> {
-    let sealed = vcb.with_volume(|v| Ok(v.volume_info().sealed))?;
+    let sealed = vcb.with_volume(|v| Ok(v.try_volume_info()?.sealed))?;
     if sealed == seal {
         return Err(nt::STATUS_INVALID_DEVICE_STATE);
     }
@@ -324,7 +324,7 @@ fn seal_or_commit_locked(vcb: &Vcb, guard: &VcbExclusive<'_>, seal: bool) -> Res
             _ => Ok(()),
         }
     })?;
-    let ids = Vcb::fcb_ids(guard);
+    let ids = Vcb::fcb_ids(guard)?;
     vcb.with_volume(|v| {
         if seal {
             v.seal()
@@ -361,7 +361,7 @@ fn discard_volume_locked(
         return Err(nt::STATUS_ACCESS_DENIED);
     }
     not_sealed(vcb)?;
-    for id in Vcb::fcb_ids(guard) {
+    for id in Vcb::fcb_ids(guard)? {
         if let Some(fcb) = guard.find(fs_core::FileId(id)) {
             // SAFETY: an FCB of the table; it may be freed inside (its last file object,
             // Mm's, closes in the purge: NT-04) and is not touched after.

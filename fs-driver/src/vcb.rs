@@ -7,12 +7,12 @@
 //! which never calls back into Cc, Mm or the I/O manager above the disk, so it cannot be
 //! re-entered.
 
-use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::ptr;
 
+use fs_core::mem::Boxed;
+use fs_core::sorted::SortedMap;
 use fs_core::Volume;
 
 use crate::blockdev::TargetDevice;
@@ -54,12 +54,13 @@ pub struct Vcb {
     resource: UnsafeCell<ERESOURCE>,
     volume_lock: UnsafeCell<ERESOURCE>,
     /// Boxed: a `Volume` is a few hundred bytes, and the VCB is built on the mount path's stack.
-    volume: UnsafeCell<Option<Box<Volume<TargetDevice>>>>,
+    volume: UnsafeCell<Option<Boxed<Volume<TargetDevice>>>>,
     /// Set while `with_volume` lends out the volume: a second borrow can only be the same
     /// thread re-entering (the volume lock is recursive), e.g. a fault on a user buffer that
     /// maps a file of this volume (NT-25). That would alias `&mut Volume`: a bug check.
     volume_borrowed: Flag,
-    fcbs: UnsafeCell<BTreeMap<u64, *mut Fcb>>,
+    /// Open FCBs by file id; a sorted map because its insert can fail (NT-26).
+    fcbs: UnsafeCell<SortedMap<u64, *mut Fcb>>,
     /// File objects of volume opens not yet closed.
     pub volume_opens: Counter,
     /// FSCTL_DISMOUNT_VOLUME ran: the volume is unmounted, only cleanup/close are served.
@@ -90,7 +91,7 @@ pub struct VcbExclusive<'a> {
 impl VcbExclusive<'_> {
     /// Runs `f` on the FCB table. `f` must not call out of the driver (a nested close would
     /// re-enter the table).
-    pub fn with_fcbs<R>(&self, f: impl FnOnce(&mut BTreeMap<u64, *mut Fcb>) -> R) -> R {
+    pub fn with_fcbs<R>(&self, f: impl FnOnce(&mut SortedMap<u64, *mut Fcb>) -> R) -> R {
         // SAFETY: the VCB resource is held exclusive by this thread and `f` does not re-enter.
         let table = unsafe { &mut *self.vcb.fcbs.get() };
         f(table)
@@ -98,15 +99,19 @@ impl VcbExclusive<'_> {
 
     /// Enters a new FCB in the table and on the VCB's FCB chain.
     ///
+    /// # Errors
+    /// Out of memory for the table's entry: the FCB is in neither.
+    ///
     /// # Safety
     /// `fcb` is a live FCB of this volume, in neither.
-    pub unsafe fn insert_fcb(&self, id: fs_core::FileId, fcb: *mut Fcb) {
-        self.with_fcbs(|t| t.insert(id.0, fcb));
+    pub unsafe fn insert_fcb(&self, id: fs_core::FileId, fcb: *mut Fcb) -> fs_core::Result<()> {
+        self.with_fcbs(|t| t.insert(id.0, fcb))?;
         // SAFETY: the caller's contract; only a field address is taken.
         let links = unsafe { (*fcb).vcb_links.get() };
         // SAFETY: a live FCB on no chain; the chain is changed under the VCB resource
         // exclusive, held by this guard.
         unsafe { insert_tail_list(self.vcb.fcb_list.get(), links) };
+        Ok(())
     }
 
     /// Takes an FCB out of the table and off the chain (before it is freed).
@@ -138,9 +143,16 @@ impl Vcb {
         vdo: *mut DEVICE_OBJECT,
         (vpb, spare_vpb): (*mut VPB, *mut VPB),
         target: *mut DEVICE_OBJECT,
-        volume: Box<Volume<TargetDevice>>,
+        volume: Boxed<Volume<TargetDevice>>,
     ) -> Result<(), NTSTATUS> {
-        let serial = volume.volume_info().serial;
+        let serial = match volume.try_volume_info() {
+            Ok(info) => info.serial,
+            Err(e) => {
+                // SAFETY: the spare is ours and unused.
+                unsafe { free_spare_vpb(spare_vpb) };
+                return Err(status_of(&e));
+            }
+        };
         // Both work items now, so neither a close nor the lazy commit ever needs pool later.
         // SAFETY: our new volume device.
         let close_item = unsafe { nt::IoAllocateWorkItem(vdo) };
@@ -169,7 +181,7 @@ impl Vcb {
             resource: UnsafeCell::new(ERESOURCE::default()),
             volume_lock: UnsafeCell::new(ERESOURCE::default()),
             volume: UnsafeCell::new(Some(volume)),
-            fcbs: UnsafeCell::new(BTreeMap::new()),
+            fcbs: UnsafeCell::new(SortedMap::new()),
             volume_opens: Counter::new(0),
             dismounted: Flag::new(false),
             volume_borrowed: Flag::new(false),
@@ -386,9 +398,10 @@ impl Vcb {
     }
 
     /// Ids of all open FCBs (a snapshot: the table may change while the caller works).
-    #[must_use]
-    pub fn fcb_ids(guard: &VcbExclusive<'_>) -> Vec<u64> {
-        guard.with_fcbs(|t| t.keys().copied().collect())
+    pub fn fcb_ids(guard: &VcbExclusive<'_>) -> Result<Vec<u64>, NTSTATUS> {
+        guard
+            .with_fcbs(|t| fs_core::mem::collect(t.keys().copied()))
+            .map_err(|e| status_of(&e))
     }
 
     /// Is the table empty and no volume open left: may the VCB go?

@@ -77,7 +77,7 @@ impl RawBoot {
     }
 
     /// Bytes with the CRC filled in.
-    pub fn to_block(&self) -> Vec<u8> {
+    pub fn to_block(&self) -> Result<Vec<u8>> {
         super::sealed_block_of(self)
     }
 

@@ -19,7 +19,6 @@
 //! |            | 16..20  | descriptors in the transaction                      |
 //! |            | 20..24  | CRC-32C of all descriptor blocks                    |
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{block_is_valid, crc32c, crc32c_digest, seal_block, BLOCK_PAYLOAD, BLOCK_SIZE};
@@ -39,42 +38,83 @@ pub fn transaction_size(lengths: impl Iterator<Item = usize>) -> u64 {
 }
 
 /// The bytes of a transaction: descriptor blocks, data, commit block.
-pub fn encode(seq: u64, blocks: &[(u64, &[u8])]) -> Vec<u8> {
-    let desc_blocks = blocks.len().div_ceil(DESCS_PER_BLOCK).max(1);
-    let mut out = Vec::new();
-    for (index, chunk) in blocks
-        .chunks(DESCS_PER_BLOCK)
-        .chain(core::iter::once(&[][..]))
-        .take(desc_blocks)
-        .enumerate()
-    {
-        let mut block = vec![0u8; BLOCK_SIZE];
+pub fn encode(seq: u64, blocks: &[(u64, &[u8])]) -> Result<Vec<u8>> {
+    let data_len: usize = blocks.iter().map(|(_, data)| data.len()).sum();
+    // The memory first (NT-26: a commit either gets it or fails before anything was written).
+    let mut out = crate::mem::zeroed(encoded_len(blocks.len(), data_len))?;
+    let mut scratch = crate::mem::zeroed(BLOCK_SIZE)?;
+    write_with(
+        seq,
+        blocks.len(),
+        || blocks.iter().copied(),
+        &mut scratch,
+        &mut |at, bytes| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
+/// Bytes of a transaction of `count` blocks holding `data_len` bytes.
+pub fn encoded_len(count: usize, data_len: usize) -> usize {
+    let desc_blocks = count.div_ceil(DESCS_PER_BLOCK).max(1);
+    desc_blocks * BLOCK_SIZE + data_len + BLOCK_SIZE
+}
+
+/// Lays out a transaction of the `count` blocks `blocks()` yields (the same ones each call)
+/// through `put(position, bytes)`, building its descriptor and commit blocks in `scratch`
+/// (one journal block): the bytes are [`encode`]'s, and nothing is allocated, so a commit can
+/// write the journal straight from the cache (a paging write's commit, NT-26).
+pub fn write_with<'a, I>(
+    seq: u64,
+    count: usize,
+    blocks: impl Fn() -> I,
+    scratch: &mut [u8],
+    put: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+) -> Result<()>
+where
+    I: Iterator<Item = (u64, &'a [u8])>,
+{
+    let block = scratch
+        .get_mut(..BLOCK_SIZE)
+        .ok_or(Error::InvalidArgument("a journal scratch block too small"))?;
+    let desc_blocks = count.div_ceil(DESCS_PER_BLOCK).max(1);
+    let mut desc_crc = crc32c_digest();
+    let mut items = blocks();
+    for index in 0..desc_blocks {
+        block.fill(0);
+        let in_this = (count - (index * DESCS_PER_BLOCK).min(count)).min(DESCS_PER_BLOCK);
         block[0..4].copy_from_slice(&DESC_MAGIC);
         block[8..16].copy_from_slice(&seq.to_le_bytes());
         block[16..20].copy_from_slice(&(index as u32).to_le_bytes());
         block[20..24].copy_from_slice(&(desc_blocks as u32).to_le_bytes());
-        block[24..28].copy_from_slice(&(chunk.len() as u32).to_le_bytes());
-        for (i, (offset, data)) in chunk.iter().enumerate() {
+        block[24..28].copy_from_slice(&(in_this as u32).to_le_bytes());
+        for i in 0..in_this {
+            let (offset, data) = items
+                .next()
+                .ok_or(Error::InvalidArgument("fewer journal blocks than counted"))?;
             let at = DESC_HEADER + i * DESC_SIZE;
             block[at..at + 8].copy_from_slice(&offset.to_le_bytes());
             block[at + 8..at + 12].copy_from_slice(&(data.len() as u32).to_le_bytes());
             block[at + 12..at + 16].copy_from_slice(&crc32c(data).to_le_bytes());
         }
-        seal_block(&mut block);
-        out.extend_from_slice(&block);
+        seal_block(block);
+        desc_crc.update(block);
+        put(index * BLOCK_SIZE, block)?;
     }
-    let desc_crc = crc32c(&out);
-    for (_, data) in blocks {
-        out.extend_from_slice(data);
+    let mut pos = desc_blocks * BLOCK_SIZE;
+    for (_, data) in blocks() {
+        put(pos, data)?;
+        pos += data.len();
     }
-    let mut commit = vec![0u8; BLOCK_SIZE];
-    commit[0..4].copy_from_slice(&COMMIT_MAGIC);
-    commit[8..16].copy_from_slice(&seq.to_le_bytes());
-    commit[16..20].copy_from_slice(&(blocks.len() as u32).to_le_bytes());
-    commit[20..24].copy_from_slice(&desc_crc.to_le_bytes());
-    seal_block(&mut commit);
-    out.extend_from_slice(&commit);
-    out
+    block.fill(0);
+    block[0..4].copy_from_slice(&COMMIT_MAGIC);
+    block[8..16].copy_from_slice(&seq.to_le_bytes());
+    block[16..20].copy_from_slice(&(count as u32).to_le_bytes());
+    block[20..24].copy_from_slice(&desc_crc.finalize().to_le_bytes());
+    seal_block(block);
+    put(pos, block)
 }
 
 /// A complete transaction read back from the journal.
@@ -133,7 +173,7 @@ pub fn decode(
     let mut desc_crc = crc32c_digest();
     for index in 0..desc_blocks {
         let block = if index == 0 {
-            first.clone()
+            crate::mem::copied(&first)?
         } else {
             match read((index * BLOCK_SIZE) as u64, BLOCK_SIZE) {
                 Some(block) => block,
@@ -198,6 +238,7 @@ fn reserve<T>(v: &mut Vec<T>, more: usize, what: &'static str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     fn reader(bytes: &[u8]) -> impl FnMut(u64, usize) -> Option<Vec<u8>> + '_ {
         move |off, len| {
@@ -214,7 +255,7 @@ mod tests {
         let blocks: Vec<(u64, &[u8])> = (0..300)
             .map(|i| (i * 4096, if i % 2 == 0 { &a[..] } else { &b[..] }))
             .collect();
-        let bytes = encode(9, &blocks);
+        let bytes = encode(9, &blocks).unwrap();
         assert_eq!(
             bytes.len() as u64,
             transaction_size(blocks.iter().map(|(_, d)| d.len()))

@@ -71,10 +71,10 @@ pub fn boxed_from_block<T: zerocopy::FromZeros + zerocopy::FromBytes + zerocopy:
 /// A whole-block structure's bytes with the CRC filled in, on the heap.
 pub fn sealed_block_of<T: zerocopy::IntoBytes + zerocopy::Immutable>(
     value: &T,
-) -> alloc::vec::Vec<u8> {
-    let mut block = value.as_bytes().to_vec();
+) -> crate::error::Result<alloc::vec::Vec<u8>> {
+    let mut block = crate::mem::copied(value.as_bytes())?;
     seal_block(&mut block);
-    block
+    Ok(block)
 }
 
 /// Whether a checked block's CRC matches (or the block is all zero).

@@ -72,7 +72,7 @@ impl RawState {
         super::boxed_zeroed()
     }
 
-    pub fn to_block(&self) -> Vec<u8> {
+    pub fn to_block(&self) -> Result<Vec<u8>> {
         super::sealed_block_of(self)
     }
 

@@ -99,7 +99,7 @@ pub fn boot(dev: &MemDevice) -> RawBoot {
 /// Writes the boot block and its backup (mount falls back to the backup when the first is
 /// corrupt, so an edit must reach both to be seen).
 pub fn put_boot(dev: &mut MemDevice, raw: &RawBoot) {
-    let block = raw.to_block();
+    let block = raw.to_block().expect("a boot block fits in memory");
     dev.put(0, &block);
     dev.put(backup_boot_offset(dev), &block);
 }

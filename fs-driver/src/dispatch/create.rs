@@ -667,7 +667,11 @@ fn find_or_create_fcb(
         name,
     })?;
     // SAFETY: just created for this volume, in no table or chain yet.
-    unsafe { guard.insert_fcb(info.id, fcb) };
+    if let Err(e) = unsafe { guard.insert_fcb(info.id, fcb) } {
+        // SAFETY: created just above, in no table, referenced by nothing; freed once.
+        unsafe { Fcb::delete(fcb) };
+        return Err(status_of(&e));
+    }
     Ok((fcb, true))
 }
 

@@ -241,7 +241,34 @@ fn query(context: &IrpContext, vcb: &Vcb, fcb: &Fcb) -> Result<(NTSTATUS, usize)
         length,
         single,
     };
-    let (reply, overflow) = fill.run(vcb, fcb.id, root, search)?;
+    // The position before this call: entries are consumed as the reply is built, but count
+    // as returned only once the reply reached the caller. On any failure (the copy-out to a
+    // bad buffer, no memory) the position goes back, so the next query lists them again.
+    let (ordinal, returned_any) = (search.ordinal, search.returned_any);
+    let cursor = search.cursor.clone_fallible().map_err(|e| status_of(&e))?;
+    let answered = fill_and_copy_out(context, vcb, fcb.id, root, search, &fill, buffer);
+    if answered.is_err() {
+        search.ordinal = ordinal;
+        search.cursor = cursor;
+        search.returned_any = returned_any;
+    }
+    answered
+}
+
+/// Fills one reply from the search position and copies it to the caller's `buffer` (of
+/// `fill.length` bytes).
+fn fill_and_copy_out(
+    context: &IrpContext,
+    vcb: &Vcb,
+    dir: FileId,
+    root: bool,
+    search: &mut DirSearch,
+    fill: &Fill,
+    buffer: *mut u8,
+) -> Result<(NTSTATUS, usize), NTSTATUS> {
+    let length = fill.length;
+    let (reply, overflow) = fill.run(vcb, dir, root, search)?;
+    reply.complete()?;
     if reply.bytes.is_empty() {
         return Err(if search.returned_any {
             nt::STATUS_NO_MORE_FILES
@@ -325,7 +352,7 @@ impl Fill {
                         return Ok((out, false));
                     }
                     // The first entry does not fit: the part that does, with overflow.
-                    out.put(0, &e.bytes);
+                    out.put_reply(0, &e);
                     out.bytes.truncate(self.length);
                     consume(vcb, search, &c)?;
                     return Ok((out, true));
@@ -333,7 +360,7 @@ impl Fill {
                 if let Some(p) = previous {
                     out.u32(p, len32(start - p));
                 }
-                out.put(start, &e.bytes);
+                out.put_reply(start, &e);
                 previous = Some(start);
                 consume(vcb, search, &c)?;
                 if self.single {

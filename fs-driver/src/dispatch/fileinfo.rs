@@ -363,25 +363,25 @@ fn name(vcb: &Vcb, fcb: &Fcb) -> Result<Reply, NTSTATUS> {
 
 fn all(vcb: &Vcb, fcb: &Fcb, f: &Facts) -> Result<Reply, NTSTATUS> {
     let mut r = Reply::zeroed(offset_of!(FILE_ALL_INFORMATION, NameInformation));
-    r.put(
+    r.put_reply(
         offset_of!(FILE_ALL_INFORMATION, BasicInformation),
-        &basic(f).bytes,
+        &basic(f),
     );
-    r.put(
+    r.put_reply(
         offset_of!(FILE_ALL_INFORMATION, StandardInformation),
-        &standard(f).bytes,
+        &standard(f),
     );
-    r.put(
+    r.put_reply(
         offset_of!(FILE_ALL_INFORMATION, InternalInformation),
-        &internal(f).bytes,
+        &internal(f),
     );
-    r.put(
+    r.put_reply(
         offset_of!(FILE_ALL_INFORMATION, PositionInformation),
-        &position(f).bytes,
+        &position(f),
     );
-    r.put(
+    r.put_reply(
         offset_of!(FILE_ALL_INFORMATION, NameInformation),
-        &name(vcb, fcb)?.bytes,
+        &name(vcb, fcb)?,
     );
     Ok(r)
 }

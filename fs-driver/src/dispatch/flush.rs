@@ -64,7 +64,11 @@ fn sync(vcb: &Vcb) -> NTSTATUS {
 pub fn flush_volume(vcb: &Vcb) -> NTSTATUS {
     let guard = vcb.acquire_exclusive();
     let mut status = nt::STATUS_SUCCESS;
-    for id in Vcb::fcb_ids(&guard) {
+    let ids = match Vcb::fcb_ids(&guard) {
+        Ok(ids) => ids,
+        Err(status) => return status,
+    };
+    for id in ids {
         if let Some(fcb) = guard.find(fs_core::FileId(id)) {
             // SAFETY: in the table, alive while the VCB resource is held; a flush sends
             // paging writes, never a close.

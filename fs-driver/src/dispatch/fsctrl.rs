@@ -90,7 +90,7 @@ fn mount_volume(vpb: *mut VPB, target: *mut DEVICE_OBJECT) -> Result<(), NTSTATU
             e => status_of(&e),
         })?;
     volume.device_mut().make_mounted()?;
-    let info = volume.volume_info();
+    let info = volume.try_volume_info().map_err(|e| status_of(&e))?;
     let spare = crate::vcb::allocate_spare_vpb()?;
     let vdo = match create_volume_device(target) {
         Ok(vdo) => vdo,
@@ -201,7 +201,7 @@ fn same_volume(vcb: &Vcb) -> Result<bool, NTSTATUS> {
     let device = unsafe { TargetDevice::open(vcb.target, Access::Probe) }?;
     let options = MountOptions::new(Box::new(KernelClock)).read_only();
     match Volume::mount_boxed(device, options) {
-        Ok(volume) => Ok(volume.volume_info().serial == vcb.serial),
+        Ok(volume) => Ok(volume.try_volume_info().map_err(|e| status_of(&e))?.serial == vcb.serial),
         Err(Error::NotCowfat(_) | Error::Corrupt { .. }) => Ok(false),
         Err(e) => Err(status_of(&e)),
     }
@@ -267,14 +267,20 @@ fn dismount(context: &IrpContext) -> Outcome {
 /// unmounted, the spare VPB swapped in so the next open mounts afresh on a new VPB while this
 /// volume's file objects keep reaching this VCB through the old one (NT-29). The VCB and its
 /// device go with the last close (or at once, if nothing is open: the caller checks
-/// `Vcb::may_be_deleted`). The unmount's status.
+/// `Vcb::may_be_deleted`). The unmount's status; out of memory for the list of FCBs changes
+/// nothing.
 pub(crate) fn dismount_volume(vcb: &Vcb, guard: &VcbExclusive<'_>, flush: bool) -> NTSTATUS {
+    let ids = match Vcb::fcb_ids(guard) {
+        Ok(ids) => ids,
+        Err(status) => return status,
+    };
     // No lazy commit after this (NT-33): unmount commits for the last time.
     crate::lazycommit::stop(vcb);
     // Closes deferred before now finish here (NT-32); the ones the purges below cause find
-    // the VCB resource held by this thread and run at once.
+    // the VCB resource held by this thread and run at once. Their FCBs leave `ids` stale:
+    // each id is looked up again below.
     super::close::run_queued(vcb, guard);
-    for id in Vcb::fcb_ids(guard) {
+    for id in ids {
         if let Some(fcb) = guard.find(fs_core::FileId(id)) {
             // SAFETY: an FCB of the table; it may be freed inside (a nested close), and is
             // not touched after.

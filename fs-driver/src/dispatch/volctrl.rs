@@ -53,7 +53,7 @@ pub(crate) fn lock(vcb: &Vcb, owner: *mut FILE_OBJECT, own_opens: u32) -> Result
     if !unsafe { *vcb.locked_by.get() }.is_null() || vcb.volume_opens.get() > own_opens {
         return Err(nt::STATUS_ACCESS_DENIED);
     }
-    for id in Vcb::fcb_ids(&guard) {
+    for id in Vcb::fcb_ids(&guard)? {
         let Some(fcb) = guard.find(fs_core::FileId(id)) else {
             continue;
         };
@@ -62,8 +62,15 @@ pub(crate) fn lock(vcb: &Vcb, owner: *mut FILE_OBJECT, own_opens: u32) -> Result
         if fcb_ref.open_count.get() > 0 {
             return Err(nt::STATUS_ACCESS_DENIED);
         }
-        if !fcb_ref.is_directory && cachesup::flush(fcb_ref, None) < 0 {
-            return Err(nt::STATUS_ACCESS_DENIED);
+        if !fcb_ref.is_directory {
+            match cachesup::flush(fcb_ref, None) {
+                // Out of memory is the caller's to know (and retry), not a refusal (NT-26).
+                nt::STATUS_INSUFFICIENT_RESOURCES => {
+                    return Err(nt::STATUS_INSUFFICIENT_RESOURCES);
+                }
+                s if s < 0 => return Err(nt::STATUS_ACCESS_DENIED),
+                _ => {}
+            }
         }
         let sop = fcb_ref.section_object_pointers();
         // SAFETY: the SOP is valid on entry; the purge may close the stream's last file
@@ -259,7 +266,7 @@ fn volume_bitmap(vcb: &Vcb, buffers: &mut NeitherBuffers) -> Result<(NTSTATUS, u
         return Err(nt::STATUS_BUFFER_TOO_SMALL);
     }
     let start = buffers.input_i64(size_of::<STARTING_LCN_INPUT_BUFFER>())?;
-    let total = vcb.with_volume(|v| Ok(v.volume_info().total_clusters))?;
+    let total = vcb.with_volume(|v| Ok(v.try_volume_info()?.total_clusters))?;
     let start = u64::try_from(start)
         .ok()
         .filter(|s| *s < total)

@@ -4,7 +4,6 @@
 //! flags that hold: case-preserved Unicode names, read-only when mounted so), device, sector
 //! size. Set: the label.
 
-use alloc::vec::Vec;
 use core::mem::{offset_of, size_of};
 
 use super::{fsd_entry_point, IrpContext, Outcome};
@@ -129,7 +128,7 @@ pub fn common_query_volume_information(context: &IrpContext) -> Outcome {
 }
 
 fn facts(vcb: &Vcb) -> Result<Facts, NTSTATUS> {
-    let (info, read_only) = vcb.with_volume(|v| Ok((v.volume_info(), v.is_read_only())))?;
+    let (info, read_only) = vcb.with_volume(|v| Ok((v.try_volume_info()?, v.is_read_only())))?;
     // SAFETY: the target device lives as long as the volume is mounted.
     let characteristics = unsafe { (*vcb.target).Characteristics };
     Ok(Facts {
@@ -145,15 +144,14 @@ fn sectors_per_cluster(f: &Facts) -> u32 {
 
 fn volume(f: &Facts) -> Reply {
     type V = FILE_FS_VOLUME_INFORMATION;
-    let label: Vec<u16> = f.info.label.encode_utf16().collect();
     let mut r = Reply::zeroed(offset_of!(V, VolumeLabel));
     r.u32(
         offset_of!(V, VolumeSerialNumber),
         // NT's serial is 32 bits; fold cowfat's 64 so both halves count.
         ((f.info.serial ^ (f.info.serial >> 32)) & 0xFFFF_FFFF) as u32,
     );
-    r.u32(offset_of!(V, VolumeLabelLength), len32(label.len() * 2));
-    r.units(offset_of!(V, VolumeLabel), &label);
+    let units = r.str_units(offset_of!(V, VolumeLabel), &f.info.label);
+    r.u32(offset_of!(V, VolumeLabelLength), len32(units * 2));
     r
 }
 
@@ -203,7 +201,6 @@ fn device(f: &Facts) -> Reply {
 
 fn attribute(f: &Facts) -> Reply {
     type A = FILE_FS_ATTRIBUTE_INFORMATION;
-    let name: Vec<u16> = FS_NAME.encode_utf16().collect();
     let mut flags = FS_ATTRIBUTES;
     if f.read_only {
         flags |= FILE_READ_ONLY_VOLUME;
@@ -214,8 +211,8 @@ fn attribute(f: &Facts) -> Reply {
         offset_of!(A, MaximumComponentNameLength),
         len32(fs_core::name::MAX_NAME_UNITS),
     );
-    r.u32(offset_of!(A, FileSystemNameLength), len32(name.len() * 2));
-    r.units(offset_of!(A, FileSystemName), &name);
+    let units = r.str_units(offset_of!(A, FileSystemName), FS_NAME);
+    r.u32(offset_of!(A, FileSystemNameLength), len32(units * 2));
     r
 }
 
@@ -257,15 +254,20 @@ pub fn common_set_volume_information(context: &IrpContext) -> Outcome {
     if !n.is_multiple_of(2) || 4 + n > length {
         return Outcome::status(nt::STATUS_INVALID_PARAMETER);
     }
-    let units: Vec<u16> = input[4..4 + n]
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
-    let Ok(label) = alloc::string::String::from_utf16(&units) else {
+    // At most a label's 32 units, in a fixed array (NT-26: nothing to allocate).
+    let mut units = [0u16; 32];
+    if n / 2 > units.len() {
         return Outcome::status(nt::STATUS_INVALID_PARAMETER);
-    };
+    }
+    for (unit, c) in units.iter_mut().zip(input[4..4 + n].chunks_exact(2)) {
+        *unit = u16::from_le_bytes([c[0], c[1]]);
+    }
+    let units = &units[..n / 2];
+    if char::decode_utf16(units.iter().copied()).any(|c| c.is_err()) {
+        return Outcome::status(nt::STATUS_INVALID_PARAMETER);
+    }
     let _vcb = vcb.acquire_exclusive();
-    Outcome::status(match vcb.with_volume(|v| v.set_label(&label)) {
+    Outcome::status(match vcb.with_volume(|v| v.set_label_utf16(units)) {
         Ok(()) => nt::STATUS_SUCCESS,
         Err(status) => status,
     })

@@ -29,8 +29,6 @@ thread_local! {
     static FAIL_NTH: Cell<u64> = const { Cell::new(0) };
     static ATTEMPTS: Cell<u64> = const { Cell::new(0) };
     static FAILED: Cell<u64> = const { Cell::new(0) };
-    /// Allocations chosen to fail but left alone: made by a known infallible site.
-    static SKIPPED: Cell<u64> = const { Cell::new(0) };
     /// Set while printing a backtrace (its own allocations pass).
     static REPORTING: Cell<bool> = const { Cell::new(false) };
 }
@@ -71,11 +69,8 @@ fn fail_this() -> bool {
         REPORTING.set(false);
         return false;
     }
-    let mut fail = nth == u64::MAX || nth == attempt;
-    if fail && nth != u64::MAX && known_infallible() {
-        SKIPPED.set(SKIPPED.get() + 1);
-        fail = false;
-    }
+    // Every site is fallible (NT-26): no allocation the driver makes is left alone.
+    let fail = nth == u64::MAX || nth == attempt;
     if fail {
         FAILED.set(FAILED.get() + 1);
         if BACKTRACES.load(Ordering::Relaxed) {
@@ -88,36 +83,6 @@ fn fail_this() -> bool {
         }
     }
     fail
-}
-
-/// The driver's allocation sites that are still infallible, each with why (the report of
-/// NT-26's heap work lists them): failing one would abort the test, not show a bug.
-/// - `alloc::collections::btree`: BTreeMap/BTreeSet have no fallible insert on stable Rust;
-///   fs-core's metadata cache, directory indexes and pending-free sets and the driver's FCB
-///   table are BTreeMaps (ordered iteration and range queries are part of their job).
-/// - `Volume::mount_boxed`: the one `Box::new(Volume)` at mount (`Box::try_new` is unstable).
-/// - `infobuf::Reply`: the driver's query-information / directory / volume-information reply
-///   builder grows its vector infallibly (its writers return nothing to fail with).
-const KNOWN_INFALLIBLE: &[&str] = &[
-    "alloc::collections::btree",
-    "mount_boxed",
-    "fs_driver::infobuf::Reply",
-];
-
-/// Whether the allocation being made comes from a [`KNOWN_INFALLIBLE`] site: a B-tree frame
-/// anywhere on the stack, or one of the others as the first fs-core/fs-driver frame.
-fn known_infallible() -> bool {
-    REPORTING.set(true);
-    let trace = std::backtrace::Backtrace::force_capture().to_string();
-    REPORTING.set(false);
-    let first_ours = trace
-        .lines()
-        .find(|l| l.contains("fs_core::") || l.contains("fs_driver::"))
-        .unwrap_or("");
-    trace.contains(KNOWN_INFALLIBLE[0])
-        || KNOWN_INFALLIBLE[1..]
-            .iter()
-            .any(|site| first_ours.contains(site))
 }
 
 // SAFETY: forwards to the system allocator, or returns null (an allowed answer of `alloc`).
@@ -152,8 +117,8 @@ unsafe impl GlobalAlloc for FailingHeap {
     }
 }
 
-/// Arms the heap: fail the driver's heap allocation `n` (1-based) from now, or none.
-pub fn fail_allocation(n: Option<u64>) {
+/// Reads the reporting switches from the environment.
+fn read_env() {
     BACKTRACES.store(
         std::env::var_os("COWFAT_HEAP_FAIL_BACKTRACE").is_some(),
         Ordering::Relaxed,
@@ -162,14 +127,19 @@ pub fn fail_allocation(n: Option<u64>) {
         std::env::var_os("COWFAT_HEAP_SITES").is_some(),
         Ordering::Relaxed,
     );
+}
+
+/// Arms the heap: fail the driver's heap allocation `n` (1-based) from now, or none.
+pub fn fail_allocation(n: Option<u64>) {
+    read_env();
     FAIL_NTH.set(n.map_or(0, |n| n.clamp(1, u64::MAX - 1)));
     ATTEMPTS.set(0);
     FAILED.set(0);
-    SKIPPED.set(0);
 }
 
 /// Fails every heap allocation the driver makes from now until disarmed.
 pub fn fail_every_allocation(on: bool) {
+    read_env();
     FAIL_NTH.set(if on { u64::MAX } else { 0 });
     ATTEMPTS.set(0);
     FAILED.set(0);
@@ -179,12 +149,6 @@ pub fn fail_every_allocation(on: bool) {
 #[must_use]
 pub fn counts() -> (u64, u64) {
     (ATTEMPTS.get(), FAILED.get())
-}
-
-/// Allocations that were to fail but came from a [`KNOWN_INFALLIBLE`] site.
-#[must_use]
-pub fn skipped() -> u64 {
-    SKIPPED.get()
 }
 
 /// The driver runs on this thread while a value lives (from a dispatch entry).

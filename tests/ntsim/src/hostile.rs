@@ -64,8 +64,19 @@ impl Sim {
     /// `NtQueryDirectoryFile` (restart scan) of `class` into an unmapped `len`-byte buffer:
     /// the status.
     pub fn query_directory_unmapped(&mut self, handle: Handle, class: i32, len: usize) -> NTSTATUS {
+        self.query_directory_unmapped_from(handle, class, len, 0x01)
+    }
+
+    /// [`Sim::query_directory_unmapped`] with the request's `flags` (0: continue the scan).
+    pub fn query_directory_unmapped_from(
+        &mut self,
+        handle: Handle,
+        class: i32,
+        len: usize,
+        flags: u8,
+    ) -> NTSTATUS {
         kernel::with(|k| k.unmapped_user_buffer_next = true);
-        let (status, _) = self.query_directory(handle, class, len, None, 0x01, 0);
+        let (status, _) = self.query_directory(handle, class, len, None, flags, 0);
         kernel::with(|k| k.unmapped_user_buffer_next = false);
         status
     }
@@ -228,13 +239,6 @@ impl Sim {
     #[must_use]
     pub fn heap_fault_counts(&self) -> (u64, u64) {
         crate::heap::counts()
-    }
-
-    /// Heap allocations chosen to fail but left alone since the last arming: they came from
-    /// a site ntsim knows is still infallible (`crate::heap::KNOWN_INFALLIBLE`).
-    #[must_use]
-    pub fn heap_failures_skipped(&self) -> u64 {
-        crate::heap::skipped()
     }
 
     /// Exceptions raised so far.

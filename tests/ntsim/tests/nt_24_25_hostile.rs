@@ -85,6 +85,64 @@ fn nt_25_directory_query_into_an_invalid_user_buffer_fails_cleanly() {
     finish_checked(sim);
 }
 
+/// The names in a `FILE_DIRECTORY_INFORMATION` reply.
+fn directory_names(mut b: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    while b.len() >= 64 {
+        let next = u32::from_le_bytes(b[0..4].try_into().unwrap()) as usize;
+        let len = u32::from_le_bytes(b[60..64].try_into().unwrap()) as usize;
+        let units: Vec<u16> = b[64..64 + len]
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        names.push(String::from_utf16_lossy(&units));
+        if next == 0 {
+            break;
+        }
+        b = &b[next..];
+    }
+    names
+}
+
+#[test]
+fn nt_25_a_directory_query_that_failed_its_copy_out_skips_no_entry() {
+    let mut sim = Sim::new();
+    let mut want: Vec<String> = (0..6).map(|i| format!("entry{i}")).collect();
+    for name in &want {
+        let f = open_rw(&mut sim, &format!("\\{name}"));
+        sim.close(f);
+    }
+    let dir = sim
+        .create("\\", &Open::new(access::FILE_READ_DATA).share(share::ALL))
+        .expect("open root");
+    // One entry first, then a query whose buffer is unmapped: the entries it had gathered
+    // were never delivered, so they must come again.
+    let (status, first) = sim.query_directory(dir, FILE_DIRECTORY_INFORMATION, 4096, None, 0x03, 0);
+    assert_eq!(status, status::STATUS_SUCCESS);
+    let mut got = directory_names(&first);
+    assert_eq!(got.len(), 1);
+    kernel_unmapped_query(&mut sim, dir);
+    loop {
+        let (status, data) = sim.query_directory(dir, FILE_DIRECTORY_INFORMATION, 4096, None, 0, 0);
+        if status == windows_sys::Win32::Foundation::STATUS_NO_MORE_FILES {
+            break;
+        }
+        assert_eq!(status, status::STATUS_SUCCESS);
+        got.extend(directory_names(&data));
+    }
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "every name listed once");
+    sim.close(dir);
+    finish_checked(sim);
+}
+
+/// A directory query (continuing the scan, not restarting it) into an unmapped buffer.
+fn kernel_unmapped_query(sim: &mut Sim, dir: Handle) {
+    let status = sim.query_directory_unmapped_from(dir, FILE_DIRECTORY_INFORMATION, 4096, 0);
+    assert!(is_bad_buffer(status), "directory query: {status:#x}");
+}
+
 #[test]
 fn nt_24_cached_read_and_write_hitting_a_disk_error_return_it() {
     let mut sim = Sim::new();

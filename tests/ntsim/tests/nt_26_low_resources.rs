@@ -1,6 +1,8 @@
 //! NT-26: pool can run out. Driver Verifier's low-resources simulation, exhaustively: a
-//! create/write/non-cached I/O/directory listing/map/read/rename/delete/close scenario runs once with pool allocation N failed,
-//! for every N the scenario reaches. Every run returns clean statuses (success or
+//! create/write/non-cached I/O/directory listing/map/read/rename/delete/close scenario, then
+//! flushes, a seal, per-file and volume overlay commits and discards, a dismount and a
+//! remount, runs once with pool (or heap) allocation N failed, for every N the scenario
+//! reaches. Every run returns clean statuses (success or
 //! `STATUS_INSUFFICIENT_RESOURCES`), never bug-checks, leaks nothing, and the volume checks
 //! clean after the dismount. Paging writes make progress with every allocation failing.
 //!
@@ -10,8 +12,14 @@
 mod common;
 use common::*;
 
+use cowfat_fsctl::{
+    FSCTL_COWFAT_COMMIT_FILE, FSCTL_COWFAT_COMMIT_VOLUME, FSCTL_COWFAT_DISCARD_FILE,
+    FSCTL_COWFAT_DISCARD_VOLUME, FSCTL_COWFAT_SEAL_VOLUME,
+};
 use ntsim::requests::dir_flags::SL_RESTART_SCAN;
-use windows_sys::Win32::Foundation::{NTSTATUS, STATUS_INSUFFICIENT_RESOURCES};
+use windows_sys::Win32::Foundation::{
+    NTSTATUS, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
+};
 
 const PAGE: usize = 4096;
 const RENAME: i32 = windows_sys::Wdk::Storage::FileSystem::FileRenameInformation;
@@ -27,6 +35,12 @@ fn pattern(seed: u8, len: usize) -> Vec<u8> {
 #[derive(Default)]
 struct Run {
     statuses: Vec<(&'static str, NTSTATUS)>,
+    /// A seal succeeded (in this or an earlier pass): overlay requests must then work.
+    sealed: bool,
+    /// `\\over` was created (in this or an earlier pass), and was when the seal succeeded:
+    /// only a file in the base has an overlay of its own to commit or discard.
+    over_exists: bool,
+    over_in_base: bool,
 }
 
 impl Run {
@@ -46,6 +60,16 @@ impl Run {
     fn status(&mut self, what: &'static str, status: NTSTATUS) -> bool {
         self.statuses.push((what, status));
         status >= 0
+    }
+
+    /// An overlay request's status: before any seal succeeded, `STATUS_INVALID_DEVICE_STATE`
+    /// is the right answer (an earlier step ran out of memory) and counts as clean.
+    fn overlay(&mut self, what: &'static str, status: NTSTATUS) -> bool {
+        let status = match status {
+            STATUS_INVALID_DEVICE_STATE if !self.sealed => STATUS_INSUFFICIENT_RESOURCES,
+            s => s,
+        };
+        self.status(what, status)
     }
 
     fn unclean(&self) -> Vec<(&'static str, NTSTATUS)> {
@@ -112,6 +136,88 @@ fn scenario(sim: &mut Sim, run: &mut Run) {
         let _ = run.status("delete", sim.set_information(h, DISPOSITION, &[1]));
     }
     sim.close(h);
+    overlay_and_remount(sim, run);
+}
+
+/// Flushes, the overlay FSCTLs (fs-core's journal commits, overlay commit and discard), a
+/// dismount and a remount.
+fn overlay_and_remount(sim: &mut Sim, run: &mut Run) {
+    let open = Open::read_write()
+        .share(share::ALL)
+        .disposition(disposition::FILE_OPEN_IF);
+    // In the base once sealed: only such a file has an overlay of its own to commit.
+    if let Some(h) = run.note("create over", sim.create("\\over", &open)) {
+        run.over_exists = true;
+        run.note("write base", sim.write(h, Some(0), &pattern(7, PAGE)));
+        sim.close(h);
+    }
+    if let Ok(volume) = sim.open_volume() {
+        // A label (FileFsLabelInformation), then FileFsVolumeInformation, which returns it.
+        let units: Vec<u8> = "LOWRES".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let mut label = (units.len() as u32).to_le_bytes().to_vec();
+        label.extend(&units);
+        run.status("set label", sim.set_volume_information(volume, 2, &label));
+        let (status, _) = sim.query_volume_information(volume, 1, 512);
+        run.status("volume information", status);
+        run.status("volume flush", sim.flush(volume));
+        sim.close(volume);
+    }
+    match sim.volume_fsctl(FSCTL_COWFAT_SEAL_VOLUME) {
+        s if s >= 0 => {
+            run.sealed = true;
+            run.over_in_base = run.over_exists;
+            run.status("seal", s);
+        }
+        // An earlier pass sealed the volume.
+        STATUS_INVALID_DEVICE_STATE if run.sealed => {}
+        s => {
+            run.status("seal", s);
+        }
+    }
+    if let Some(h) = run.note("open over", sim.create("\\over", &open)) {
+        let first = pattern(3, PAGE);
+        if run
+            .note("write over", sim.write(h, Some(0), &first))
+            .is_some()
+            && run.status("flush", sim.flush(h))
+            && run.over_in_base
+            && run.overlay("commit file", sim.fsctl_status(h, FSCTL_COWFAT_COMMIT_FILE))
+        {
+            let second = pattern(4, PAGE);
+            if run
+                .note("write over 2", sim.write(h, Some(0), &second))
+                .is_some()
+                && run.overlay(
+                    "discard file",
+                    sim.fsctl_status(h, FSCTL_COWFAT_DISCARD_FILE),
+                )
+            {
+                if let Some(got) = run.note("read over", sim.read(h, 0, PAGE)) {
+                    assert_eq!(got, first, "a discard goes back to the committed bytes");
+                }
+            }
+        }
+        run.note(
+            "write over 3",
+            sim.write(h, Some(PAGE as u64), &pattern(5, 100)),
+        );
+        sim.close(h);
+    }
+    run.overlay(
+        "commit volume",
+        sim.volume_fsctl(FSCTL_COWFAT_COMMIT_VOLUME),
+    );
+    if let Some(h) = run.note("create over 2", sim.create("\\over", &open)) {
+        run.note("write over 4", sim.write(h, Some(0), &pattern(6, 200)));
+        sim.close(h);
+    }
+    run.overlay(
+        "discard volume",
+        sim.volume_fsctl_locked(FSCTL_COWFAT_DISCARD_VOLUME),
+    );
+    if run.status("dismount", sim.dismount()) {
+        run.status("remount", sim.mount());
+    }
 }
 
 /// Which allocator a run fails.
@@ -123,9 +229,9 @@ enum Allocator {
     Heap,
 }
 
-/// One run with allocation `n` of `which` failed: the statuses, how many allocations it
-/// reached, and whether allocation `n` came from a known infallible site and was left alone.
-fn run_failing(which: Allocator, n: u64) -> (Run, u64, bool) {
+/// One run with allocation `n` of `which` failed: the statuses and how many allocations it
+/// reached.
+fn run_failing(which: Allocator, n: u64) -> (Run, u64) {
     let mut sim = Sim::new();
     match which {
         Allocator::Pool => sim.fail_pool_allocation(Some(n)),
@@ -137,7 +243,6 @@ fn run_failing(which: Allocator, n: u64) -> (Run, u64, bool) {
         Allocator::Pool => sim.pool_fault_counts(),
         Allocator::Heap => sim.heap_fault_counts(),
     };
-    let skipped = sim.heap_failures_skipped() > 0;
     sim.fail_pool_allocation(None);
     sim.fail_heap_allocation(None);
     let (leaks, medium) = sim.finish_keeping_medium();
@@ -153,7 +258,7 @@ fn run_failing(which: Allocator, n: u64) -> (Run, u64, bool) {
         "{which:?} allocation {n} failed: fsck {:#?}",
         report.problems
     );
-    (run, attempts, skipped)
+    (run, attempts)
 }
 
 #[test]
@@ -168,14 +273,13 @@ fn nt_26_every_failed_heap_allocation_gives_a_clean_status() {
 
 fn every_failed_allocation_gives_a_clean_status(which: Allocator) {
     let mut n = 1;
-    let mut skipped = 0;
     loop {
-        let (run, attempts, left_alone) = run_failing(which, n);
-        skipped += u64::from(left_alone);
+        let (run, attempts) = run_failing(which, n);
         assert!(
             run.unclean().is_empty(),
-            "{which:?} allocation {n} failed: {:x?}",
-            run.unclean()
+            "{which:?} allocation {n} failed: {:x?} in {:x?}",
+            run.unclean(),
+            run.statuses
         );
         if attempts < n {
             // The scenario no longer reaches allocation n: every one has been failed once.
@@ -183,16 +287,9 @@ fn every_failed_allocation_gives_a_clean_status(which: Allocator) {
                 n > 2,
                 "the scenario allocates {which:?} (reached {attempts})"
             );
-            // The still-infallible sites (BTreeMap nodes, the Volume box at mount) are a
-            // minority of what the scenario allocates; the rest were failed one by one.
-            eprintln!(
-                "{which:?}: {} allocations, {skipped} from known infallible sites",
-                n - 1
-            );
-            assert!(
-                skipped * 2 < n,
-                "{skipped} of {n} {which:?} allocations were not failed"
-            );
+            // Every allocation was failed once, none left alone: an infallible site would
+            // have aborted the test binary.
+            eprintln!("{which:?}: {} allocations, each failed once", n - 1);
             break;
         }
         n += 1;
@@ -201,14 +298,33 @@ fn every_failed_allocation_gives_a_clean_status(which: Allocator) {
 
 #[test]
 fn nt_26_paging_writes_succeed_while_every_allocation_fails() {
+    paging_writes_succeed_while_every_allocation_fails(false);
+}
+
+/// The same on a sealed volume: the file's clusters are the base's, so the first paging
+/// write into each copies it to the overlay (a new cluster, the chain and the record
+/// relinked) with no allocation either.
+#[test]
+fn nt_26_paging_writes_into_a_sealed_file_succeed_while_every_allocation_fails() {
+    paging_writes_succeed_while_every_allocation_fails(true);
+}
+
+fn paging_writes_succeed_while_every_allocation_fails(sealed: bool) {
     let mut sim = Sim::new();
     let h = open_rw(&mut sim, "\\paging");
     let data = pattern(9, 3 * PAGE);
     assert_eq!(sim.write(h, Some(0), &data), Ok(data.len()));
+    if sealed {
+        sim.lazy_writer();
+        assert_eq!(sim.volume_fsctl(FSCTL_COWFAT_SEAL_VOLUME), 0, "seal");
+    }
     let section = sim.create_section(h, true).expect("section");
     let view = sim.map_view(section, 0, 3 * PAGE as u64).expect("view");
     sim.view_write(view, PAGE as u64, b"mapped")
         .expect("view write");
+    // A dirty page in the cache too (the seal flushed and purged the cache): the lazy
+    // writer writes it, the modified page writer the mapped one.
+    assert_eq!(sim.write(h, Some(2 * PAGE as u64), b"cached"), Ok(6));
     // From here every pool allocation fails: the lazy writer and the modified page writer
     // must still write the dirty pages (they are how memory comes back).
     sim.fail_pool_randomly(1_000_000, 1);
@@ -244,6 +360,7 @@ fn nt_26_paging_writes_succeed_while_every_allocation_fails() {
     assert!(leaks.is_empty(), "{leaks:?}");
     let mut want = data;
     want[PAGE..PAGE + 6].copy_from_slice(b"mapped");
+    want[2 * PAGE..2 * PAGE + 6].copy_from_slice(b"cached");
     let (report, image) = fs_core::fsck::check(medium, false, &mut |_, _| {}).expect("fsck");
     assert!(report.is_clean(), "{:#?}", report.problems);
     let options = fs_core::MountOptions::new(Box::new(fs_core::time::FixedClock(
@@ -255,6 +372,13 @@ fn nt_26_paging_writes_succeed_while_every_allocation_fails() {
     let mut got = vec![0u8; want.len()];
     vol.read(id, 0, &mut got).expect("read");
     assert_eq!(got, want, "the paging writes reached the disk");
+    if sealed {
+        let status = vol.overlay_status(id).expect("overlay status");
+        assert_eq!(
+            status.overlay_clusters, 2,
+            "both written clusters were copied to the overlay: {status:?}"
+        );
+    }
 }
 
 #[test]

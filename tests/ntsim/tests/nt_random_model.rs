@@ -192,7 +192,7 @@ impl Run {
     /// One hostile request or failure (NT-24..NT-26); the model does not change.
     fn hostile(&mut self, f: usize) {
         let bad = |s: i32| s == STATUS_INVALID_USER_BUFFER || s == STATUS_ACCESS_VIOLATION;
-        match self.rng.below(6) {
+        match self.rng.below(8) {
             0 | 1 => {
                 let h = if self.rng.below(2) == 0 {
                     self.cached(f)
@@ -230,6 +230,35 @@ impl Run {
                 let want = self.expected_read(f, offset, len);
                 if got != Err(STATUS_DEVICE_DATA_ERROR) {
                     self.check("cached read while the disk fails", got, want);
+                }
+            }
+            6 | 7 => {
+                // NT-26 on the heap or in pool: a read either returns the model's bytes or
+                // says there was no memory, and changes nothing.
+                let heap = self.rng.below(2) == 0;
+                let n = 1 + self.rng.below(4);
+                let (h, offset, len) = if self.rng.below(2) == 0 {
+                    let offset = self.rng.below(7 * PAGE);
+                    (self.cached(f), offset, 1 + self.rng.below(2 * PAGE))
+                } else {
+                    let offset = self.rng.below(56) * 512;
+                    (self.noncached(f), offset, (1 + self.rng.below(16)) * 512)
+                };
+                self.log.push(format!(
+                    "read f{f} {offset}+{len} with {} allocation {n} failing",
+                    if heap { "heap" } else { "pool" }
+                ));
+                if heap {
+                    self.sim.fail_heap_allocation(Some(n));
+                } else {
+                    self.sim.fail_pool_allocation(Some(n));
+                }
+                let got = self.sim.read(h, offset, len as usize);
+                self.sim.fail_heap_allocation(None);
+                self.sim.fail_pool_allocation(None);
+                if got != Err(STATUS_INSUFFICIENT_RESOURCES) {
+                    let want = self.expected_read(f, offset, len);
+                    self.check("read while memory runs out", got, want);
                 }
             }
             _ => {

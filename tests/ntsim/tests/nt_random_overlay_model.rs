@@ -245,10 +245,10 @@ impl World {
     }
 
     /// NT-24..NT-26 at a low rate: an unmapped user buffer, a cached read while the disk
-    /// fails, a FILE_OPEN while pool runs out. Each fails cleanly or succeeds; the overlay
+    /// fails, a cached read while the heap or pool fails, a FILE_OPEN while pool runs out. Each fails cleanly or succeeds; the overlay
     /// and the base stay as the model says.
     fn hostile(&mut self, rng: &mut Rng) {
-        match rng.below(3) {
+        match rng.below(4) {
             0 => {
                 let (off, len) = rng.range(SECTOR, 8 * 1024);
                 let h = if rng.below(2) == 0 {
@@ -276,6 +276,25 @@ impl World {
                     assert!(
                         got.as_deref() == Ok(&self.live[off..off + len]),
                         "cached read at {off}+{len} while the disk fails"
+                    );
+                }
+            }
+            2 => {
+                // A read while the heap or pool runs out: the live bytes, or no memory.
+                let (off, len) = rng.byte_range();
+                let n = 1 + rng.below(4) as u64;
+                if rng.below(2) == 0 {
+                    self.sim.fail_heap_allocation(Some(n));
+                } else {
+                    self.sim.fail_pool_allocation(Some(n));
+                }
+                let got = self.sim.read(self.c(), off as u64, len);
+                self.sim.fail_heap_allocation(None);
+                self.sim.fail_pool_allocation(None);
+                if got != Err(STATUS_INSUFFICIENT_RESOURCES) {
+                    assert!(
+                        got.as_deref() == Ok(&self.live[off..off + len]),
+                        "cached read at {off}+{len} while memory runs out"
                     );
                 }
             }
