@@ -43,6 +43,10 @@ struct Args {
     /// Run only these workloads (comma-separated): first-write, sequential, small-files, mount.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Leave out these systems (comma-separated beginnings of their names, e.g. "fatfs crate")
+    /// to shorten a run; their rows say so.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
     /// Where the scratch disk's backing file and mount points go, on the disk to measure
     /// (default: /var/tmp/cowfat-bench as root, else $TMPDIR/cowfat-bench-$USER).
     #[arg(long)]
@@ -98,7 +102,8 @@ fn run(args: &Args) -> Result<bool> {
             anyhow::bail!("unknown workload {w:?} (known: {})", WORKLOADS.join(", "));
         }
     }
-    let plan = Plan::new(args.quick, args.repeats);
+    let mut plan = Plan::new(args.quick, args.repeats);
+    plan.skip.clone_from(&args.skip);
     let header = header(&plan);
     eprintln!("{header}");
     if !host::is_root() {
