@@ -41,6 +41,19 @@ fn generation(st: &State, ino: u64) -> Generation {
 }
 
 impl CowfatFs {
+    /// How the kernel is to treat an opened file. Without the writeback cache every write has
+    /// reached the volume before it returns and `flush` (below) does nothing, so the kernel is
+    /// told not to send one at each close (`FOPEN_NOFLUSH`): one round trip fewer per file.
+    /// With the writeback cache the kernel's flush also writes the file's dirty pages back
+    /// first (close then reports a failed write), so it stays.
+    fn file_open_flags(&self) -> FopenFlags {
+        if self.writeback_cache {
+            FopenFlags::empty()
+        } else {
+            FopenFlags::FOPEN_NOFLUSH
+        }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T, Errno>) -> Result<T, Errno> {
         f(&mut lock(&self.shared))
     }
@@ -226,21 +239,6 @@ fn fallocate(st: &mut State, ino: u64, offset: u64, length: u64, mode: i32) -> R
         st.vol()?.set_file_size(info.id, end).or_errno()?;
     }
     Ok(())
-}
-
-impl CowfatFs {
-    /// How the kernel is to treat an opened file. Without the writeback cache every write has
-    /// reached the volume before it returns and `flush` (below) does nothing, so the kernel is
-    /// told not to send one at each close (`FOPEN_NOFLUSH`): one round trip fewer per file.
-    /// With the writeback cache the kernel's flush also writes the file's dirty pages back
-    /// first (close then reports a failed write), so it stays.
-    fn file_open_flags(&self) -> FopenFlags {
-        if self.writeback_cache {
-            FopenFlags::empty()
-        } else {
-            FopenFlags::FOPEN_NOFLUSH
-        }
-    }
 }
 
 impl Filesystem for CowfatFs {
