@@ -23,6 +23,9 @@ pub struct Plan {
     pub mount_files: usize,
     /// Per run of one system; a run past it is stopped and shown as capped.
     pub cap: Duration,
+    /// Systems not to measure (`--skip`): a row whose system name starts with one of these
+    /// is shown as skipped.
+    pub skip: Vec<String>,
 }
 
 impl Plan {
@@ -38,6 +41,7 @@ impl Plan {
                 mount_disk: 64 << 30,
                 mount_files: 1000,
                 cap: Duration::from_secs(60),
+                skip: Vec::new(),
             }
         } else {
             Plan {
@@ -49,6 +53,7 @@ impl Plan {
                 mount_disk: 1 << 40,
                 mount_files: 10000,
                 cap: Duration::from_secs(180),
+                skip: Vec::new(),
             }
         }
     }
@@ -167,6 +172,16 @@ impl Ctx {
         mut f: impl FnMut(&mut Ctx) -> Result<Vec<Sample>>,
     ) {
         let mut per_phase: Vec<Vec<Sample>> = vec![Vec::new(); phases.len()];
+        let skipped = self
+            .plan
+            .skip
+            .iter()
+            .any(|s| system.starts_with(s.as_str()));
+        let can_run = if skipped {
+            Err("left out with --skip".to_string())
+        } else {
+            can_run
+        };
         let mut result = can_run.map_err(Some);
         if result.is_ok() {
             for _ in 0..self.plan.repeats.max(1) {

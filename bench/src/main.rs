@@ -40,9 +40,14 @@ struct Args {
     /// Repeats per measurement (default: 3 full, 1 quick).
     #[arg(long)]
     repeats: Option<usize>,
-    /// Run only these workloads (comma-separated): first-write, sequential, small-files, mount.
+    /// Run only these workloads (comma-separated): first-write, sequential, small-files, ls-l,
+    /// mount.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Leave out these systems (comma-separated beginnings of their names, e.g. "fatfs crate")
+    /// to shorten a run; their rows say so.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
     /// Where the scratch disk's backing file and mount points go, on the disk to measure
     /// (default: /var/tmp/cowfat-bench as root, else $TMPDIR/cowfat-bench-$USER).
     #[arg(long)]
@@ -59,7 +64,7 @@ struct Args {
     probe_mount: Option<PathBuf>,
 }
 
-const WORKLOADS: [&str; 4] = ["first-write", "sequential", "small-files", "mount"];
+const WORKLOADS: [&str; 5] = ["first-write", "sequential", "small-files", "ls-l", "mount"];
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -98,7 +103,8 @@ fn run(args: &Args) -> Result<bool> {
             anyhow::bail!("unknown workload {w:?} (known: {})", WORKLOADS.join(", "));
         }
     }
-    let plan = Plan::new(args.quick, args.repeats);
+    let mut plan = Plan::new(args.quick, args.repeats);
+    plan.skip.clone_from(&args.skip);
     let header = header(&plan);
     eprintln!("{header}");
     if !host::is_root() {
@@ -125,10 +131,11 @@ fn run(args: &Args) -> Result<bool> {
     let wanted = |w: &str| args.only.is_empty() || args.only.iter().any(|o| o == w);
     let mut errors = Vec::new();
     type Workload = fn(&mut Ctx) -> Result<()>;
-    let all: [(&str, Workload); 4] = [
+    let all: [(&str, Workload); 5] = [
         ("first-write", workload::first_write::run),
         ("sequential", workload::throughput::run),
         ("small-files", workload::small_files::run),
+        ("ls-l", workload::ls_long::run),
         ("mount", workload::mount_scale::run),
     ];
     for (name, f) in all {

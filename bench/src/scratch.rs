@@ -23,6 +23,30 @@ pub struct Scratch {
     mount: Option<Mount>,
     backing: Option<PathBuf>,
     base: PathBuf,
+    /// Held (an exclusive `flock`) for the run's life: a second run on the same base would
+    /// unmount and delete this one's disk. The kernel drops it when the process ends, so a
+    /// killed run does not block the next.
+    _lock: std::fs::File,
+}
+
+/// Takes `base`'s run lock, or says which base to change.
+fn lock_base(base: &Path) -> Result<std::fs::File> {
+    let path = base.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(anyhow::anyhow!(
+            "another cowfat-bench run is using {} (its scratch disk would be destroyed); \
+             wait for it or give this run its own --scratch DIR",
+            base.display()
+        )),
+        Err(e) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
 }
 
 impl Scratch {
@@ -30,6 +54,7 @@ impl Scratch {
     pub fn new(base: &Path, size: u64) -> Result<Scratch> {
         std::fs::create_dir_all(base)
             .with_context(|| format!("creating the scratch directory {}", base.display()))?;
+        let lock = lock_base(base)?;
         let dir = base.join("mnt");
         if host::is_mounted(&dir) {
             // Left by a killed earlier run.
@@ -43,6 +68,7 @@ impl Scratch {
                 mount: None,
                 backing: None,
                 base: base.to_path_buf(),
+                _lock: lock,
             });
         }
         let backing = base.join("scratch-ext4.img");
@@ -75,6 +101,7 @@ impl Scratch {
             mount: Some(mount),
             backing: Some(backing),
             base: base.to_path_buf(),
+            _lock: lock,
         })
     }
 

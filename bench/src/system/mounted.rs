@@ -31,17 +31,38 @@ pub fn cowfat_writeback(bin: &Path, image: &Path, dir: &Path, log: &Path) -> Res
     Mount::fuse(c, dir, log)
 }
 
+/// The FUSE options a user of a libfuse 2 server (bindfs, fusefat on Debian 12) passes for
+/// throughput: writes larger than a page, up to libfuse 2's largest (128 KiB; only libfuse 3
+/// and fuser negotiate `max_pages` for more). Without them every write is 4 KiB.
+pub const LIBFUSE2_BIG_WRITES: &str = "big_writes,max_write=131072,max_readahead=131072";
+
+/// bindfs options, as printed in the table.
+pub fn bindfs_options() -> String {
+    format!("-o {LIBFUSE2_BIG_WRITES}")
+}
+
+/// fusefat options, as printed in the table (`rw+`: read-write).
+pub fn fusefat_options() -> String {
+    format!("-o rw+,{LIBFUSE2_BIG_WRITES}")
+}
+
 /// bindfs: a FUSE pass-through of `src`, the cost of FUSE itself over the disk.
 pub fn bindfs(src: &Path, dir: &Path, log: &Path) -> Result<Mount> {
     let mut c = Command::new("bindfs");
-    c.arg("-f").arg(src).arg(dir);
+    c.arg("-f")
+        .args(bindfs_options().split(' '))
+        .arg(src)
+        .arg(dir);
     Mount::fuse(c, dir, log)
 }
 
-/// fusefat, read-write (its `rw+` option).
+/// fusefat, read-write, with big writes.
 pub fn fusefat(image: &Path, dir: &Path, log: &Path) -> Result<Mount> {
     let mut c = Command::new("fusefat");
-    c.args(["-f", "-o", "rw+"]).arg(image).arg(dir);
+    c.arg("-f")
+        .args(fusefat_options().split(' '))
+        .arg(image)
+        .arg(dir);
     Mount::fuse(c, dir, log)
 }
 

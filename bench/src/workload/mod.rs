@@ -1,6 +1,7 @@
-//! The four workloads of issue 9, one module each.
+//! The workloads of issues 9 and 21, one module each.
 
 pub mod first_write;
+pub mod ls_long;
 pub mod mount_scale;
 pub mod small_files;
 pub mod throughput;

@@ -41,6 +41,19 @@ fn generation(st: &State, ino: u64) -> Generation {
 }
 
 impl CowfatFs {
+    /// How the kernel is to treat an opened file. Without the writeback cache every write has
+    /// reached the volume before it returns and `flush` (below) does nothing, so the kernel is
+    /// told not to send one at each close (`FOPEN_NOFLUSH`): one round trip fewer per file.
+    /// With the writeback cache the kernel's flush also writes the file's dirty pages back
+    /// first (close then reports a failed write), so it stays.
+    fn file_open_flags(&self) -> FopenFlags {
+        if self.writeback_cache {
+            FopenFlags::empty()
+        } else {
+            FopenFlags::FOPEN_NOFLUSH
+        }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T, Errno>) -> Result<T, Errno> {
         f(&mut lock(&self.shared))
     }
@@ -341,7 +354,7 @@ impl Filesystem for CowfatFs {
         });
         // Never direct I/O: shared writable mmap needs the page cache.
         match done {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Ok(fh) => reply.opened(FileHandle(fh), self.file_open_flags()),
             Err(e) => reply.error(e),
         }
     }
@@ -363,7 +376,7 @@ impl Filesystem for CowfatFs {
         });
         match done {
             Ok((attr, gen, fh)) => {
-                reply.created(&TTL, &attr, gen, FileHandle(fh), FopenFlags::empty())
+                reply.created(&TTL, &attr, gen, FileHandle(fh), self.file_open_flags())
             }
             Err(e) => reply.error(e),
         }

@@ -135,7 +135,8 @@ fn name_offset(class: i32) -> Option<usize> {
 /// One entry of `class` for `name`/`info` at position `index`.
 fn entry(class: i32, name: &[u16], info: &FileInfo, index: u32) -> Reply {
     let at = name_offset(class).unwrap_or(0);
-    let mut r = Reply::zeroed(at);
+    // Sized for the name too: growing it name unit by name unit cost a reallocation per entry.
+    let mut r = Reply::zeroed(at + name.len() * 2);
     r.u32(4, index);
     if class == class::NAMES {
         r.u32(
@@ -320,6 +321,7 @@ struct Fill {
 /// A candidate entry.
 struct Candidate {
     name: Vec<u16>,
+    /// The name upcased, to match the expression against; empty when there is none.
     key: Vec<u16>,
     info: FileInfo,
     real: Option<Name>,
@@ -418,7 +420,13 @@ fn candidates(
         fs_core::mem::reserve(&mut out, entries.len())?;
         for e in entries {
             let name = fs_core::mem::copied(e.name.as_utf16())?;
-            let key = fs_core::mem::collect(name.iter().map(|&u| v.upcase().upcase_unit(u)))?;
+            // The upcased key only matters to an expression; a listing of everything (no
+            // expression, or `*`) skips one allocation per entry (ntsim-costs.md).
+            let key = if search.expression.is_empty() {
+                Vec::new()
+            } else {
+                fs_core::mem::collect(name.iter().map(|&u| v.upcase().upcase_unit(u)))?
+            };
             out.push(Candidate {
                 name,
                 key,

@@ -205,6 +205,7 @@ unsafe extern "system" fn disk_dispatch(device: *const DEVICE_OBJECT, irp: *mut 
         IRP_MJ_READ | IRP_MJ_WRITE => unsafe { transfer(irp, &location) },
         IRP_MJ_FLUSH_BUFFERS => {
             kernel::with(|k| k.disk_cache.as_mut().map(WriteCache::flush));
+            crate::cost::disk_flush();
             (STATUS_SUCCESS, 0)
         }
         // SAFETY: a device control IRP of ours.
@@ -324,7 +325,10 @@ unsafe fn transfer(irp: *mut IRP, location: &IO_STACK_LOCATION) -> (NTSTATUS, us
         }
     });
     match result {
-        Ok(()) => (STATUS_SUCCESS, len),
+        Ok(()) => {
+            crate::cost::disk_transfer(write, len);
+            (STATUS_SUCCESS, len)
+        }
         Err(status) => (status, 0),
     }
 }

@@ -91,7 +91,11 @@ pub extern "system" fn ExAllocatePool2(flags: u64, numberofbytes: usize, tag: u3
     if pool_fails() {
         return std::ptr::null_mut();
     }
-    allocate_pool(flags, numberofbytes, tag)
+    let block = allocate_pool(flags, numberofbytes, tag);
+    if !block.is_null() {
+        crate::cost::pool_allocated(numberofbytes);
+    }
+    block
 }
 
 /// Pool for the model's own routines (never failed by [`PoolFaults`]).
@@ -151,6 +155,7 @@ unsafe fn free_pool(p: *mut c_void, tag: Option<u32>) {
     let Some(layout) = pool_layout(block.size) else {
         bugcheck("corrupt pool block size")
     };
+    crate::cost::pool_freed(block.size);
     crate::fsrtl::check_no_contexts_in(p as usize, block.size);
     // Freed pool is poisoned and kept until the end of the test, so a use after free reads
     // 0xDD (a wrong node type code) instead of someone else's live data.

@@ -45,10 +45,25 @@ pub struct FailingHeap;
 #[global_allocator]
 static HEAP: FailingHeap = FailingHeap;
 
+/// Whether the driver (not ntsim on its behalf) is running on this thread.
+fn driver_running() -> bool {
+    DRIVER.try_with(Cell::get).unwrap_or(0) != 0 && KERNEL.try_with(Cell::get).unwrap_or(1) == 0
+}
+
+/// Counts a change of the driver's heap ([`crate::cost`]); `allocation` for a new block.
+fn count_driver_heap(delta: i64, allocation: bool) {
+    if driver_running() && !REPORTING.try_with(Cell::get).unwrap_or(true) {
+        crate::cost::heap_changed(delta, allocation);
+    }
+}
+
+fn signed(size: usize) -> i64 {
+    i64::try_from(size).unwrap_or(i64::MAX)
+}
+
 /// Whether this allocation is the driver's and is to fail.
 fn fail_this() -> bool {
-    let driver = DRIVER.try_with(Cell::get).unwrap_or(0);
-    if driver == 0 || KERNEL.try_with(Cell::get).unwrap_or(1) != 0 {
+    if !driver_running() {
         return false;
     }
     let nth = FAIL_NTH.try_with(Cell::get).unwrap_or(0);
@@ -91,6 +106,7 @@ unsafe impl GlobalAlloc for FailingHeap {
         if fail_this() {
             return std::ptr::null_mut();
         }
+        count_driver_heap(signed(layout.size()), true);
         // SAFETY: the caller's contract is System's.
         unsafe { System.alloc(layout) }
     }
@@ -99,11 +115,13 @@ unsafe impl GlobalAlloc for FailingHeap {
         if fail_this() {
             return std::ptr::null_mut();
         }
+        count_driver_heap(signed(layout.size()), true);
         // SAFETY: the caller's contract is System's.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count_driver_heap(-signed(layout.size()), false);
         // SAFETY: the caller's contract is System's.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -112,6 +130,7 @@ unsafe impl GlobalAlloc for FailingHeap {
         if fail_this() {
             return std::ptr::null_mut();
         }
+        count_driver_heap(signed(new_size) - signed(layout.size()), true);
         // SAFETY: the caller's contract is System's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }

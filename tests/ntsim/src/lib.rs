@@ -18,6 +18,8 @@
 //!   timers and DPCs on a simulated clock).
 //! - [`irql`]: IRQL per model thread and the special kernel APC that finishes a threaded IRP
 //!   (NT-27).
+//! - [`cost`]: disk requests, bytes, flushes and the driver's pool, counted per operation
+//!   (issue 21's counted benchmark).
 //! - [`api`]: the Win32/NT-like test API ([`api::Sim`]).
 //!
 //! Determinism: nothing runs in the background. The lazy writer, the modified page writer,
@@ -35,6 +37,7 @@
 
 pub mod api;
 pub mod cc;
+pub mod cost;
 pub mod disk;
 pub mod ex;
 pub mod filelock;
