@@ -61,6 +61,12 @@ impl MetaCache {
         self.top_up()
     }
 
+    /// Is a paging write running (see [`MetaCache::set_paging`])?
+    #[must_use]
+    pub fn is_paging(&self) -> bool {
+        self.paging
+    }
+
     /// Enters or leaves paging mode (see [`MetaCache::reserve_for_paging`]).
     pub fn set_paging(&mut self, on: bool) {
         self.paging = on;

@@ -222,8 +222,8 @@ impl TargetDevice {
             // reserve too: a metadata change must not stop halfway for want of an IRP.
             _ => match unsafe { request.send_on_own_irp() } {
                 Some(status) => status,
-                // SAFETY: as above.
                 None => match &self.reserve {
+                    // SAFETY: as above.
                     Some(reserve) => unsafe { request.send_on_reserve(reserve) },
                     None => nt::STATUS_INSUFFICIENT_RESOURCES,
                 },

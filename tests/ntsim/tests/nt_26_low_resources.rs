@@ -406,3 +406,68 @@ fn nt_26_random_pool_failures_keep_the_volume_consistent() {
         assert!(report.is_clean(), "seed {seed}: {:#?}", report.problems);
     }
 }
+
+/// A page written through a view beyond the valid data length: its paging write first zeroes
+/// the gap from the valid data length (NT-26: from static zeros, with every allocation
+/// failing), and the bytes read back are the zeros and the page.
+#[test]
+fn nt_26_a_paging_write_past_valid_data_zeroes_the_gap_while_every_allocation_fails() {
+    let mut sim = Sim::new();
+    let h = open_rw(&mut sim, "\\gap");
+    let data = pattern(5, 2 * PAGE);
+    assert_eq!(sim.write(h, Some(0), &data), Ok(data.len()));
+    let size = 6 * PAGE as u64;
+    let eof = i64::try_from(size).expect("size").to_le_bytes();
+    assert_eq!(
+        sim.set_information(
+            h,
+            windows_sys::Wdk::Storage::FileSystem::FileEndOfFileInformation,
+            &eof
+        ),
+        0,
+        "extend"
+    );
+    let section = sim.create_section(h, true).expect("section");
+    let view = sim.map_view(section, 0, size).expect("view");
+    sim.view_write(view, 5 * PAGE as u64, b"beyond")
+        .expect("view write");
+    sim.lazy_writer();
+    sim.fail_pool_randomly(1_000_000, 1);
+    sim.fail_every_heap_allocation(true);
+    let (pool_before, _) = sim.pool_fault_counts();
+    sim.take_trace();
+    sim.modified_page_writer();
+    let trace = sim.take_trace();
+    let (pool_after, _) = sim.pool_fault_counts();
+    let (heap_attempts, _) = sim.heap_fault_counts();
+    sim.fail_every_heap_allocation(false);
+    sim.fail_pool_randomly(0, 0);
+    assert_eq!(pool_after, pool_before, "the paging write asked for pool");
+    assert_eq!(heap_attempts, 0, "the paging write asked for heap");
+    let writes = paging_irps(&trace, mj::WRITE);
+    assert!(!writes.is_empty(), "the page writer wrote: {trace:#?}");
+    let failed: Vec<_> = trace
+        .iter()
+        .filter(|e| matches!(e, Event::Completed { major: 4, status, .. } if *status < 0))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    sim.unmap_view(view);
+    sim.close_section(section);
+    sim.close(h);
+    let (leaks, medium) = sim.finish_keeping_medium();
+    assert!(leaks.is_empty(), "{leaks:?}");
+    let (report, image) = fs_core::fsck::check(medium, false, &mut |_, _| {}).expect("fsck");
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    let options = fs_core::MountOptions::new(Box::new(fs_core::time::FixedClock(
+        fs_core::time::NtTime(0),
+    )))
+    .read_only();
+    let mut vol = fs_core::Volume::mount(image, options).expect("mount");
+    let id = vol.resolve("\\gap").expect("file");
+    let mut got = vec![0xAAu8; 6 * PAGE];
+    vol.read(id, 0, &mut got).expect("read");
+    let mut want = data;
+    want.resize(6 * PAGE, 0);
+    want[5 * PAGE..5 * PAGE + 6].copy_from_slice(b"beyond");
+    assert_eq!(got, want, "zeros up to the page, then the page");
+}
