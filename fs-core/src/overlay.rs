@@ -17,7 +17,7 @@ use crate::ondisk::state::{StateFlags, LABEL_UNITS};
 use crate::ondisk::table::{entry_position, FREE};
 use crate::ondisk::BLOCK_SIZE;
 use crate::stream::StreamKey;
-use crate::types::{FileId, FileOverlayStatus, VolumeInfo};
+use crate::types::{FileId, FileOverlayStatus, OverlaySummary, VolumeInfo};
 use crate::volume::{Tree, Volume};
 
 /// Disjoint ranges `start..end` of stream cluster numbers.
@@ -472,6 +472,19 @@ impl<D: BlockDevice> Volume<D> {
             reserved_clusters: self.reservations.of_file(id.record()),
             modified,
         })
+    }
+
+    /// The overlay's figures of [`Volume::volume_info`], without allocating.
+    pub fn overlay_summary(&self) -> OverlaySummary {
+        let s = &self.state;
+        OverlaySummary {
+            sealed: self.is_sealed(),
+            total_clusters: u64::from(self.geo.cluster_count),
+            free_clusters: self.free_clusters(),
+            overlay_clusters: s.live_used.get().saturating_sub(s.both_used.get()),
+            base_only_clusters: s.base_used.get().saturating_sub(s.both_used.get()),
+            reserved_clusters: self.reservations.total(),
+        }
     }
 
     /// Volume-wide figures.

@@ -161,6 +161,12 @@ pub fn query_overlay(context: &IrpContext) -> Outcome {
     let flags = flag(status.in_base, api::OVERLAY_IN_BASE)
         | flag(status.modified, api::OVERLAY_MODIFIED)
         | flag(sealed, api::OVERLAY_SEALED);
+    fcb.overlay.record(
+        flags,
+        status.base_clusters,
+        status.overlay_clusters,
+        status.reserved_clusters,
+    );
     let state = api::FileOverlayState {
         flags: U32::new(flags),
         reserved: U32::new(0),

@@ -27,13 +27,17 @@ pub struct PoolBlock {
     pub size: usize,
 }
 
-/// An ERESOURCE's ownership (the kernel's bytes of it stay untouched).
+/// An ERESOURCE's ownership. After every change `ex` writes it into the ERESOURCE's public
+/// fields as Windows keeps them (`ex::publish`), so `!locks` and `!cflocks` read it.
 #[derive(Clone, Debug, Default)]
 pub struct ResourceState {
     /// Thread holding it exclusive and its recursion count.
     pub exclusive: Option<(u32, u32)>,
     /// Shared holders and their recursion counts.
     pub shared: BTreeMap<u32, u32>,
+    /// The shared holder in `OwnerEntry` (the first to take it; Windows leaves it there while
+    /// it holds, later shared holders go to the owner table).
+    pub first_shared: Option<u32>,
 }
 
 /// A device object the model created.
