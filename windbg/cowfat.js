@@ -6,7 +6,8 @@
 //   !cffcbs [vcb]           FCBs of every volume (or one)
 //   !cffcb <fcb>            one FCB and its non-paged part
 //   !cffo <file object>     file object -> FCB/VCB and CCB
-//   !cfwhyclose <fcb|fo>    cleanup done, close owed: who still holds a reference
+//   !cfwhyclose <fcb|fo>    cleanup done, close owed: who still holds a reference, and the
+//                           file object each control area holds (seeds 000 and 003)
 //   !cfmapped <fcb>         the mapped-state facts as the driver computes them
 //   !cfoverlay <fcb>        base vs overlay clusters of a file, as far as the driver loaded them
 //   !cftrace [n]            the last n records of the driver's trace ring

@@ -42,6 +42,26 @@ fn volume_discard_restores_namespace_and_content() {
         .unwrap();
     let info = vol.volume_info();
     assert!(info.overlay_clusters > 0 && info.base_only_clusters > 0);
+    // The driver's debugger copy (overlay_summary) agrees with volume_info.
+    let summary = vol.overlay_summary();
+    assert_eq!(
+        (
+            summary.sealed,
+            summary.total_clusters,
+            summary.free_clusters,
+            summary.overlay_clusters,
+            summary.base_only_clusters,
+            summary.reserved_clusters
+        ),
+        (
+            info.sealed,
+            info.total_clusters,
+            info.free_clusters,
+            info.overlay_clusters,
+            info.base_only_clusters,
+            info.reserved_clusters
+        )
+    );
     vol.discard().unwrap();
     assert_eq!(cat(&mut vol, "/keep"), b"base");
     assert_eq!(cat(&mut vol, "/dir/inner"), pattern(1, 9000));
