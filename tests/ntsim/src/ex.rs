@@ -179,10 +179,14 @@ pub extern "system" fn ExInitializeResourceLite(resource: *mut ERESOURCE) -> NTS
     if !fresh {
         bugcheck("ExInitializeResourceLite on a live resource");
     }
-    // Windows zeroes the whole ERESOURCE (pool the driver did not clear included).
-    // SAFETY: the driver passes storage for an ERESOURCE it owns.
-    unsafe { resource.write(ERESOURCE::default()) };
+    zero_resource(resource);
     STATUS_SUCCESS
+}
+
+/// Windows zeroes the whole ERESOURCE at initialisation (pool the driver did not clear too).
+fn zero_resource(resource: *mut ERESOURCE) {
+    // SAFETY: the driver passes storage for an ERESOURCE it owns (ExInitializeResourceLite).
+    unsafe { resource.write(ERESOURCE::default()) };
 }
 
 #[no_mangle]

@@ -710,8 +710,11 @@ fn scenario_volume_held() {
         .fs_context;
     // The FSCTL behind !cfmapped's answer needs the resources: ask before they are taken.
     let mapped = vec![mapped_expectation(&mut sim, h)];
-    // SAFETY: the open file's live FCB; its header's Resource is the main resource.
-    let main = unsafe { (*(*(fcb as *const Fcb)).header.get()).Base.Resource };
+    // SAFETY: the open file's live FCB.
+    let fcb = unsafe { &*(fcb as *const Fcb) };
+    // SAFETY: its header, read on this thread while no request runs; `Resource` is the main
+    // resource.
+    let main = unsafe { (*fcb.header.get()).Base.Resource };
     assert!(ntsim::mm::as_thread(2, || {
         ntsim::ex::ExAcquireResourceSharedLite(main, false)
     }));
