@@ -260,8 +260,10 @@ unsafe fn acquire_for_section_sync(data: *const FS_FILTER_CALLBACK_DATA) -> NTST
     // SAFETY: the union member that matches this operation.
     let attributes = unsafe { params.AcquireForSectionSynchronization.AllocationAttributes };
     let fcb = header.cast::<Fcb>();
+    // SAFETY: FsRtl passes valid callback data.
+    let file_object = unsafe { (*data).FileObject };
     // SAFETY: `header` is the first member of a live FCB (checked in header_of).
-    note_section_creator(unsafe { &*fcb }, attributes, unsafe { (*data).FileObject });
+    note_section_creator(unsafe { &*fcb }, attributes, file_object);
     let writable = is_writable_protection(protection);
     if writable {
         // SAFETY: `header` is the first member of a live FCB (checked in header_of).
