@@ -35,7 +35,8 @@ const LAYOUT = {
     "fs_driver::vcb::Vcb": ["header", "vdo", "vpb", "target", "serial", "resource", "volume_lock", "volume_opens", "dismounted", "locked_by", "overlay", "volume_links", "fcb_list"],
     "fs_driver::fcb::Fcb": ["header", "nonpaged", "vcb", "id", "is_directory", "open_count", "reference_count", "delete_pending", "unlinked", "purge_failures", "sections", "section_creators", "overlay", "vcb_links"],
     "fs_driver::debugger::OverlayAnchor": ["refreshes", "sealed", "total_clusters", "free_clusters", "overlay_clusters", "base_only_clusters", "reserved_clusters"],
-    "fs_driver::debugger::FileOverlayAnchor": ["queries", "flags", "base_clusters", "overlay_clusters", "reserved_clusters"],
+    "fs_driver::debugger::FileOverlayAnchor": ["queries", "flags", "base_clusters", "overlay_clusters", "reserved_clusters", "run_count", "runs"],
+    "fs_driver::debugger::RunAnchor": ["vcn", "lcn", "len", "base"],
     "fs_driver::debugger::SectionCreators": ["data", "image"],
     "fs_driver::fcb::NonPagedFcb": ["node", "section_object_pointers"],
     "fs_driver::fcb::Ccb": ["node", "delete_on_close"],
@@ -57,6 +58,7 @@ const T = {
     ring: "fs_driver::debugger::TraceRing",
     volumeOverlay: "fs_driver::debugger::OverlayAnchor",
     fileOverlay: "fs_driver::debugger::FileOverlayAnchor",
+    run: "fs_driver::debugger::RunAnchor",
     creators: "fs_driver::debugger::SectionCreators",
     record: "fs_driver::debugger::TraceRecord",
     vcb: "fs_driver::vcb::Vcb",
@@ -449,13 +451,26 @@ function cfoverlay(address) {
             sealed: (flags & OVERLAY_SEALED) !== 0,
             baseClusters: num(field(o, T.fileOverlay, "base_clusters")),
             overlayClusters: num(field(o, T.fileOverlay, "overlay_clusters")),
-            reservedClusters: num(field(o, T.fileOverlay, "reserved_clusters"))
+            reservedClusters: num(field(o, T.fileOverlay, "reserved_clusters")),
+            runs: []
         };
+        const runSize = BigInt(typeOf(T.run).size);
+        const runCount = num(field(o, T.fileOverlay, "run_count"));
+        for (let i = 0; i < runCount; i++) {
+            const r = at(o, T.fileOverlay, "runs") + BigInt(i) * runSize;
+            result.file.runs.push({ vcn: num(field(r, T.run, "vcn")), lcn: num(field(r, T.run, "lcn")),
+                length: num(field(r, T.run, "len")), base: field(r, T.run, "base") !== 0n });
+        }
     }
     log(`FCB ${result.fcb} id ${result.id}: ` + (result.file === null
         ? "overlay state not loaded (no FSCTL_COWFAT_QUERY_OVERLAY since the FCB was built: run `cowfat overlay status` on the file)"
         : `${result.file.baseClusters} base cluster(s), ${result.file.overlayClusters} overlay cluster(s), ${result.file.reservedClusters} reserved` +
           `${result.file.inBase ? ", in base" : ", not in base"}${result.file.modified ? ", modified" : ", unchanged"} (as of query ${queries})`));
+    if (result.file !== null) {
+        for (const r of result.file.runs) {
+            log(`  vcn ${String(r.vcn).padStart(8)} lcn ${String(r.lcn).padStart(8)} clusters ${String(r.length).padStart(6)} ${r.base ? "base" : "overlay"}`);
+        }
+    }
     log(`  volume ${hex(vcb)}: ${overlayText(result.volume)}`);
     return result;
 }

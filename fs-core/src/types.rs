@@ -128,6 +128,16 @@ pub struct OverlaySummary {
     pub reserved_clusters: u64,
 }
 
+/// A run of a file's clusters that are all in the base or all in the overlay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OverlayRun {
+    pub vcn: u64,
+    pub lcn: u32,
+    pub len: u32,
+    /// The clusters are the base's (shared with it); else the overlay's.
+    pub base: bool,
+}
+
 /// Volume-wide figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeInfo {

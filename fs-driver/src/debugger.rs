@@ -228,9 +228,42 @@ pub struct FileOverlayAnchor {
     pub overlay_clusters: AtomicU64,
     /// Overlay clusters reserved for the file.
     pub reserved_clusters: AtomicU64,
+    /// Runs filled in `runs`.
+    pub run_count: AtomicU32,
+    /// The file's first runs, split at base/overlay boundaries.
+    pub runs: [RunAnchor; OVERLAY_RUNS],
+}
+
+/// Runs a [`FileOverlayAnchor`] keeps (the first ones of the file).
+pub const OVERLAY_RUNS: usize = 8;
+
+/// One run of a file's clusters, all base or all overlay.
+#[repr(C)]
+#[derive(Default)]
+pub struct RunAnchor {
+    /// First virtual cluster of the run.
+    pub vcn: AtomicU64,
+    /// Its first logical cluster.
+    pub lcn: AtomicU32,
+    /// Clusters in the run.
+    pub len: AtomicU32,
+    /// 1: base clusters; 0: overlay clusters.
+    pub base: AtomicU32,
 }
 
 impl FileOverlayAnchor {
+    /// Records the first runs of the answer.
+    pub fn record_runs(&self, runs: &[fs_core::OverlayRun]) {
+        let n = runs.len().min(OVERLAY_RUNS);
+        for (slot, run) in self.runs.iter().zip(&runs[..n]) {
+            slot.vcn.store(run.vcn, Relaxed);
+            slot.lcn.store(run.lcn, Relaxed);
+            slot.len.store(run.len, Relaxed);
+            slot.base.store(u32::from(run.base), Relaxed);
+        }
+        self.run_count.store(n as u32, Relaxed);
+    }
+
     /// Records one answer.
     pub fn record(&self, flags: u32, base: u64, overlay: u64, reserved: u64) {
         self.flags.store(flags, Relaxed);

@@ -181,7 +181,8 @@ for (const name of names) {
             if (want) {
                 assert.equal(result.loaded, true, f.address);
                 assert.deepEqual({ fcb: result.fcb, flags: result.file.flags, baseClusters: result.file.baseClusters,
-                    overlayClusters: result.file.overlayClusters, reservedClusters: result.file.reservedClusters }, want);
+                    overlayClusters: result.file.overlayClusters, reservedClusters: result.file.reservedClusters,
+                    runs: result.file.runs }, want);
                 assert.match(output, new RegExp(`${want.baseClusters} base cluster\\(s\\), ${want.overlayClusters} overlay cluster`));
             } else {
                 assert.equal(result.loaded, false, f.address);
@@ -191,6 +192,8 @@ for (const name of names) {
         if (name === "sealed_overlay") {
             const o = expected.overlays[0];
             assert.ok(o.flags === 7 && o.baseClusters > 0 && o.overlayClusters > 0, JSON.stringify(o));
+            // The write moved the first cluster into the overlay; the second is still the base's.
+            assert.deepEqual(o.runs.map((r) => [r.vcn, r.length, r.base]), [[0, 1, false], [1, 1, true]]);
         }
         assert.throws(() => withHost(s, () => script.cfoverlay(expected.vcbs[0].address)), /is not an FCB/);
     });

@@ -25,7 +25,7 @@ use std::sync::{Mutex, OnceLock};
 
 use driver_image::pdbtypes::PdbTypes;
 use fs_driver::debugger::{
-    FileOverlayAnchor, OverlayAnchor, SectionCreators, TraceRecord, TraceRing,
+    FileOverlayAnchor, OverlayAnchor, RunAnchor, SectionCreators, TraceRecord, TraceRing,
 };
 use fs_driver::fcb::{Ccb, Fcb, NonPagedFcb};
 use fs_driver::global::CfatData;
@@ -163,7 +163,15 @@ fn host_layout() -> BTreeMap<String, HostType> {
             flags,
             base_clusters,
             overlay_clusters,
-            reserved_clusters
+            reserved_clusters,
+            run_count,
+            runs
+        }),
+        host_type!(RunAnchor {
+            vcn,
+            lcn,
+            len,
+            base
         }),
         host_type!(SectionCreators { data, image }),
         host_type!(NonPagedFcb {
@@ -403,7 +411,21 @@ fn overlay_expectation(sim: &mut Sim, h: Handle) -> Value {
         .expect("file object")
         .fs_context;
     let st = sim.overlay_state(h).expect("overlay state");
+    // The runs from fs-core itself, on a system thread under the volume lock.
+    // SAFETY: the open file's live FCB.
+    let fcb_ref = unsafe { &*(fcb as *const Fcb) };
+    // SAFETY: an FCB's VCB outlives it.
+    let vcb = unsafe { &*fcb_ref.vcb };
+    let id = fcb_ref.id;
+    let mut runs = [fs_core::OverlayRun::default(); fs_driver::debugger::OVERLAY_RUNS];
+    let n = ntsim::mm::as_thread(3, || vcb.with_volume(|v| v.overlay_runs(id, &mut runs)))
+        .expect("overlay runs");
+    let runs: Vec<Value> = runs[..n]
+        .iter()
+        .map(|r| json!({"vcn": r.vcn, "lcn": r.lcn, "length": r.len, "base": r.base}))
+        .collect();
     json!({
+        "runs": runs,
         "fcb": hex(fcb),
         "flags": st.flags.get(),
         "baseClusters": st.base_clusters.get(),
