@@ -335,3 +335,24 @@ fn granularity_first_write_into_a_sealed_1_gib_file_reads_only_what_it_needs() {
         (1, 262_143)
     );
 }
+
+#[test]
+fn overlay_runs_split_a_file_where_its_clusters_leave_the_base() {
+    let mut vol = mount(formatted(16 << 20, 4096));
+    let f = create_file(&mut vol, "/three", &pattern(7, 3 * 4096));
+    vol.seal().unwrap();
+    // The middle cluster moves to the overlay; the first and last stay the base's.
+    vol.write(f, 4096 + 10, b"!").unwrap();
+    let mut runs = [fs_core::OverlayRun::default(); 8];
+    let n = vol.overlay_runs(f, &mut runs).unwrap();
+    let shape: Vec<(u64, u32, bool)> = runs[..n].iter().map(|r| (r.vcn, r.len, r.base)).collect();
+    assert_eq!(shape, [(0, 1, true), (1, 1, false), (2, 1, true)]);
+    // A smaller buffer takes the first runs only.
+    let mut two = [fs_core::OverlayRun::default(); 2];
+    assert_eq!(vol.overlay_runs(f, &mut two).unwrap(), 2);
+    assert_eq!((two[1].vcn, two[1].base), (1, false));
+    // The counts agree with overlay_status.
+    let status = vol.overlay_status(f).unwrap();
+    let overlay: u32 = runs[..n].iter().filter(|r| !r.base).map(|r| r.len).sum();
+    assert_eq!(u64::from(overlay), status.overlay_clusters);
+}
