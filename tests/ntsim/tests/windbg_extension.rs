@@ -5,9 +5,11 @@
 //!    whose memory the snapshots below are made of. A field renamed in the driver fails here
 //!    (the host table stops compiling, the PDB loses the name the script reads).
 //! 2. Scenarios on ntsim (a mapped file with a late close, an image section, purge-failure
-//!    mode, a sealed volume with overlay changes, a dismount) write a snapshot of the driver's
-//!    live memory and the answers expected from the driver's own types and the model's state
-//!    to `target/windbg/<scenario>.json`, next to the PDB's records (`types.json`).
+//!    mode, a sealed volume with overlay changes, a dismount, a volume held by another thread,
+//!    a section created through a second handle) write a snapshot of the driver's live memory
+//!    and the answers expected from the driver's own types, fs-core and the model's state
+//!    (held ERESOURCEs, control areas' file objects) to `target/windbg/<scenario>.json`, next
+//!    to the PDB's records (`types.json`).
 //! 3. `node --test windbg/test` runs every command of the script in a stand-in for WinDbg's
 //!    JavaScript host over those files, one test per command per scenario.
 //!
