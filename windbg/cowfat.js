@@ -6,10 +6,13 @@
 //   !cffcbs [vcb]           FCBs of every volume (or one)
 //   !cffcb <fcb>            one FCB and its non-paged part
 //   !cffo <file object>     file object -> FCB/VCB and CCB
-//   !cfwhyclose <fcb|fo>    cleanup done, close owed: who still holds a reference
+//   !cfwhyclose <fcb|fo>    cleanup done, close owed: who still holds a reference, and the
+//                           file object each control area holds (seeds 000 and 003)
 //   !cfmapped <fcb>         the mapped-state facts as the driver computes them
+//   !cfoverlay <fcb>        base vs overlay clusters of a file, as far as the driver loaded them
 //   !cftrace [n]            the last n records of the driver's trace ring
 //   !cfpool                 cowfat's pool tags, with the structure counts to expect
+//   !cflocks                the VCB and FCB resources held now, by whom
 //
 // It reads memory only through the driver's debugger anchors (CFAT_DATA's VCB chain, each
 // VCB's FCB chain, the trace ring: fs-driver/src/debugger.rs) and the PDB's type records, and
@@ -29,8 +32,12 @@ const LAYOUT = {
     "fs_driver::strucsup::NodeHeader": ["node_type_code", "node_byte_size"],
     "fs_driver::debugger::TraceRing": ["next", "capacity", "records"],
     "fs_driver::debugger::TraceRecord": ["sequence", "kind", "major", "minor", "fcb", "status", "thread", "time"],
-    "fs_driver::vcb::Vcb": ["header", "vdo", "vpb", "target", "serial", "volume_opens", "dismounted", "locked_by", "volume_links", "fcb_list"],
-    "fs_driver::fcb::Fcb": ["header", "nonpaged", "vcb", "id", "is_directory", "open_count", "reference_count", "delete_pending", "unlinked", "purge_failures", "sections", "vcb_links"],
+    "fs_driver::vcb::Vcb": ["header", "vdo", "vpb", "target", "serial", "resource", "volume_lock", "volume_opens", "dismounted", "locked_by", "overlay", "volume_links", "fcb_list"],
+    "fs_driver::fcb::Fcb": ["header", "nonpaged", "vcb", "id", "is_directory", "open_count", "reference_count", "delete_pending", "unlinked", "purge_failures", "sections", "section_creators", "overlay", "vcb_links"],
+    "fs_driver::debugger::OverlayAnchor": ["refreshes", "sealed", "total_clusters", "free_clusters", "overlay_clusters", "base_only_clusters", "reserved_clusters"],
+    "fs_driver::debugger::FileOverlayAnchor": ["queries", "flags", "base_clusters", "overlay_clusters", "reserved_clusters", "run_count", "runs"],
+    "fs_driver::debugger::RunAnchor": ["vcn", "lcn", "len", "base"],
+    "fs_driver::debugger::SectionCreators": ["data", "image"],
     "fs_driver::fcb::NonPagedFcb": ["node", "section_object_pointers"],
     "fs_driver::fcb::Ccb": ["node", "delete_on_close"],
     "fs_driver::section::SectionTracking": ["data_sections", "writable_sections", "image_sections", "last_protection", "purge_failure_mode"],
@@ -38,7 +45,9 @@ const LAYOUT = {
     "windows_sys::Wdk::Foundation::SECTION_OBJECT_POINTERS": ["DataSectionObject", "SharedCacheMap", "ImageSectionObject"],
     "windows_sys::Wdk::Foundation::FILE_OBJECT": ["DeviceObject", "FsContext", "FsContext2", "SectionObjectPointer"],
     "windows_sys::Wdk::Storage::FileSystem::FSRTL_ADVANCED_FCB_HEADER": ["Base"],
-    "windows_sys::Wdk::Storage::FileSystem::FSRTL_COMMON_FCB_HEADER": ["NodeTypeCode", "AllocationSize", "FileSize", "ValidDataLength"]
+    "windows_sys::Wdk::Storage::FileSystem::FSRTL_COMMON_FCB_HEADER": ["NodeTypeCode", "Resource", "PagingIoResource", "AllocationSize", "FileSize", "ValidDataLength"],
+    "windows_sys::Wdk::Foundation::ERESOURCE": ["OwnerTable", "ActiveCount", "Anonymous1", "OwnerEntry", "ActiveEntries", "NumberOfSharedWaiters", "NumberOfExclusiveWaiters"],
+    "windows_sys::Wdk::Foundation::OWNER_ENTRY": ["OwnerThread", "Anonymous"]
 };
 // cowfat-layout-end
 
@@ -47,6 +56,10 @@ const T = {
     data: "fs_driver::global::CfatData",
     node: "fs_driver::strucsup::NodeHeader",
     ring: "fs_driver::debugger::TraceRing",
+    volumeOverlay: "fs_driver::debugger::OverlayAnchor",
+    fileOverlay: "fs_driver::debugger::FileOverlayAnchor",
+    run: "fs_driver::debugger::RunAnchor",
+    creators: "fs_driver::debugger::SectionCreators",
     record: "fs_driver::debugger::TraceRecord",
     vcb: "fs_driver::vcb::Vcb",
     fcb: "fs_driver::fcb::Fcb",
@@ -57,7 +70,9 @@ const T = {
     sop: "windows_sys::Wdk::Foundation::SECTION_OBJECT_POINTERS",
     fo: "windows_sys::Wdk::Foundation::FILE_OBJECT",
     advanced: "windows_sys::Wdk::Storage::FileSystem::FSRTL_ADVANCED_FCB_HEADER",
-    common: "windows_sys::Wdk::Storage::FileSystem::FSRTL_COMMON_FCB_HEADER"
+    common: "windows_sys::Wdk::Storage::FileSystem::FSRTL_COMMON_FCB_HEADER",
+    resource: "windows_sys::Wdk::Foundation::ERESOURCE",
+    owner: "windows_sys::Wdk::Foundation::OWNER_ENTRY"
 };
 
 // Node type codes (fs-driver/src/strucsup.rs, `ntc`).
@@ -186,9 +201,31 @@ function checkNode(address, codes, what) {
 
 // ---- structures ----------------------------------------------------------------------------
 
+// The volume's overlay figures as the driver last had them from fs-core (after every volume
+// call); null before the first.
+function describeVolumeOverlay(vcb) {
+    const o = at(vcb, T.vcb, "overlay");
+    if (field(o, T.volumeOverlay, "refreshes") === 0n) { return null; }
+    return {
+        sealed: field(o, T.volumeOverlay, "sealed") !== 0n,
+        totalClusters: num(field(o, T.volumeOverlay, "total_clusters")),
+        freeClusters: num(field(o, T.volumeOverlay, "free_clusters")),
+        overlayClusters: num(field(o, T.volumeOverlay, "overlay_clusters")),
+        baseOnlyClusters: num(field(o, T.volumeOverlay, "base_only_clusters")),
+        reservedClusters: num(field(o, T.volumeOverlay, "reserved_clusters"))
+    };
+}
+
+function overlayText(o) {
+    if (o === null) { return "overlay not yet known"; }
+    return (o.sealed ? `sealed, overlay ${o.overlayClusters} cluster(s), base-only ${o.baseOnlyClusters}` : "not sealed") +
+        `, free ${o.freeClusters} of ${o.totalClusters}, reserved ${o.reservedClusters}`;
+}
+
 function describeVcb(vcb) {
     checkNode(at(vcb, T.vcb, "header"), [NTC.vcb], "a VCB");
     return {
+        overlay: describeVolumeOverlay(vcb),
         address: hex(vcb),
         vdo: hex(field(vcb, T.vcb, "vdo")),
         vpb: hex(field(vcb, T.vcb, "vpb")),
@@ -248,6 +285,7 @@ function cfvcbs() {
     for (const v of vcbs) {
         log(`VCB ${v.address} vdo ${v.vdo} vpb ${v.vpb} serial ${v.serial} fcbs ${v.fcbs} volume-opens ${v.volumeOpens}` +
             (v.dismounted ? " DISMOUNTED" : "") + (big(v.lockedBy) !== 0n ? ` locked-by ${v.lockedBy}` : ""));
+        log(`    ${overlayText(v.overlay)}`);
     }
     return vcbs;
 }
@@ -332,7 +370,19 @@ function cfwhyclose(address) {
         holderKinds.push("Cc cache map");
         holders.push("Cc: a shared cache map exists; the stream stays referenced until CcUninitializeCacheMap and the lazy writer let go");
     }
-    if (fileObject !== null) { next.push(`!fileobj ${hex(fileObject)}`); }
+    // Seed 003: the SOP's DataSectionObject/ImageSectionObject are Mm's control areas; each
+    // holds the file object it was created through (`!ca`'s "File Object"), whose
+    // IRP_MJ_CLOSE comes only when the control area is deleted.
+    const creators = at(fcb, T.fcb, "section_creators");
+    const controlAreas = [];
+    for (const [kind, sopField, creatorField] of [["data", "dataSectionObject", "data"], ["image", "imageSectionObject", "image"]]) {
+        if (big(f[sopField]) === 0n) { continue; }
+        const creator = field(creators, T.creators, creatorField);
+        controlAreas.push({ kind: kind, controlArea: f[sopField], fileObject: creator === 0n ? null : hex(creator) });
+        if (creator !== 0n) { next.push(`!fileobj ${hex(creator)}`); }
+    }
+    if (fileObject !== null && !controlAreas.some((c) => c.fileObject === hex(fileObject))) { next.push(`!fileobj ${hex(fileObject)}`); }
+    if (big(f.sharedCacheMap) !== 0n) { next.push(`dt nt!_SHARED_CACHE_MAP ${f.sharedCacheMap}`); }
     const result = {
         fcb: f.address,
         fileObject: fileObject === null ? null : hex(fileObject),
@@ -341,11 +391,19 @@ function cfwhyclose(address) {
         closesOwed: f.referenceCount,
         holderKinds: holderKinds,
         holders: holders,
+        sectionObjectPointers: f.sectionObjectPointers,
+        controlAreas: controlAreas,
         next: next
     };
     log(`FCB ${f.address}: ${f.openCount} handle(s) open, ${f.referenceCount} file object(s) not yet closed`);
     if (result.cleanupDone && f.referenceCount > 0) { log("  cleanup done, close owed:"); }
     for (const h of holders) { log("  - " + h); }
+    log(`  SectionObjectPointer ${f.sectionObjectPointers} (dt nt!_SECTION_OBJECT_POINTERS): DataSectionObject ${f.dataSectionObject}` +
+        ` SharedCacheMap ${f.sharedCacheMap} ImageSectionObject ${f.imageSectionObject} (NULL: not in memory)`);
+    for (const c of controlAreas) {
+        log(`  ${c.kind} control area ${c.controlArea}: created through file object ` +
+            (c.fileObject === null ? "unknown (not seen by cowfat; !ca shows it)" : `${c.fileObject}, the one whose close waits for it`));
+    }
     if (holders.length === 0 && f.referenceCount > 0 && f.openCount > 0) { log("  - open handles: the close comes after their cleanup"); }
     for (const n of next) { log("  next: " + n); }
     return result;
@@ -370,6 +428,50 @@ function cfmapped(address) {
     log(`  sections created ${result.dataSections} (${result.writableSections} writable), image ${result.imageSections}, ` +
         `purge-failure mode ${result.purgeFailureMode}, purge failures ${result.purgeFailures}`);
     if (result.writableSections > 0) { log(`  writable sections were created: !ca ${f.dataSectionObject} shows whether writable views remain`); }
+    return result;
+}
+
+// FSCTL_COWFAT_QUERY_OVERLAY's flags (fsctl-api).
+const OVERLAY_IN_BASE = 0x1, OVERLAY_MODIFIED = 0x2, OVERLAY_SEALED = 0x4;
+// A file's base and overlay clusters as far as loaded: what the driver last computed for it
+// (FSCTL_COWFAT_QUERY_OVERLAY, `cowfat overlay status`); the volume's figures beside them.
+function cfoverlay(address) {
+    const fcb = big(address);
+    checkNode(fcb, FCB_CODES, "an FCB");
+    const o = at(fcb, T.fcb, "overlay");
+    const queries = num(field(o, T.fileOverlay, "queries"));
+    const vcb = field(fcb, T.fcb, "vcb");
+    const result = { fcb: hex(fcb), id: num(field(fcb, T.fcb, "id")), loaded: queries > 0, queries: queries, file: null, volume: describeVolumeOverlay(vcb) };
+    if (queries > 0) {
+        const flags = num(field(o, T.fileOverlay, "flags"));
+        result.file = {
+            flags: flags,
+            inBase: (flags & OVERLAY_IN_BASE) !== 0,
+            modified: (flags & OVERLAY_MODIFIED) !== 0,
+            sealed: (flags & OVERLAY_SEALED) !== 0,
+            baseClusters: num(field(o, T.fileOverlay, "base_clusters")),
+            overlayClusters: num(field(o, T.fileOverlay, "overlay_clusters")),
+            reservedClusters: num(field(o, T.fileOverlay, "reserved_clusters")),
+            runs: []
+        };
+        const runSize = BigInt(typeOf(T.run).size);
+        const runCount = num(field(o, T.fileOverlay, "run_count"));
+        for (let i = 0; i < runCount; i++) {
+            const r = at(o, T.fileOverlay, "runs") + BigInt(i) * runSize;
+            result.file.runs.push({ vcn: num(field(r, T.run, "vcn")), lcn: num(field(r, T.run, "lcn")),
+                length: num(field(r, T.run, "len")), base: field(r, T.run, "base") !== 0n });
+        }
+    }
+    log(`FCB ${result.fcb} id ${result.id}: ` + (result.file === null
+        ? "overlay state not loaded (no FSCTL_COWFAT_QUERY_OVERLAY since the FCB was built: run `cowfat overlay status` on the file)"
+        : `${result.file.baseClusters} base cluster(s), ${result.file.overlayClusters} overlay cluster(s), ${result.file.reservedClusters} reserved` +
+          `${result.file.inBase ? ", in base" : ", not in base"}${result.file.modified ? ", modified" : ", unchanged"} (as of query ${queries})`));
+    if (result.file !== null) {
+        for (const r of result.file.runs) {
+            log(`  vcn ${String(r.vcn).padStart(8)} lcn ${String(r.lcn).padStart(8)} clusters ${String(r.length).padStart(6)} ${r.base ? "base" : "overlay"}`);
+        }
+    }
+    log(`  volume ${hex(vcb)}: ${overlayText(result.volume)}`);
     return result;
 }
 
@@ -448,6 +550,63 @@ function cfpool() {
     return result;
 }
 
+// ERESOURCE's Flag bit for an exclusive owner (ResourceOwnedExclusive); OWNER_ENTRY's
+// OwnerCount is bits 3..31 of the word after OwnerThread (Windows 8 and later).
+const RESOURCE_OWNED_EXCLUSIVE = 0x80n;
+const OWNER_COUNT_SHIFT = 3n;
+
+// One ERESOURCE's public state, as ntoskrnl keeps it (and `!locks` reads it).
+function describeResource(address) {
+    const owner = at(address, T.resource, "OwnerEntry");
+    const activeEntries = num(field(address, T.resource, "ActiveEntries"));
+    const exclusive = (field(address, T.resource, "Anonymous1") & RESOURCE_OWNED_EXCLUSIVE) !== 0n;
+    return {
+        resource: hex(address),
+        held: num(field(address, T.resource, "ActiveCount")) !== 0,
+        exclusive: exclusive,
+        owners: activeEntries,
+        ownerThread: hex(field(owner, T.owner, "OwnerThread")),
+        ownerCount: num(field(owner, T.owner, "Anonymous") >> OWNER_COUNT_SHIFT),
+        ownerTable: hex(field(address, T.resource, "OwnerTable")),
+        sharedWaiters: num(field(address, T.resource, "NumberOfSharedWaiters")),
+        exclusiveWaiters: num(field(address, T.resource, "NumberOfExclusiveWaiters"))
+    };
+}
+
+// Every resource cowfat owns (each VCB's resource and volume lock, each FCB's main and paging
+// I/O resource through its header), held ones only.
+function cflocks() {
+    const candidates = [];
+    for (const v of vcbAddresses()) {
+        checkNode(at(v, T.vcb, "header"), [NTC.vcb], "a VCB");
+        candidates.push({ what: "VCB resource", structure: v, address: at(v, T.vcb, "resource") });
+        candidates.push({ what: "VCB volume lock", structure: v, address: at(v, T.vcb, "volume_lock") });
+        for (const f of fcbAddresses(v)) {
+            checkNode(f, FCB_CODES, "an FCB");
+            const header = at(at(f, T.fcb, "header"), T.advanced, "Base");
+            candidates.push({ what: "FCB main resource", structure: f, address: field(header, T.common, "Resource") });
+            candidates.push({ what: "FCB paging I/O resource", structure: f, address: field(header, T.common, "PagingIoResource") });
+        }
+    }
+    const held = [];
+    for (const c of candidates) {
+        if (c.address === 0n) { continue; }
+        const r = describeResource(c.address);
+        if (!r.held) { continue; }
+        r.what = c.what;
+        r.owner = hex(c.structure);
+        held.push(r);
+    }
+    log(`cowfat: ${held.length} of ${candidates.length} resource(s) held`);
+    for (const r of held) {
+        const mode = r.exclusive ? "exclusive" : `shared by ${r.owners} thread(s)`;
+        log(`  ${r.what.padEnd(24)} ${r.resource} of ${r.owner} ${mode}, owner thread ${r.ownerThread} (count ${r.ownerCount})` +
+            (r.sharedWaiters || r.exclusiveWaiters ? `, waiters ${r.sharedWaiters} shared ${r.exclusiveWaiters} exclusive` : ""));
+        log(`    next: !locks ${r.resource}; !thread ${r.ownerThread}`);
+    }
+    return held;
+}
+
 // `dx` shows an FCB through describeFcb: dx (fs_driver::fcb::Fcb*)0x...
 class FcbVisualizer {
     get cowfat() { return describeFcb(big(this.targetLocation.toString())); }
@@ -464,11 +623,13 @@ function initializeScript() {
         new host.functionAlias(cfmapped, "cfmapped"),
         new host.functionAlias(cftrace, "cftrace"),
         new host.functionAlias(cfpool, "cfpool"),
+        new host.functionAlias(cflocks, "cflocks"),
+        new host.functionAlias(cfoverlay, "cfoverlay"),
         new host.typeSignatureRegistration(FcbVisualizer, T.fcb, MODULE)
     ];
 }
 
 // The stand-in host (windbg/test) loads the script as a CommonJS module; WinDbg ignores this.
 if (typeof module !== "undefined") {
-    module.exports = { initializeScript, LAYOUT, cfvcbs, cffcbs, cffcb, cffo, cfwhyclose, cfmapped, cftrace, cfpool };
+    module.exports = { initializeScript, LAYOUT, cfvcbs, cffcbs, cffcb, cffo, cfwhyclose, cfmapped, cftrace, cfpool, cflocks, cfoverlay };
 }

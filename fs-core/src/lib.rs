@@ -59,6 +59,6 @@ pub use format::format;
 pub use name::{Name, NameError};
 pub use types::{
     DirCursor, DirEntry, Extent, FileAttributes, FileId, FileInfo, FileKind, FileOverlayStatus,
-    FileTimes, FormatOptions, MountOptions, SetTimes, VolumeInfo,
+    FileTimes, FormatOptions, MountOptions, OverlayRun, OverlaySummary, SetTimes, VolumeInfo,
 };
 pub use volume::{Tree, Volume, LAZY_COMMIT_INTERVAL_MS};

@@ -17,7 +17,7 @@ use crate::ondisk::table::{entry_position, FREE};
 use crate::ondisk::BLOCK_SIZE;
 use crate::sorted::{SortedMap, SortedSet};
 use crate::stream::StreamKey;
-use crate::types::{FileId, FileOverlayStatus, VolumeInfo};
+use crate::types::{FileId, FileOverlayStatus, OverlayRun, OverlaySummary, VolumeInfo};
 use crate::volume::{Tree, Volume};
 
 /// Disjoint ranges `start..end` of stream cluster numbers. Its capacity is kept at one range
@@ -497,6 +497,56 @@ impl<D: BlockDevice> Volume<D> {
             reserved_clusters: self.reservations.of_file(id.record()),
             modified,
         })
+    }
+
+    /// The file's first runs, split where its clusters go from base to overlay, into `out`;
+    /// how many were written (at most `out.len()`: the rest are left out).
+    pub fn overlay_runs(&mut self, id: FileId, out: &mut [OverlayRun]) -> Result<usize> {
+        self.file_record(id)?;
+        let key = StreamKey::File(Tree::Live, id.record());
+        let map = self.extent_map(key)?.try_clone()?;
+        let mut n = 0usize;
+        for run in map.runs() {
+            for i in 0..run.len {
+                let lcn = run.lcn + i;
+                let base = self.is_base_cluster(lcn)?;
+                let vcn = run.vcn + u64::from(i);
+                if n > 0 {
+                    let last = &mut out[n - 1];
+                    if last.base == base
+                        && last.vcn + u64::from(last.len) == vcn
+                        && last.lcn + last.len == lcn
+                    {
+                        last.len += 1;
+                        continue;
+                    }
+                }
+                let Some(slot) = out.get_mut(n) else {
+                    return Ok(n);
+                };
+                *slot = OverlayRun {
+                    vcn,
+                    lcn,
+                    len: 1,
+                    base,
+                };
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The overlay's figures of [`Volume::volume_info`], without allocating.
+    pub fn overlay_summary(&self) -> OverlaySummary {
+        let s = &self.state;
+        OverlaySummary {
+            sealed: self.is_sealed(),
+            total_clusters: u64::from(self.geo.cluster_count),
+            free_clusters: self.free_clusters(),
+            overlay_clusters: s.live_used.get().saturating_sub(s.both_used.get()),
+            base_only_clusters: s.base_used.get().saturating_sub(s.both_used.get()),
+            reserved_clusters: self.reservations.total(),
+        }
     }
 
     /// Volume-wide figures. For the kernel, see [`Volume::try_volume_info`].

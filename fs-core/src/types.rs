@@ -118,6 +118,30 @@ impl DirCursor {
     }
 }
 
+/// The overlay's volume-wide figures of [`VolumeInfo`] without the label: cheap (no
+/// allocation), for a driver to keep a debugger's copy current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverlaySummary {
+    pub sealed: bool,
+    pub total_clusters: u64,
+    pub free_clusters: u64,
+    /// Live clusters that the base does not use.
+    pub overlay_clusters: u64,
+    /// Base clusters that the live tree no longer uses.
+    pub base_only_clusters: u64,
+    pub reserved_clusters: u64,
+}
+
+/// A run of a file's clusters that are all in the base or all in the overlay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OverlayRun {
+    pub vcn: u64,
+    pub lcn: u32,
+    pub len: u32,
+    /// The clusters are the base's (shared with it); else the overlay's.
+    pub base: bool,
+}
+
 /// Volume-wide figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeInfo {

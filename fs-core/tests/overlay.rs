@@ -42,6 +42,26 @@ fn volume_discard_restores_namespace_and_content() {
         .unwrap();
     let info = vol.volume_info();
     assert!(info.overlay_clusters > 0 && info.base_only_clusters > 0);
+    // The driver's debugger copy (overlay_summary) agrees with volume_info.
+    let summary = vol.overlay_summary();
+    assert_eq!(
+        (
+            summary.sealed,
+            summary.total_clusters,
+            summary.free_clusters,
+            summary.overlay_clusters,
+            summary.base_only_clusters,
+            summary.reserved_clusters
+        ),
+        (
+            info.sealed,
+            info.total_clusters,
+            info.free_clusters,
+            info.overlay_clusters,
+            info.base_only_clusters,
+            info.reserved_clusters
+        )
+    );
     vol.discard().unwrap();
     assert_eq!(cat(&mut vol, "/keep"), b"base");
     assert_eq!(cat(&mut vol, "/dir/inner"), pattern(1, 9000));
@@ -314,4 +334,25 @@ fn granularity_first_write_into_a_sealed_1_gib_file_reads_only_what_it_needs() {
         (status.overlay_clusters, status.base_clusters),
         (1, 262_143)
     );
+}
+
+#[test]
+fn overlay_runs_split_a_file_where_its_clusters_leave_the_base() {
+    let mut vol = mount(formatted(16 << 20, 4096));
+    let f = create_file(&mut vol, "/three", &pattern(7, 3 * 4096));
+    vol.seal().unwrap();
+    // The middle cluster moves to the overlay; the first and last stay the base's.
+    vol.write(f, 4096 + 10, b"!").unwrap();
+    let mut runs = [fs_core::OverlayRun::default(); 8];
+    let n = vol.overlay_runs(f, &mut runs).unwrap();
+    let shape: Vec<(u64, u32, bool)> = runs[..n].iter().map(|r| (r.vcn, r.len, r.base)).collect();
+    assert_eq!(shape, [(0, 1, true), (1, 1, false), (2, 1, true)]);
+    // A smaller buffer takes the first runs only.
+    let mut two = [fs_core::OverlayRun::default(); 2];
+    assert_eq!(vol.overlay_runs(f, &mut two).unwrap(), 2);
+    assert_eq!((two[1].vcn, two[1].base), (1, false));
+    // The counts agree with overlay_status.
+    let status = vol.overlay_status(f).unwrap();
+    let overlay: u32 = runs[..n].iter().filter(|r| !r.base).map(|r| r.len).sum();
+    assert_eq!(u64::from(overlay), status.overlay_clusters);
 }

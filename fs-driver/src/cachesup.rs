@@ -23,6 +23,9 @@ pub unsafe fn ensure_cache_map(file_object: *mut FILE_OBJECT, fcb: &Fcb) {
     }
     let sizes = fcb.cc_sizes();
     let context = ptr::from_ref(fcb).cast::<core::ffi::c_void>();
+    // Cc creates the data section through this file object if there is none yet: Mm's control
+    // area then references it (for the debugger, seed 003).
+    let creates_section = !has_data_section(fcb);
     // SAFETY: valid file object whose SectionObjectPointer is the FCB's; static callbacks;
     // the FCB (the lazy-write context) outlives the cache map (torn down at cleanup/purge).
     unsafe {
@@ -34,6 +37,11 @@ pub unsafe fn ensure_cache_map(file_object: *mut FILE_OBJECT, fcb: &Fcb) {
             context,
         )
     };
+    if creates_section && has_data_section(fcb) {
+        fcb.section_creators
+            .data
+            .store(file_object.cast(), core::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Tells Cc the header's sizes after they changed, if the stream is cached (NT-16).

@@ -175,6 +175,118 @@ pub unsafe fn remove_entry_list(entry: *mut LIST_ENTRY) {
     unsafe { crate::wdk_inline::initialize_list_head(entry) };
 }
 
+/// A volume's overlay figures as fs-core last reported them, for `!cfvcbs`: refreshed at the
+/// end of every `Vcb::with_volume` (every fs-core call the driver makes), a few relaxed
+/// stores. `refreshes == 0`: not yet filled.
+#[repr(C)]
+#[derive(Default)]
+pub struct OverlayAnchor {
+    /// Times refreshed.
+    pub refreshes: AtomicU32,
+    /// 1: sealed (base frozen, changes in the overlay).
+    pub sealed: AtomicU32,
+    /// Clusters of the volume.
+    pub total_clusters: AtomicU64,
+    /// Clusters free in both trees.
+    pub free_clusters: AtomicU64,
+    /// Live clusters the base does not use (the overlay's size).
+    pub overlay_clusters: AtomicU64,
+    /// Base clusters the live tree no longer uses.
+    pub base_only_clusters: AtomicU64,
+    /// Clusters reserved ahead of paging writes (NT-15).
+    pub reserved_clusters: AtomicU64,
+}
+
+impl OverlayAnchor {
+    /// Copies fs-core's figures.
+    pub fn refresh(&self, summary: &fs_core::OverlaySummary) {
+        self.sealed.store(u32::from(summary.sealed), Relaxed);
+        self.total_clusters.store(summary.total_clusters, Relaxed);
+        self.free_clusters.store(summary.free_clusters, Relaxed);
+        self.overlay_clusters
+            .store(summary.overlay_clusters, Relaxed);
+        self.base_only_clusters
+            .store(summary.base_only_clusters, Relaxed);
+        self.reserved_clusters
+            .store(summary.reserved_clusters, Relaxed);
+        self.refreshes.fetch_add(1, Release);
+    }
+}
+
+/// A file's place in the overlay as the driver last computed it (`FSCTL_COWFAT_QUERY_OVERLAY`),
+/// for `!cfoverlay`; `queries == 0`: never asked since the FCB was built.
+#[repr(C)]
+#[derive(Default)]
+pub struct FileOverlayAnchor {
+    /// Times filled.
+    pub queries: AtomicU32,
+    /// `cowfat_fsctl::OVERLAY_*` flags (in base, modified, sealed).
+    pub flags: AtomicU32,
+    /// Clusters of the file still shared with the base.
+    pub base_clusters: AtomicU64,
+    /// Clusters of the file in the overlay.
+    pub overlay_clusters: AtomicU64,
+    /// Overlay clusters reserved for the file.
+    pub reserved_clusters: AtomicU64,
+    /// Runs filled in `runs`.
+    pub run_count: AtomicU32,
+    /// The file's first runs, split at base/overlay boundaries.
+    pub runs: [RunAnchor; OVERLAY_RUNS],
+}
+
+/// Runs a [`FileOverlayAnchor`] keeps (the first ones of the file).
+pub const OVERLAY_RUNS: usize = 8;
+
+/// One run of a file's clusters, all base or all overlay.
+#[repr(C)]
+#[derive(Default)]
+pub struct RunAnchor {
+    /// First virtual cluster of the run.
+    pub vcn: AtomicU64,
+    /// Its first logical cluster.
+    pub lcn: AtomicU32,
+    /// Clusters in the run.
+    pub len: AtomicU32,
+    /// 1: base clusters; 0: overlay clusters.
+    pub base: AtomicU32,
+}
+
+impl FileOverlayAnchor {
+    /// Records the first runs of the answer.
+    pub fn record_runs(&self, runs: &[fs_core::OverlayRun]) {
+        let n = runs.len().min(OVERLAY_RUNS);
+        for (slot, run) in self.runs.iter().zip(&runs[..n]) {
+            slot.vcn.store(run.vcn, Relaxed);
+            slot.lcn.store(run.lcn, Relaxed);
+            slot.len.store(run.len, Relaxed);
+            slot.base.store(u32::from(run.base), Relaxed);
+        }
+        self.run_count.store(n as u32, Relaxed);
+    }
+
+    /// Records one answer.
+    pub fn record(&self, flags: u32, base: u64, overlay: u64, reserved: u64) {
+        self.flags.store(flags, Relaxed);
+        self.base_clusters.store(base, Relaxed);
+        self.overlay_clusters.store(overlay, Relaxed);
+        self.reserved_clusters.store(reserved, Relaxed);
+        self.queries.fetch_add(1, Release);
+    }
+}
+
+/// The file objects Mm's control areas of a stream reference, as far as the driver saw them
+/// created (seed 003: `!ca`'s "File Object"): the file object of the request that created
+/// the data section (the first `CcInitializeCacheMap`, or the section synchronisation callback
+/// of the first `NtCreateSection`) or the image section, taken while the SOP's field was NULL.
+#[repr(C)]
+#[derive(Default)]
+pub struct SectionCreators {
+    /// File object behind `DataSectionObject`'s control area.
+    pub data: AtomicPtr<c_void>,
+    /// File object behind `ImageSectionObject`'s control area.
+    pub image: AtomicPtr<c_void>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

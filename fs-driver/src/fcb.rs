@@ -85,6 +85,10 @@ pub struct Fcb {
     pub purge_failures: Counter,
     /// What the section callbacks said, and purge-failure mode (NT-06, NT-12).
     pub sections: crate::section::SectionTracking,
+    /// The file objects Mm's control areas of the stream reference (for the debugger).
+    pub section_creators: crate::debugger::SectionCreators,
+    /// The file's overlay figures as last queried (for the debugger).
+    pub overlay: crate::debugger::FileOverlayAnchor,
     /// On the VCB's FCB chain (`Vcb::fcb_list`) while in its FCB table (for the debugger).
     pub vcb_links: UnsafeCell<nt::LIST_ENTRY>,
 }
@@ -229,6 +233,8 @@ impl Fcb {
             unlinked: Flag::new(false),
             purge_failures: Counter::new(0),
             sections: crate::section::SectionTracking::default(),
+            section_creators: crate::debugger::SectionCreators::default(),
+            overlay: crate::debugger::FileOverlayAnchor::default(),
             vcb_links: UnsafeCell::new(nt::LIST_ENTRY::default()),
         });
         let fcb = match fcb {

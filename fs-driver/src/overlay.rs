@@ -152,8 +152,13 @@ pub fn query_overlay(context: &IrpContext) -> Outcome {
         Err(status) => return Outcome::status(status),
     };
     let id = fcb.id;
-    let result = vcb.with_volume(|v| Ok((v.overlay_status(id)?, v.try_volume_info()?.sealed)));
-    let (status, sealed) = match result {
+    let mut runs = [fs_core::OverlayRun::default(); crate::debugger::OVERLAY_RUNS];
+    let result = vcb.with_volume(|v| {
+        let status = v.overlay_status(id)?;
+        let n = v.overlay_runs(id, &mut runs)?;
+        Ok(((status, n), v.try_volume_info()?.sealed))
+    });
+    let ((status, run_count), sealed) = match result {
         Ok(r) => r,
         Err(status) => return Outcome::status(status),
     };
@@ -161,6 +166,13 @@ pub fn query_overlay(context: &IrpContext) -> Outcome {
     let flags = flag(status.in_base, api::OVERLAY_IN_BASE)
         | flag(status.modified, api::OVERLAY_MODIFIED)
         | flag(sealed, api::OVERLAY_SEALED);
+    fcb.overlay.record_runs(&runs[..run_count]);
+    fcb.overlay.record(
+        flags,
+        status.base_clusters,
+        status.overlay_clusters,
+        status.reserved_clusters,
+    );
     let state = api::FileOverlayState {
         flags: U32::new(flags),
         reserved: U32::new(0),

@@ -260,6 +260,10 @@ unsafe fn acquire_for_section_sync(data: *const FS_FILTER_CALLBACK_DATA) -> NTST
     // SAFETY: the union member that matches this operation.
     let attributes = unsafe { params.AcquireForSectionSynchronization.AllocationAttributes };
     let fcb = header.cast::<Fcb>();
+    // SAFETY: FsRtl passes valid callback data.
+    let file_object = unsafe { (*data).FileObject };
+    // SAFETY: `header` is the first member of a live FCB (checked in header_of).
+    note_section_creator(unsafe { &*fcb }, attributes, file_object);
     let writable = is_writable_protection(protection);
     if writable {
         // SAFETY: `header` is the first member of a live FCB (checked in header_of).
@@ -282,6 +286,23 @@ unsafe fn acquire_for_section_sync(data: *const FS_FILTER_CALLBACK_DATA) -> NTST
         nt::STATUS_FILE_LOCKED_WITH_ONLY_READERS
     } else {
         nt::STATUS_FILE_LOCKED_WITH_WRITERS
+    }
+}
+
+/// The section about to be created is the stream's first of its kind: Mm's new control area
+/// will reference this file object (for the debugger, seed 003). Taken under the main
+/// resource exclusive, before Mm fills the SOP.
+fn note_section_creator(fcb: &Fcb, attributes: u32, file_object: *mut nt::FILE_OBJECT) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let image = attributes & nt::SEC_IMAGE != 0;
+    // SAFETY: the FCB's non-paged SOP; Mm changes it only under this resource.
+    let sop = unsafe { &*fcb.section_object_pointers() };
+    if image && sop.ImageSectionObject.is_null() {
+        fcb.section_creators
+            .image
+            .store(file_object.cast(), Relaxed);
+    } else if !image && sop.DataSectionObject.is_null() {
+        fcb.section_creators.data.store(file_object.cast(), Relaxed);
     }
 }
 

@@ -51,8 +51,11 @@ pub struct Vcb {
     pub target: *mut DEVICE_OBJECT,
     /// The volume's serial number (what verify compares).
     pub serial: u64,
-    resource: UnsafeCell<ERESOURCE>,
-    volume_lock: UnsafeCell<ERESOURCE>,
+    /// The VCB resource (create, cleanup, close, dismount). Public for the debugger's layout
+    /// test (`!cflocks` reads its owner); take it through [`Vcb::acquire_exclusive`].
+    pub resource: UnsafeCell<ERESOURCE>,
+    /// The volume lock around fs-core's `Volume` (innermost). Public as `resource` is.
+    pub volume_lock: UnsafeCell<ERESOURCE>,
     /// Boxed: a `Volume` is a few hundred bytes, and the VCB is built on the mount path's stack.
     volume: UnsafeCell<Option<Boxed<Volume<TargetDevice>>>>,
     /// Set while `with_volume` lends out the volume: a second borrow can only be the same
@@ -75,6 +78,8 @@ pub struct Vcb {
     pub close_queue: CloseQueue,
     /// The periodic commit of fs-core's metadata (NT-33).
     pub lazy_commit: LazyCommit,
+    /// fs-core's overlay figures after the last volume call (for the debugger).
+    pub overlay: crate::debugger::OverlayAnchor,
     /// On `CFAT_DATA`'s VCB chain from mount to teardown (for the debugger: windbg/cowfat.js).
     pub volume_links: UnsafeCell<nt::LIST_ENTRY>,
     /// The open FCBs again, linked through `Fcb::vcb_links` for the debugger; changed with the
@@ -190,6 +195,7 @@ impl Vcb {
             locked_by: UnsafeCell::new(ptr::null_mut()),
             close_queue: CloseQueue::new(close_item),
             lazy_commit: LazyCommit::new(commit_item),
+            overlay: crate::debugger::OverlayAnchor::default(),
             volume_links: UnsafeCell::new(nt::LIST_ENTRY::default()),
             fcb_list: UnsafeCell::new(nt::LIST_ENTRY::default()),
         };
@@ -378,6 +384,7 @@ impl Vcb {
         let volume = volume.as_mut().ok_or(nt::STATUS_VOLUME_DISMOUNTED)?;
         self.volume_borrowed.set(true);
         let result = run_out_of_line(f, volume).map_err(|e| status_of(&e));
+        refresh_overlay_anchor(&self.overlay, volume);
         self.volume_borrowed.set(false);
         result
     }
@@ -528,4 +535,11 @@ fn run_out_of_line<R>(
     volume: &mut Volume<TargetDevice>,
 ) -> fs_core::Result<R> {
     f(volume)
+}
+
+/// The debugger's copy of the overlay figures, after a volume call; out of line so the figures
+/// do not sit in `with_volume`'s frame, which is on the deepest stack paths (NT-23).
+#[inline(never)]
+fn refresh_overlay_anchor(anchor: &crate::debugger::OverlayAnchor, volume: &Volume<TargetDevice>) {
+    anchor.refresh(&volume.overlay_summary());
 }

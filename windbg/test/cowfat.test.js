@@ -35,14 +35,14 @@ const FCB_KEYS = ["address", "id", "vcb", "openCount", "referenceCount", "fileSi
 
 const names = scenarioNames();
 test("the scenarios are all there", () => {
-    assert.deepEqual(names, ["dismount", "image_section", "late_close", "mapped_file", "purge_failure_mode", "sealed_overlay"]);
+    assert.deepEqual(names, ["dismount", "image_section", "late_close", "mapped_file", "purge_failure_mode", "sealed_overlay", "section_creator", "volume_held"]);
 });
 
 test("initializeScript registers every command and the FCB visualizer", () => {
     const s = loadScenario(names[0]);
     const { result } = withHost(s, () => script.initializeScript());
     const aliases = result.filter((r) => r.name).map((r) => r.name).sort();
-    assert.deepEqual(aliases, ["cffcb", "cffcbs", "cffo", "cfmapped", "cfpool", "cftrace", "cfvcbs", "cfwhyclose"]);
+    assert.deepEqual(aliases, ["cffcb", "cffcbs", "cffo", "cflocks", "cfmapped", "cfoverlay", "cfpool", "cftrace", "cfvcbs", "cfwhyclose"]);
     assert.ok(result.some((r) => r.signature === "fs_driver::fcb::Fcb" && r.module === "cowfat"));
 });
 
@@ -52,8 +52,18 @@ for (const name of names) {
 
     test(`${name}: !cfvcbs`, () => {
         const { result, output } = withHost(s, () => script.cfvcbs());
-        const got = result.map((v) => pick(v, ["address", "vdo", "serial", "volumeOpens", "dismounted", "fcbs"])).sort(byAddress);
-        assert.deepEqual(got, expected.vcbs.slice().sort(byAddress));
+        const got = result.map((v) => pick(v, ["address", "vdo", "serial", "volumeOpens", "dismounted", "fcbs", "overlay"])).sort(byAddress);
+        // The overlay figures: the VCB's copy, refreshed after every fs-core call, equals what
+        // fs-core says now (none once dismounted: the driver's last copy stays, unchecked).
+        const want = expected.vcbs.slice().sort(byAddress).map((v) => v.overlay === null ? { ...v, overlay: got.find((g) => g.address === v.address).overlay } : v);
+        assert.deepEqual(got, want);
+        for (const v of got) { assert.ok(v.overlay !== null, `${v.address}: overlay figures never filled`); }
+        if (name === "sealed_overlay") {
+            assert.ok(got[0].overlay.sealed && got[0].overlay.overlayClusters > 0, JSON.stringify(got[0].overlay));
+            assert.match(output, /sealed, overlay [1-9][0-9]* cluster\(s\)/);
+        } else if (!got.some((v) => v.dismounted)) {
+            assert.match(output, /(not sealed|sealed, overlay [0-9]+ cluster\(s\), base-only [0-9]+), free [0-9]+ of [0-9]+, reserved [0-9]+/);
+        }
         assert.match(output, new RegExp(`cowfat: ${expected.vcbs.length} volume\\(s\\)`));
     });
 
@@ -95,8 +105,14 @@ for (const name of names) {
     test(`${name}: !cfwhyclose`, () => {
         for (const w of expected.whyclose) {
             const { result, output } = withHost(s, () => script.cfwhyclose(w.fcb));
-            assert.deepEqual(pick(result, ["fcb", "cleanupDone", "handles", "closesOwed", "holderKinds"]), w);
+            assert.deepEqual(pick(result, ["fcb", "cleanupDone", "handles", "closesOwed", "holderKinds", "controlAreas"]), w);
             assert.match(output, /cleanup done, close owed/);
+            // Seed 003: each control area with the file object it holds, and !fileobj on it.
+            for (const c of w.controlAreas) {
+                assert.match(output, new RegExp(`${c.kind} control area ${c.controlArea}: created through file object ${c.fileObject}`));
+                assert.ok(result.next.includes(`!ca ${c.controlArea}`) && result.next.includes(`!fileobj ${c.fileObject}`), result.next.join("; "));
+            }
+            assert.match(output, /SectionObjectPointer 0x[0-9a-f]+ \(dt nt!_SECTION_OBJECT_POINTERS\)/);
             if (w.holderKinds.includes("Mm data section")) { assert.match(output, /next: !ca 0x[0-9a-f]+/); }
         }
         // Through a file object of the stream: the same answer plus !fileobj.
@@ -131,6 +147,55 @@ for (const name of names) {
         assert.equal(count("CfNf"), expected.pool.CfNf || 0);
         assert.equal(count("CfCc"), null);
         assert.match(output, /CfFc/);
+    });
+
+    test(`${name}: !cflocks`, () => {
+        // The ERESOURCEs' own fields, as ntsim's ExAcquire/ExRelease keep them, against
+        // ntsim's ownership records: every held resource is cowfat's and found.
+        const { result, output } = withHost(s, () => script.cflocks());
+        const got = result.map((r) => pick(r, ["resource", "exclusive", "owners", "ownerThread", "ownerCount"]))
+            .sort((a, b) => (BigInt(a.resource) < BigInt(b.resource) ? -1 : 1));
+        const want = expected.locks.slice().sort((a, b) => (BigInt(a.resource) < BigInt(b.resource) ? -1 : 1));
+        assert.deepEqual(got, want);
+        assert.match(output, new RegExp(`cowfat: ${want.length} of \\d+ resource\\(s\\) held`));
+        for (const r of result) {
+            assert.ok(expected.vcbs.some((v) => v.address === r.owner) || expected.fcbs.some((f) => f.address === r.owner), r.owner);
+            assert.match(output, new RegExp(`next: !locks ${r.resource}; !thread ${r.ownerThread}`));
+        }
+        if (name === "volume_held") {
+            const vcb = result.find((r) => r.what === "VCB resource");
+            assert.ok(vcb && vcb.exclusive && vcb.ownerThread === "0x8", JSON.stringify(result));
+            const fcb = result.find((r) => r.what === "FCB main resource");
+            assert.ok(fcb && !fcb.exclusive && fcb.ownerThread === "0xc", JSON.stringify(result));
+        } else {
+            assert.deepEqual(result, [], "nothing is held between requests");
+        }
+    });
+
+    test(`${name}: !cfoverlay`, () => {
+        // Loaded only for files whose overlay state the driver computed (the FSCTL's answer);
+        // every other FCB says it is not loaded.
+        for (const f of expected.fcbs) {
+            const { result, output } = withHost(s, () => script.cfoverlay(f.address));
+            const want = expected.overlays.find((o) => o.fcb === f.address);
+            if (want) {
+                assert.equal(result.loaded, true, f.address);
+                assert.deepEqual({ fcb: result.fcb, flags: result.file.flags, baseClusters: result.file.baseClusters,
+                    overlayClusters: result.file.overlayClusters, reservedClusters: result.file.reservedClusters,
+                    runs: result.file.runs }, want);
+                assert.match(output, new RegExp(`${want.baseClusters} base cluster\\(s\\), ${want.overlayClusters} overlay cluster`));
+            } else {
+                assert.equal(result.loaded, false, f.address);
+                assert.match(output, /overlay state not loaded/);
+            }
+        }
+        if (name === "sealed_overlay") {
+            const o = expected.overlays[0];
+            assert.ok(o.flags === 7 && o.baseClusters > 0 && o.overlayClusters > 0, JSON.stringify(o));
+            // The write moved the first cluster into the overlay; the second is still the base's.
+            assert.deepEqual(o.runs.map((r) => [r.vcn, r.length, r.base]), [[0, 1, false], [1, 1, true]]);
+        }
+        assert.throws(() => withHost(s, () => script.cfoverlay(expected.vcbs[0].address)), /is not an FCB/);
     });
 
     test(`${name}: !cftrace`, () => {

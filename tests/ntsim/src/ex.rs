@@ -194,7 +194,14 @@ pub extern "system" fn ExInitializeResourceLite(resource: *mut ERESOURCE) -> NTS
     if !fresh {
         bugcheck("ExInitializeResourceLite on a live resource");
     }
+    zero_resource(resource);
     STATUS_SUCCESS
+}
+
+/// Windows zeroes the whole ERESOURCE at initialisation (pool the driver did not clear too).
+fn zero_resource(resource: *mut ERESOURCE) {
+    // SAFETY: the driver passes storage for an ERESOURCE it owns (ExInitializeResourceLite).
+    unsafe { resource.write(ERESOURCE::default()) };
 }
 
 #[no_mangle]
@@ -276,9 +283,60 @@ fn acquire(resource: *mut ERESOURCE, exclusive: bool) -> Acquire {
             state.exclusive = Some((thread, 1));
         } else {
             *state.shared.entry(thread).or_insert(0) += 1;
+            if state.first_shared.is_none() {
+                state.first_shared = Some(thread);
+            }
         }
+        publish(resource, state);
         Acquire::Granted
     })
+}
+
+/// `ResourceOwnedExclusive`, the `Flag` bit of an ERESOURCE held exclusive (ntoskrnl's
+/// ex/resource.c, as ReactOS has it).
+pub const RESOURCE_OWNED_EXCLUSIVE: u16 = 0x80;
+
+/// `OWNER_ENTRY.OwnerCount`: bits 3..31 of the word after `OwnerThread` (Windows 8 and later
+/// keep three flag bits below it).
+const OWNER_COUNT_SHIFT: u32 = 3;
+
+/// What `ExGetCurrentResourceThread` gives ntsim's thread `thread`: Windows stores the
+/// KTHREAD's address; ntsim has no KTHREADs and stores the thread's id, the value the trace
+/// ring records (`PsGetCurrentThreadId`), so the two can be matched.
+#[must_use]
+pub fn resource_thread(thread: u32) -> usize {
+    4 * (thread as usize + 1)
+}
+
+/// Writes `state` into the ERESOURCE's public fields the way ntoskrnl keeps them: `ActiveCount`
+/// 1 while anyone holds it, `ActiveEntries` the number of owning threads, `Flag`'s
+/// `ResourceOwnedExclusive`, `OwnerEntry` the exclusive owner (or the first shared one) with
+/// its recursion count, no waiters (a wait here is a bug check). Several shared owners at
+/// once would need the owner table, which ntsim does not allocate: `OwnerTable` stays NULL
+/// and `ActiveEntries` still counts them.
+fn publish(resource: *mut ERESOURCE, state: &ResourceState) {
+    let (owner, count) = match (state.exclusive, state.first_shared) {
+        (Some((t, n)), _) => (Some(t), n),
+        (None, Some(t)) => (Some(t), state.shared.get(&t).copied().unwrap_or(0)),
+        (None, None) => (None, 0),
+    };
+    let entries = u32::from(state.exclusive.is_some()) + state.shared.len() as u32;
+    // SAFETY: an initialised ERESOURCE the driver passed in; the kernel owns these fields.
+    let r = unsafe { &mut *resource };
+    r.ActiveCount = i16::from(entries > 0);
+    r.ActiveEntries = entries;
+    // SAFETY: `Flag` spans the union (two bytes).
+    let flag = unsafe { r.Anonymous1.Flag };
+    r.Anonymous1.Flag = if state.exclusive.is_some() {
+        flag | RESOURCE_OWNED_EXCLUSIVE
+    } else {
+        flag & !RESOURCE_OWNED_EXCLUSIVE
+    };
+    r.OwnerEntry.OwnerThread = owner.map_or(0, resource_thread);
+    r.OwnerEntry.Anonymous.TableSize = count << OWNER_COUNT_SHIFT;
+    r.NumberOfSharedWaiters = 0;
+    r.NumberOfExclusiveWaiters = 0;
+    r.OwnerTable = std::ptr::null_mut();
 }
 
 fn acquire_or_wait(resource: *mut ERESOURCE, exclusive: bool, wait: bool) -> bool {
@@ -331,6 +389,7 @@ pub extern "system" fn ExReleaseResourceLite(resource: *mut ERESOURCE) {
         if let Some((owner, count)) = state.exclusive {
             if owner == thread {
                 state.exclusive = (count > 1).then_some((owner, count - 1));
+                publish(resource, state);
                 return;
             }
         }
@@ -338,9 +397,14 @@ pub extern "system" fn ExReleaseResourceLite(resource: *mut ERESOURCE) {
             Some(n) if *n > 1 => *n -= 1,
             Some(_) => {
                 state.shared.remove(&thread);
+                if state.first_shared == Some(thread) {
+                    // Windows frees OwnerEntry; the next shared acquirer takes it.
+                    state.first_shared = None;
+                }
             }
             None => bugcheck("ExReleaseResourceLite of a resource this thread does not hold"),
         }
+        publish(resource, state);
     });
     crate::sched::released(resource as usize);
     crate::sched::switch_point("ERESOURCE release");
@@ -471,7 +535,7 @@ pub extern "system" fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, 
 #[no_mangle]
 pub extern "system" fn PsGetCurrentThreadId() -> windows_sys::Win32::Foundation::HANDLE {
     let thread = kernel::with(|k| k.thread);
-    (4 * (thread as usize + 1)) as windows_sys::Win32::Foundation::HANDLE
+    resource_thread(thread) as windows_sys::Win32::Foundation::HANDLE
 }
 
 /// The interrupt time the driver's `KeQueryInterruptTime` reads on the host: the model's clock

@@ -27,7 +27,8 @@ pub struct PoolBlock {
     pub size: usize,
 }
 
-/// An ERESOURCE's ownership (the kernel's bytes of it stay untouched).
+/// An ERESOURCE's ownership. After every change `ex` writes it into the ERESOURCE's public
+/// fields as Windows keeps them (`ex::publish`), so `!locks` and `!cflocks` read it.
 #[derive(Clone, Debug, Default)]
 pub struct ResourceState {
     /// Thread holding it exclusive and its recursion count.
@@ -36,6 +37,9 @@ pub struct ResourceState {
     pub shared: BTreeMap<u32, u32>,
     /// Which of the driver's locks it is, told from where it lives ([`crate::sched`]).
     pub kind: crate::sched::LockKind,
+    /// The shared holder in `OwnerEntry` (the first to take it; Windows leaves it there while
+    /// it holds, later shared holders go to the owner table).
+    pub first_shared: Option<u32>,
 }
 
 impl ResourceState {

@@ -129,6 +129,10 @@ pub struct FcbFacts {
     pub model_data_section: bool,
     /// The model holds an image section for its SOP.
     pub model_image_section: bool,
+    /// The file object the model's data control area references (Mm's, seed 003).
+    pub model_data_file_object: Option<usize>,
+    /// The file object the model's image section references.
+    pub model_image_file_object: Option<usize>,
 }
 
 /// Every live FCB (pool blocks under the FCB tag), read through the driver's types.
@@ -149,12 +153,14 @@ pub fn fcbs() -> Vec<FcbFacts> {
             let sop = fcb.section_object_pointers();
             // SAFETY: the FCB's non-paged SOP.
             let s = unsafe { &*sop };
-            let (model_data_section, model_image_section) = kernel::with(|k| {
+            let (model_data_file_object, model_image_file_object) = kernel::with(|k| {
                 (
-                    k.control_areas.contains_key(&sop),
-                    k.images.contains_key(&sop),
+                    k.control_areas.get(&sop).map(|c| c.file_object as usize),
+                    k.images.get(&sop).map(|i| i.file_object as usize),
                 )
             });
+            let model_data_section = model_data_file_object.is_some();
+            let model_image_section = model_image_file_object.is_some();
             FcbFacts {
                 address,
                 vcb: fcb.vcb as usize,
@@ -175,6 +181,8 @@ pub fn fcbs() -> Vec<FcbFacts> {
                 delete_pending: fcb.delete_pending.get(),
                 model_data_section,
                 model_image_section,
+                model_data_file_object,
+                model_image_file_object,
             }
         })
         .collect()
@@ -195,6 +203,9 @@ pub struct VcbFacts {
     pub dismounted: bool,
     /// FCBs in the pool that name this VCB.
     pub fcbs: usize,
+    /// fs-core's overlay figures now (None once dismounted), asked through the volume lock on
+    /// a system thread.
+    pub overlay: Option<fs_core::OverlaySummary>,
 }
 
 /// Every VCB: the extensions of the model's live volume devices that hold one.
@@ -223,6 +234,9 @@ pub fn vcbs() -> Vec<VcbFacts> {
                 volume_opens: vcb.volume_opens.get(),
                 dismounted: vcb.dismounted.get(),
                 fcbs: fcbs.iter().filter(|f| f.vcb == address).count(),
+                overlay: crate::mm::as_thread(3, || {
+                    vcb.with_volume(|v| Ok(v.overlay_summary())).ok()
+                }),
             }
         })
         .collect()
@@ -317,4 +331,54 @@ pub fn trace_ring() -> Vec<RingRecord> {
 pub fn section_object_pointers(fo: usize) -> usize {
     // SAFETY: the caller passes a live file object of the model.
     unsafe { (*(fo as *const FILE_OBJECT)).SectionObjectPointer as usize }
+}
+
+/// A held ERESOURCE as ntsim's ownership records have it (not its published fields, which are
+/// what the extension reads).
+#[derive(Clone, Debug)]
+pub struct ResourceFacts {
+    /// The ERESOURCE's address.
+    pub address: usize,
+    /// Held exclusive.
+    pub exclusive: bool,
+    /// Threads holding it.
+    pub owners: usize,
+    /// The owner `OwnerEntry` names (exclusive owner, or the first shared one), as a resource
+    /// thread value.
+    pub owner_thread: usize,
+    /// That owner's recursion count.
+    pub owner_count: u32,
+}
+
+/// Every ERESOURCE held now.
+#[must_use]
+pub fn held_resources() -> Vec<ResourceFacts> {
+    kernel::with(|k| {
+        k.resources
+            .iter()
+            .filter_map(|(&address, s)| {
+                let owners = usize::from(s.exclusive.is_some()) + s.shared.len();
+                if owners == 0 {
+                    return None;
+                }
+                // OwnerEntry is empty when its shared owner left before the others (they are
+                // in the owner table, which ntsim does not model).
+                let (owner_thread, owner_count) = match (s.exclusive, s.first_shared) {
+                    (Some((t, n)), _) => (crate::ex::resource_thread(t), n),
+                    (None, Some(t)) => (
+                        crate::ex::resource_thread(t),
+                        s.shared.get(&t).copied().unwrap_or(0),
+                    ),
+                    (None, None) => (0, 0),
+                };
+                Some(ResourceFacts {
+                    address,
+                    exclusive: s.exclusive.is_some(),
+                    owners,
+                    owner_thread,
+                    owner_count,
+                })
+            })
+            .collect()
+    })
 }

@@ -5,9 +5,11 @@
 //!    whose memory the snapshots below are made of. A field renamed in the driver fails here
 //!    (the host table stops compiling, the PDB loses the name the script reads).
 //! 2. Scenarios on ntsim (a mapped file with a late close, an image section, purge-failure
-//!    mode, a sealed volume with overlay changes, a dismount) write a snapshot of the driver's
-//!    live memory and the answers expected from the driver's own types and the model's state
-//!    to `target/windbg/<scenario>.json`, next to the PDB's records (`types.json`).
+//!    mode, a sealed volume with overlay changes, a dismount, a volume held by another thread,
+//!    a section created through a second handle) write a snapshot of the driver's live memory
+//!    and the answers expected from the driver's own types, fs-core and the model's state
+//!    (held ERESOURCEs, control areas' file objects) to `target/windbg/<scenario>.json`, next
+//!    to the PDB's records (`types.json`).
 //! 3. `node --test windbg/test` runs every command of the script in a stand-in for WinDbg's
 //!    JavaScript host over those files, one test per command per scenario.
 //!
@@ -24,7 +26,9 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use driver_image::pdbtypes::PdbTypes;
-use fs_driver::debugger::{TraceRecord, TraceRing};
+use fs_driver::debugger::{
+    FileOverlayAnchor, OverlayAnchor, RunAnchor, SectionCreators, TraceRecord, TraceRing,
+};
 use fs_driver::fcb::{Ccb, Fcb, NonPagedFcb};
 use fs_driver::global::CfatData;
 use fs_driver::section::SectionTracking;
@@ -32,7 +36,7 @@ use fs_driver::strucsup::NodeHeader;
 use fs_driver::vcb::Vcb;
 use ntsim::snapshot;
 use serde_json::{json, Value};
-use windows_sys::Wdk::Foundation::{FILE_OBJECT, SECTION_OBJECT_POINTERS};
+use windows_sys::Wdk::Foundation::{ERESOURCE, FILE_OBJECT, OWNER_ENTRY, SECTION_OBJECT_POINTERS};
 use windows_sys::Wdk::Storage::FileSystem::{FSRTL_ADVANCED_FCB_HEADER, FSRTL_COMMON_FCB_HEADER};
 use windows_sys::Win32::System::Kernel::LIST_ENTRY;
 
@@ -122,9 +126,12 @@ fn host_layout() -> BTreeMap<String, HostType> {
             vpb,
             target,
             serial,
+            resource,
+            volume_lock,
             volume_opens,
             dismounted,
             locked_by,
+            overlay,
             volume_links,
             fcb_list
         }),
@@ -140,8 +147,35 @@ fn host_layout() -> BTreeMap<String, HostType> {
             unlinked,
             purge_failures,
             sections,
+            section_creators,
+            overlay,
             vcb_links
         }),
+        host_type!(OverlayAnchor {
+            refreshes,
+            sealed,
+            total_clusters,
+            free_clusters,
+            overlay_clusters,
+            base_only_clusters,
+            reserved_clusters
+        }),
+        host_type!(FileOverlayAnchor {
+            queries,
+            flags,
+            base_clusters,
+            overlay_clusters,
+            reserved_clusters,
+            run_count,
+            runs
+        }),
+        host_type!(RunAnchor {
+            vcn,
+            lcn,
+            len,
+            base
+        }),
+        host_type!(SectionCreators { data, image }),
         host_type!(NonPagedFcb {
             node,
             section_object_pointers
@@ -170,8 +204,23 @@ fn host_layout() -> BTreeMap<String, HostType> {
             SectionObjectPointer
         }),
         host_type!(FSRTL_ADVANCED_FCB_HEADER { Base }),
+        host_type!(ERESOURCE {
+            OwnerTable,
+            ActiveCount,
+            Anonymous1,
+            OwnerEntry,
+            ActiveEntries,
+            NumberOfSharedWaiters,
+            NumberOfExclusiveWaiters
+        }),
+        host_type!(OWNER_ENTRY {
+            OwnerThread,
+            Anonymous
+        }),
         host_type!(FSRTL_COMMON_FCB_HEADER {
             NodeTypeCode,
+            Resource,
+            PagingIoResource,
             AllocationSize,
             FileSize,
             ValidDataLength
@@ -354,8 +403,49 @@ fn mapped_expectation(sim: &mut Sim, h: Handle) -> Value {
     })
 }
 
+/// What `!cfoverlay` must say of a handle's file: the driver's FSCTL_COWFAT_QUERY_OVERLAY
+/// answer (the query is what loads it).
+fn overlay_expectation(sim: &mut Sim, h: Handle) -> Value {
+    let fo = sim.fo_address(h);
+    let fcb = snapshot::file_objects()
+        .into_iter()
+        .find(|f| f.address == fo)
+        .expect("file object")
+        .fs_context;
+    let st = sim.overlay_state(h).expect("overlay state");
+    // The runs from fs-core itself, on a system thread under the volume lock.
+    // SAFETY: the open file's live FCB.
+    let fcb_ref = unsafe { &*(fcb as *const Fcb) };
+    // SAFETY: an FCB's VCB outlives it.
+    let vcb = unsafe { &*fcb_ref.vcb };
+    let id = fcb_ref.id;
+    let mut runs = [fs_core::OverlayRun::default(); fs_driver::debugger::OVERLAY_RUNS];
+    let n = ntsim::mm::as_thread(3, || vcb.with_volume(|v| v.overlay_runs(id, &mut runs)))
+        .expect("overlay runs");
+    let runs: Vec<Value> = runs[..n]
+        .iter()
+        .map(|r| json!({"vcn": r.vcn, "lcn": r.lcn, "length": r.len, "base": r.base}))
+        .collect();
+    json!({
+        "runs": runs,
+        "fcb": hex(fcb),
+        "flags": st.flags.get(),
+        "baseClusters": st.base_clusters.get(),
+        "overlayClusters": st.overlay_clusters.get(),
+        "reservedClusters": st.reserved_clusters.get(),
+    })
+}
+
 /// The snapshot and the expected answers of the current state.
 fn take_snapshot(sim: &Sim, name: &str, mapped: Vec<Value>) {
+    take_snapshot_with(sim, name, mapped, Vec::new());
+}
+
+/// [`take_snapshot`] with the files whose overlay state a query loaded.
+fn take_snapshot_with(sim: &Sim, name: &str, mapped: Vec<Value>, overlays: Vec<Value>) {
+    // The bytes first: the facts below go through the volume lock (fs-core's figures), and
+    // the debugger must have seen them without that help.
+    let memory = snapshot::memory();
     let fcbs = snapshot::fcbs();
     let vcbs = snapshot::vcbs();
     let fos = snapshot::file_objects();
@@ -414,8 +504,17 @@ fn take_snapshot(sim: &Sim, name: &str, mapped: Vec<Value>) {
             if f.shared_cache_map != 0 {
                 holders.push("Cc cache map");
             }
+            // Seed 003: the control areas and the file objects they reference, from the model.
+            let mut control_areas = Vec::new();
+            if let Some(fo) = f.model_data_file_object {
+                control_areas.push(json!({"kind": "data", "controlArea": hex(f.data_section_object), "fileObject": hex(fo)}));
+            }
+            if let Some(fo) = f.model_image_file_object {
+                control_areas.push(json!({"kind": "image", "controlArea": hex(f.image_section_object), "fileObject": hex(fo)}));
+            }
             json!({"fcb": hex(f.address), "cleanupDone": true, "handles": 0,
-                   "closesOwed": f.reference_count, "holderKinds": holders})
+                   "closesOwed": f.reference_count, "holderKinds": holders,
+                   "controlAreas": control_areas})
         })
         .collect();
     let fcb_addresses: Vec<usize> = fcbs.iter().map(|f| f.address).collect();
@@ -439,8 +538,15 @@ fn take_snapshot(sim: &Sim, name: &str, mapped: Vec<Value>) {
     let vcb_json: Vec<Value> = vcbs
         .iter()
         .map(|v| {
+            let overlay = v.overlay.map(|o| {
+                json!({"sealed": o.sealed, "totalClusters": o.total_clusters,
+                       "freeClusters": o.free_clusters, "overlayClusters": o.overlay_clusters,
+                       "baseOnlyClusters": o.base_only_clusters,
+                       "reservedClusters": o.reserved_clusters})
+            });
             json!({"address": hex(v.address), "vdo": hex(v.vdo), "serial": format!("{:#x}", v.serial),
-                   "volumeOpens": v.volume_opens, "dismounted": v.dismounted, "fcbs": v.fcbs})
+                   "volumeOpens": v.volume_opens, "dismounted": v.dismounted, "fcbs": v.fcbs,
+                   "overlay": overlay})
         })
         .collect();
     let trace_json: Vec<Value> = ring
@@ -451,7 +557,14 @@ fn take_snapshot(sim: &Sim, name: &str, mapped: Vec<Value>) {
                    "thread": hex(r.thread), "time": r.time})
         })
         .collect();
-    let memory = snapshot::memory();
+    // Held resources, from ntsim's ownership records (!cflocks reads the ERESOURCEs' fields).
+    let locks: Vec<Value> = snapshot::held_resources()
+        .iter()
+        .map(|r| {
+            json!({"resource": hex(r.address), "exclusive": r.exclusive, "owners": r.owners,
+                   "ownerThread": hex(r.owner_thread), "ownerCount": r.owner_count})
+        })
+        .collect();
     let mut pool = BTreeMap::<String, u32>::new();
     for r in &memory {
         if let Some(tag) = r.what.strip_prefix("pool ") {
@@ -473,6 +586,7 @@ fn take_snapshot(sim: &Sim, name: &str, mapped: Vec<Value>) {
         "expected": {
             "vcbs": vcb_json, "fcbs": fcb_json, "fileObjects": fo_json,
             "whyclose": whyclose, "mapped": mapped, "trace": trace_json, "pool": pool,
+            "locks": locks, "overlays": overlays,
         },
     });
     write_json(&out_dir().join(format!("{name}.json")), &value);
@@ -565,13 +679,34 @@ fn sealed_volume_with(path: &str, content: &[u8]) -> fs_core::MemDevice {
     volume.unmount().expect("unmount")
 }
 
-/// A sealed volume with overlay changes to an open file.
+/// A sealed volume with overlay changes to an open file, flushed, its overlay state queried
+/// (loaded; no FCB of the other scenarios was queried, so theirs say "not loaded").
 fn scenario_sealed_overlay() {
-    let mut sim = Sim::with_medium(sealed_volume_with("\\seed.txt", b"aaaa"));
+    let mut sim = Sim::with_medium(sealed_volume_with("\\seed.txt", &filled(0x61, 8192)));
     let h = open_rw(&mut sim, "\\seed.txt");
     sim.write(h, Some(0), b"bbbbbbbb").expect("overlay write");
+    assert_eq!(sim.flush(h), 0, "flush");
     let mapped = vec![mapped_expectation(&mut sim, h)];
-    take_snapshot(&sim, "sealed_overlay", mapped);
+    let overlays = vec![overlay_expectation(&mut sim, h)];
+    take_snapshot_with(&sim, "sealed_overlay", mapped, overlays);
+}
+
+/// Seed 003: which file object does the data section's control area hold? The first handle
+/// opens the file and stays uncached; a second handle creates the section and maps it, then
+/// both handles close. The control area keeps the second handle's file object, whose
+/// IRP_MJ_CLOSE is owed; the first one's close came at once.
+fn scenario_section_creator() {
+    // The content comes with the disk: no cached write makes Cc create the section first.
+    let mut sim = Sim::with_medium(sealed_volume_with("\\shared.dll", &filled(0x33, 4096)));
+    let first = reader(&mut sim, "\\shared.dll");
+    let second = reader(&mut sim, "\\shared.dll");
+    let s = sim.create_section(second, false).expect("section");
+    let _view = sim.map_view(s, 0, 0).expect("view");
+    let mapped = vec![mapped_expectation(&mut sim, first)];
+    sim.close_section(s);
+    sim.close(second);
+    sim.close(first);
+    take_snapshot(&sim, "section_creator", mapped);
 }
 
 /// A dismount with a file still open: the VCB stays, dismounted, until its last close.
@@ -582,6 +717,35 @@ fn scenario_dismount() {
     assert_eq!(sim.dismount(), 0, "dismount");
     // No FSCTL reaches a dismounted volume: !cfmapped is checked against the FCB's facts.
     take_snapshot(&sim, "dismount", Vec::new());
+    sim.close(h);
+}
+
+/// Seed-style hang: another thread holds the VCB resource exclusive (a create waits behind it)
+/// while a third holds a file's main resource shared, as Cc's lazy writer would.
+fn scenario_volume_held() {
+    let mut sim = Sim::new();
+    let h = open_rw(&mut sim, "\\busy.txt");
+    sim.write(h, Some(0), b"busy").expect("write");
+    let fo = sim.fo_address(h);
+    let fcb = snapshot::file_objects()
+        .into_iter()
+        .find(|f| f.address == fo)
+        .expect("file object")
+        .fs_context;
+    // The FSCTL behind !cfmapped's answer needs the resources: ask before they are taken.
+    let mapped = vec![mapped_expectation(&mut sim, h)];
+    // SAFETY: the open file's live FCB.
+    let fcb = unsafe { &*(fcb as *const Fcb) };
+    // SAFETY: its header, read on this thread while no request runs; `Resource` is the main
+    // resource.
+    let main = unsafe { (*fcb.header.get()).Base.Resource };
+    assert!(ntsim::mm::as_thread(2, || {
+        ntsim::ex::ExAcquireResourceSharedLite(main, false)
+    }));
+    sim.hold_volume_exclusive(1);
+    take_snapshot(&sim, "volume_held", mapped);
+    sim.release_volume();
+    ntsim::mm::as_thread(2, || ntsim::ex::ExReleaseResourceLite(main));
     sim.close(h);
 }
 
@@ -601,6 +765,8 @@ fn generate() {
     scenario_purge_failure_mode();
     scenario_sealed_overlay();
     scenario_dismount();
+    scenario_volume_held();
+    scenario_section_creator();
     *done = true;
 }
 
@@ -620,14 +786,14 @@ fn the_extension_answers_like_the_driver_in_every_scenario() {
         output.status.success(),
         "node --test windbg/test failed:\n{stdout}\n{stderr}"
     );
-    // One test per command (8) per scenario (6), plus the checks of the stand-in itself.
+    // One test per command (10) per scenario (8), plus the checks of the stand-in itself.
     let passed = stdout
         .lines()
         .find_map(|l| l.strip_prefix("# pass "))
         .and_then(|n| n.trim().parse::<u32>().ok())
         .unwrap_or(0);
     assert!(
-        passed >= 6 * 8,
+        passed >= 8 * 10,
         "only {passed} node tests passed:\n{stdout}"
     );
 }
