@@ -359,9 +359,6 @@ impl Request {
     /// `irp` is ours and fresh (or reused) with a location for the device; `mdl` describes
     /// `len` bytes of the caller's buffer (NULL when `len` is 0).
     unsafe fn send(&self, irp: *mut IRP, mdl: *mut MDL, offset: i64, len: u32) -> NTSTATUS {
-        let mut event = KEVENT::default();
-        // SAFETY: a stack event that outlives the request (we wait for it below).
-        unsafe { nt::KeInitializeEvent(&mut event, nt::NotificationEvent, false) };
         // SAFETY: the caller's contract: the IRP has a location for the device.
         let next = unsafe { io_get_next_irp_stack_location(irp) };
         // SAFETY: that location, inside the IRP, ours until the IRP is sent.
@@ -374,28 +371,42 @@ impl Request {
         next.Parameters.Read.ByteOffset = offset;
         // SAFETY: our IRP, not yet sent.
         unsafe { (*irp).MdlAddress = mdl };
-        let context = ptr::from_mut(&mut event).cast::<c_void>();
-        // SAFETY: as above; the event outlives the request.
-        unsafe { io_set_completion_routine(irp, request_done, context) };
-        // SAFETY: a complete IRP for the device.
-        let _ = unsafe { nt::IofCallDriver(self.device, irp) };
-        // The completion routine signals the event either way (fastfat's FatWaitSync): a
-        // kernel-mode wait on an event is legal at APC_LEVEL and needs no APC.
-        // SAFETY: our notification event.
-        unsafe {
-            nt::KeWaitForSingleObject(
-                ptr::from_ref(&event).cast(),
-                nt::Executive,
-                nt::KernelMode as i8,
-                false,
-                ptr::null(),
-            )
-        };
-        // SAFETY: the IRP is ours again.
-        let io_status = unsafe { &(*irp).IoStatus };
-        // SAFETY: the status member: the disk set it before completing.
-        unsafe { io_status.Anonymous.Status }
+        // SAFETY: the caller's contract; the device is alive (constructor contract).
+        unsafe { send_and_wait(self.device, irp) }
     }
+}
+
+/// Sends `irp` (its next location filled) to `device` and waits until it comes back: a
+/// completion routine signals a stack event and keeps the IRP (fastfat's `FatSingleAsync` +
+/// `FatWaitSync`). No APC is involved, so this works at APC_LEVEL (NT-27). The IRP's status.
+///
+/// # Safety
+/// `irp` is the caller's, with its next stack location filled for `device`, which is alive.
+pub(crate) unsafe fn send_and_wait(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    let mut event = KEVENT::default();
+    // SAFETY: a stack event that outlives the request (we wait for it below).
+    unsafe { nt::KeInitializeEvent(&mut event, nt::NotificationEvent, false) };
+    let context = ptr::from_mut(&mut event).cast::<c_void>();
+    // SAFETY: the caller's contract; the event outlives the request.
+    unsafe { io_set_completion_routine(irp, request_done, context) };
+    // SAFETY: a complete IRP for the device.
+    let _ = unsafe { nt::IofCallDriver(device, irp) };
+    // The completion routine signals the event either way: a kernel-mode wait on an event is
+    // legal at APC_LEVEL and needs no APC.
+    // SAFETY: our notification event.
+    unsafe {
+        nt::KeWaitForSingleObject(
+            ptr::from_ref(&event).cast(),
+            nt::Executive,
+            nt::KernelMode as i8,
+            false,
+            ptr::null(),
+        )
+    };
+    // SAFETY: the IRP is ours again.
+    let io_status = unsafe { &(*irp).IoStatus };
+    // SAFETY: the status member: the driver below set it before completing.
+    unsafe { io_status.Anonymous.Status }
 }
 
 /// The completion routine of our transfers: wakes the waiter and keeps the IRP (it is ours to

@@ -16,15 +16,13 @@
 //! that signals an event and takes the IRP back (`STATUS_MORE_PROCESSING_REQUIRED`), then
 //! this driver completes it with the disk's status.
 
-use core::ffi::c_void;
 use core::ptr;
 
 use super::{fsd_entry_point, IrpContext, Outcome};
-use crate::nt::{self, DEVICE_OBJECT, IRP, KEVENT, NTSTATUS};
+use crate::nt::{self, IRP, NTSTATUS};
 use crate::vcb::Vcb;
 use crate::wdk_inline::{
-    io_copy_current_irp_stack_location_to_next, io_set_completion_routine,
-    io_skip_current_irp_stack_location,
+    io_copy_current_irp_stack_location_to_next, io_skip_current_irp_stack_location,
 };
 
 fsd_entry_point!(
@@ -143,44 +141,10 @@ unsafe fn unlock_pnp(vcb: &Vcb) {
 /// # Safety
 /// `irp` is our IRP with a next stack location.
 unsafe fn call_down_and_wait(vcb: &Vcb, irp: *mut IRP) -> NTSTATUS {
-    let mut event = KEVENT::default();
-    // SAFETY: a stack event that outlives the request (we wait for it below).
-    unsafe { nt::KeInitializeEvent(&mut event, nt::NotificationEvent, false) };
     // SAFETY: the caller's contract.
     unsafe { io_copy_current_irp_stack_location_to_next(irp) };
-    let context = (&raw mut event).cast::<c_void>();
-    // SAFETY: the event lives until the routine ran (we wait for it if the disk pends).
-    unsafe { io_set_completion_routine(irp, completed_below, context) };
-    // SAFETY: the target is referenced for the VCB's life; the IRP is complete.
-    let status = unsafe { nt::IofCallDriver(vcb.target, irp) };
-    if status != nt::STATUS_PENDING {
-        return status;
-    }
-    // SAFETY: our notification event, signalled by the completion routine.
-    unsafe {
-        nt::KeWaitForSingleObject(
-            (&raw const event).cast(),
-            nt::Executive,
-            nt::KernelMode as i8,
-            false,
-            ptr::null(),
-        )
-    };
-    // SAFETY: the IRP is ours again.
-    let iosb = unsafe { &(*irp).IoStatus };
-    // SAFETY: the disk set the status member.
-    unsafe { iosb.Anonymous.Status }
-}
-
-/// Completion routine of a request passed down: wake the waiter, keep the IRP.
-unsafe extern "system" fn completed_below(
-    _device: *mut DEVICE_OBJECT,
-    _irp: *mut IRP,
-    context: *mut c_void,
-) -> NTSTATUS {
-    // SAFETY: the event of `call_down_and_wait`, alive until it returns.
-    unsafe { nt::KeSetEvent(context.cast(), 0, false) };
-    nt::STATUS_MORE_PROCESSING_REQUIRED
+    // SAFETY: the target is referenced for the VCB's life; the next location is filled.
+    unsafe { crate::blockdev::send_and_wait(vcb.target, irp) }
 }
 
 #[cfg(test)]

@@ -178,16 +178,13 @@ pub unsafe fn fast_cached_read(
     buffer: *mut u8,
 ) -> Option<(NTSTATUS, usize)> {
     // SAFETY: the caller's contract.
-    let fcb = unsafe { crate::fcb::fcb_of_file_object(file_object) }?;
-    // SAFETY: an FCB lives while its file object does.
-    let fcb = unsafe { &*fcb };
-    // SAFETY: the caller's contract.
-    let fo = unsafe { &*file_object };
-    let (flags, cached) = (fo.Flags, !fo.PrivateCacheMap.is_null());
-    // SAFETY: no preconditions.
-    let process = unsafe { nt::IoGetCurrentProcess() } as *const core::ffi::c_void;
-    // SAFETY: an FCB's VCB outlives it.
-    let vcb = unsafe { &*fcb.vcb };
+    let super::rwsup::FastIoTarget {
+        fcb,
+        vcb,
+        flags,
+        cached,
+        process,
+    } = unsafe { super::rwsup::fast_io_target(file_object) }?;
     if !wait || !cached || fcb.is_directory || vcb.dismounted.get() || offset < 0 {
         return None;
     }

@@ -244,3 +244,40 @@ pub fn is_sector_aligned(offset: u64, length: u32, sector: u32) -> bool {
     let sector = u64::from(sector.max(1));
     offset.is_multiple_of(sector) && u64::from(length).is_multiple_of(sector)
 }
+
+/// What a fast I/O read or write needs to know of its file object before it decides to run.
+pub struct FastIoTarget<'a> {
+    pub fcb: &'a crate::fcb::Fcb,
+    pub vcb: &'a crate::vcb::Vcb,
+    /// `FileObject->Flags` (`FO_SYNCHRONOUS_IO` decides the file position, NT-28).
+    pub flags: u32,
+    /// Caching is set up on the file object (fast I/O is only for cached streams).
+    pub cached: bool,
+    /// The requester's process (byte-range locks are per process).
+    pub process: *const core::ffi::c_void,
+}
+
+/// The FCB, VCB and file object facts of a fast I/O request; `None` for a file object that is
+/// not one of our files.
+///
+/// # Safety
+/// `file_object` is a live file object of our volume, and outlives the answer.
+pub unsafe fn fast_io_target<'a>(file_object: *mut FILE_OBJECT) -> Option<FastIoTarget<'a>> {
+    // SAFETY: the caller's contract.
+    let fcb = unsafe { crate::fcb::fcb_of_file_object(file_object) }?;
+    // SAFETY: an FCB lives while its file object does.
+    let fcb = unsafe { &*fcb };
+    // SAFETY: the caller's contract.
+    let fo = unsafe { &*file_object };
+    // SAFETY: no preconditions.
+    let process = unsafe { nt::IoGetCurrentProcess() } as *const core::ffi::c_void;
+    // SAFETY: an FCB's VCB outlives it.
+    let vcb = unsafe { &*fcb.vcb };
+    Some(FastIoTarget {
+        fcb,
+        vcb,
+        flags: fo.Flags,
+        cached: !fo.PrivateCacheMap.is_null(),
+        process,
+    })
+}
