@@ -39,12 +39,12 @@ fn nt_19_truncate_vs_paging_write() {
     );
 }
 
-/// Found by the explorer, not yet fixed: the commit flushes the file and then purges its
-/// cache; a store through a writable view that lands between the two, followed by the unmap,
-/// is discarded by the purge (the live file ends `1234`, not `x234`). Replay:
+/// Found by the explorer, fixed: the commit flushed the file and then purged its cache; a
+/// store through a writable view that landed between the two, followed by the unmap, was
+/// discarded by the purge (the live file ended `1234`, not `x234`). The commit now refuses a
+/// writably mapped file before it flushes. Replay:
 /// `COWFAT_SCHED_REPLAY=pct3:4458916128544651717`.
 #[test]
-#[ignore = "known driver race: overlay commit's flush-then-purge vs a mapped writer"]
 fn nt_19_seed_004_commit_vs_mapped_writer_and_reader() {
     explore(
         "seed 004: commit vs mapped writer and reader",
