@@ -256,19 +256,24 @@ fn commit_or_discard(
 /// NT-21's precondition: the stream's pages are written and gone, and no user mapping can
 /// bring them back. Nothing logical changes if it fails (a flush only writes what the file
 /// already holds).
+///
+/// The mapping checks come first: a store through a writable view between the flush and the
+/// purge would dirty a page the purge then throws away. With no writable section or view
+/// left, none can appear before the purge (creating a section takes the main resource
+/// exclusive, which the caller holds), so nothing dirties the stream behind the flush.
 fn release_stream_pages(fcb: &Fcb) -> Result<(), NTSTATUS> {
-    if has_data_section(fcb) {
-        let status = flush(fcb, None);
-        if status < 0 {
-            return Err(status);
-        }
-    }
     if section::writable_user_references(fcb) != 0 {
         return Err(nt::STATUS_USER_MAPPED_FILE);
     }
     // An image section maps the old content too (NT-09).
     if section::check_open_for_write(fcb).is_err() {
         return Err(nt::STATUS_USER_MAPPED_FILE);
+    }
+    if has_data_section(fcb) {
+        let status = flush(fcb, None);
+        if status < 0 {
+            return Err(status);
+        }
     }
     if has_data_section(fcb) && !purge(fcb, None, 0) {
         fcb.purge_failures

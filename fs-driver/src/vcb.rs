@@ -419,12 +419,32 @@ impl Vcb {
 
     /// May the VCB go now: dismounted, unused, and no worker of it (deferred close, lazy
     /// commit) queued or running? The one that sees this under the VCB resource deletes it.
+    /// A create the I/O manager has already counted on the VPB but not yet sent (fastfat's
+    /// `FatCheckForDismount`) keeps it too: the VPB's reference count must be down to zero.
     #[must_use]
     pub fn may_be_deleted(&self, guard: &VcbExclusive<'_>) -> bool {
+        self.may_be_deleted_with(guard, 0)
+    }
+
+    /// `may_be_deleted`, with `residual` VPB references the caller accounts for (a failing
+    /// create's own file object, which the I/O manager drops after the create returns).
+    #[must_use]
+    pub fn may_be_deleted_with(&self, guard: &VcbExclusive<'_>, residual: u32) -> bool {
         self.dismounted.get()
             && self.is_unused(guard)
             && !self.close_queue.busy()
             && !self.lazy_commit.busy()
+            && self.vpb_references() == residual
+    }
+
+    /// The VPB's `ReferenceCount`: file objects the I/O manager opened (or is opening)
+    /// through it. Once dismounted, no new create can count itself on our VPB (it was swapped
+    /// out, or no longer mounted), so the count only falls and a read of it is final.
+    fn vpb_references(&self) -> u32 {
+        // SAFETY: our VPB lives until the VCB is deleted; only a field address is taken.
+        let count = unsafe { &raw const (*self.vpb).ReferenceCount };
+        // SAFETY: as above; an aligned ULONG read.
+        unsafe { count.read_volatile() }
     }
 
     /// Tears down a dismounted, unused VCB and deletes its volume device object.
@@ -451,10 +471,15 @@ impl Vcb {
         // SAFETY: no one else uses the VCB any more.
         let spare = unsafe { *this.spare_vpb.get() };
         let (vpb, swapped, target) = (this.vpb, this.vpb_swapped.get(), this.target);
-        if swapped {
+        if swapped && this.vpb_references() == 0 {
             // SAFETY: the VPB we swapped out: no file object references it any more (this
             // was the volume's last close), and the device has our spare.
             unsafe { nt::ExFreePool(vpb.cast()) };
+        } else if swapped {
+            // A failing create still counts itself on it: the I/O manager frees a VPB that
+            // is no longer the device's and names no volume when that last reference goes.
+            // SAFETY: the swapped-out VPB, alive while referenced.
+            unsafe { (*vpb).DeviceObject = ptr::null_mut() };
         } else {
             // The VPB stays the device's: it no longer names our device (fastfat clears
             // `Vpb->DeviceObject` before deleting the VCB).

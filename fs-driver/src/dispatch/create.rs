@@ -55,6 +55,16 @@ pub fn common_create(context: &IrpContext) -> Outcome {
     };
     let guard = vcb.acquire_exclusive();
     if vcb.dismounted.get() {
+        // This create may be the last thing that kept the dismounted VCB (it was counted on
+        // the VPB when the volume's last close looked): it tears down, counting its own
+        // reference, which the I/O manager drops after we return.
+        let teardown = vcb.may_be_deleted_with(&guard, 1);
+        drop(guard);
+        if teardown {
+            // SAFETY: dismounted and unused, no worker queued, no other file object on the
+            // VPB; the guard is gone and `vcb` is not used again.
+            unsafe { Vcb::delete(core::ptr::from_ref(vcb).cast_mut()) };
+        }
         return Outcome::status(nt::STATUS_VOLUME_DISMOUNTED);
     }
     // FSCTL_LOCK_VOLUME: nothing else opens the volume until it is unlocked.

@@ -474,7 +474,7 @@ impl Sim {
         // SAFETY: a complete create IRP for the volume device.
         let (status, information) = unsafe { io::send_and_free(vdo, irp) };
         if status < 0 {
-            io::dereference_vpb(fo);
+            io::dereference_vpb_and_free(fo);
             io::free_file_object(fo);
             return Err(status);
         }

@@ -1102,6 +1102,32 @@ pub(crate) fn related_device(fo: *mut FILE_OBJECT) -> Option<*mut DEVICE_OBJECT>
     Some(if device.is_null() { opened_on } else { device })
 }
 
+/// `IopDereferenceVpbAndFree`, for a create that failed: drops the file object's VPB
+/// reference, and frees a VPB left with none that is no longer the device's and names no
+/// volume device (a file system tore its volume down while this create was in flight and
+/// handed the swapped-out VPB over by clearing `DeviceObject`).
+pub(crate) fn dereference_vpb_and_free(fo: *mut FILE_OBJECT) {
+    // SAFETY: a live file object of the model.
+    let vpb = unsafe { (*fo).Vpb };
+    dereference_vpb(fo);
+    if vpb.is_null() {
+        return;
+    }
+    // SAFETY: the VPB lives until freed here (the file system handed it over).
+    let vpb_ref = unsafe { &*vpb };
+    let (refs, real, device) = (
+        vpb_ref.ReferenceCount,
+        vpb_ref.RealDevice,
+        vpb_ref.DeviceObject,
+    );
+    // SAFETY: the disk device outlives its VPBs.
+    let current = !real.is_null() && unsafe { (*real).Vpb } == vpb;
+    if refs == 0 && !current && device.is_null() {
+        // SAFETY: a pool VPB nobody references or names any more.
+        unsafe { crate::ex::ExFreePool(vpb.cast()) };
+    }
+}
+
 /// Takes the VPB reference an opened file object held (`IopCheckVpbMounted` took it at
 /// create).
 pub(crate) fn dereference_vpb(fo: *mut FILE_OBJECT) {

@@ -39,12 +39,12 @@ fn nt_19_truncate_vs_paging_write() {
     );
 }
 
-/// Found by the explorer, not yet fixed: the commit flushes the file and then purges its
-/// cache; a store through a writable view that lands between the two, followed by the unmap,
-/// is discarded by the purge (the live file ends `1234`, not `x234`). Replay:
+/// Found by the explorer, fixed: the commit flushed the file and then purged its cache; a
+/// store through a writable view that landed between the two, followed by the unmap, was
+/// discarded by the purge (the live file ended `1234`, not `x234`). The commit now refuses a
+/// writably mapped file before it flushes. Replay:
 /// `COWFAT_SCHED_REPLAY=pct3:4458916128544651717`.
 #[test]
-#[ignore = "known driver race: overlay commit's flush-then-purge vs a mapped writer"]
 fn nt_19_seed_004_commit_vs_mapped_writer_and_reader() {
     explore(
         "seed 004: commit vs mapped writer and reader",
@@ -58,10 +58,13 @@ fn nt_19_dismount_vs_io_on_an_open_handle() {
     explore("dismount vs open handle", 0x19_004, dismount_vs_open_handle);
 }
 
-/// The race the explorer found (see `nt19::dismount_vs_open`): the process bug-checks
-/// (aborts) until the driver's VCB teardown waits for creates in flight.
+/// The race the explorer found (see `nt19::dismount_vs_open`). The use-after-free is fixed
+/// (the VCB teardown waits for creates counted on the VPB, and a create failing on the
+/// dismounted volume tears down); what is left is a leak: a create rejected while the
+/// volume handle is still open, whose VPB reference outlives that handle's close, leaves
+/// the VCB to a sweep the driver does not have yet (fastfat's `FatScanForDismountedVcb`).
 #[test]
-#[ignore = "known driver race: a create in flight vs the dismount's VCB teardown"]
+#[ignore = "known driver leak: a VCB kept by a rejected create's VPB reference (pct3:11198024342832739665)"]
 fn nt_19_dismount_vs_open() {
     explore("dismount vs open", 0x19_004, dismount_vs_open);
 }

@@ -233,11 +233,12 @@ pub fn truncate_vs_paging_write() -> Scenario {
 /// open either reaches the old volume (and its read is right) or a fresh mount, or finds it
 /// dismounting.
 ///
-/// Found by the explorer (not yet fixed, so its test is ignored): a create that has taken
-/// its VPB reference but not yet entered the driver when the dismount's volume handle
-/// closes finds the VCB torn down (`Vcb` teardown does not look at the VPB's reference
-/// count, as fastfat's `FatCheckForDismount` does); replay
-/// `COWFAT_SCHED_REPLAY=random3:976609347176590995`.
+/// Found by the explorer: a create that has taken its VPB reference but not yet entered the
+/// driver when the dismount's volume handle closes found the VCB torn down (replay
+/// `COWFAT_SCHED_REPLAY=random3:976609347176590995`, passes now: the teardown waits for the
+/// VPB's reference count, as fastfat's `FatCheckForDismount` does). Still failing, so the
+/// test stays ignored: a create rejected before that close leaks the VCB (replay
+/// `COWFAT_SCHED_REPLAY=pct3:11198024342832739665`).
 pub fn dismount_vs_open() -> Scenario {
     dismount_race(true)
 }
