@@ -592,6 +592,14 @@ fn take_snapshot_with(sim: &Sim, name: &str, mapped: Vec<Value>, overlays: Vec<V
     write_json(&out_dir().join(format!("{name}.json")), &value);
 }
 
+/// Writes `content` to a new file `path`, closes it, and opens it again for reading.
+fn written_then_read(sim: &mut Sim, path: &str, content: &[u8]) -> Handle {
+    let w = open_rw(sim, path);
+    sim.write(w, Some(0), content).expect("write");
+    sim.close(w);
+    reader(sim, path)
+}
+
 fn reader(sim: &mut Sim, path: &str) -> Handle {
     sim.create(
         path,
@@ -606,10 +614,7 @@ fn reader(sim: &mut Sim, path: &str) -> Handle {
 /// stays, so IRP_MJ_CLOSE is owed. A second reader stays open for !cfmapped.
 fn scenario_late_close() {
     let mut sim = Sim::new();
-    let w = open_rw(&mut sim, "\\notes.txt");
-    sim.write(w, Some(0), b"hello notepad").expect("write");
-    sim.close(w);
-    let h = reader(&mut sim, "\\notes.txt");
+    let h = written_then_read(&mut sim, "\\notes.txt", b"hello notepad");
     let s = sim.create_section(h, false).expect("section");
     let _view = sim.map_view(s, 0, 0).expect("view");
     sim.close_section(s);
@@ -622,10 +627,7 @@ fn scenario_late_close() {
 /// A mapped file whose handle is still open (read-only view), for !cfmapped's "maybe mapped".
 fn scenario_mapped_file() {
     let mut sim = Sim::new();
-    let w = open_rw(&mut sim, "\\data.bin");
-    sim.write(w, Some(0), &filled(0x5a, 8192)).expect("write");
-    sim.close(w);
-    let h = reader(&mut sim, "\\data.bin");
+    let h = written_then_read(&mut sim, "\\data.bin", &filled(0x5a, 8192));
     let s = sim.create_section(h, false).expect("section");
     let _view = sim.map_view(s, 0, 0).expect("view");
     let mapped = vec![mapped_expectation(&mut sim, h)];
@@ -635,10 +637,7 @@ fn scenario_mapped_file() {
 /// An image section: the image's control area holds a file object after the handle closed.
 fn scenario_image_section() {
     let mut sim = Sim::new();
-    let w = open_rw(&mut sim, "\\tool.exe");
-    sim.write(w, Some(0), &filled(0x4d, 4096)).expect("write");
-    sim.close(w);
-    let h = reader(&mut sim, "\\tool.exe");
+    let h = written_then_read(&mut sim, "\\tool.exe", &filled(0x4d, 4096));
     let s = sim.create_image_section(h).expect("image section");
     let mapped = vec![mapped_expectation(&mut sim, h)];
     sim.close_section(s);
