@@ -52,10 +52,18 @@ pub enum Command {
     /// Copy a directory tree out of the image.
     Export(ExportArgs),
     /// Copy-on-write overlay: seal, commit, discard, status (volume or one file).
+    ///
+    /// IMAGE may also be a mounted volume (`cowfat mount`): the mount point for the volume,
+    /// or a path inside it. The command then asks the mount (an ioctl on the opened path).
     Overlay(OverlayArgs),
     /// Check the volume and optionally repair it.
     Fsck(FsckArgs),
     /// Serve the volume at DIR through FUSE (Linux) until unmounted or interrupted.
+    ///
+    /// cowfat stores no extended attributes: getxattr, listxattr, setxattr and removexattr on
+    /// the mount fail with EOPNOTSUPP (ENODATA for an ACL), answered by the kernel after the
+    /// mount's first refusal. `cowfat overlay ACTION DIR [PATH]` controls the mounted
+    /// volume's overlay.
     Mount(MountArgs),
 }
 

@@ -1,8 +1,9 @@
 //! `cowfat mount` through the real kernel: the mapped-file program and the exerciser on the
 //! host's own file system (the reference) and on cowfat mounts (default and writeback
 //! cache), the image checked with `cowfat fsck` and read back with `cowfat cat` afterwards,
-//! seed 004 on a sealed file, overlay control through a mount, a mount killed mid-write, and
-//! `cowfat-stress` (several workers at once, online overlay operations) on both mount modes.
+//! seed 004 on a sealed file, overlay control through a mount (ioctls; xattrs refused once),
+//! a mount killed mid-write, and `cowfat-stress` (several workers at once, online overlay
+//! operations) on both mount modes.
 //!
 //! Needs Linux, root and /dev/fuse; without them every test fails and says so (a skipped
 //! FUSE test would hide that CI never ran it). The test programs come from the
@@ -372,6 +373,65 @@ fn overlay_control_through_the_mount_refuses_while_open() {
     fsck_clean(&img);
     assert_eq!(cat(&img, "new.txt"), b"new");
     assert_eq!(cat(&img, "f.txt"), b"aaaa");
+}
+
+/// The server's count of xattr requests (get, list, set, remove), read through its ioctl.
+fn xattr_requests(dir: &Path) -> [u64; 4] {
+    let root = std::fs::File::open(dir).unwrap();
+    format_tool::mount::ioctl::xattr_requests(&root).unwrap()
+}
+
+#[test]
+fn xattrs_are_refused_once_and_the_kernel_asks_no_more() {
+    use rustix::fs::{getxattr, lgetxattr, listxattr, removexattr, setxattr, XattrFlags};
+    use rustix::io::Errno;
+    require_fuse();
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let img = create_image(work.path());
+    put(&img, "a.txt", b"aaaa");
+    put(&img, "b.txt", b"bbbb");
+    let m = Mount::start(&img, &work.path().join("mnt"), &[]);
+    assert_eq!(xattr_requests(&m.dir), [0; 4]);
+    let mut buf = [0u8; 64];
+    // What `ls -l` asks for each file, twice over two files: the first request is answered
+    // ENOSYS, which the kernel turns into EOPNOTSUPP and remembers for the mount; an ACL
+    // then reads as absent (ENODATA) without asking.
+    for _ in 0..2 {
+        for f in ["a.txt", "b.txt"] {
+            let p = m.dir.join(f);
+            assert_eq!(
+                lgetxattr(&p, "security.selinux", &mut buf[..]),
+                Err(Errno::OPNOTSUPP)
+            );
+            assert_eq!(
+                getxattr(&p, "system.posix_acl_access", &mut buf[..]),
+                Err(Errno::NODATA)
+            );
+            assert_eq!(
+                getxattr(&p, "user.cowfat.overlay", &mut buf[..]),
+                Err(Errno::OPNOTSUPP)
+            );
+            assert_eq!(listxattr(&p, &mut buf[..]), Err(Errno::OPNOTSUPP));
+            assert_eq!(
+                setxattr(&p, "user.x", b"1", XattrFlags::empty()),
+                Err(Errno::OPNOTSUPP)
+            );
+            assert_eq!(removexattr(&p, "user.x"), Err(Errno::OPNOTSUPP));
+        }
+    }
+    assert_eq!(
+        xattr_requests(&m.dir),
+        [1, 1, 1, 1],
+        "the server saw more than one request of a kind: the kernel did not stop asking"
+    );
+    // And the overlay control still works (it is not an xattr).
+    assert_eq!(
+        ok(cowfat().args(["overlay", "status"]).arg(&m.dir)).trim(),
+        "not sealed"
+    );
+    m.stop();
+    fsck_clean(&img);
 }
 
 #[test]

@@ -48,6 +48,9 @@ pub struct Volume<D: BlockDevice> {
     pub(crate) read_only: bool,
     pub(crate) clock: Box<dyn Clock>,
     pub(crate) extents: SortedMap<StreamKey, ExtentMap>,
+    /// Tests: how many cached extent maps were taken out of `extents` to be walked further.
+    #[cfg(test)]
+    pub(crate) extent_maps_rewalked: usize,
     pub(crate) dirs: SortedMap<u32, DirIndex>,
     pub(crate) free_records: SortedSet<u32>,
     /// Records unlinked while open (flagged ORPHAN on disk, which is what the next mount
@@ -173,6 +176,8 @@ impl<D: BlockDevice> Volume<D> {
             read_only: options.read_only,
             clock: options.clock,
             extents: SortedMap::new(),
+            #[cfg(test)]
+            extent_maps_rewalked: 0,
             dirs: SortedMap::new(),
             free_records: SortedSet::new(),
             orphans: SortedSet::new(),

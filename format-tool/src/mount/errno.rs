@@ -20,7 +20,7 @@ pub fn errno(e: &Error) -> Errno {
         Error::StaleFileId => Errno::ESTALE,
         Error::OutOfMemory { .. } => Errno::ENOMEM,
         Error::Unsupported(_) => Errno::EOPNOTSUPP,
-        // Overlay control through xattrs: "no overlay" / "no base" are refusals, not I/O errors.
+        // Overlay control through ioctls: "no overlay" / "no base" are refusals, not I/O errors.
         Error::NotSealed | Error::AlreadySealed | Error::NoBaseVersion => Errno::EINVAL,
         _ => {
             super::note(format_args!("{e}"));

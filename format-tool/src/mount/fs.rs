@@ -2,15 +2,16 @@
 //! operation through `State`, and answers with an attribute, data or an errno.
 
 use std::ffi::OsStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use fs_core::{FileAttributes, FileKind, SetTimes};
 use fuser::{
-    Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
-    LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-    Request, TimeOrNow, WriteFlags,
+    Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, IoctlFlags,
+    KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use super::attr::{file_type, to_nt_time};
@@ -34,6 +35,9 @@ pub struct CowfatFs {
     pub writeback_cache: bool,
     /// Set once the session exists; overlay control invalidates cached pages through it.
     pub notifier: std::sync::Arc<OnceLock<Notifier>>,
+    /// getxattr, listxattr, setxattr and removexattr requests seen (each answered ENOSYS, so
+    /// the kernel should send at most one of each); tests read them through an ioctl.
+    pub xattr_requests: [AtomicU64; 4],
 }
 
 fn generation(st: &State, ino: u64) -> Generation {
@@ -41,6 +45,27 @@ fn generation(st: &State, ino: u64) -> Generation {
 }
 
 impl CowfatFs {
+    pub fn new(
+        shared: Shared,
+        writeback_cache: bool,
+        notifier: std::sync::Arc<OnceLock<Notifier>>,
+    ) -> Self {
+        CowfatFs {
+            shared,
+            writeback_cache,
+            notifier,
+            xattr_requests: Default::default(),
+        }
+    }
+
+    /// cowfat stores no extended attributes. ENOSYS (not ENODATA) tells the kernel so for the
+    /// mount's life: it answers later calls itself (EOPNOTSUPP, or "no ACL") without a round
+    /// trip, where ENODATA would cost one per file and name, uncached (`ls -l` asks two).
+    fn no_xattrs(&self, which: usize) -> Errno {
+        self.xattr_requests[which].fetch_add(1, Ordering::Relaxed);
+        Errno::ENOSYS
+    }
+
     /// How the kernel is to treat an opened file. Without the writeback cache every write has
     /// reached the volume before it returns and `flush` (below) does nothing, so the kernel is
     /// told not to send one at each close (`FOPEN_NOFLUSH`): one round trip fewer per file.
@@ -609,43 +634,45 @@ impl Filesystem for CowfatFs {
         self.empty(reply, |st| fallocate(st, ino.0, offset, length, mode));
     }
 
-    fn setxattr(
+    fn ioctl(
         &self,
         _req: &Request,
         ino: INodeNo,
-        n: &OsStr,
-        value: &[u8],
-        _flags: i32,
-        _pos: u32,
-        reply: ReplyEmpty,
+        fh: FileHandle,
+        _flags: IoctlFlags,
+        cmd: u32,
+        _in_data: &[u8],
+        out_size: u32,
+        reply: ReplyIoctl,
     ) {
-        match overlay::set(self, ino.0, n, value) {
-            Ok(()) => reply.ok(),
+        match overlay::ioctl(self, ino.0, fh.0, cmd, out_size) {
+            Ok(data) => reply.ioctl(i32::try_from(data.len()).unwrap_or(0), &data),
             Err(e) => reply.error(e),
         }
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, n: &OsStr, size: u32, reply: ReplyXattr) {
-        let value = match overlay::get(&self.shared, ino.0, n) {
-            Ok(v) => v,
-            Err(e) => return reply.error(e),
-        };
-        let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
-        if size == 0 {
-            reply.size(len);
-        } else if size < len {
-            reply.error(Errno::ERANGE);
-        } else {
-            reply.data(&value);
-        }
+    fn getxattr(&self, _req: &Request, _ino: INodeNo, _n: &OsStr, _size: u32, reply: ReplyXattr) {
+        reply.error(self.no_xattrs(0));
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
-        // The control attribute is not listed: copying tools must not carry it elsewhere.
-        if size == 0 {
-            reply.size(0);
-        } else {
-            reply.data(&[]);
-        }
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(self.no_xattrs(1));
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _n: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _pos: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(self.no_xattrs(2));
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(self.no_xattrs(3));
     }
 }

@@ -2,7 +2,9 @@
 //! libfuse). One module per job: `state` (the volume behind one lock, inode numbers),
 //! `table` (open handles, orphans, directory snapshots), `fs` (the `Filesystem` handlers),
 //! `errno` (fs-core errors as errno, in one place), `attr` (records as `stat`), `overlay`
-//! (overlay control through an extended attribute) and `daemon` (detaching).
+//! (overlay control through ioctls on the mount, `ioctl` their numbers and calls) and `daemon`
+//! (detaching). The mount stores no extended attributes and says so to the kernel once
+//! (ENOSYS), so it never asks again.
 //!
 //! The mount runs until it is unmounted (`umount DIR`) or gets SIGINT/SIGTERM, which
 //! unmounts it; either way the volume is then unmounted by fs-core, so the image is
@@ -13,6 +15,7 @@ mod attr;
 mod daemon;
 mod errno;
 mod fs;
+pub mod ioctl;
 pub mod overlay;
 mod state;
 mod table;
@@ -35,6 +38,13 @@ use table::Table;
 /// Event-loop threads: two, so a handler that waits on the kernel (cache invalidation)
 /// never stalls the only thread that could answer it.
 const THREADS: usize = 2;
+
+/// The mount's type in /proc/self/mountinfo when mounted through fusermount (`fuse.` and the
+/// subtype); a direct mount shows `fuse`.
+pub const FS_TYPE: &str = "fuse.cowfat";
+/// How the mount's source (its FSName) begins: `cowfat:IMAGE`.
+pub const FS_NAME_PREFIX: &str = "cowfat:";
+const SUBTYPE: &str = "cowfat";
 
 pub fn run(a: &MountArgs, index: Option<u32>) -> Outcome {
     let read_only = parse_options(a)?;
@@ -102,8 +112,8 @@ fn shared_state(mut s: ImageSession, owner: Owner) -> Result<Shared, String> {
 fn config(a: &MountArgs, read_only: bool) -> Config {
     let mut c = Config::default();
     c.mount_options = vec![
-        MountOption::FSName(format!("cowfat:{}", a.image.display())),
-        MountOption::Subtype("cowfat".into()),
+        MountOption::FSName(format!("{FS_NAME_PREFIX}{}", a.image.display())),
+        MountOption::Subtype(SUBTYPE.into()),
         MountOption::DefaultPermissions,
         if read_only {
             MountOption::RO
@@ -124,11 +134,7 @@ fn serve(a: &MountArgs, read_only: bool, shared: Shared) -> Result<(), String> {
         .map_err(|e| format!("cannot block signals: {e}"))?;
     let notifier = Arc::new(OnceLock::new());
     let fs_shared = shared.clone();
-    let fs = CowfatFs {
-        shared,
-        writeback_cache: a.writeback_cache,
-        notifier: notifier.clone(),
-    };
+    let fs = CowfatFs::new(shared, a.writeback_cache, notifier.clone());
     let mut session = Session::new(fs, &a.dir, &config(a, read_only))
         .map_err(|e| format!("cannot mount it at {}: {e}", a.dir.display()))?;
     let _ = notifier.set(session.notifier());

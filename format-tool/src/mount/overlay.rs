@@ -1,15 +1,20 @@
-//! Overlay control on a mounted volume, through one extended attribute:
-//! `setxattr(path, "user.cowfat.overlay", "seal"|"commit"|"discard")` acts (on the mount root
-//! for the volume, on a file for that file) and `getxattr` returns the status as JSON.
+//! Overlay control on a mounted volume, through ioctls on an open file or directory of the
+//! mount ([`super::ioctl`]): on the mount root they act on the volume, elsewhere on that file.
+//! `STATUS` returns the status as JSON; `SEAL`, `COMMIT` and `DISCARD` act.
+//!
+//! Not extended attributes (the mount's first way): the mount answers every xattr request with
+//! ENOSYS, after which the kernel stops asking for the mount's life. Otherwise each `ls -l`
+//! entry cost two round trips the kernel never caches (`security.selinux`,
+//! `system.posix_acl_access`), each answered "no such attribute".
 //!
 //! The driver's rule holds here too: a discard changes a file's content under the kernel's
-//! page cache, so it is refused (EBUSY) while the file has any open handle (a mapping keeps
-//! one), and afterwards the kernel is told to drop the file's cached pages and attributes.
-//! Discarding the whole volume would also change names the kernel has cached, and on a
-//! `--writeback-cache` mount the kernel trusts only its own file sizes: both are refused on a
-//! mounted volume (EOPNOTSUPP) and done on the image after unmounting.
+//! page cache, so it is refused (EBUSY) while the file has any open handle besides the one
+//! the command itself opened to send the ioctl (a mapping keeps one), and afterwards the
+//! kernel is told to drop the file's cached pages and attributes. Discarding the whole volume
+//! would also change names the kernel has cached, and on a `--writeback-cache` mount the
+//! kernel trusts only its own file sizes: both are refused on a mounted volume (EOPNOTSUPP)
+//! and done on the image after unmounting.
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use fs_core::FileKind;
@@ -17,13 +22,11 @@ use fuser::{Errno, INodeNo};
 
 use super::errno::OrErrno;
 use super::fs::CowfatFs;
-use super::state::{lock, Shared, State, ROOT_INO};
+use super::ioctl::{self, Action};
+use super::state::{lock, State, ROOT_INO};
 use crate::cli::{OverlayAction, OverlayArgs};
 use crate::commands::Outcome;
 use crate::error::{Cause, Failure};
-
-/// The control attribute.
-pub const XATTR: &str = "user.cowfat.overlay";
 
 #[derive(Debug, serde::Serialize)]
 struct FileJson {
@@ -35,12 +38,30 @@ struct FileJson {
     open: bool,
 }
 
-/// getxattr: the volume's status on the root, a file's elsewhere.
-pub fn get(shared: &Shared, ino: u64, name: &OsStr) -> Result<Vec<u8>, Errno> {
-    if name != XATTR {
-        return Err(Errno::NO_XATTR);
+/// One control ioctl on inode `ino`, sent through handle `fh`: the reply's bytes.
+pub fn ioctl(fs: &CowfatFs, ino: u64, fh: u64, cmd: u32, out_size: u32) -> Result<Vec<u8>, Errno> {
+    let out = if cmd == ioctl::wire(ioctl::STATUS) {
+        status(fs, ino, fh)?
+    } else if cmd == ioctl::wire(ioctl::XATTR_REQUESTS) {
+        fs.xattr_requests
+            .iter()
+            .flat_map(|c| c.load(std::sync::atomic::Ordering::Relaxed).to_le_bytes())
+            .collect()
+    } else if let Some(action) = Action::from_wire(cmd) {
+        act(fs, ino, fh, action)?;
+        Vec::new()
+    } else {
+        return Err(Errno::ENOTTY);
+    };
+    if out.len() > out_size as usize {
+        return Err(Errno::ERANGE);
     }
-    let mut st = lock(shared);
+    Ok(out)
+}
+
+/// The volume's status on the root, a file's elsewhere.
+fn status(fs: &CowfatFs, ino: u64, fh: u64) -> Result<Vec<u8>, Errno> {
+    let mut st = lock(&fs.shared);
     let json = if ino == ROOT_INO {
         let v = crate::commands::info::volume_json(&st.vol()?.volume_info());
         serde_json::to_vec(&v)
@@ -53,49 +74,46 @@ pub fn get(shared: &Shared, ino: u64, name: &OsStr) -> Result<Vec<u8>, Errno> {
             base_clusters: s.base_clusters,
             overlay_clusters: s.overlay_clusters,
             reserved_clusters: s.reserved_clusters,
-            open: st.table.is_open(ino),
+            open: st.table.open_elsewhere(ino, fh),
         })
     };
     json.map_err(|_| Errno::EIO)
 }
 
-/// setxattr: one overlay operation.
-pub fn set(fs: &CowfatFs, ino: u64, name: &OsStr, value: &[u8]) -> Result<(), Errno> {
-    if name != XATTR {
-        return Err(Errno::ENOTSUP);
-    }
+/// One overlay operation.
+fn act(fs: &CowfatFs, ino: u64, fh: u64, action: Action) -> Result<(), Errno> {
     let root = ino == ROOT_INO;
     let mut st = lock(&fs.shared);
-    let done = match (value, root) {
-        (b"seal", true) => st.vol()?.seal().map_err(refusal_errno),
-        (b"commit", true) => st.vol()?.commit().map_err(refusal_errno),
-        (b"discard", true) => Err(Errno::EOPNOTSUPP),
-        (b"commit", false) => {
+    let done = match (action, root) {
+        (Action::Seal, true) => st.vol()?.seal().map_err(refusal_errno),
+        (Action::Commit, true) => st.vol()?.commit().map_err(refusal_errno),
+        (Action::Discard, true) => Err(Errno::EOPNOTSUPP),
+        (Action::Seal, false) => Err(Errno::EINVAL),
+        (Action::Commit, false) => {
             let id = st.id(ino);
             st.vol()?.commit_file(id).map_err(refusal_errno)
         }
         // With the writeback cache the kernel keeps its own file size and never takes ours
         // again while it holds the inode, so a discard could not be made visible: refused.
-        (b"discard", false) if fs.writeback_cache => Err(Errno::EOPNOTSUPP),
-        (b"discard", false) => discard_file(&mut st, ino),
-        _ => Err(Errno::EINVAL),
+        (Action::Discard, false) if fs.writeback_cache => Err(Errno::EOPNOTSUPP),
+        (Action::Discard, false) => discard_file(&mut st, ino, fh),
     };
     st.dirty = true;
     done?;
     st.sync()?;
     drop(st);
-    if value == b"discard" {
+    if action == Action::Discard {
         invalidate(fs, ino);
     }
     Ok(())
 }
 
-fn discard_file(st: &mut State, ino: u64) -> Result<(), Errno> {
+fn discard_file(st: &mut State, ino: u64, fh: u64) -> Result<(), Errno> {
     if st.info(ino)?.kind == FileKind::Directory {
         // Refused as on the image (where fs-core refuses it), before the open check.
         return Err(Errno::EISDIR);
     }
-    if st.table.is_open(ino) {
+    if st.table.open_elsewhere(ino, fh) {
         return Err(Errno::EBUSY);
     }
     let id = st.id(ino);
@@ -137,13 +155,46 @@ fn invalidate(fs: &CowfatFs, ino: u64) {
 
 // ---- the command side: `cowfat overlay ACTION MOUNTED-PATH [PATH]` ----
 
-/// The path to act on when `image` is (inside) a mounted cowfat volume, else None.
+/// The path to act on when `image` is (inside) a mounted cowfat volume, else None: its
+/// device is that of a FUSE mount whose source is cowfat's (`cowfat:IMAGE`), so no other file
+/// system, FUSE or not, is ever sent cowfat's ioctls.
 pub fn mounted_target(image: &Path, path: Option<&str>) -> Option<PathBuf> {
-    rustix::fs::getxattr(image, XATTR, &mut [0u8; 0][..]).ok()?;
+    let dev = rustix::fs::stat(image).ok()?.st_dev;
+    let dev = format!("{}:{}", rustix::fs::major(dev), rustix::fs::minor(dev));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let cowfat = mounts.lines().any(|l| is_cowfat_mount(l, &dev));
+    if !cowfat {
+        return None;
+    }
     Some(match path {
         Some(p) => image.join(p.trim_start_matches(['/', '\\'])),
         None => image.to_path_buf(),
     })
+}
+
+/// One /proc/self/mountinfo line: "ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - TYPE
+/// SOURCE SUPER-OPTIONS". The type is `fuse` when mounted directly (as `cowfat mount` does)
+/// and `fuse.cowfat` through fusermount; the source is the mount's FSName either way.
+fn is_cowfat_mount(line: &str, dev: &str) -> bool {
+    let Some((before, after)) = line.split_once(" - ") else {
+        return false;
+    };
+    let mut after = after.split(' ');
+    let (kind, source) = (after.next(), after.next().unwrap_or(""));
+    before.split(' ').nth(2) == Some(dev)
+        && matches!(kind, Some("fuse") | Some(super::FS_TYPE))
+        && source.starts_with(super::FS_NAME_PREFIX)
+}
+
+/// The mounted file or directory, opened (read-only) to carry a control ioctl. The server
+/// counts this handle as open like any other; `open_elsewhere` leaves it out.
+fn open_target(target: &Path) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(
+        target,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
 }
 
 pub fn run(a: &OverlayArgs, target: &Path) -> Outcome {
@@ -155,16 +206,17 @@ pub fn run(a: &OverlayArgs, target: &Path) -> Outcome {
     };
     let fail = |why: String| Failure::new(target, verb, None, Cause::Other(why));
     if a.action == OverlayAction::Status {
-        return status(target, a.json).map_err(fail);
+        return status_of(target, a.json).map_err(fail);
     }
+    let action = match a.action {
+        OverlayAction::Seal => Action::Seal,
+        OverlayAction::Commit => Action::Commit,
+        _ => Action::Discard,
+    };
     let value = verb.split(' ').next().unwrap_or(verb);
-    rustix::fs::setxattr(
-        target,
-        XATTR,
-        value.as_bytes(),
-        rustix::fs::XattrFlags::empty(),
-    )
-    .map_err(|e| fail(refusal(a.action, e)))?;
+    open_target(target)
+        .and_then(|fd| ioctl::act(&fd, action))
+        .map_err(|e| fail(refusal(a.action, e)))?;
     println!("{}: {value} done", target.display());
     Ok(None)
 }
@@ -186,10 +238,10 @@ fn refusal(action: OverlayAction, e: rustix::io::Errno) -> String {
     }
 }
 
-fn status(target: &Path, json: bool) -> Result<Option<u8>, String> {
-    let mut buf = vec![0u8; 4096];
-    let n = rustix::fs::getxattr(target, XATTR, &mut buf[..]).map_err(|e| e.to_string())?;
-    buf.truncate(n);
+fn status_of(target: &Path, json: bool) -> Result<Option<u8>, String> {
+    let buf = open_target(target)
+        .and_then(ioctl::status)
+        .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&buf);
     if json {
         println!("{text}");

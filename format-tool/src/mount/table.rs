@@ -66,6 +66,13 @@ impl Table {
         self.opens.contains_key(&ino)
     }
 
+    /// Whether the inode has an open file handle besides `fh` (the handle a control ioctl
+    /// came through, which is not a program's).
+    pub fn open_elsewhere(&self, ino: u64, fh: u64) -> bool {
+        let own = matches!(self.handles.get(&fh), Some(Handle::File { ino: i }) if *i == ino);
+        self.opens.get(&ino).copied().unwrap_or(0) > u32::from(own)
+    }
+
     pub fn any_open(&self) -> bool {
         !self.opens.is_empty()
     }
@@ -111,5 +118,24 @@ mod tests {
             None,
             "a second release of a handle is ignored"
         );
+    }
+
+    #[test]
+    fn open_elsewhere_leaves_out_the_asking_handle_only() {
+        let mut t = Table::default();
+        let dir = t.open_dir(Vec::new());
+        assert!(!t.open_elsewhere(7, dir));
+        let own = t.open_file(7);
+        assert!(!t.open_elsewhere(7, own), "the ioctl's own handle");
+        assert!(
+            t.open_elsewhere(7, dir),
+            "a directory handle is not the file's"
+        );
+        let other = t.open_file(7);
+        assert!(t.open_elsewhere(7, own));
+        let eight = t.open_file(8);
+        assert!(t.open_elsewhere(7, eight), "another file's handle");
+        t.close_file(other);
+        assert!(!t.open_elsewhere(7, own));
     }
 }
