@@ -18,7 +18,7 @@
 //! fsck clean, the owned files' bytes, the shared files' values. Even seeds start from a
 //! sealed volume (every write goes to the overlay).
 //!
-//! 4,000 schedules by default (about 15 s in debug); `COWFAT_SCHEDULES=<n>` sets the count.
+//! 4,000 schedules by default (about 17 s in debug); `COWFAT_SCHEDULES=<n>` sets the count.
 //! The operations derive from the schedule's seed (`sched::explore_seeded`), so a failure's
 //! replay command regenerates the same threads and operations:
 //! `COWFAT_SCHED_REPLAY=<strategy>:<seed> cargo test -p ntsim --test nt_19_random_threads`.
