@@ -32,6 +32,9 @@ use crate::vcb::Vcb;
 use crate::wdk_inline::io_get_current_irp_stack_location;
 use crate::{namesup, section};
 
+/// The page size Cc and Mm purge by (x64).
+const PAGE_SIZE: u64 = 4096;
+
 /// `FILE_INFORMATION_CLASS` values (wdm.h / ntifs.h).
 pub mod class {
     /// `FileBasicInformation`.
@@ -856,9 +859,11 @@ fn set_size(
         fcb.set_sizes(info.allocation_size, info.file_size, vdl);
         // SAFETY: the request's file object of this stream.
         unsafe { update_cc_sizes(context.file_object, fcb) };
-        // Pages past the new end must not come back when the file grows again.
+        // Pages past the new end must not come back when the file grows again. From the next
+        // page boundary: a purge drops whole pages, and the page holding the new end may be
+        // dirty below it (CcSetFileSizes above already zeroed its part past the end).
         if shrinking && has_data_section(fcb) {
-            let from = i64::try_from(size).unwrap_or(i64::MAX);
+            let from = i64::try_from(size.next_multiple_of(PAGE_SIZE)).unwrap_or(i64::MAX);
             if !purge(fcb, Some((from, 0)), 0) {
                 fcb.purge_failures
                     .set(fcb.purge_failures.get().saturating_add(1));

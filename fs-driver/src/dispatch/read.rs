@@ -95,6 +95,12 @@ fn noncached_read(vcb: &Vcb, fcb: &Fcb, io: &mut IoRequest) -> Result<(u64, usiz
     // SAFETY: initialised with the FCB.
     let _main = unsafe { ResourceGuard::shared(fcb.resource()) };
     if has_data_section(fcb) {
+        // SAFETY: initialised with the FCB; main is held (NT-18 order). Exclusive, as the
+        // non-cached write's flush: a lazy or modified page write in flight holds it shared
+        // and has already taken its page's bytes (the page looks clean to the flush), so the
+        // read waits for it to reach the disk instead of reading what was there before
+        // (issue 19, replay pct3:14019155715433123879 of nt_19_random_threads).
+        let _paging = unsafe { ResourceGuard::exclusive(fcb.paging_io_resource()) };
         let status = flush(fcb, Some((io.offset, io.length)));
         if status < 0 {
             return Err(status);

@@ -469,35 +469,37 @@ fn uninitialize_locked(
 /// paging writes, `ReleaseFromLazyWrite`; cache maps whose last user left are deleted once
 /// clean.
 pub(crate) fn lazy_writer() {
-    let work: Vec<_> = kernel::with(|k| {
-        k.control_areas
-            .iter()
-            .filter_map(|(sop, ca)| {
+    // The streams to visit; each is looked at afresh when its turn comes (another thread
+    // may have purged or closed it meanwhile) and held open while it is written, as Cc
+    // holds a shared cache map open while its lazy writer works on it.
+    let work: Vec<_> = kernel::with(|k| k.control_areas.keys().copied().collect());
+    mm::as_thread(1, || {
+        for sop in work {
+            let pinned = mm::pin_writer(sop, |ca| {
                 let cache = ca.cache.as_ref()?;
                 let dirty = ca.pages.values().any(|p| p.cc_dirty);
                 (dirty || cache.uninitialize_pending).then_some((
-                    *sop,
                     ca.file_object,
                     cache.callbacks,
                     cache.context,
                 ))
-            })
-            .collect()
-    });
-    mm::as_thread(1, || {
-        for (sop, fo, callbacks, context) in work {
+            });
+            let Some((fo, callbacks, context)) = pinned else {
+                continue;
+            };
             // SAFETY: the FS's callback table given to CcInitializeCacheMap (static).
             let table = unsafe { &*callbacks };
-            if !call_lazy_acquire(table, context, fo) {
-                continue;
+            if call_lazy_acquire(table, context, fo) {
+                let _ = mm::write_dirty(sop, None, Dirty::Cache);
+                if let Some(release) = table.ReleaseFromLazyWrite {
+                    // SAFETY: the FS's release with its own context, after a successful
+                    // acquire.
+                    unsafe { release(context) };
+                    trace_callback("ReleaseFromLazyWrite", fo, 0);
+                }
+                finish_uninitialize(sop);
             }
-            let _ = mm::write_dirty(sop, None, Dirty::Cache);
-            if let Some(release) = table.ReleaseFromLazyWrite {
-                // SAFETY: the FS's release with its own context, after a successful acquire.
-                unsafe { release(context) };
-                trace_callback("ReleaseFromLazyWrite", fo, 0);
-            }
-            finish_uninitialize(sop);
+            mm::unpin_writer(sop);
         }
     });
 }

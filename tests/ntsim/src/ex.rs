@@ -421,6 +421,15 @@ pub fn held_resources() -> usize {
     })
 }
 
+/// ERESOURCEs the model's current thread holds (either way).
+#[must_use]
+pub fn held_by_current_thread() -> usize {
+    kernel::with(|k| {
+        let thread = k.thread;
+        k.resources.values().filter(|s| s.held_by(thread)).count()
+    })
+}
+
 #[no_mangle]
 pub extern "system" fn KeInitializeEvent(event: *mut KEVENT, _type: EVENT_TYPE, state: bool) {
     let _kernel = crate::heap::KernelRegion::enter();

@@ -164,6 +164,12 @@ pub struct ControlArea {
     pub views: BTreeMap<u32, ViewRecord>,
     /// Cc's shared cache map, if the stream is cached.
     pub cache: Option<SharedCacheMap>,
+    /// Writer passes working on the stream now (Cc's lazy writer holds the shared cache map
+    /// open, Mm's modified page writer the control area): the segment is not deleted under
+    /// them (issue 19: another thread's purge or close meanwhile).
+    pub writers: u32,
+    /// A deletion came while a writer held it: the last writer to finish deletes it.
+    pub delete_deferred: bool,
 }
 
 impl ControlArea {

@@ -44,6 +44,7 @@ pub mod filelock;
 pub mod fsrtl;
 pub mod heap;
 pub mod hostile;
+pub mod invariants;
 pub mod io;
 pub mod irql;
 pub mod kernel;

@@ -108,6 +108,8 @@ pub(crate) fn ensure_control_area(
             writable_sections: 0,
             views: Default::default(),
             cache: None,
+            writers: 0,
+            delete_deferred: false,
         });
         let marker = ptr::from_ref::<ControlArea>(&ca).cast_mut().cast();
         k.control_areas.insert(sop, ca);
@@ -126,11 +128,16 @@ pub(crate) fn ensure_control_area(
 /// pages are the caller's to write first.
 pub(crate) fn delete_if_unreferenced(sop: *mut SECTION_OBJECT_POINTERS) -> bool {
     let fo = kernel::with(|k| {
-        let ca = k.control_areas.get(&sop)?;
+        let ca = k.control_areas.get_mut(&sop)?;
         if !ca.unreferenced() {
             return None;
         }
         let fo = ca.file_object;
+        if ca.writers > 0 {
+            ca.delete_deferred = true;
+            k.note("segment deletion deferred: a writer pass holds it", fo);
+            return None;
+        }
         k.control_areas.remove(&sop);
         k.note("segment deleted", fo);
         Some(fo)
@@ -565,6 +572,39 @@ pub(crate) fn flush_view(view: u32) -> NTSTATUS {
     status
 }
 
+/// A writer pass takes the stream of `sop` if `wanted` says so of its control area now (the
+/// list it works from was taken earlier: under the scheduler another thread may have
+/// deleted the stream, or a new one may live at the same address since): the control area
+/// stays until [`unpin_writer`]. What `wanted` read from it comes back.
+pub(crate) fn pin_writer<T>(
+    sop: *mut SECTION_OBJECT_POINTERS,
+    wanted: impl FnOnce(&ControlArea) -> Option<T>,
+) -> Option<T> {
+    kernel::with(|k| {
+        let ca = k.control_areas.get_mut(&sop)?;
+        let got = wanted(ca)?;
+        ca.writers += 1;
+        Some(got)
+    })
+}
+
+/// The writer pass is done with `sop`: a deletion that waited for it happens now, on Mm's
+/// segment thread.
+pub(crate) fn unpin_writer(sop: *mut SECTION_OBJECT_POINTERS) {
+    let deferred = kernel::with(|k| {
+        let ca = k.control_areas.get_mut(&sop)?;
+        ca.writers = ca.writers.saturating_sub(1);
+        let deferred = ca.writers == 0 && ca.delete_deferred;
+        if deferred {
+            ca.delete_deferred = false;
+        }
+        Some(deferred)
+    });
+    if deferred == Some(true) {
+        as_thread(SEGMENT_THREAD, || delete_if_unreferenced(sop));
+    }
+}
+
 /// The modified page writer: every control area with dirty pages, under the FS's
 /// mod-write callbacks (which may decline; the pages then stay dirty).
 pub(crate) fn modified_page_writer() {
@@ -572,7 +612,7 @@ pub(crate) fn modified_page_writer() {
         k.control_areas
             .iter()
             .filter(|(_, ca)| ca.pages.values().any(Page::dirty))
-            .map(|(s, ca)| (*s, ca.file_object, ca.size))
+            .map(|(s, _)| *s)
             .collect()
     });
     as_thread(2, || {
@@ -580,13 +620,22 @@ pub(crate) fn modified_page_writer() {
         // theirs (fastfat's deviosup.c tests for it).
         let marker = ptr::without_provenance_mut(FSRTL_MOD_WRITE_TOP_LEVEL_IRP);
         kernel::with(|k| k.top_level_irp = marker);
-        for (sop, fo, size) in sops {
-            let mut ending = i64::try_from(size).unwrap_or(i64::MAX);
-            let Ok(resource) = fsrtl::acquire_for_mod_write(fo, &mut ending) else {
+        for sop in sops {
+            let pinned = pin_writer(sop, |ca| {
+                ca.pages
+                    .values()
+                    .any(Page::dirty)
+                    .then_some((ca.file_object, ca.size))
+            });
+            let Some((fo, size)) = pinned else {
                 continue;
             };
-            let _ = write_dirty(sop, None, Dirty::Any);
-            fsrtl::release_for_mod_write(fo, resource);
+            let mut ending = i64::try_from(size).unwrap_or(i64::MAX);
+            if let Ok(resource) = fsrtl::acquire_for_mod_write(fo, &mut ending) {
+                let _ = write_dirty(sop, None, Dirty::Any);
+                fsrtl::release_for_mod_write(fo, resource);
+            }
+            unpin_writer(sop);
         }
         kernel::with(|k| k.top_level_irp = ptr::null_mut());
     });

@@ -22,6 +22,11 @@
 //! steps the running thread drops below all others. Every failure names its seed, and
 //! `COWFAT_SCHED_REPLAY=<strategy>:<seed>` replays exactly that schedule.
 //!
+//! Invariants: a per-step check ([`set_step_check`], e.g. [`crate::invariants::standard`]) runs
+//! at every switch point while the running thread holds the baton, so no driver thread is
+//! between two instructions of a kernel routine; it sees every simulated thread's state
+//! ([`Step`]). A broken invariant halts the schedule like a deadlock and names its seed.
+//!
 //! What it cannot show: preemption inside a kernel routine or between two driver
 //! instructions (switches happen only at kernel calls), and multiprocessor memory ordering
 //! (one thread runs at a time, so every write is seen at once).
@@ -160,7 +165,8 @@ pub enum FailureKind {
     LockOrder,
     /// A simulated thread panicked (an assertion of the scenario, or a bug check).
     Panic,
-    /// The end-of-schedule check failed (leaks, fsck, the scenario's own invariants).
+    /// The end-of-schedule check failed (leaks, fsck, the scenario's own invariants), or the
+    /// per-step check did ([`set_step_check`]).
     Invariant,
 }
 
@@ -256,6 +262,61 @@ pub struct Scenario {
     pub check: Check,
 }
 
+/// A simulated thread's state as the per-step check sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepState {
+    /// Running or ready to run.
+    Runnable,
+    /// Waiting for an ERESOURCE.
+    Blocked {
+        /// The ERESOURCE's address.
+        resource: usize,
+        /// Wanted exclusive.
+        exclusive: bool,
+    },
+    /// Its body returned.
+    Done,
+}
+
+/// One simulated thread at a switch point.
+#[derive(Clone, Copy, Debug)]
+pub struct StepThread {
+    /// Its name in reports.
+    pub name: &'static str,
+    /// The model thread it runs as now.
+    pub model_thread: u32,
+    /// Its IRQL.
+    pub irql: u8,
+    /// Its `KeEnterCriticalRegion` depth.
+    pub critical_region: i32,
+    /// Runnable, blocked or done.
+    pub state: StepState,
+    /// It holds the baton (the check runs on its OS thread).
+    pub running: bool,
+}
+
+/// What the per-step check is given: where the running thread stopped, and every thread.
+#[derive(Clone, Copy, Debug)]
+pub struct Step<'a> {
+    /// The switch point ("ERESOURCE release", "IofCallDriver", "thread end" ...).
+    pub point: &'static str,
+    /// Switch points passed before this one.
+    pub index: u64,
+    /// Every simulated thread of the schedule.
+    pub threads: &'a [StepThread],
+}
+
+/// A per-step invariant check: runs on the thread holding the baton, with the model routed
+/// to the schedule's shared home; an `Err` fails the schedule ([`FailureKind::Invariant`]).
+pub type StepCheck = std::sync::Arc<dyn Fn(&Step<'_>) -> Result<(), String> + Send + Sync>;
+
+static STEP_CHECK: Mutex<Option<StepCheck>> = Mutex::new(None);
+
+/// Installs (or removes) the per-step check for the schedules that start from now on.
+pub fn set_step_check(check: Option<StepCheck>) {
+    *STEP_CHECK.lock().unwrap_or_else(PoisonError::into_inner) = check;
+}
+
 /// What one clean schedule did.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RunStats {
@@ -265,6 +326,8 @@ pub struct RunStats {
     pub switches: u64,
     /// Times a thread blocked on an ERESOURCE.
     pub blocks: u64,
+    /// Per-step invariant checks run.
+    pub checks: u64,
 }
 
 /// The per-thread part of the model, swapped with the baton.
@@ -373,6 +436,10 @@ struct Schedule {
     backtraces: bool,
     /// Who ran at each switch (for the report).
     interleaving: Vec<(usize, &'static str)>,
+    /// The per-step invariant check, if any.
+    step_check: Option<StepCheck>,
+    /// Per-step checks run.
+    checks: u64,
 }
 
 static SCHED: Mutex<Option<Schedule>> = Mutex::new(None);
@@ -502,6 +569,41 @@ impl Schedule {
         out
     }
 
+    /// Every thread as the per-step check sees it (`me` holds the baton).
+    fn step_threads(&self, me: usize) -> Vec<StepThread> {
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| StepThread {
+                name: slot.name,
+                model_thread: slot.saved.thread,
+                irql: slot.saved.irql,
+                critical_region: slot.saved.critical_region,
+                state: match slot.state {
+                    State::Runnable => StepState::Runnable,
+                    State::Blocked {
+                        resource,
+                        exclusive,
+                    } => StepState::Blocked {
+                        resource,
+                        exclusive,
+                    },
+                    State::Done => StepState::Done,
+                },
+                running: i == me,
+            })
+            .collect()
+    }
+
+    /// Fails the schedule (the first failure is kept) and halts it.
+    fn halt(&mut self, kind: FailureKind, what: &str) {
+        if self.failure.is_none() {
+            self.failure = Some((kind, format!("{what}\n{}", self.report_tail())));
+        }
+        self.halted = true;
+        self.current = None;
+    }
+
     fn report_tail(&self) -> String {
         let order: Vec<&str> = self.interleaving.iter().map(|(_, n)| *n).collect();
         format!(
@@ -510,6 +612,46 @@ impl Schedule {
             order.join(" > ")
         )
     }
+}
+
+/// Runs the per-step check for thread `me` (which holds the baton and has stored its state in
+/// its slot) at `point`, with the schedule's lock let go meanwhile; gives the lock back and
+/// what broke, if anything.
+fn check_step(
+    mut guard: MutexGuard<'static, Option<Schedule>>,
+    generation: u64,
+    me: usize,
+    point: &'static str,
+) -> (MutexGuard<'static, Option<Schedule>>, Option<String>) {
+    let prepared = guard
+        .as_mut()
+        .filter(|s| s.generation == generation)
+        .and_then(|s| {
+            let check = s.step_check.clone()?;
+            s.checks += 1;
+            Some((check, s.step_threads(me), s.steps))
+        });
+    let Some((check, threads, index)) = prepared else {
+        return (guard, None);
+    };
+    drop(guard);
+    let step = Step {
+        point,
+        index,
+        threads: &threads,
+    };
+    let broken = match catch_unwind(AssertUnwindSafe(|| check(&step))) {
+        Ok(Ok(())) => None,
+        Ok(Err(what)) => Some(what),
+        Err(payload) => Some(format!("the check panicked: {}", panic_message(&*payload))),
+    };
+    let broken = broken.map(|what| {
+        format!(
+            "invariant broken at switch point {index} ('{point}' of thread '{}'): {what}",
+            threads[me].name
+        )
+    });
+    (lock(), broken)
 }
 
 /// Waits until `me` holds the baton; false when the schedule halted (the caller parks).
@@ -562,6 +704,19 @@ fn reschedule(point: &'static str, blocked: Option<(usize, bool)>) {
         if s.backtraces {
             s.slots[me].backtrace = Some(std::backtrace::Backtrace::force_capture().to_string());
         }
+    }
+    let (back, broken) = check_step(guard, generation, me, point);
+    guard = back;
+    let Some(s) = guard.as_mut().filter(|s| s.generation == generation) else {
+        drop(guard);
+        park_forever()
+    };
+    if let Some(what) = broken {
+        // The thread is inside the driver: it cannot be unwound, so it parks.
+        s.halt(FailureKind::Invariant, &what);
+        BATON.notify_all();
+        drop(guard);
+        park_forever()
     }
     match s.choose(Some(me)) {
         Some(next) if next == me => {}
@@ -694,11 +849,14 @@ fn thread_main(generation: u64, me: usize, sim: SimPtr, body: Body) {
     start.restore();
     // SAFETY: see `SimPtr`; the Sim outlives the schedule (a halted one leaks it).
     let outcome = catch_unwind(AssertUnwindSafe(|| body(unsafe { &mut *sim.0 })));
+    let end_state = PerThread::save();
     guard = lock();
     let Some(s) = guard.as_mut().filter(|s| s.generation == generation) else {
         return;
     };
     s.slots[me].state = State::Done;
+    s.slots[me].saved = end_state;
+    s.slots[me].point = "thread end";
     if let Err(payload) = outcome {
         let report = format!(
             "thread '{}' panicked: {}\n{}",
@@ -709,6 +867,17 @@ fn thread_main(generation: u64, me: usize, sim: SimPtr, body: Body) {
         s.failure = Some((FailureKind::Panic, report));
         s.halted = true;
         s.current = None;
+        BATON.notify_all();
+        return;
+    }
+    // What the thread leaves behind (a resource still held, say) is checked too.
+    let (back, broken) = check_step(guard, generation, me, "thread end");
+    guard = back;
+    let Some(s) = guard.as_mut().filter(|s| s.generation == generation) else {
+        return;
+    };
+    if let Some(what) = broken {
+        s.halt(FailureKind::Invariant, &what);
         BATON.notify_all();
         return;
     }
@@ -795,6 +964,11 @@ pub fn run_one(
             halted: false,
             backtraces,
             interleaving: Vec::new(),
+            step_check: STEP_CHECK
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            checks: 0,
         };
         schedule.current = schedule.choose(None);
         *guard = Some(schedule);
@@ -868,6 +1042,7 @@ pub fn run_one(
         steps: schedule.steps,
         switches: schedule.switches,
         blocks: schedule.blocks,
+        checks: schedule.checks,
     })
 }
 
@@ -886,6 +1061,8 @@ pub struct Explored {
     pub switches: u64,
     /// ERESOURCE waits in all.
     pub blocks: u64,
+    /// Per-step invariant checks in all.
+    pub checks: u64,
 }
 
 /// Schedules per scenario: `COWFAT_SCHEDULES`, else `default`.
@@ -912,18 +1089,35 @@ pub fn explore(
     depth: u32,
     mut make: impl FnMut() -> Scenario,
 ) -> Result<Explored, Failure> {
+    explore_seeded(name, count, base_seed, preemptions, depth, |_| make())
+}
+
+/// [`explore`] for a scenario that is itself generated from the schedule's seed (a random
+/// model: `make` gets the seed, so a replay regenerates the same threads and operations).
+///
+/// # Errors
+/// The first failing schedule.
+pub fn explore_seeded(
+    name: &str,
+    count: u64,
+    base_seed: u64,
+    preemptions: u32,
+    depth: u32,
+    mut make: impl FnMut(u64) -> Scenario,
+) -> Result<Explored, Failure> {
     if let Ok(replay) = std::env::var("COWFAT_SCHED_REPLAY") {
         let parsed = replay
             .split_once(':')
             .and_then(|(s, seed)| Some((Strategy::parse(s)?, seed.parse::<u64>().ok()?)));
         if let Some((strategy, seed)) = parsed {
             eprintln!("{name}: replaying {replay}");
-            let stats = run_one(make(), strategy, seed, PCT_STEPS, true)?;
+            let stats = run_one(make(seed), strategy, seed, PCT_STEPS, true)?;
             return Ok(Explored {
                 schedules: 1,
                 steps: stats.steps,
                 switches: stats.switches,
                 blocks: stats.blocks,
+                checks: stats.checks,
             });
         }
     }
@@ -935,18 +1129,20 @@ pub fn explore(
             Strategy::Pct { depth }
         };
         let seed = Rng(base_seed ^ i.wrapping_mul(0x2545_F491_4F6C_DD1D)).next();
-        let stats = run_one(make(), strategy, seed, PCT_STEPS, false).inspect_err(|f| {
+        let stats = run_one(make(seed), strategy, seed, PCT_STEPS, false).inspect_err(|f| {
             eprintln!("{name}: schedule {i} of {count} failed: {f}");
         })?;
         total.schedules += 1;
         total.steps += stats.steps;
         total.switches += stats.switches;
         total.blocks += stats.blocks;
+        total.checks += stats.checks;
     }
     println!(
         "{name}: {} schedules explored (random, {preemptions} preemptions / PCT depth {depth}), \
-         {} switch points, {} thread switches, {} ERESOURCE waits; seed base {base_seed:#x}",
-        total.schedules, total.steps, total.switches, total.blocks
+         {} switch points, {} thread switches, {} ERESOURCE waits, {} invariant checks; seed \
+         base {base_seed:#x}",
+        total.schedules, total.steps, total.switches, total.blocks, total.checks
     );
     Ok(total)
 }

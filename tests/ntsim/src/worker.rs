@@ -195,7 +195,8 @@ pub fn run_work_items() -> usize {
         let routine: unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut c_void) =
             unsafe { std::mem::transmute::<usize, _>(routine) };
         crate::mm::as_thread(WORKER_THREAD, || {
-            let held_before = crate::ex::held_resources();
+            // This thread's own: under the scheduler another thread may take one meanwhile.
+            let held_before = crate::ex::held_by_current_thread();
             // SAFETY: the I/O manager calls a work item routine with its device and context.
             unsafe { routine(device, context as *mut c_void) };
             let problem = kernel::with(|k| {
@@ -210,7 +211,7 @@ pub fn run_work_items() -> usize {
             if let Some(problem) = problem {
                 bugcheck(problem);
             }
-            if crate::ex::held_resources() > held_before {
+            if crate::ex::held_by_current_thread() > held_before {
                 bugcheck("a work item routine returned holding an ERESOURCE");
             }
         });

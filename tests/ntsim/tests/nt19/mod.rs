@@ -75,7 +75,10 @@ pub fn finish_and_check(sim: Sim, files: &[(&str, Option<Vec<u8>>)]) -> Result<(
     Ok(())
 }
 
+/// Explores a scenario with the per-step invariants of `ntsim::invariants` checked at every
+/// switch point.
 pub fn explore(name: &str, seed: u64, make: impl FnMut() -> Scenario) {
+    sched::set_step_check(Some(ntsim::invariants::standard()));
     let count = schedules();
     match sched::explore(name, count, seed, PREEMPTIONS, PCT_DEPTH, make) {
         Ok(done) => assert!(done.schedules >= count.min(1), "{name}: nothing explored"),
