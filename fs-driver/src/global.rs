@@ -103,7 +103,9 @@ impl CfatData {
         }
     }
 
-    /// Called by the dismount path once a volume device object is gone; the last one gives
+    /// Called once per VCB when nothing of ours keeps it any more: deleted, or dismounted
+    /// and unused with only the I/O manager's VPB references left, for the sweep
+    /// ([`crate::vcb::sweep_dismounted`], which the unload routine runs). The last one gives
     /// the unload routine back.
     pub fn volume_dismounted(&self) {
         let previous =
@@ -116,8 +118,10 @@ impl CfatData {
 
     /// Runs `f` on the VCB chain's head under its spin lock (DISPATCH_LEVEL: `f` only links).
     /// Out of line, so the queue handle is not in DriverEntry's or the mount path's frame.
+    /// The VCB sweep ([`crate::vcb::sweep_dismounted`]) also decides under it which thread
+    /// deletes a dismounted VCB.
     #[inline(never)]
-    fn with_vcb_list<R>(&self, f: impl FnOnce(*mut LIST_ENTRY) -> R) -> R {
+    pub(crate) fn with_vcb_list<R>(&self, f: impl FnOnce(*mut LIST_ENTRY) -> R) -> R {
         let mut handle = KLOCK_QUEUE_HANDLE::default();
         // SAFETY: a static spin lock (0 = released) and a queue handle on this stack frame
         // that outlives the hold; IRQL <= DISPATCH_LEVEL on every caller.
@@ -150,6 +154,13 @@ impl CfatData {
     pub unsafe fn unlink_vcb(&self, links: *mut LIST_ENTRY) {
         // SAFETY: the caller's contract; the chain is changed under its lock.
         self.with_vcb_list(|_| unsafe { remove_entry_list(links) });
+    }
+
+    /// Is any VCB left on the chain (served, or dismounted and not yet deleted)?
+    #[must_use]
+    pub fn has_vcbs(&self) -> bool {
+        // SAFETY: the head, read under its lock.
+        self.with_vcb_list(|head| !ptr::eq(unsafe { (*head).Flink }, head))
     }
 
     fn set_unload_routine(&self, present: bool) {

@@ -469,18 +469,20 @@ fn uninitialize_locked(
 /// paging writes, `ReleaseFromLazyWrite`; cache maps whose last user left are deleted once
 /// clean.
 pub(crate) fn lazy_writer() {
+    // Each stream picked is held open until its pass is over (Cc's `CcWriteBehind`): the
+    // callbacks' context, the FS's FCB, stays alive while another thread purges.
     let work: Vec<_> = kernel::with(|k| {
         k.control_areas
-            .iter()
+            .iter_mut()
             .filter_map(|(sop, ca)| {
                 let cache = ca.cache.as_ref()?;
                 let dirty = ca.pages.values().any(|p| p.cc_dirty);
-                (dirty || cache.uninitialize_pending).then_some((
-                    *sop,
-                    ca.file_object,
-                    cache.callbacks,
-                    cache.context,
-                ))
+                let item = (*sop, ca.file_object, cache.callbacks, cache.context);
+                if !(dirty || cache.uninitialize_pending) {
+                    return None;
+                }
+                ca.lazy_writes += 1;
+                Some(item)
             })
             .collect()
     });
@@ -488,18 +490,31 @@ pub(crate) fn lazy_writer() {
         for (sop, fo, callbacks, context) in work {
             // SAFETY: the FS's callback table given to CcInitializeCacheMap (static).
             let table = unsafe { &*callbacks };
-            if !call_lazy_acquire(table, context, fo) {
-                continue;
+            if call_lazy_acquire(table, context, fo) {
+                let _ = mm::write_dirty(sop, None, Dirty::Cache);
+                if let Some(release) = table.ReleaseFromLazyWrite {
+                    // SAFETY: the FS's release with its own context, after a successful
+                    // acquire.
+                    unsafe { release(context) };
+                    trace_callback("ReleaseFromLazyWrite", fo, 0);
+                }
+                finish_uninitialize(sop);
             }
-            let _ = mm::write_dirty(sop, None, Dirty::Cache);
-            if let Some(release) = table.ReleaseFromLazyWrite {
-                // SAFETY: the FS's release with its own context, after a successful acquire.
-                unsafe { release(context) };
-                trace_callback("ReleaseFromLazyWrite", fo, 0);
-            }
-            finish_uninitialize(sop);
+            end_lazy_write(sop);
         }
     });
+}
+
+/// The lazy writer is done with `sop`: a section deletion it held off happens now.
+fn end_lazy_write(sop: *mut SECTION_OBJECT_POINTERS) {
+    let deferred = kernel::with(|k| {
+        let ca = k.control_areas.get_mut(&sop)?;
+        ca.lazy_writes = ca.lazy_writes.saturating_sub(1);
+        Some(ca.lazy_writes == 0 && std::mem::take(&mut ca.delete_deferred))
+    });
+    if deferred == Some(true) {
+        mm::delete_if_unreferenced(sop);
+    }
 }
 
 fn call_lazy_acquire(

@@ -164,6 +164,13 @@ pub struct ControlArea {
     pub views: BTreeMap<u32, ViewRecord>,
     /// Cc's shared cache map, if the stream is cached.
     pub cache: Option<SharedCacheMap>,
+    /// Lazy writer passes that picked this stream and have not finished it (Cc's write-behind
+    /// holds the shared cache map open from when it queues the stream until after
+    /// `ReleaseFromLazyWrite`): a purge or uninitialize meanwhile leaves the section in place,
+    /// and the lazy writer deletes it when it is done (issue 19).
+    pub lazy_writes: u32,
+    /// The section lost its last other reference while `lazy_writes` held it.
+    pub delete_deferred: bool,
 }
 
 impl ControlArea {

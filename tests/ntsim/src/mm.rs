@@ -108,6 +108,8 @@ pub(crate) fn ensure_control_area(
             writable_sections: 0,
             views: Default::default(),
             cache: None,
+            lazy_writes: 0,
+            delete_deferred: false,
         });
         let marker = ptr::from_ref::<ControlArea>(&ca).cast_mut().cast();
         k.control_areas.insert(sop, ca);
@@ -126,8 +128,12 @@ pub(crate) fn ensure_control_area(
 /// pages are the caller's to write first.
 pub(crate) fn delete_if_unreferenced(sop: *mut SECTION_OBJECT_POINTERS) -> bool {
     let fo = kernel::with(|k| {
-        let ca = k.control_areas.get(&sop)?;
+        let ca = k.control_areas.get_mut(&sop)?;
         if !ca.unreferenced() {
+            return None;
+        }
+        if ca.lazy_writes > 0 {
+            ca.delete_deferred = true;
             return None;
         }
         let fo = ca.file_object;
