@@ -137,7 +137,7 @@ pub unsafe fn driver_entry(
         return status;
     }
     driver.DriverUnload = Some(driver_unload);
-    CFAT_DATA.set_driver(driver_object, control);
+    CFAT_DATA.set_driver(driver_object, control, driver.DriverUnload);
     // Low priority: cowfat is asked to mount a disk only after NTFS, FAT and the other in-box
     // file systems have declined it, so it stays off the path of every other disk's mount.
     // SAFETY: `control` was just created by IoCreateDevice and is ours.

@@ -245,7 +245,10 @@ pub fn truncate_vs_paging_write() -> Scenario {
 /// driver's, so nobody deleted it (ntsim: the VCB's device, work items, swapped-out VPB and
 /// target reference leaked, the unload refused). Fixed as fastfat's
 /// `FatScanForDismountedVcb`: such a VCB stops counting as mounted and the next mount or the
-/// unload sweeps it (`fs_driver::vcb::sweep_dismounted`).
+/// unload sweeps it (`fs_driver::vcb::sweep_dismounted`). That seed names the schedule in
+/// the code before the fix, whose switch points differ; with the sweep turned off, today's
+/// code hits the same race at `pct3:4492813338398204986` (schedule 23 of the default run) and
+/// the end check reports the VCB's device, work items, VPB and disk reference as leaked.
 pub fn dismount_vs_open() -> Scenario {
     dismount_race(true)
 }
