@@ -104,6 +104,17 @@ pub fn coherency_flush_and_purge(fcb: &Fcb, offset: i64, length: u32) -> Result<
     }
 }
 
+/// Waits until no paging write of the stream is in flight: the paging I/O resource taken
+/// exclusive and dropped at once (fastfat's non-cached write does the same between its flush
+/// and its purge). The lazy writer and the page writers hold it shared across a write, and a
+/// flush passes over a page whose write is under way; purged before that write landed, the
+/// page's bytes would rest on a write the caller never waited for (one a dismount then fails).
+/// The caller holds at most the VCB resource and the FCB's main resource (the order, NT-18).
+pub fn wait_for_paging_writes(fcb: &Fcb) {
+    // SAFETY: initialised with the FCB, which the caller keeps alive; released at once.
+    drop(unsafe { crate::resrcsup::ResourceGuard::exclusive(fcb.paging_io_resource()) });
+}
+
 /// `CcPurgeCacheSection` of a range (or all); FALSE while user-mapped (NT-08).
 #[must_use]
 pub fn purge(fcb: &Fcb, range: Option<(i64, u32)>, flags: u32) -> bool {
@@ -146,6 +157,8 @@ pub unsafe fn flush_and_purge_for_dismount(fcb: *mut Fcb, flush_first: bool) {
         let fcb_ref = unsafe { &*fcb };
         let _ = flush(fcb_ref, None);
     }
+    // SAFETY: alive until the purge below.
+    wait_for_paging_writes(unsafe { &*fcb });
     // SAFETY: the FCB's SOP (NT-09: before purging the data section).
     unsafe { nt::MmFlushImageSection(sop, nt::MmFlushForWrite) };
     // SAFETY: valid SOP on entry.

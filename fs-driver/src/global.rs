@@ -22,6 +22,11 @@ pub struct CfatData {
     driver_object: AtomicPtr<DRIVER_OBJECT>,
     control_device: AtomicPtr<DEVICE_OBJECT>,
     mounted_volumes: AtomicU32,
+    /// The unload routine DriverEntry installed, put back when the last volume goes. Kept
+    /// here rather than named where it is put back: the stack report counts a function whose
+    /// address is taken as called from there, and the unload routine reaches `Vcb::delete`,
+    /// which puts it back. Written once in DriverEntry, before any volume exists.
+    unload_routine: UnsafeCell<windows_sys::Wdk::Foundation::DRIVER_UNLOAD>,
     /// `KSPIN_LOCK` of `vcb_list` (0: released; statically initialised).
     vcb_list_lock: UnsafeCell<usize>,
     /// Every VCB from mount to teardown, linked through `Vcb::volume_links`.
@@ -30,8 +35,9 @@ pub struct CfatData {
     pub trace: TraceRing,
 }
 
-// SAFETY: the cells are only touched under `vcb_list_lock` (the list) or are the spin lock
-// itself, which the kernel's interlocked operations own; the rest are atomics.
+// SAFETY: the cells are only touched under `vcb_list_lock` (the list), are the spin lock
+// itself, which the kernel's interlocked operations own, or are written once in DriverEntry
+// before any other thread reads them (the unload routine); the rest are atomics.
 unsafe impl Sync for CfatData {}
 
 /// The one instance.
@@ -40,6 +46,7 @@ pub static CFAT_DATA: CfatData = CfatData {
     driver_object: AtomicPtr::new(ptr::null_mut()),
     control_device: AtomicPtr::new(ptr::null_mut()),
     mounted_volumes: AtomicU32::new(0),
+    unload_routine: UnsafeCell::new(None),
     vcb_list_lock: UnsafeCell::new(0),
     vcb_list: UnsafeCell::new(LIST_ENTRY {
         Flink: ptr::null_mut(),
@@ -52,7 +59,15 @@ impl CfatData {
     /// Records the driver object and control device once DriverEntry has both.
     /// A fresh load starts with no volumes and an empty trace (a host simulator loads the
     /// driver again for every test; on Windows the image's statics are fresh anyway).
-    pub fn set_driver(&self, driver_object: *mut DRIVER_OBJECT, control: *mut DEVICE_OBJECT) {
+    /// `unload` is the routine to put back after a withdrawal.
+    pub fn set_driver(
+        &self,
+        driver_object: *mut DRIVER_OBJECT,
+        control: *mut DEVICE_OBJECT,
+        unload: windows_sys::Wdk::Foundation::DRIVER_UNLOAD,
+    ) {
+        // SAFETY: no volume exists yet, so nobody reads the cell.
+        unsafe { *self.unload_routine.get() = unload };
         self.with_vcb_list(|head| {
             // SAFETY: the list head, under its lock; no VCB exists before DriverEntry ends.
             unsafe { crate::wdk_inline::initialize_list_head(head) }
@@ -103,7 +118,9 @@ impl CfatData {
         }
     }
 
-    /// Called by the dismount path once a volume device object is gone; the last one gives
+    /// Called once per VCB when nothing of ours keeps it any more: deleted, or dismounted
+    /// and unused with only the I/O manager's VPB references left, for the sweep
+    /// ([`crate::vcb::sweep_dismounted`], which the unload routine runs). The last one gives
     /// the unload routine back.
     pub fn volume_dismounted(&self) {
         let previous =
@@ -116,8 +133,10 @@ impl CfatData {
 
     /// Runs `f` on the VCB chain's head under its spin lock (DISPATCH_LEVEL: `f` only links).
     /// Out of line, so the queue handle is not in DriverEntry's or the mount path's frame.
+    /// The VCB sweep ([`crate::vcb::sweep_dismounted`]) also decides under it which thread
+    /// deletes a dismounted VCB.
     #[inline(never)]
-    fn with_vcb_list<R>(&self, f: impl FnOnce(*mut LIST_ENTRY) -> R) -> R {
+    pub(crate) fn with_vcb_list<R>(&self, f: impl FnOnce(*mut LIST_ENTRY) -> R) -> R {
         let mut handle = KLOCK_QUEUE_HANDLE::default();
         // SAFETY: a static spin lock (0 = released) and a queue handle on this stack frame
         // that outlives the hold; IRQL <= DISPATCH_LEVEL on every caller.
@@ -152,13 +171,21 @@ impl CfatData {
         self.with_vcb_list(|_| unsafe { remove_entry_list(links) });
     }
 
+    /// Is any VCB left on the chain (served, or dismounted and not yet deleted)?
+    #[must_use]
+    pub fn has_vcbs(&self) -> bool {
+        // SAFETY: the head, read under its lock.
+        self.with_vcb_list(|head| !ptr::eq(unsafe { (*head).Flink }, head))
+    }
+
     fn set_unload_routine(&self, present: bool) {
         let driver = self.driver_object();
         if driver.is_null() {
             return;
         }
         let routine = if present {
-            Some(crate::init::driver_unload as unsafe extern "system" fn(_))
+            // SAFETY: written once in DriverEntry, before any volume existed.
+            unsafe { *self.unload_routine.get() }
         } else {
             None
         };
@@ -182,6 +209,7 @@ mod tests {
             driver_object: AtomicPtr::new(ptr::null_mut()),
             control_device: AtomicPtr::new(ptr::null_mut()),
             mounted_volumes: AtomicU32::new(0),
+            unload_routine: UnsafeCell::new(None),
             vcb_list_lock: UnsafeCell::new(0),
             vcb_list: UnsafeCell::new(LIST_ENTRY::default()),
             trace: TraceRing::new(),

@@ -137,7 +137,7 @@ pub unsafe fn driver_entry(
         return status;
     }
     driver.DriverUnload = Some(driver_unload);
-    CFAT_DATA.set_driver(driver_object, control);
+    CFAT_DATA.set_driver(driver_object, control, driver.DriverUnload);
     // Low priority: cowfat is asked to mount a disk only after NTFS, FAT and the other in-box
     // file systems have declined it, so it stays off the path of every other disk's mount.
     // SAFETY: `control` was just created by IoCreateDevice and is ours.
@@ -155,11 +155,15 @@ pub unsafe fn driver_entry(
 /// ([`crate::global::CfatData::volume_mounted`]), so the I/O manager refuses the unload. If
 /// an unload still races a mount and finds a volume here, it refuses by leaving the control
 /// device registered: device objects keep the driver object, and so the image, alive.
+/// Dismounted VCBs left waiting for the VPB's reference count no longer count as mounted:
+/// the unload sweeps them first ([`crate::vcb::sweep_dismounted`]) and refuses as above if
+/// any is still referenced.
 ///
 /// # Safety
 /// Called by the I/O manager at PASSIVE_LEVEL with our driver object.
 pub unsafe extern "system" fn driver_unload(_driver_object: *const DRIVER_OBJECT) {
-    if CFAT_DATA.mounted_volumes() != 0 {
+    crate::vcb::sweep_dismounted();
+    if CFAT_DATA.mounted_volumes() != 0 || CFAT_DATA.has_vcbs() {
         return;
     }
     let control = CFAT_DATA.control_device();

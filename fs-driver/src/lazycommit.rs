@@ -9,7 +9,7 @@
 //! last one. `FlushFileBuffers`, a volume flush and IRP_MJ_SHUTDOWN commit at once
 //! (`dispatch::flush`). Dismount stops the timer and waits for a DPC in flight
 //! ([`stop`]); a work item still queued then finds the volume dismounted, and the VCB is not
-//! torn down before it has run ([`crate::vcb::Vcb::may_be_deleted`]).
+//! torn down before it has run ([`crate::vcb::Vcb::claim_deletion`]).
 //!
 //! Why 5 seconds: what a power cut may take grows with the period, and what a busy volume
 //! writes (one journal transaction plus a device flush per commit, however little changed)
@@ -124,7 +124,7 @@ unsafe extern "system" fn commit_dpc(
 unsafe extern "system" fn commit_worker(_device: *mut DEVICE_OBJECT, context: *mut c_void) {
     fsrtl_enter_file_system();
     let vcb_ptr = context.cast::<Vcb>();
-    // SAFETY: the VCB stays while this work item is queued or running (`may_be_deleted`).
+    // SAFETY: the VCB stays while this work item is queued or running (`claim_deletion`).
     let vcb = unsafe { &*vcb_ptr };
     let teardown = {
         let guard = vcb.acquire_exclusive();
@@ -144,7 +144,7 @@ unsafe extern "system" fn commit_worker(_device: *mut DEVICE_OBJECT, context: *m
             }
         }
         vcb.lazy_commit.queued.set(false);
-        vcb.may_be_deleted(&guard)
+        vcb.claim_deletion(&guard)
     };
     if teardown {
         // SAFETY: dismounted and unused, and no other worker of it is queued; the guard is

@@ -85,6 +85,14 @@ pub struct Vcb {
     /// The open FCBs again, linked through `Fcb::vcb_links` for the debugger; changed with the
     /// FCB table, under the VCB resource exclusive.
     pub fcb_list: UnsafeCell<nt::LIST_ENTRY>,
+    /// Sweeps ([`sweep_dismounted`]) holding this VCB while they wait for its resource; it is
+    /// not deleted under them. Changed under `CFAT_DATA`'s VCB chain lock.
+    sweep_pins: Counter,
+    /// One thread has taken the deletion of this VCB; set once, under the chain lock.
+    deletion_claimed: Flag,
+    /// The VCB gave its count in `CFAT_DATA`'s mounted volumes back (dismounted and unused:
+    /// only the delete, or the sweep, is left of it).
+    released: Flag,
 }
 
 /// The VCB resource held exclusive: gives access to the FCB table.
@@ -198,6 +206,9 @@ impl Vcb {
             overlay: crate::debugger::OverlayAnchor::default(),
             volume_links: UnsafeCell::new(nt::LIST_ENTRY::default()),
             fcb_list: UnsafeCell::new(nt::LIST_ENTRY::default()),
+            sweep_pins: Counter::new(0),
+            deletion_claimed: Flag::new(false),
+            released: Flag::new(false),
         };
         // SAFETY: the caller's contract: `slot` is ours and writable.
         unsafe { ptr::write(slot, vcb) };
@@ -417,24 +428,64 @@ impl Vcb {
         self.volume_opens.get() == 0 && guard.with_fcbs(|t| t.is_empty())
     }
 
-    /// May the VCB go now: dismounted, unused, and no worker of it (deferred close, lazy
-    /// commit) queued or running? The one that sees this under the VCB resource deletes it.
-    /// A create the I/O manager has already counted on the VPB but not yet sent (fastfat's
-    /// `FatCheckForDismount`) keeps it too: the VPB's reference count must be down to zero.
+    /// Does the VCB go now, and is it this caller's to delete? Dismounted, unused, no worker
+    /// of it (deferred close, lazy commit) queued or running, and no create the I/O manager
+    /// has counted on the VPB but not yet sent (fastfat's `FatCheckForDismount`): the VPB's
+    /// reference count must be down to zero. True hands the deletion to the caller (the one
+    /// that sees it under the VCB resource; never two): it must call [`Vcb::delete`] once its
+    /// guard is gone.
     #[must_use]
-    pub fn may_be_deleted(&self, guard: &VcbExclusive<'_>) -> bool {
-        self.may_be_deleted_with(guard, 0)
+    pub fn claim_deletion(&self, guard: &VcbExclusive<'_>) -> bool {
+        self.claim_deletion_with(guard, 0)
     }
 
-    /// `may_be_deleted`, with `residual` VPB references the caller accounts for (a failing
+    /// `claim_deletion`, with `residual` VPB references the caller accounts for (a failing
     /// create's own file object, which the I/O manager drops after the create returns).
+    ///
+    /// A VCB that is dismounted, unused and idle but still counted on the VPB is left to the
+    /// sweep: those references are a failing create's that has not returned to the I/O
+    /// manager yet (it may already have looked, and seen the volume handle still open), and
+    /// their drop calls nothing of ours. It stops counting as mounted, so the unload routine
+    /// is back, and the next mount or the unload deletes it ([`sweep_dismounted`]).
     #[must_use]
-    pub fn may_be_deleted_with(&self, guard: &VcbExclusive<'_>, residual: u32) -> bool {
+    pub fn claim_deletion_with(&self, guard: &VcbExclusive<'_>, residual: u32) -> bool {
+        if !self.finished(guard) {
+            return false;
+        }
+        self.release_mount_count();
+        // A sweep holding the VCB deletes it itself, once it has the resource.
+        self.claim(false, self.vpb_references() == residual)
+    }
+
+    /// Dismounted, unused, and no worker of it queued or running: nothing of the driver's
+    /// will come for the VCB again (the VPB's count aside).
+    fn finished(&self, guard: &VcbExclusive<'_>) -> bool {
         self.dismounted.get()
             && self.is_unused(guard)
             && !self.close_queue.busy()
             && !self.lazy_commit.busy()
-            && self.vpb_references() == residual
+    }
+
+    /// Under the chain lock: drops a sweep's pin if `unpin`, then, if `deletable`, takes the
+    /// deletion unless a sweep holds the VCB or somebody took it before.
+    fn claim(&self, unpin: bool, deletable: bool) -> bool {
+        crate::global::CFAT_DATA.with_vcb_list(|_| {
+            if unpin {
+                self.sweep_pins.set(self.sweep_pins.get().saturating_sub(1));
+            }
+            let mine = deletable && self.sweep_pins.get() == 0 && !self.deletion_claimed.get();
+            if mine {
+                self.deletion_claimed.set(true);
+            }
+            mine
+        })
+    }
+
+    /// Gives the VCB's count of mounted volumes back, once.
+    fn release_mount_count(&self) {
+        if !self.released.swap(true) {
+            crate::global::CFAT_DATA.volume_dismounted();
+        }
     }
 
     /// The VPB's `ReferenceCount`: file objects the I/O manager opened (or is opening)
@@ -450,8 +501,8 @@ impl Vcb {
     /// Tears down a dismounted, unused VCB and deletes its volume device object.
     ///
     /// # Safety
-    /// Called once, after the last file object of the volume closed, with no guard of this
-    /// VCB alive; the VCB is not used again.
+    /// Called once, by the thread [`Vcb::claim_deletion_with`] gave the deletion to, with no
+    /// guard of this VCB alive; the VCB is not used again.
     pub unsafe fn delete(vcb: *mut Vcb) {
         // SAFETY: valid until dropped below.
         let vdo = unsafe { (*vcb).vdo };
@@ -464,7 +515,7 @@ impl Vcb {
         // SAFETY: initialised at mount; every watch was cleaned up with its handle.
         unsafe { nt::FsRtlNotifyUninitializeSync(sync) };
         // SAFETY: valid until dropped below. Dismount stopped the timer and flushed its DPC;
-        // neither work item is queued (`may_be_deleted`).
+        // neither work item is queued (`claim_deletion`).
         free_work_items(unsafe { &*vcb });
         // SAFETY: valid until dropped below.
         let this = unsafe { &*vcb };
@@ -501,12 +552,83 @@ impl Vcb {
         let links = unsafe { (*vcb).volume_links.get() };
         // SAFETY: linked in `init_in_place`; no FCB is left on its own chain.
         unsafe { crate::global::CFAT_DATA.unlink_vcb(links) };
+        let released = this.released.get();
         // SAFETY: initialised in `init_in_place`, dropped once.
         unsafe { ptr::drop_in_place(vcb) };
         // SAFETY: our volume device; nothing references it any more.
         unsafe { nt::IoDeleteDevice(vdo) };
-        crate::global::CFAT_DATA.volume_dismounted();
+        if !released {
+            crate::global::CFAT_DATA.volume_dismounted();
+        }
     }
+}
+
+/// fastfat's `FatScanForDismountedVcb`: deletes the dismounted VCBs that were left waiting
+/// for the VPB's reference count (see [`Vcb::claim_deletion_with`]) and whose count has
+/// dropped since. The mount path and the unload routine run it, at PASSIVE_LEVEL with no
+/// lock held. Each candidate is pinned on the chain, so no other path deletes it while the
+/// sweep waits for its resource; the decision is then made under that resource, as
+/// everywhere else. Bounded by the chain's length when it starts.
+pub fn sweep_dismounted() {
+    let data = &crate::global::CFAT_DATA;
+    let mut budget = data.with_vcb_list(|head| {
+        let mut n = 0usize;
+        // SAFETY: the chain under its lock: every entry is a live VCB's `volume_links`.
+        let mut entry = unsafe { (*head).Flink };
+        while !ptr::eq(entry, head) {
+            n += 1;
+            // SAFETY: as above.
+            entry = unsafe { (*entry).Flink };
+        }
+        n
+    });
+    // The unload routine is not inside the file system yet (ERESOURCEs want APCs off).
+    crate::wdk_inline::fsrtl_enter_file_system();
+    while budget > 0 {
+        budget -= 1;
+        let Some(vcb) = data.with_vcb_list(pin_sweep_candidate) else {
+            break;
+        };
+        // SAFETY: pinned: no path deletes the VCB while the pin is held.
+        let vcb = unsafe { &*vcb };
+        let mine = {
+            let guard = vcb.acquire_exclusive();
+            let deletable = vcb.finished(&guard) && vcb.vpb_references() == 0;
+            vcb.claim(true, deletable)
+        };
+        if mine {
+            // SAFETY: claimed above under the resource: dismounted, unused, idle, no VPB
+            // reference left; the guard is gone and `vcb` is not used again.
+            unsafe { Vcb::delete(ptr::from_ref(vcb).cast_mut()) };
+        }
+    }
+    crate::wdk_inline::fsrtl_exit_file_system();
+}
+
+/// Under the chain lock: the first VCB left to the sweep whose VPB count has dropped to
+/// zero, that nobody is deleting or sweeping; pinned.
+fn pin_sweep_candidate(head: *mut nt::LIST_ENTRY) -> Option<*mut Vcb> {
+    let offset = core::mem::offset_of!(Vcb, volume_links);
+    // SAFETY: the chain under its lock (the caller's): every entry is a live VCB's links.
+    let mut entry = unsafe { (*head).Flink };
+    while !ptr::eq(entry, head) {
+        // SAFETY: `volume_links` is a field of a live VCB: stepping back by its offset gives
+        // that VCB.
+        let vcb = unsafe { entry.byte_sub(offset) }.cast::<Vcb>();
+        // SAFETY: a live VCB on the chain.
+        let this = unsafe { &*vcb };
+        if this.released.get()
+            && !this.deletion_claimed.get()
+            && this.sweep_pins.get() == 0
+            && this.vpb_references() == 0
+        {
+            this.sweep_pins.set(1);
+            return Some(vcb);
+        }
+        // SAFETY: as above.
+        entry = unsafe { (*entry).Flink };
+    }
+    None
 }
 
 /// Frees the VCB's two work items (mount failure, teardown).

@@ -181,7 +181,7 @@ pub fn common_close(context: &IrpContext) -> Outcome {
     };
     // SAFETY: the file object's CCB and what it closes, under the VCB resource.
     unsafe { close_one(vcb, &guard, ccb, closing) };
-    let teardown = vcb.may_be_deleted(&guard);
+    let teardown = vcb.claim_deletion(&guard);
     drop(guard);
     if teardown {
         // SAFETY: dismounted and unused: this was the volume's last file object; the guard
@@ -232,7 +232,7 @@ unsafe extern "system" fn close_worker(
     // SAFETY: a marker value, cleared below.
     unsafe { nt::IoSetTopLevelIrp(marker) };
     let vcb_ptr = context.cast::<Vcb>();
-    // SAFETY: the VCB stays while this worker is queued or running (`may_be_deleted`).
+    // SAFETY: the VCB stays while this worker is queued or running (`claim_deletion`).
     let vcb = unsafe { &*vcb_ptr };
     let teardown = {
         let guard = vcb.acquire_exclusive();
@@ -245,7 +245,7 @@ unsafe extern "system" fn close_worker(
                 break;
             }
         }
-        vcb.may_be_deleted(&guard)
+        vcb.claim_deletion(&guard)
     };
     // SAFETY: clearing our marker.
     unsafe { nt::IoSetTopLevelIrp(ptr::null()) };

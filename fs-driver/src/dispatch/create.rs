@@ -58,7 +58,7 @@ pub fn common_create(context: &IrpContext) -> Outcome {
         // This create may be the last thing that kept the dismounted VCB (it was counted on
         // the VPB when the volume's last close looked): it tears down, counting its own
         // reference, which the I/O manager drops after we return.
-        let teardown = vcb.may_be_deleted_with(&guard, 1);
+        let teardown = vcb.claim_deletion_with(&guard, 1);
         drop(guard);
         if teardown {
             // SAFETY: dismounted and unused, no worker queued, no other file object on the

@@ -81,6 +81,9 @@ fn mount_volume(vpb: *mut VPB, target: *mut DEVICE_OBJECT) -> Result<(), NTSTATU
     if vpb.is_null() || target.is_null() {
         return Err(nt::STATUS_INVALID_PARAMETER);
     }
+    // Dismounted volumes whose last VPB reference went since (fastfat's mount path sweeps
+    // the same way).
+    crate::vcb::sweep_dismounted();
     // SAFETY: the I/O manager keeps the target device alive while a volume is mounted on it.
     // The mount's own reads may meet a device that wants a verify: they override it.
     let device = unsafe { TargetDevice::open(target, Access::Probe) }?;
@@ -267,7 +270,7 @@ fn dismount(context: &IrpContext) -> Outcome {
 /// unmounted, the spare VPB swapped in so the next open mounts afresh on a new VPB while this
 /// volume's file objects keep reaching this VCB through the old one (NT-29). The VCB and its
 /// device go with the last close (or at once, if nothing is open: the caller checks
-/// `Vcb::may_be_deleted`). The unmount's status; out of memory for the list of FCBs changes
+/// `Vcb::claim_deletion`). The unmount's status; out of memory for the list of FCBs changes
 /// nothing.
 pub(crate) fn dismount_volume(vcb: &Vcb, guard: &VcbExclusive<'_>, flush: bool) -> NTSTATUS {
     let ids = match Vcb::fcb_ids(guard) {

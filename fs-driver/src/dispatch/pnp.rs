@@ -74,7 +74,7 @@ fn query_remove(vcb: &Vcb, irp: *mut IRP) -> Outcome {
         if status >= 0 {
             // The lock flushed and purged everything; nothing is left to flush.
             let _ = super::fsctrl::dismount_volume(vcb, &guard, false);
-            vcb.may_be_deleted(&guard)
+            vcb.claim_deletion(&guard)
         } else {
             // SAFETY: under the VCB resource exclusive.
             unsafe { unlock_pnp(vcb) };
@@ -103,7 +103,7 @@ fn remove(vcb: &Vcb, irp: *mut IRP) -> Outcome {
         let guard = vcb.acquire_exclusive();
         // The disk is gone or going: what is dirty cannot reach it.
         let _ = super::fsctrl::dismount_volume(vcb, &guard, false);
-        vcb.may_be_deleted(&guard)
+        vcb.claim_deletion(&guard)
     };
     if teardown {
         // SAFETY: as in `query_remove`.

@@ -72,6 +72,8 @@ pub(crate) fn lock(vcb: &Vcb, owner: *mut FILE_OBJECT, own_opens: u32) -> Result
                 _ => {}
             }
         }
+        // A lazy write under way when the flush passed keeps its page until it lands.
+        cachesup::wait_for_paging_writes(fcb_ref);
         let sop = fcb_ref.section_object_pointers();
         // SAFETY: the SOP is valid on entry; the purge may close the stream's last file
         // object (NT-04) and free the FCB, which is not touched afterwards.
