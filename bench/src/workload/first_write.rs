@@ -15,7 +15,7 @@ use anyhow::Result;
 
 use crate::cap::{on_worker, Sample};
 use crate::ctx::Ctx;
-use crate::report::{fmt_bytes, fmt_secs, Side};
+use crate::report::{fmt_bytes, fmt_secs, median, Side};
 use crate::system::inproc::Op;
 use crate::system::{inproc, mounted, pattern, MIB};
 use crate::workload::size_label;
@@ -31,6 +31,14 @@ pub fn run(ctx: &mut Ctx) -> Result<()> {
         let setup = setup_cowfat(ctx, &image, size).map_err(|e| e.to_string());
         let x = Some(size as f64);
         let ready = setup.clone().map(|_| ());
+        // The disk's flush latency moves within seconds on a shared machine, and each row's
+        // repeats run in a window of their own, so the rows' ratios to the floor row swing
+        // widely. Each cowfat repeat therefore also times the floor's operation on a small
+        // plain file right before it, and its note gives the ratio within the same moment.
+        let floor_file = ctx.scratch.dir.join("fw-floor.bin");
+        let floor_ready = write_floor_file(&floor_file).map_err(|e| format!("{e:#}"));
+        let ready = ready.and(floor_ready);
+        let mut paired = Paired::default();
         ctx.measure(
             W,
             &case,
@@ -39,8 +47,9 @@ pub fn run(ctx: &mut Ctx) -> Result<()> {
             None,
             x,
             ready.clone(),
-            |c| in_process(c, &image),
+            |c| in_process(c, &image, &floor_file, &mut paired),
         );
+        let mut paired = Paired::default();
         let fuse_ready = ready.clone().and(ctx.need_cowfat().map(|_| ()));
         ctx.measure(
             W,
@@ -50,9 +59,10 @@ pub fn run(ctx: &mut Ctx) -> Result<()> {
             None,
             x,
             fuse_ready,
-            |c| through_fuse(c, &image),
+            |c| through_fuse(c, &image, &floor_file, &mut paired),
         );
         ctx.scratch.remove(&image);
+        ctx.scratch.remove(&floor_file);
 
         let lower = ctx.scratch.fresh("fw-lower")?;
         let lower_ready = write_lower(&lower, size).map_err(|e| format!("{e:#}"));
@@ -126,9 +136,15 @@ fn discard(image: &Path) -> Result<()> {
     inproc::unmount(vol)
 }
 
-fn in_process(ctx: &mut Ctx, image: &Path) -> Result<Sample> {
+fn in_process(
+    ctx: &mut Ctx,
+    image: &Path,
+    floor_file: &Path,
+    paired: &mut Paired,
+) -> Result<Sample> {
     let mut vol = inproc::mount(image)?;
     vol.device_mut().reset();
+    let floor = floor_sample(ctx, floor_file)?;
     let before = ctx.scratch.written();
     vol.device().inner().start_log();
     let t = Instant::now();
@@ -155,10 +171,11 @@ fn in_process(ctx: &mut Ctx, image: &Path) -> Result<Sample> {
         secs,
         bytes_written: before.zip(after).map(|(b, a)| a - b),
         note: Some(format!(
-            "fs-core wrote {}; {}; a 1-byte read after mount takes {}",
+            "fs-core wrote {}; {}; a 1-byte read after mount takes {}; {}",
             fmt_bytes(core),
             breakdown(&log, secs),
-            fmt_secs(read)
+            fmt_secs(read),
+            paired.add(secs, floor)
         )),
     })
 }
@@ -196,11 +213,17 @@ fn breakdown(log: &[(Op, Duration)], secs: f64) -> String {
     )
 }
 
-fn through_fuse(ctx: &mut Ctx, image: &Path) -> Result<Sample> {
+fn through_fuse(
+    ctx: &mut Ctx,
+    image: &Path,
+    floor_file: &Path,
+    paired: &mut Paired,
+) -> Result<Sample> {
     let bin = ctx.need_cowfat().map_err(anyhow::Error::msg)?;
     let dir = ctx.scratch.mount_point("cowfat")?;
     let log = ctx.scratch.dir.join("cowfat-mount.log");
     let m = mounted::cowfat(&bin, image, &dir, &log)?;
+    let floor = floor_sample(ctx, floor_file)?;
     let before = ctx.scratch.written();
     let path = dir.join(FILE);
     let secs = on_worker(ctx.plan.cap, move |_| {
@@ -214,8 +237,46 @@ fn through_fuse(ctx: &mut Ctx, image: &Path) -> Result<Sample> {
     Ok(Sample {
         secs,
         bytes_written: before.zip(after).map(|(b, a)| a - b),
-        note: None,
+        note: Some(paired.add(secs, floor)),
     })
+}
+
+/// The floor's operation (a 1-byte write and fsync of a plain file) once, on a worker like
+/// the measured operations.
+fn floor_sample(ctx: &Ctx, path: &Path) -> Result<f64> {
+    let path = path.to_path_buf();
+    on_worker(ctx.plan.cap, move |_| {
+        let t = Instant::now();
+        mounted::first_write(&path)?;
+        Ok(t.elapsed().as_secs_f64())
+    })
+}
+
+/// Each repeat's time next to the floor timed just before it.
+#[derive(Debug, Default)]
+struct Paired {
+    floor: Vec<f64>,
+    ratio: Vec<f64>,
+}
+
+impl Paired {
+    /// Adds one repeat; says what the repeats so far give (the last repeat's note is the
+    /// row's, so it covers them all).
+    fn add(&mut self, secs: f64, floor: f64) -> String {
+        self.floor.push(floor);
+        self.ratio.push(secs / floor.max(1e-9));
+        format!(
+            "paired floor {}, median of per-repeat ratios {:.2}",
+            fmt_secs(median(&self.floor)),
+            median(&self.ratio)
+        )
+    }
+}
+
+/// The small plain file the paired floor samples write to, durable before the first one.
+fn write_floor_file(path: &Path) -> Result<()> {
+    let cap = crate::cap::Cap::new(std::time::Duration::from_secs(60));
+    mounted::write_file(path, 64 * 1024, &pattern(64 * 1024, 3), &cap)
 }
 
 fn write_lower(lower: &Path, size: u64) -> Result<()> {
