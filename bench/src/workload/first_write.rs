@@ -343,4 +343,15 @@ mod tests {
              commit flush 5.00 ms, home writes 7.00 ms, fs-core 3.00 ms"
         );
     }
+
+    #[test]
+    fn paired_note_covers_every_repeat_so_far() {
+        let mut p = Paired::default();
+        p.add(2e-3, 1e-3);
+        p.add(3e-3, 1e-3);
+        assert_eq!(
+            p.add(10e-3, 2e-3),
+            "paired floor 1.00 ms, median of per-repeat ratios 3.00"
+        );
+    }
 }
