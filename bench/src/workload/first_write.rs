@@ -242,8 +242,11 @@ fn through_fuse(
 }
 
 /// The floor's operation (a 1-byte write and fsync of a plain file) once, on a worker like
-/// the measured operations.
+/// the measured operations, after a syncfs as the floor row's repeats (and the cowfat
+/// repeat after it) have: without it the fsync also commits whatever mount left in the
+/// scratch file system's running transaction.
 fn floor_sample(ctx: &Ctx, path: &Path) -> Result<f64> {
+    let _ = crate::host::syncfs(&ctx.scratch.dir);
     let path = path.to_path_buf();
     on_worker(ctx.plan.cap, move |_| {
         let t = Instant::now();
