@@ -1,17 +1,20 @@
 //! In-process systems: cowfat's fs-core on an image opened by format-tool's image layer
 //! (the same code `cowfat mount` serves), and the `fatfs` crate on a FAT image file.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use format_tool::image::{self, partition::Scheme, Disk, ImageFormat, PartitionDevice};
 use fs_core::{
-    CountingDevice, FileAttributes, FileId, FileKind, FormatOptions, MountOptions, Name, Volume,
+    BlockDevice, CountingDevice, DeviceError, FileAttributes, FileId, FileKind, FormatOptions,
+    MountOptions, Name, Volume,
 };
 
-pub type Dev = CountingDevice<PartitionDevice<Disk>>;
+pub type Dev = CountingDevice<Timed<PartitionDevice<Disk>>>;
 pub type Vol = Volume<Dev>;
 
 /// Creates an image (fixed VHD unless `dynamic`: what `cowfat create` makes by default,
@@ -33,8 +36,82 @@ pub fn create_image(path: &Path, size: u64, dynamic: bool) -> Result<()> {
 pub fn mount(path: &Path) -> Result<Vol> {
     let img =
         image::open(path, true, None).with_context(|| format!("opening {}", path.display()))?;
-    Volume::mount(CountingDevice::new(img.dev), MountOptions::default())
-        .with_context(|| format!("mounting {}", path.display()))
+    Volume::mount(
+        CountingDevice::new(Timed::new(img.dev)),
+        MountOptions::default(),
+    )
+    .with_context(|| format!("mounting {}", path.display()))
+}
+
+/// One device call the [`Timed`] layer saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Write,
+    Flush,
+}
+
+/// Times each device call while `log` is on, so a workload can say where its time went
+/// (the first write: the cluster copy, the data flush, the journal, the commit flush, the
+/// home writes).
+#[derive(Debug)]
+pub struct Timed<D> {
+    inner: D,
+    log: RefCell<Option<Vec<(Op, Duration)>>>,
+}
+
+impl<D> Timed<D> {
+    pub fn new(inner: D) -> Self {
+        Timed {
+            inner,
+            log: RefCell::new(None),
+        }
+    }
+
+    /// Starts a fresh log of every call from now on (through a shared reference: the
+    /// counting device above hands out only that).
+    pub fn start_log(&self) {
+        *self.log.borrow_mut() = Some(Vec::new());
+    }
+
+    /// Stops logging and returns what was logged.
+    pub fn take_log(&self) -> Vec<(Op, Duration)> {
+        self.log.borrow_mut().take().unwrap_or_default()
+    }
+
+    fn timed<T>(&mut self, op: Op, f: impl FnOnce(&mut D) -> T) -> T {
+        if self.log.get_mut().is_none() {
+            return f(&mut self.inner);
+        }
+        let t = Instant::now();
+        let r = f(&mut self.inner);
+        let d = t.elapsed();
+        if let Some(log) = self.log.get_mut() {
+            log.push((op, d));
+        }
+        r
+    }
+}
+
+impl<D: BlockDevice> BlockDevice for Timed<D> {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn sector_size(&self) -> u32 {
+        self.inner.sector_size()
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+        self.timed(Op::Read, |d| d.read_at(offset, buf))
+    }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), DeviceError> {
+        self.timed(Op::Write, |d| d.write_at(offset, buf))
+    }
+    fn flush(&mut self) -> Result<(), DeviceError> {
+        self.timed(Op::Flush, |d| d.flush())
+    }
+    fn write_zeroes(&mut self, offset: u64, len: u64) -> Result<(), DeviceError> {
+        self.timed(Op::Write, |d| d.write_zeroes(offset, len))
+    }
 }
 
 pub fn unmount(vol: Vol) -> Result<()> {
