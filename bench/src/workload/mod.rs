@@ -6,6 +6,9 @@ pub mod mount_scale;
 pub mod small_files;
 pub mod throughput;
 
+use anyhow::Result;
+
+use crate::cap::Sample;
 use crate::system::MIB;
 
 pub fn size_label(bytes: u64) -> String {
@@ -16,4 +19,20 @@ pub fn size_label(bytes: u64) -> String {
     } else {
         format!("{} MiB", bytes / MIB)
     }
+}
+
+/// A peer's samples with the options it ran with in the note column (a peer is measured at
+/// its best, and the reader sees how).
+pub fn with_options(samples: Result<Vec<Sample>>, options: &str) -> Result<Vec<Sample>> {
+    samples.map(|v| {
+        v.into_iter()
+            .map(|mut s| {
+                s.note = Some(match s.note.take() {
+                    Some(n) => format!("{n}; options: {options}"),
+                    None => format!("options: {options}"),
+                });
+                s
+            })
+            .collect()
+    })
 }

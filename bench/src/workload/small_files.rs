@@ -61,6 +61,19 @@ pub fn run(ctx: &mut Ctx) -> Result<()> {
             c.scratch.remove(&base);
             r
         });
+        // The FUSE floor: a pass-through of the same disk, so the rows show what FUSE's
+        // round trips alone cost on this machine.
+        let ns = names.clone();
+        let can = ctx.need_fuse_tool("bindfs");
+        ctx.measure_phases(W, &phases, "bindfs (FUSE floor)", Side::Peer, can, |c| {
+            let src = c.scratch.fresh("small-bind")?;
+            let dir = c.scratch.mount_point("bindfs")?;
+            let m = mounted::bindfs(&src, &dir, &c.scratch.dir.join("bindfs.log"))?;
+            let r = files(c, &dir, &ns, true);
+            m.unmount()?;
+            c.scratch.remove(&src);
+            super::with_options(r, &mounted::bindfs_options())
+        });
         let ns = names.clone();
         let can = ctx.need_root("tmpfs");
         ctx.measure_phases(W, &phases, "tmpfs (reference)", Side::Peer, can, |c| {

@@ -98,7 +98,7 @@ pub fn run(ctx: &mut Ctx) -> Result<()> {
         let m = mounted::fusefat(&image, &dir, &c.scratch.dir.join("fusefat.log"))?;
         let r = through_mount(c, m, size);
         c.scratch.remove(&image);
-        with_options(r, &mounted::fusefat_options())
+        super::with_options(r, &mounted::fusefat_options())
     });
     let can = ctx.need_fuse_tool("bindfs");
     ctx.measure_phases(W, &phases, "bindfs (FUSE floor)", Side::Peer, can, |c| {
@@ -107,25 +107,9 @@ pub fn run(ctx: &mut Ctx) -> Result<()> {
         let m = mounted::bindfs(&src, &dir, &c.scratch.dir.join("bindfs.log"))?;
         let r = through_mount(c, m, size);
         c.scratch.remove(&src);
-        with_options(r, &mounted::bindfs_options())
+        super::with_options(r, &mounted::bindfs_options())
     });
     Ok(())
-}
-
-/// A peer's samples with the options it ran with in the note column (a peer is measured at
-/// its best, and the reader sees how).
-fn with_options(samples: Result<Vec<Sample>>, options: &str) -> Result<Vec<Sample>> {
-    samples.map(|v| {
-        v.into_iter()
-            .map(|mut s| {
-                s.note = Some(match s.note.take() {
-                    Some(n) => format!("{n}; options: {options}"),
-                    None => format!("options: {options}"),
-                });
-                s
-            })
-            .collect()
-    })
 }
 
 fn in_process(ctx: &mut Ctx, size: u64) -> Result<Vec<Sample>> {
