@@ -434,6 +434,42 @@ fn xattrs_are_refused_once_and_the_kernel_asks_no_more() {
     fsck_clean(&img);
 }
 
+/// The kernel starts a FUSE mount with 128 KiB of read-ahead and gives the server no way to
+/// ask for more; the mount raises its own backing device's setting to one whole READ request
+/// (1 MiB) once it is live, so a cold sequential read is not cut into 128 KiB round trips.
+#[test]
+fn a_mount_raises_its_read_ahead_to_one_whole_request() {
+    use std::os::unix::fs::MetadataExt;
+    require_fuse();
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let img = create_image(work.path());
+    let big: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+    put(&img, "big.bin", &big);
+    let m = Mount::start(&img, &work.path().join("mnt"), &[]);
+    let dev = std::fs::metadata(&m.dir).unwrap().dev();
+    let setting = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev)
+    );
+    // The raise happens on its own thread once INIT is answered: give it a moment.
+    let start = Instant::now();
+    let kib = loop {
+        let kib = std::fs::read_to_string(&setting).unwrap();
+        if kib.trim() == "1024" || start.elapsed() > Duration::from_secs(10) {
+            break kib;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(kib.trim(), "1024", "{setting}");
+    // And the bytes still read back whole through the larger window.
+    std::fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+    assert!(std::fs::read(m.dir.join("big.bin")).unwrap() == big);
+    m.stop();
+    fsck_clean(&img);
+}
+
 #[test]
 fn killing_the_mount_mid_write_leaves_a_consistent_image() {
     require_fuse();

@@ -25,7 +25,7 @@ use super::table::DirItem;
 const TTL: Duration = Duration::from_secs(1);
 
 /// The largest write the kernel sends at once (it caps this at its max_pages).
-const MAX_WRITE: u32 = 1 << 20;
+pub(super) const MAX_WRITE: u32 = 1 << 20;
 
 /// fallocate modes we honour: 0 (allocate and extend) and FALLOC_FL_KEEP_SIZE.
 const FALLOC_KEEP_SIZE: i32 = 1;

@@ -20,7 +20,7 @@ pub mod overlay;
 mod state;
 mod table;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use fuser::{Config, MountOption, Session, SessionUnmounter};
@@ -139,6 +139,7 @@ fn serve(a: &MountArgs, read_only: bool, shared: Shared) -> Result<(), String> {
         .map_err(|e| format!("cannot mount it at {}: {e}", a.dir.display()))?;
     let _ = notifier.set(session.notifier());
     start_periodic_commit(fs_shared);
+    raise_read_ahead_once_live(a.dir.clone());
     let unmounter = session.unmount_callable();
     let dir = a.dir.clone();
     std::thread::spawn(move || unmount_on_signal(signals, unmounter, &dir));
@@ -171,6 +172,35 @@ fn start_periodic_commit(shared: Shared) {
         }
         if let Err(e) = st.sync() {
             note(format_args!("periodic commit failed: {e:?}"));
+        }
+    });
+}
+
+/// The read-ahead the mount asks for: as large as one READ request (`fs::MAX_WRITE`, which
+/// also sets the largest request the kernel sends).
+pub const READ_AHEAD_KIB: u32 = fs::MAX_WRITE / 1024;
+
+/// The kernel gives a FUSE mount the read-ahead of a new backing device (128 KiB) and the
+/// server cannot ask for more in `INIT`, so a cold sequential read goes in 128 KiB round
+/// trips. Once `INIT` is answered (a `stat` of the mount waits for it), the mount's own
+/// backing-device setting is raised, as an administrator would with `read_ahead_kb`. Root
+/// only; without the right to, the mount keeps the kernel's default and says nothing.
+fn raise_read_ahead_once_live(dir: PathBuf) {
+    std::thread::spawn(move || {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(&dir) else {
+            return;
+        };
+        let dev = meta.dev();
+        let path = format!(
+            "/sys/class/bdi/{}:{}/read_ahead_kb",
+            rustix::fs::major(dev),
+            rustix::fs::minor(dev)
+        );
+        match std::fs::write(&path, format!("{READ_AHEAD_KIB}\n")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+            Err(e) => note(format_args!("cannot raise the read-ahead ({path}): {e}")),
         }
     });
 }
