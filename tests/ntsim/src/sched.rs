@@ -394,11 +394,13 @@ struct Slot {
     backtrace: Option<String>,
 }
 
-/// splitmix64: small, seedable, good enough to pick threads.
-struct Rng(u64);
+/// splitmix64: small, seedable, good enough to pick threads (and, in the random model, the
+/// operations each thread runs, drawn from the schedule's seed so a replay draws them again).
+#[derive(Debug)]
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -406,7 +408,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         if n == 0 {
             0
         } else {

@@ -29,7 +29,7 @@ mod nt19;
 
 use common::*;
 use nt19::{PCT_DEPTH, PREEMPTIONS};
-use ntsim::sched::{self, FailureKind, Scenario, Thread};
+use ntsim::sched::{self, FailureKind, Rng, Scenario, Thread};
 use ntsim::{Section, View};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -52,26 +52,6 @@ const OWN_NAMES: [[&str; 2]; 4] = [
     ["\\o7a", "\\o7b"],
     ["\\o8a", "\\o8b"],
 ];
-
-/// splitmix64 (the scheduler's own generator is private; this one draws the operations).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-}
 
 /// A shared file's value written by user `u`'s operation `i`; `None` is the initial one.
 fn shared_value(writer: Option<(usize, usize)>) -> Vec<u8> {
@@ -551,24 +531,7 @@ fn random_threads(seed: u64) -> Scenario {
 type Results = [Arc<Mutex<Option<(usize, Vec<u8>)>>>];
 
 fn end_check(sim: Sim, results: &Results) -> Result<(), String> {
-    if std::env::var("NT19_TRACE").is_ok() {
-        for e in sim.trace() {
-            eprintln!("{e:?}");
-        }
-    }
-    let (leaks, medium) = sim.finish_keeping_medium();
-    if !leaks.is_empty() {
-        return Err(format!("leaked: {leaks:?}"));
-    }
-    let clean = fs_core::fsck::check(medium.clone(), false, &mut |_, _| {})
-        .map(|(r, _)| r.is_clean())
-        .unwrap_or(false);
-    if !clean {
-        return Err("fsck of the medium is not clean".into());
-    }
-    let clock = Box::new(fs_core::time::FixedClock(fs_core::time::NtTime(0)));
-    let mut volume = fs_core::Volume::mount(medium, fs_core::MountOptions::new(clock))
-        .map_err(|e| format!("mount the medium: {e:?}"))?;
+    let mut volume = nt19::finish_and_mount(sim)?;
     let mut read_all = |path: &str| -> Result<Option<Vec<u8>>, String> {
         let Ok(id) = volume.resolve(path) else {
             return Ok(None);

@@ -34,9 +34,9 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// The end of every schedule: all handles closed, nothing leaked, fsck clean, and `files`
-/// (path, expected bytes; None: must not exist) on the medium.
-pub fn finish_and_check(sim: Sim, files: &[(&str, Option<Vec<u8>>)]) -> Result<(), String> {
+/// The end of every schedule: all handles closed, nothing leaked, fsck clean; the medium
+/// mounted by fs-core for the caller to read what it must hold.
+pub fn finish_and_mount(sim: Sim) -> Result<fs_core::Volume<fs_core::device::MemDevice>, String> {
     if std::env::var("NT19_TRACE").is_ok() {
         for e in sim.trace() {
             eprintln!("{e:?}");
@@ -53,8 +53,14 @@ pub fn finish_and_check(sim: Sim, files: &[(&str, Option<Vec<u8>>)]) -> Result<(
         return Err("fsck of the medium is not clean".into());
     }
     let clock = Box::new(fs_core::time::FixedClock(fs_core::time::NtTime(0)));
-    let mut volume = fs_core::Volume::mount(medium, fs_core::MountOptions::new(clock))
-        .map_err(|e| format!("mount the medium: {e:?}"))?;
+    fs_core::Volume::mount(medium, fs_core::MountOptions::new(clock))
+        .map_err(|e| format!("mount the medium: {e:?}"))
+}
+
+/// [`finish_and_mount`], then `files` (path, expected bytes; None: must not exist) on the
+/// medium.
+pub fn finish_and_check(sim: Sim, files: &[(&str, Option<Vec<u8>>)]) -> Result<(), String> {
+    let mut volume = finish_and_mount(sim)?;
     for (path, want) in files {
         match (volume.resolve(path), want) {
             (Ok(id), Some(want)) => {
