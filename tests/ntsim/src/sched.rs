@@ -400,7 +400,7 @@ struct Slot {
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -412,7 +412,7 @@ impl Rng {
         if n == 0 {
             0
         } else {
-            self.next() % n
+            self.next_u64() % n
         }
     }
 }
@@ -1130,7 +1130,7 @@ pub fn explore_seeded(
         } else {
             Strategy::Pct { depth }
         };
-        let seed = Rng(base_seed ^ i.wrapping_mul(0x2545_F491_4F6C_DD1D)).next();
+        let seed = Rng(base_seed ^ i.wrapping_mul(0x2545_F491_4F6C_DD1D)).next_u64();
         let stats = run_one(make(seed), strategy, seed, PCT_STEPS, false).inspect_err(|f| {
             eprintln!("{name}: schedule {i} of {count} failed: {f}");
         })?;

@@ -452,27 +452,7 @@ fn run_system(sim: &mut Sim, which: System, passes: usize) {
 /// The volume every schedule starts from: `\s0` holds the initial shared value; sealed or not.
 fn template(sealed: bool) -> fs_core::MemDevice {
     static TEMPLATES: OnceLock<[fs_core::MemDevice; 2]> = OnceLock::new();
-    let build = |seal: bool| {
-        let medium = ntsim::api::formatted(2 << 20);
-        let clock = Box::new(fs_core::time::FixedClock(fs_core::time::NtTime(0)));
-        let mut volume =
-            fs_core::Volume::mount(medium, fs_core::MountOptions::new(clock)).expect("mount");
-        let root = volume.root().expect("root");
-        let name = fs_core::Name::from_str("s0").expect("name");
-        let id = volume
-            .create(
-                root,
-                &name,
-                fs_core::FileKind::File,
-                fs_core::FileAttributes::empty(),
-            )
-            .expect("create");
-        volume.write(id, 0, &shared_value(None)).expect("write");
-        if seal {
-            volume.seal().expect("seal");
-        }
-        volume.unmount().expect("unmount")
-    };
+    let build = |seal: bool| nt19::volume_with_file("s0", &shared_value(None), seal);
     TEMPLATES.get_or_init(|| [build(false), build(true)])[usize::from(sealed)].clone()
 }
 

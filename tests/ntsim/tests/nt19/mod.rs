@@ -337,14 +337,14 @@ pub fn disposition_vs_cleanup() -> Scenario {
     }
 }
 
-/// A sealed volume whose `\seed.txt` holds `aaaa` in the base (seed 004).
-fn sealed_seed_volume() -> fs_core::MemDevice {
+/// A small volume holding one file `name` with `bytes`, sealed (the bytes in the base) or not.
+pub fn volume_with_file(name: &str, bytes: &[u8], sealed: bool) -> fs_core::MemDevice {
     let medium = ntsim::api::formatted(2 << 20);
     let clock = Box::new(fs_core::time::FixedClock(fs_core::time::NtTime(0)));
     let mut volume =
         fs_core::Volume::mount(medium, fs_core::MountOptions::new(clock)).expect("mount");
     let root = volume.root().expect("root");
-    let name = fs_core::Name::from_str("seed.txt").expect("name");
+    let name = fs_core::Name::from_str(name).expect("name");
     let id = volume
         .create(
             root,
@@ -353,9 +353,16 @@ fn sealed_seed_volume() -> fs_core::MemDevice {
             fs_core::FileAttributes::empty(),
         )
         .expect("create");
-    volume.write(id, 0, b"aaaa").expect("write");
-    volume.seal().expect("seal");
+    volume.write(id, 0, bytes).expect("write");
+    if sealed {
+        volume.seal().expect("seal");
+    }
     volume.unmount().expect("unmount")
+}
+
+/// A sealed volume whose `\seed.txt` holds `aaaa` in the base (seed 004).
+fn sealed_seed_volume() -> fs_core::MemDevice {
+    volume_with_file("seed.txt", b"aaaa", true)
 }
 
 /// Seed 004 with a concurrent reader, and an overlay file commit racing the mapped writer:
