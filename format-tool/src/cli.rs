@@ -63,7 +63,8 @@ pub enum Command {
     /// cowfat stores no extended attributes: getxattr, listxattr, setxattr and removexattr on
     /// the mount fail with EOPNOTSUPP (ENODATA for an ACL), answered by the kernel after the
     /// mount's first refusal. `cowfat overlay ACTION DIR [PATH]` controls the mounted
-    /// volume's overlay.
+    /// volume's overlay. As root, the mount raises its read-ahead
+    /// (/sys/class/bdi/0:N/read_ahead_kb) from the kernel's 128 KiB to 1 MiB once it is live.
     Mount(MountArgs),
 }
 

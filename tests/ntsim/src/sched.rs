@@ -606,6 +606,14 @@ impl Schedule {
         self.current = None;
     }
 
+    /// No thread can run and not all are done: the wait-for report, then the interleaving.
+    fn halt_deadlocked(&mut self) {
+        let report = format!("{}{}", self.deadlock_report(), self.report_tail());
+        self.failure = Some((FailureKind::Deadlock, report));
+        self.halted = true;
+        self.current = None;
+    }
+
     fn report_tail(&self) -> String {
         let order: Vec<&str> = self.interleaving.iter().map(|(_, n)| *n).collect();
         format!(
@@ -731,10 +739,7 @@ fn reschedule(point: &'static str, blocked: Option<(usize, bool)>) {
             guard = back;
         }
         None => {
-            let report = format!("{}{}", s.deadlock_report(), s.report_tail());
-            s.failure = Some((FailureKind::Deadlock, report));
-            s.halted = true;
-            s.current = None;
+            s.halt_deadlocked();
             BATON.notify_all();
             drop(guard);
             park_forever()
@@ -886,12 +891,7 @@ fn thread_main(generation: u64, me: usize, sim: SimPtr, body: Body) {
     match s.choose(None) {
         Some(next) => s.current = Some(next),
         None if s.slots.iter().all(|x| x.state == State::Done) => s.current = None,
-        None => {
-            let report = format!("{}{}", s.deadlock_report(), s.report_tail());
-            s.failure = Some((FailureKind::Deadlock, report));
-            s.halted = true;
-            s.current = None;
-        }
+        None => s.halt_deadlocked(),
     }
     BATON.notify_all();
     ME.with(|m| m.set(None));

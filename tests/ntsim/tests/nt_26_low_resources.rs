@@ -356,18 +356,10 @@ fn paging_writes_succeed_while_every_allocation_fails(sealed: bool) {
     sim.unmap_view(view);
     sim.close_section(section);
     sim.close(h);
-    let (leaks, medium) = sim.finish_keeping_medium();
-    assert!(leaks.is_empty(), "{leaks:?}");
     let mut want = data;
     want[PAGE..PAGE + 6].copy_from_slice(b"mapped");
     want[2 * PAGE..2 * PAGE + 6].copy_from_slice(b"cached");
-    let (report, image) = fs_core::fsck::check(medium, false, &mut |_, _| {}).expect("fsck");
-    assert!(report.is_clean(), "{:#?}", report.problems);
-    let options = fs_core::MountOptions::new(Box::new(fs_core::time::FixedClock(
-        fs_core::time::NtTime(0),
-    )))
-    .read_only();
-    let mut vol = fs_core::Volume::mount(image, options).expect("mount");
+    let mut vol = finish_and_mount_read_only(sim);
     let id = vol.resolve("\\paging").expect("file");
     let mut got = vec![0u8; want.len()];
     vol.read(id, 0, &mut got).expect("read");
@@ -454,6 +446,19 @@ fn nt_26_a_paging_write_past_valid_data_zeroes_the_gap_while_every_allocation_fa
     sim.unmap_view(view);
     sim.close_section(section);
     sim.close(h);
+    let mut vol = finish_and_mount_read_only(sim);
+    let id = vol.resolve("\\gap").expect("file");
+    let mut got = vec![0xAAu8; 6 * PAGE];
+    vol.read(id, 0, &mut got).expect("read");
+    let mut want = data;
+    want.resize(6 * PAGE, 0);
+    want[5 * PAGE..5 * PAGE + 6].copy_from_slice(b"beyond");
+    assert_eq!(got, want, "zeros up to the page, then the page");
+}
+
+/// The end of a paging scenario: nothing leaked, fsck clean, the medium mounted read-only by
+/// fs-core to read back what the paging writes stored.
+fn finish_and_mount_read_only(sim: Sim) -> fs_core::Volume<fs_core::MemDevice> {
     let (leaks, medium) = sim.finish_keeping_medium();
     assert!(leaks.is_empty(), "{leaks:?}");
     let (report, image) = fs_core::fsck::check(medium, false, &mut |_, _| {}).expect("fsck");
@@ -462,12 +467,5 @@ fn nt_26_a_paging_write_past_valid_data_zeroes_the_gap_while_every_allocation_fa
         fs_core::time::NtTime(0),
     )))
     .read_only();
-    let mut vol = fs_core::Volume::mount(image, options).expect("mount");
-    let id = vol.resolve("\\gap").expect("file");
-    let mut got = vec![0xAAu8; 6 * PAGE];
-    vol.read(id, 0, &mut got).expect("read");
-    let mut want = data;
-    want.resize(6 * PAGE, 0);
-    want[5 * PAGE..5 * PAGE + 6].copy_from_slice(b"beyond");
-    assert_eq!(got, want, "zeros up to the page, then the page");
+    fs_core::Volume::mount(image, options).expect("mount")
 }

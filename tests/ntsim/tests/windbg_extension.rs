@@ -377,14 +377,19 @@ fn summary_name(summary: u32) -> &'static str {
     }
 }
 
-/// What `!cfmapped` must say of a handle's stream: the driver's own FSCTL answer (no probe).
-fn mapped_expectation(sim: &mut Sim, h: Handle) -> Value {
+/// The FCB (the file object's FsContext) behind a handle, as the debugger snapshot sees it.
+fn fcb_of(sim: &mut Sim, h: Handle) -> usize {
     let fo = sim.fo_address(h);
-    let fcb = snapshot::file_objects()
+    snapshot::file_objects()
         .into_iter()
         .find(|f| f.address == fo)
         .expect("file object")
-        .fs_context;
+        .fs_context
+}
+
+/// What `!cfmapped` must say of a handle's stream: the driver's own FSCTL answer (no probe).
+fn mapped_expectation(sim: &mut Sim, h: Handle) -> Value {
+    let fcb = fcb_of(sim, h);
     let st = sim.mapped_state(h, false).expect("mapped state");
     assert_eq!(
         st.writable_user_references.get(),
@@ -406,12 +411,7 @@ fn mapped_expectation(sim: &mut Sim, h: Handle) -> Value {
 /// What `!cfoverlay` must say of a handle's file: the driver's FSCTL_COWFAT_QUERY_OVERLAY
 /// answer (the query is what loads it).
 fn overlay_expectation(sim: &mut Sim, h: Handle) -> Value {
-    let fo = sim.fo_address(h);
-    let fcb = snapshot::file_objects()
-        .into_iter()
-        .find(|f| f.address == fo)
-        .expect("file object")
-        .fs_context;
+    let fcb = fcb_of(sim, h);
     let st = sim.overlay_state(h).expect("overlay state");
     // The runs from fs-core itself, on a system thread under the volume lock.
     // SAFETY: the open file's live FCB.
@@ -725,12 +725,7 @@ fn scenario_volume_held() {
     let mut sim = Sim::new();
     let h = open_rw(&mut sim, "\\busy.txt");
     sim.write(h, Some(0), b"busy").expect("write");
-    let fo = sim.fo_address(h);
-    let fcb = snapshot::file_objects()
-        .into_iter()
-        .find(|f| f.address == fo)
-        .expect("file object")
-        .fs_context;
+    let fcb = fcb_of(&mut sim, h);
     // The FSCTL behind !cfmapped's answer needs the resources: ask before they are taken.
     let mapped = vec![mapped_expectation(&mut sim, h)];
     // SAFETY: the open file's live FCB.

@@ -404,18 +404,7 @@ pub fn seed_004_commit_vs_mapped_writer() -> Scenario {
         ],
         check: Box::new(move |sim| {
             let status = commit.lock().map_err(|e| e.to_string())?.take();
-            if std::env::var("NT19_TRACE").is_ok() {
-                for e in sim.trace() {
-                    eprintln!("{e:?}");
-                }
-            }
-            let (leaks, medium) = sim.finish_keeping_medium();
-            if !leaks.is_empty() {
-                return Err(format!("leaked: {leaks:?}"));
-            }
-            let clock = Box::new(fs_core::time::FixedClock(fs_core::time::NtTime(0)));
-            let mut volume = fs_core::Volume::mount(medium, fs_core::MountOptions::new(clock))
-                .map_err(|e| format!("{e:?}"))?;
+            let mut volume = finish_and_mount(sim)?;
             let id = volume.resolve("\\seed.txt").map_err(|e| format!("{e:?}"))?;
             let mut live = [0u8; 4];
             volume
